@@ -1,0 +1,60 @@
+/**
+ * The Broker: where events get their sequence numbers, where history lives, and how live events reach every
+ * server process. The gateway never knows which broker it has (memory now; Redis Streams and NATS JetStream
+ * implement the same contract for scale-out).
+ */
+import type { Notification } from '../notification.js';
+
+export interface StreamEvent {
+  /** `broadcast` or `user:<id>`. */
+  stream: string;
+  /** 1, 2, 3 ... within the stream and epoch. */
+  seq: number;
+  notification: Notification;
+  /** `notification` serialised once, shared by every connection that gets it. */
+  json: string;
+  /** performance.now() when the publish was accepted (same process) or received from the broker. */
+  acceptedAt: number;
+}
+
+export interface PublishItem {
+  stream: string;
+  /** Everything but `id` (the broker assigns it). */
+  notification: Omit<Notification, 'id'>;
+}
+
+export interface HistoryRead {
+  /** Events with seq > after, oldest first. */
+  events: StreamEvent[];
+  /** False when events after `after` have left the window: the reader must be told (reset). */
+  complete: boolean;
+  /** Latest seq of the stream (0 when empty). */
+  lastSeq: number;
+}
+
+export interface Broker {
+  readonly kind: string;
+  start(): Promise<void>;
+  /** Random; changes whenever the history is lost. */
+  epoch(): string;
+  /** Assigns seq and id, stores in history, then resolves; live delivery happens through `onEvents`. */
+  publish(items: PublishItem[]): Promise<StreamEvent[]>;
+  /** History of a stream after a position. */
+  readAfter(stream: string, after: number): Promise<HistoryRead>;
+  /** Latest seq of each stream (0 when empty). */
+  lastSeq(stream: string): Promise<number>;
+  /** Events still in the history window of a stream, newest last. */
+  recent(stream: string, limit: number): Promise<StreamEvent[]>;
+  /** Looks an event up by notification id while it is in the history window. */
+  find(id: string): Promise<StreamEvent | undefined>;
+  /** Live events, in seq order per stream, as published by any process sharing this broker. */
+  onEvents(listener: (events: StreamEvent[]) => void): void;
+  close(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  /** Events kept per stream (`--history`). */
+  history: number;
+}
+
+export type BrokerFactory = (url: string, options: BrokerOptions) => Broker;

@@ -1,0 +1,141 @@
+/** `notify serve` options as resolved and validated: the one place flag values become a ServeConfig. */
+import { usageError } from '../errors.js';
+import { parseDuration, parseInteger, parseSize } from '../util/parse.js';
+import { parseLogLevel, type LogLevel } from '../util/log.js';
+
+export const SERVER_TRANSPORTS = ['sse', 'ws', 'poll'] as const;
+export type ServerTransport = (typeof SERVER_TRANSPORTS)[number];
+
+export interface ServeConfig {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** `memory`, `redis://...` or `nats://...`. */
+  broker: string;
+  auth: 'none' | 'jwt';
+  jwtSecret?: string;
+  publishKey?: string;
+  /** SSE `:hb` comment and WS ping interval, ms. */
+  heartbeatMs: number;
+  /** Events kept per stream for replay. */
+  history: number;
+  /** Window in ms within which one connection's events go out as one batch; 0 sends each at once. */
+  batchMs: number;
+  /** Bytes a connection may have waiting in its send buffer before it is closed as a slow consumer. */
+  maxBuffer: number;
+  /** Live subscriptions allowed at once (0 = no limit); past it, 503 with Retry-After. */
+  maxConns: number;
+  transports: ServerTransport[];
+  insecure: boolean;
+  /** Largest accepted request body, bytes (413 past it). */
+  maxBody: number;
+  /** Longest a long-poll is held, ms (a client's `timeout` is capped to it). */
+  pollTimeoutMaxMs: number;
+  /** Default long-poll hold, ms. */
+  pollTimeoutMs: number;
+  /** SSE `retry:` sent at connect, ms. */
+  retryMs: number;
+  /** Unread notifications listed in `init` (the count covers all of them). */
+  unreadLimit: number;
+  /** How long shutdown waits for clients to leave before closing what remains, ms. */
+  shutdownGraceMs: number;
+  logLevel: LogLevel;
+}
+
+export const SERVE_DEFAULTS = {
+  host: '127.0.0.1',
+  port: '8080',
+  broker: 'memory',
+  auth: 'none',
+  heartbeat: '15s',
+  history: '1000',
+  batch: '0ms',
+  maxBuffer: '1mb',
+  maxConns: '0',
+  transports: 'sse,ws,poll',
+  maxBody: '64kb',
+  pollTimeout: '25s',
+  retry: '3s',
+  logLevel: 'info',
+} as const;
+
+/** Raw commander values (strings) plus the environment. */
+export interface RawServeOptions {
+  host?: string;
+  port?: string;
+  broker?: string;
+  auth?: string;
+  jwtSecret?: string;
+  publishKey?: string;
+  heartbeat?: string;
+  history?: string;
+  batch?: string;
+  maxBuffer?: string;
+  maxConns?: string;
+  transports?: string;
+  insecure?: boolean;
+  maxBody?: string;
+  pollTimeout?: string;
+  retry?: string;
+  logLevel?: string;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+export function resolveServeOptions(raw: RawServeOptions, env: Record<string, string | undefined> = {}): ServeConfig {
+  const d = SERVE_DEFAULTS;
+  const auth = raw.auth ?? d.auth;
+  if (auth !== 'none' && auth !== 'jwt') throw usageError(`--auth must be one of none, jwt (got "${auth}")`);
+  const jwtSecret = raw.jwtSecret ?? env.NOTIFY_JWT_SECRET;
+  if (auth === 'jwt' && !jwtSecret) {
+    throw usageError('--auth jwt needs a secret: give --jwt-secret or set NOTIFY_JWT_SECRET');
+  }
+  if (auth === 'jwt' && jwtSecret!.length < 16) {
+    throw usageError(`--jwt-secret must be at least 16 characters for HS256 (got ${jwtSecret!.length})`);
+  }
+  const transports = (raw.transports ?? d.transports).split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of transports) {
+    if (!(SERVER_TRANSPORTS as readonly string[]).includes(t)) {
+      throw usageError(`--transports must be a list of ${SERVER_TRANSPORTS.join(', ')} (got "${t}")`);
+    }
+  }
+  if (transports.length === 0) throw usageError('--transports must name at least one of sse, ws, poll (got "")');
+  const heartbeatMs = parseDuration('--heartbeat', raw.heartbeat ?? d.heartbeat);
+  if (heartbeatMs < 100) throw usageError(`--heartbeat must be >= 100ms (got ${heartbeatMs}ms)`);
+  const pollTimeoutMs = parseDuration('--poll-timeout', raw.pollTimeout ?? d.pollTimeout, 's');
+  const config: ServeConfig = {
+    host: raw.host ?? d.host,
+    port: parseInteger('--port', raw.port ?? d.port, 0, 65535),
+    broker: raw.broker ?? d.broker,
+    auth,
+    jwtSecret,
+    publishKey: raw.publishKey ?? env.NOTIFY_PUBLISH_KEY,
+    heartbeatMs,
+    history: parseInteger('--history', raw.history ?? d.history, 1, 10_000_000),
+    batchMs: parseDuration('--batch', raw.batch ?? d.batch),
+    maxBuffer: parseSize('--max-buffer', raw.maxBuffer ?? d.maxBuffer),
+    maxConns: parseInteger('--max-conns', raw.maxConns ?? d.maxConns, 0),
+    transports: transports as ServerTransport[],
+    insecure: Boolean(raw.insecure),
+    maxBody: parseSize('--max-body', raw.maxBody ?? d.maxBody),
+    pollTimeoutMs,
+    pollTimeoutMaxMs: Math.max(pollTimeoutMs, 120_000),
+    retryMs: parseDuration('--retry', raw.retry ?? d.retry),
+    unreadLimit: 50,
+    shutdownGraceMs: 3000,
+    logLevel: parseLogLevel('--log-level', raw.logLevel ?? d.logLevel),
+  };
+  if (config.maxBuffer < 1024) throw usageError(`--max-buffer must be >= 1kb (got ${config.maxBuffer} bytes)`);
+  if (!isLoopback(config.host) && !config.insecure) {
+    const missing = [config.auth === 'none' ? '--auth jwt' : '', config.publishKey ? '' : '--publish-key'].filter(Boolean);
+    if (missing.length) {
+      throw usageError(
+        `refusing to listen on ${config.host} (not loopback) without ${missing.join(' and ')}`,
+        'anyone who can reach the port could read every stream or publish; add the flags, or --insecure if you mean it',
+      );
+    }
+  }
+  return config;
+}
