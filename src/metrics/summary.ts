@@ -1,0 +1,112 @@
+/**
+ * The figures of a swarm run, per transport and in total: the `summary` part of a `notify.result/1` file and the
+ * input of threshold evaluation. Plain data (JSON-safe), so it crosses worker boundaries and lands in result files
+ * as is. Definitions of every event figure: DESIGN.md "notify swarm measurement definitions" and src/swarm/audit.ts.
+ */
+import { EMPTY_DURATION_SUMMARY, type DurationSummary } from './histogram.js';
+
+/** Client transports of the swarm. */
+export type TransportName = 'sse' | 'ws' | 'poll';
+export const TRANSPORT_NAMES: readonly TransportName[] = ['sse', 'ws', 'poll'];
+
+/** Connection figures (counts). */
+export interface ConnectionCounts {
+  /** Connections the run was asked to hold. */
+  target: number;
+  /** Most connections open at the same moment. */
+  peakOpen: number;
+  /** Connection attempts (first or re-) that did not reach an open stream. */
+  failed: number;
+  /** Successful re-opens after a lost connection. */
+  reconnects: number;
+}
+
+/** Delivery audit counts (probes). Summable across subscribers, workers and machines. */
+export interface EventCounts {
+  /** Probes the publisher sent during the publishing phase (the same figure in every transport summary). */
+  published: number;
+  /** Sum over subscribers of their expected sets. */
+  expected: number;
+  /** Distinct expected probes received by the end of the drain. */
+  delivered: number;
+  /** expected - delivered. */
+  lost: number;
+  /** Receipts of a probe already received. */
+  duplicated: number;
+  /** Receipts of a new probe whose seq is below the highest already seen on that stream. */
+  outOfOrder: number;
+  /** Probes missed live and received through replay after a reconnect (also counted in delivered). */
+  recovered: number;
+}
+
+/**
+ * Every event figure as a fraction of `expected` (0..1; duplicatedRate may exceed 1). One denominator for all, so
+ * rates add up the way counts do: deliveredRate + lostRate = 1. All 0 when nothing was expected.
+ */
+export interface EventRates {
+  deliveredRate: number;
+  lostRate: number;
+  duplicatedRate: number;
+  outOfOrderRate: number;
+  recoveredRate: number;
+}
+
+/** Summary of one transport's subscribers, or of all of them. */
+export interface TransportSummary {
+  connections: ConnectionCounts;
+  events: EventCounts & EventRates;
+  /** Receive time - probe's intended send time, in ms. */
+  latency: DurationSummary;
+  /** Start of a connection attempt -> stream open, in ms. */
+  connect: DurationSummary;
+  /** Loss of a connection -> stream open again, in ms. */
+  reconnect: DurationSummary;
+  /** Delivered probes per second of the run (events/s). */
+  deliveredPerSec: number;
+  /** Failures by cause (e.g. `ECONNRESET`, `HTTP 503`, `WS 1006`): counts. */
+  errors: Record<string, number>;
+}
+
+/** Per-transport summaries (only the transports the run used) and their total. */
+export interface RunSummary {
+  total: TransportSummary;
+  transports: Partial<Record<TransportName, TransportSummary>>;
+}
+
+const ratio = (n: number, d: number): number => (d > 0 ? n / d : 0);
+
+/** Rates of a set of event counts, all relative to `expected`. */
+export function eventRates(c: EventCounts): EventRates {
+  return {
+    deliveredRate: ratio(c.delivered, c.expected),
+    lostRate: ratio(c.lost, c.expected),
+    duplicatedRate: ratio(c.duplicated, c.expected),
+    outOfOrderRate: ratio(c.outOfOrder, c.expected),
+    recoveredRate: ratio(c.recovered, c.expected),
+  };
+}
+
+/** Event counts with their rates attached. */
+export function withRates(c: EventCounts): EventCounts & EventRates {
+  return { ...c, ...eventRates(c) };
+}
+
+/** A summary with every figure 0: what a transport with no data is measured as. */
+export function emptyTransportSummary(): TransportSummary {
+  return {
+    connections: { target: 0, peakOpen: 0, failed: 0, reconnects: 0 },
+    events: withRates({ published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 }),
+    latency: { ...EMPTY_DURATION_SUMMARY },
+    connect: { ...EMPTY_DURATION_SUMMARY },
+    reconnect: { ...EMPTY_DURATION_SUMMARY },
+    deliveredPerSec: 0,
+    errors: {},
+  };
+}
+
+/** Total of all error causes. */
+export function totalErrors(errors: Record<string, number>): number {
+  let n = 0;
+  for (const v of Object.values(errors)) n += v;
+  return n;
+}
