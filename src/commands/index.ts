@@ -1,9 +1,10 @@
 /** Every CLI command, in help order. Each module exports a factory that builds its commander Command. */
 import type { Command } from 'commander';
 import type { Io } from '../io.js';
+import { serveCommand } from './serve.js';
 
 
 /** `done(code)` sets the process exit code when the command's action finishes. */
 export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
 
-export const COMMANDS: CommandFactory[] = [];
+export const COMMANDS: CommandFactory[] = [serveCommand];

@@ -56,6 +56,7 @@ export const SERVE_DEFAULTS = {
   maxBody: '64kb',
   pollTimeout: '25s',
   retry: '3s',
+  unreadLimit: '50',
   logLevel: 'info',
 } as const;
 
@@ -77,6 +78,7 @@ export interface RawServeOptions {
   maxBody?: string;
   pollTimeout?: string;
   retry?: string;
+  unreadLimit?: string;
   logLevel?: string;
 }
 
@@ -123,7 +125,7 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     pollTimeoutMs,
     pollTimeoutMaxMs: Math.max(pollTimeoutMs, 120_000),
     retryMs: parseDuration('--retry', raw.retry ?? d.retry),
-    unreadLimit: 50,
+    unreadLimit: parseInteger('--unread-limit', raw.unreadLimit ?? d.unreadLimit, 0, 10_000),
     shutdownGraceMs: 3000,
     logLevel: parseLogLevel('--log-level', raw.logLevel ?? d.logLevel),
   };

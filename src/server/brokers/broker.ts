@@ -15,6 +15,8 @@ export interface StreamEvent {
   json: string;
   /** performance.now() when the publish was accepted (same process) or received from the broker. */
   acceptedAt: number;
+  /** Set by the hub after fan-out in this process: live connections the event was written to. */
+  delivered?: number;
 }
 
 export interface PublishItem {

@@ -1,0 +1,62 @@
+/** `notify serve`: parse flags, start the gateway, print where it listens, shut down cleanly on SIGINT/SIGTERM. */
+import { Command } from 'commander';
+import type { Io } from '../io.js';
+import { resolveServeOptions, SERVE_DEFAULTS as D, type RawServeOptions } from '../server/config.js';
+import { startGateway } from '../server/gateway.js';
+import { createLogger } from '../util/log.js';
+import { formatDuration } from '../util/parse.js';
+
+export function serveCommand(io: Io, done: (code: number) => void): Command {
+  return new Command('serve')
+    .description('Run the reference notification gateway (SSE, WebSocket, long-poll) with replay, read receipts and metrics.')
+    .option('--host <host>', 'address to listen on', D.host)
+    .option('--port <port>', 'port to listen on (0 picks a free one)', D.port)
+    .option('--broker <url>', 'where history and fan-out live: memory (embedded)', D.broker)
+    .option('--auth <mode>', 'none (user from ?user=) or jwt (HS256 bearer token, sub = user)', D.auth)
+    .option('--jwt-secret <secret>', 'HS256 secret for --auth jwt (or env NOTIFY_JWT_SECRET)')
+    .option('--publish-key <key>', 'key required on POST /publish as X-Publish-Key (or env NOTIFY_PUBLISH_KEY)')
+    .option('--heartbeat <duration>', 'SSE :hb comment and WebSocket ping interval', D.heartbeat)
+    .option('--history <n>', 'events kept per stream for replay after reconnect', D.history)
+    .option('--batch <duration>', 'send one connection\'s events within this window as one batch (0 = each at once)', D.batch)
+    .option('--max-buffer <size>', 'bytes waiting on one connection before it is closed as a slow consumer', D.maxBuffer)
+    .option('--max-conns <n>', 'live subscriptions allowed at once; past it 503 + Retry-After (0 = no limit)', D.maxConns)
+    .option('--transports <list>', 'enabled subscribe endpoints, comma-separated', D.transports)
+    .option('--max-body <size>', 'largest accepted request body (413 past it)', D.maxBody)
+    .option('--poll-timeout <duration>', 'default long-poll hold when the client gives no timeout', D.pollTimeout)
+    .option('--retry <duration>', 'SSE retry: sent to clients (shutdown sends a jittered multiple of it)', D.retry)
+    .option('--unread-limit <n>', 'unread notifications listed in init (unreadCount counts all)', D.unreadLimit)
+    .option('--insecure', 'allow a non-loopback --host without --auth jwt and --publish-key')
+    .option('--log-level <level>', 'error, warn, info or debug', D.logLevel)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ notify serve                                       # http://127.0.0.1:8080, in-memory broker
+  $ notify serve --port 0 --batch 200ms --history 5000 # free port, 200ms batches, longer replay window
+  $ NOTIFY_JWT_SECRET=... notify serve --auth jwt --publish-key "$KEY"
+  $ curl -N 'http://127.0.0.1:8080/events?user=42'     # then: notify publish --user 42 --title Hi`,
+    )
+    .action(async (raw: RawServeOptions) => {
+      const config = resolveServeOptions(raw, io.env);
+      const log = createLogger(io.stderr, config.logLevel);
+      const gateway = await startGateway(config, log);
+      io.stderr.write(
+        `notify serve listening on ${gateway.url} (broker ${config.broker}, auth ${config.auth}, history ${config.history}/stream, ` +
+          `heartbeat ${formatDuration(config.heartbeatMs)}, batch ${formatDuration(config.batchMs)})\n` +
+          `  GET  ${gateway.url}/events?user=ID   SSE\n` +
+          `  GET  ${gateway.url.replace(/^http/, 'ws')}/ws?user=ID       WebSocket\n` +
+          `  GET  ${gateway.url}/poll?user=ID     long-poll\n` +
+          `  POST ${gateway.url}/publish          {"user":"42","notification":{"type":"system","title":"Hi"}}\n` +
+          `  GET  ${gateway.url}/metrics  /healthz  /readyz  /  (browser demo page)\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const off = io.onSignal((signal) => {
+          off();
+          log.info(`${signal}: draining ${gateway.hub.size} connections`);
+          gateway.shutdown().then(resolve, resolve);
+        });
+      });
+      log.info('stopped');
+      done(0);
+    });
+}

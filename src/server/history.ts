@@ -1,0 +1,92 @@
+/**
+ * What a subscriber sees of the past: the unread snapshot, the replay after a cursor, the notification list and
+ * read marks. Everything is read through the Broker, so it works the same over memory, Redis or NATS.
+ */
+import { BROADCAST, userStream, type Notification } from './notification.js';
+import type { Broker, StreamEvent } from './brokers/broker.js';
+import type { Cursor } from './cursor.js';
+import type { ReadStore } from './read-store.js';
+import { HttpError } from './http-error.js';
+
+export type ReplayResult =
+  | { ok: true; events: StreamEvent[] }
+  | { ok: false; reason: 'epoch' | 'window' | 'ahead' };
+
+export class History {
+  constructor(
+    private readonly broker: Broker,
+    private readonly reads: ReadStore,
+    private readonly window: number,
+  ) {}
+
+  streamsOf(user: string | undefined): string[] {
+    return user === undefined ? [BROADCAST] : [userStream(user), BROADCAST];
+  }
+
+  /** Heads of the subscriber's streams: the cursor of "now". */
+  async head(user: string | undefined): Promise<Cursor> {
+    const [u, b] = await Promise.all([user === undefined ? 0 : this.broker.lastSeq(userStream(user)), this.broker.lastSeq(BROADCAST)]);
+    return { epoch: this.broker.epoch(), user: u, broadcast: b };
+  }
+
+  /** Every event after the cursor on both streams, oldest first; or why that cannot be served. */
+  async replay(user: string | undefined, c: Cursor): Promise<ReplayResult> {
+    if (c.epoch !== this.broker.epoch()) return { ok: false, reason: 'epoch' };
+    const reads = await Promise.all([
+      user === undefined ? undefined : this.broker.readAfter(userStream(user), c.user),
+      this.broker.readAfter(BROADCAST, c.broadcast),
+    ]);
+    const after = [c.user, c.broadcast];
+    const events: StreamEvent[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = reads[i];
+      if (!r) continue;
+      if (!r.complete) return { ok: false, reason: after[i]! > r.lastSeq ? 'ahead' : 'window' };
+      events.push(...r.events);
+    }
+    if (user === undefined && c.user !== 0) return { ok: false, reason: 'ahead' };
+    // Interleave the two streams in publish order; each stream's own order is kept by the stable sort.
+    events.sort((a, b) => a.acceptedAt - b.acceptedAt);
+    return { ok: true, events };
+  }
+
+  /** The user's notifications in the history window, newest first, with readAt filled in. */
+  async list(user: string | undefined, unreadOnly: boolean): Promise<{ notifications: Notification[]; unreadCount: number }> {
+    const recent = await Promise.all(this.streamsOf(user).map((s) => this.broker.recent(s, this.window)));
+    const events = recent.flat().sort((a, b) => b.acceptedAt - a.acceptedAt);
+    const notifications: Notification[] = [];
+    let unreadCount = 0;
+    for (const ev of events) {
+      const readAt = user === undefined ? undefined : this.reads.readAt(user, ev.notification.id);
+      if (readAt === undefined) unreadCount++;
+      else if (unreadOnly) continue;
+      notifications.push(readAt === undefined ? ev.notification : { ...ev.notification, readAt });
+    }
+    return { notifications, unreadCount };
+  }
+
+  async snapshot(user: string | undefined, limit: number): Promise<{ unread: Notification[]; unreadCount: number }> {
+    const { notifications, unreadCount } = await this.list(user, true);
+    return { unread: notifications.slice(0, limit), unreadCount };
+  }
+
+  /** Marks a notification read for the user; 404 outside the window, 403 for another user's notification. */
+  async markRead(user: string | undefined, id: string): Promise<string> {
+    if (user === undefined) throw new HttpError(400, 'E_USER', 'marking read needs a user (?user= or a token)');
+    const ev = await this.broker.find(id);
+    if (!ev) throw new HttpError(404, 'E_NOT_FOUND', `notification ${id} is not in the history window`);
+    if (ev.stream !== BROADCAST && ev.stream !== userStream(user)) {
+      throw new HttpError(403, 'E_FORBIDDEN', `notification ${id} belongs to another user`);
+    }
+    const readAt = this.reads.markRead(user, id, new Date());
+    // Marks can only name notifications in the window, but the window moves: drop marks that fell out of it.
+    if (this.reads.size(user) > 4 * this.window) void this.pruneReads(user);
+    return readAt;
+  }
+
+  private async pruneReads(user: string): Promise<void> {
+    const live = new Set<string>();
+    for (const s of this.streamsOf(user)) for (const ev of await this.broker.recent(s, this.window)) live.add(ev.notification.id);
+    this.reads.prune(user, (id) => live.has(id));
+  }
+}

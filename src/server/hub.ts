@@ -1,0 +1,108 @@
+/**
+ * The hub knows which live subscriber wants which stream and fans events out to them. Per event: a set lookup and
+ * one write per subscriber; counting is plain arithmetic pushed to the metrics once per fan-out.
+ */
+import { performance } from 'node:perf_hooks';
+import { BROADCAST } from './notification.js';
+import type { StreamEvent } from './brokers/broker.js';
+import type { ServerTransport } from './config.js';
+import type { GatewayMetrics } from './metrics.js';
+import { TRANSPORT_INDEX, type Subscriber } from './subscriber.js';
+
+const TRANSPORTS: ServerTransport[] = ['sse', 'ws', 'poll'];
+const USER_PREFIX = 'user:';
+
+export class Hub {
+  private readonly all = new Set<Subscriber>();
+  private readonly byUser = new Map<string, Set<Subscriber>>();
+  private readonly open = [0, 0, 0];
+
+  constructor(private readonly metrics: GatewayMetrics) {}
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  openByTransport(): Record<ServerTransport, number> {
+    return { sse: this.open[0]!, ws: this.open[1]!, poll: this.open[2]! };
+  }
+
+  add(sub: Subscriber): void {
+    this.all.add(sub);
+    this.open[TRANSPORT_INDEX[sub.transport]]!++;
+    if (sub.user !== undefined) {
+      let set = this.byUser.get(sub.user);
+      if (!set) this.byUser.set(sub.user, (set = new Set()));
+      set.add(sub);
+    }
+  }
+
+  remove(sub: Subscriber): void {
+    if (!this.all.delete(sub)) return;
+    this.open[TRANSPORT_INDEX[sub.transport]]!--;
+    if (sub.user !== undefined) {
+      const set = this.byUser.get(sub.user);
+      if (set && set.delete(sub) && set.size === 0) this.byUser.delete(sub.user);
+    }
+  }
+
+  /** Live subscribers of a stream in this process. */
+  audience(stream: string): number {
+    if (stream === BROADCAST) return this.all.size;
+    return this.byUser.get(stream.slice(USER_PREFIX.length))?.size ?? 0;
+  }
+
+  userSubscribers(user: string): Iterable<Subscriber> {
+    return this.byUser.get(user) ?? [];
+  }
+
+  subscribers(): Iterable<Subscriber> {
+    return this.all;
+  }
+
+  /** Delivers events published together; one connection's share of them leaves in one write where possible. */
+  fanout(events: StreamEvent[]): void {
+    const counts = [0, 0, 0];
+    const corked = events.length > 1 ? new Set<Subscriber>() : undefined;
+    for (const ev of events) {
+      const targets = ev.stream === BROADCAST ? this.all : this.byUser.get(ev.stream.slice(USER_PREFIX.length));
+      let n = 0;
+      if (targets) {
+        for (const sub of targets) {
+          if (corked && !corked.has(sub)) {
+            corked.add(sub);
+            sub.cork();
+          }
+          if (sub.deliver(ev)) {
+            counts[TRANSPORT_INDEX[sub.transport]]!++;
+            n++;
+          }
+        }
+      }
+      ev.delivered = n;
+      if (n > 0) this.metrics.publishToWrite.observe((performance.now() - ev.acceptedAt) / 1000);
+    }
+    if (corked) for (const sub of corked) sub.uncork();
+    for (let i = 0; i < 3; i++) if (counts[i]) this.metrics.delivered.inc({ transport: TRANSPORTS[i] }, counts[i]);
+  }
+
+  /** A read receipt reaches the user's other live connections. */
+  sendRead(user: string, id: string, readAt: string, except?: Subscriber): number {
+    let n = 0;
+    for (const sub of this.userSubscribers(user)) {
+      if (sub === except || sub.closed) continue;
+      sub.sendRead(id, readAt);
+      n++;
+    }
+    return n;
+  }
+
+  heartbeat(): void {
+    for (const sub of this.all) sub.heartbeat();
+  }
+
+  /** Tells every subscriber to come back later, each after its own jittered delay so they do not return at once. */
+  shutdown(retryBaseMs: number): void {
+    for (const sub of [...this.all]) sub.shutdown(Math.round(retryBaseMs * (1 + Math.random() * 2)));
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Prometheus metrics of the gateway, on a registry of its own (several gateways can live in one process in tests).
+ * Hot-path counts are plain numbers added up per fan-out and pushed to prom-client once per fan-out, not per write.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServerTransport } from './config.js';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connections: Gauge<'transport'>;
+  readonly connectionsOpened: Counter<'transport'>;
+  readonly connectionsRejected: Counter<'reason'>;
+  readonly published: Counter<'stream'>;
+  readonly delivered: Counter<'transport'>;
+  readonly replayed: Counter<'transport'>;
+  readonly resets: Counter<'reason'>;
+  readonly slowConsumerCloses: Counter<'transport'>;
+  readonly publishToWrite: Histogram;
+  readonly httpErrors: Counter<'code'>;
+
+  constructor(openConnections: () => Record<ServerTransport, number>) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'notify_' });
+    this.connections = new Gauge({
+      name: 'notify_connections',
+      help: 'Live subscriber connections (held long-polls included)',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        for (const [transport, n] of Object.entries(openConnections())) this.set({ transport }, n);
+      },
+    });
+    this.connectionsOpened = new Counter({ name: 'notify_connections_opened_total', help: 'Subscriptions opened', labelNames: ['transport'], registers });
+    this.connectionsRejected = new Counter({ name: 'notify_connections_rejected_total', help: 'Subscriptions refused (max_conns, draining, auth)', labelNames: ['reason'], registers });
+    this.published = new Counter({ name: 'notify_published_total', help: 'Events accepted by /publish', labelNames: ['stream'], registers });
+    this.delivered = new Counter({ name: 'notify_delivered_total', help: 'Events written to subscriber connections (live)', labelNames: ['transport'], registers });
+    this.replayed = new Counter({ name: 'notify_replayed_total', help: 'Events sent from history on resume', labelNames: ['transport'], registers });
+    this.resets = new Counter({ name: 'notify_resets_total', help: 'Resumes that could not be served from history', labelNames: ['reason'], registers });
+    this.slowConsumerCloses = new Counter({ name: 'notify_slow_consumer_closes_total', help: 'Connections closed for exceeding --max-buffer', labelNames: ['transport'], registers });
+    this.publishToWrite = new Histogram({
+      name: 'notify_publish_to_write_seconds',
+      help: 'From publish accepted to the event written to the last live connection it goes to',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.httpErrors = new Counter({ name: 'notify_http_errors_total', help: 'Requests answered with an error', labelNames: ['code'], registers });
+  }
+}

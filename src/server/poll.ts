@@ -1,0 +1,88 @@
+/**
+ * `GET /poll`: long-poll. A poll is a subscriber that lives for one answer: events already after its cursor
+ * answer it at once, otherwise it waits for the next event or its timeout.
+ */
+import type { ServerResponse } from 'node:http';
+import type { StreamEvent } from './brokers/broker.js';
+import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
+
+export class PollSubscriber extends Subscriber {
+  readonly transport = 'poll' as const;
+  private pending: StreamEvent[] = [];
+  private reads: { id: string; readAt: string }[] = [];
+  private scheduled = false;
+  private reset: string | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    user: string | undefined,
+    options: SubscriberOptions,
+    private readonly res: ServerResponse,
+    timeoutMs: number,
+  ) {
+    super(user, options);
+    this.timer = setTimeout(() => this.answer(), timeoutMs);
+    res.on('close', () => this.finish('client'));
+  }
+
+  private respond(body: string): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.finish('answered');
+    this.res.writeHead(200, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+      'Access-Control-Allow-Origin': '*',
+    });
+    this.res.end(body);
+  }
+
+  /** Answers with what is pending (possibly nothing) and the cursor after it. */
+  private answer(): void {
+    let list = '';
+    for (let i = 0; i < this.pending.length; i++) list += (i ? ',' : '') + this.pending[i]!.json;
+    const reads = this.reads.length ? `,"read":${JSON.stringify(this.reads)}` : '';
+    this.respond(`{"cursor":"${this.cursor}","notifications":[${list}]${reads}}`);
+  }
+
+  sendInit(p: InitPayload): void {
+    const reset = this.reset === undefined ? {} : { reset: { reason: this.reset } };
+    this.respond(JSON.stringify({ cursor: p.cursor, ...reset, unread: p.unread, unreadCount: p.unreadCount, notifications: [] }));
+  }
+
+  sendReset(reason: string): void {
+    this.reset = reason; // answered together with the fresh snapshot that follows
+  }
+
+  sendOne(ev: StreamEvent): void {
+    this.pending.push(ev);
+    // Events published together (a batch publish, a replay) go in the same answer.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.answer());
+    }
+  }
+
+  sendBatch(events: StreamEvent[]): void {
+    this.pending.push(...events);
+    this.answer();
+  }
+
+  /** A held poll is answered with the receipt (`read: [{id, readAt}]`), like the other transports' `read` event. */
+  sendRead(id: string, readAt: string): void {
+    this.reads.push({ id, readAt });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.answer());
+    }
+  }
+
+  heartbeat(): void {}
+
+  shutdown(): void {
+    this.answer();
+  }
+
+  closeSlow(): void {}
+}

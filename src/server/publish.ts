@@ -1,0 +1,58 @@
+/** `POST /publish`: validate, append to history through the broker, answer 202 {ids, delivered}. */
+import type { IncomingMessage } from 'node:http';
+import type { ZodError } from 'zod';
+import { BROADCAST, publishRequestSchema, userStream, type PublishRequest } from './notification.js';
+import type { Broker, PublishItem } from './brokers/broker.js';
+import { HttpError, readBody } from './http-error.js';
+import type { Hub } from './hub.js';
+import type { GatewayMetrics } from './metrics.js';
+
+export interface PublishResult {
+  ids: string[];
+  delivered: number;
+}
+
+export async function handlePublish(req: IncomingMessage, deps: { broker: Broker; hub: Hub; metrics: GatewayMetrics; maxBody: number }): Promise<PublishResult> {
+  const body = await readBody(req, deps.maxBody);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, 'E_JSON', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(parsed) ? parsed : [parsed];
+  if (list.length === 0) throw new HttpError(400, 'E_INVALID', 'empty batch: send at least one publish request');
+  if (list.length > 10_000) throw new HttpError(413, 'E_TOO_LARGE', `batch of ${list.length} requests; the limit is 10000`);
+  const items: PublishItem[] = [];
+  list.forEach((raw, i) => {
+    const r = publishRequestSchema.safeParse(raw);
+    if (!r.success) throw new HttpError(400, 'E_INVALID', describe(r.error, Array.isArray(parsed) ? `[${i}]` : ''));
+    items.push(...toItems(r.data));
+  });
+  const events = await deps.broker.publish(items);
+  let delivered = 0;
+  let broadcasts = 0;
+  for (const ev of events) {
+    delivered += ev.delivered ?? deps.hub.audience(ev.stream);
+    if (ev.stream === BROADCAST) broadcasts++;
+  }
+  if (broadcasts) deps.metrics.published.inc({ stream: 'broadcast' }, broadcasts);
+  if (events.length > broadcasts) deps.metrics.published.inc({ stream: 'user' }, events.length - broadcasts);
+  return { ids: events.map((ev) => ev.notification.id), delivered };
+}
+
+function toItems(req: PublishRequest): PublishItem[] {
+  const { createdAt, ...rest } = req.notification;
+  const base = { ...rest, createdAt: createdAt ?? new Date().toISOString() };
+  if (req.broadcast) return [{ stream: BROADCAST, notification: base }];
+  const users = req.users ?? [req.user!];
+  return users.map((user) => ({ stream: userStream(user), notification: { ...base, userId: user } }));
+}
+
+/** First issue, as `path: message`, e.g. `notification.type: Invalid enum value ...`. */
+function describe(err: ZodError, prefix: string): string {
+  const issue = err.issues[0]!;
+  const path = prefix + issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
+  const where = path.replace(/^\./, '') || 'body';
+  return `${where}: ${issue.message}`;
+}

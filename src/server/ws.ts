@@ -1,0 +1,92 @@
+/** `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`. */
+import type { WebSocket } from 'ws';
+import type { StreamEvent } from './brokers/broker.js';
+import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
+
+export const WS_CLOSE_SLOW = 4008;
+export const WS_CLOSE_RESTART = 1012;
+
+export class WsSubscriber extends Subscriber {
+  readonly transport = 'ws' as const;
+  private alive = true;
+
+  constructor(
+    user: string | undefined,
+    options: SubscriberOptions,
+    private readonly ws: WebSocket,
+    onRead: (sub: WsSubscriber, id: string) => void,
+  ) {
+    super(user, options);
+    ws.on('pong', () => (this.alive = true));
+    ws.on('close', () => this.finish('client'));
+    ws.on('error', () => this.finish('error'));
+    ws.on('message', (data, isBinary) => {
+      let msg: { type?: unknown; id?: unknown };
+      try {
+        msg = JSON.parse(isBinary ? '' : data.toString());
+      } catch {
+        this.sendError('E_JSON', 'frame is not valid JSON');
+        return;
+      }
+      if (msg?.type === 'read' && typeof msg.id === 'string') onRead(this, msg.id);
+      else this.sendError('E_INVALID', 'expected {"type":"read","id":"<notification id>"}');
+    });
+  }
+
+  private send(text: string): void {
+    if (this.closed) return;
+    this.ws.send(text);
+    if (this.ws.bufferedAmount > this.options.maxBuffer) this.closeSlow();
+  }
+
+  sendError(code: string, message: string): void {
+    this.send(JSON.stringify({ type: 'error', error: { code, message } }));
+  }
+
+  sendInit(p: InitPayload): void {
+    this.send(JSON.stringify({ type: 'init', ...p }));
+  }
+
+  sendReset(reason: string, givenCursor: string): void {
+    this.send(JSON.stringify({ type: 'reset', reason, cursor: givenCursor }));
+  }
+
+  sendOne(ev: StreamEvent, cursor: string): void {
+    this.send(`{"type":"notification","cursor":"${cursor}","notification":${ev.json}}`);
+  }
+
+  sendBatch(events: StreamEvent[], cursor: string): void {
+    let data = '[';
+    for (let i = 0; i < events.length; i++) data += (i ? ',' : '') + events[i]!.json;
+    this.send(`{"type":"batch","cursor":"${cursor}","notifications":${data}]}`);
+  }
+
+  sendRead(id: string, readAt: string): void {
+    this.send(JSON.stringify({ type: 'read', id, readAt }));
+  }
+
+  /** Ping; a peer that did not answer the previous ping is gone. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.ws.terminate();
+      this.finish('client');
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  shutdown(): void {
+    if (this.closed) return;
+    this.finish('shutdown');
+    this.ws.close(WS_CLOSE_RESTART, 'server restarting; resume with your cursor');
+  }
+
+  closeSlow(): void {
+    if (this.closed) return;
+    this.finish('slow-consumer');
+    this.ws.close(WS_CLOSE_SLOW, 'slow consumer');
+    // A peer that does not read will not read the close frame either.
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+}

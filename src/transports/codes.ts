@@ -1,0 +1,40 @@
+/** Turns whatever a socket, undici or ws fails with into the short stable codes the swarm counts by. */
+
+// undici wraps its own failures in UND_ERR_* codes; the swarm wants the cause, not the library.
+const LIBRARY_CODES: Record<string, string> = {
+  UND_ERR_CONNECT_TIMEOUT: 'timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'timeout',
+  UND_ERR_BODY_TIMEOUT: 'idle-timeout',
+  UND_ERR_SOCKET: 'socket-closed',
+  UND_ERR_ABORTED: 'aborted',
+  UND_ERR_DESTROYED: 'aborted',
+  UND_ERR_CLOSED: 'aborted',
+  UND_ERR_INFO: 'aborted',
+  UND_ERR_RES_EXCEEDED_MAX_SIZE: 'too-large',
+};
+
+export function errorCode(err: unknown): string {
+  if (err === null || typeof err !== 'object') return 'error';
+  const e = err as { code?: unknown; message?: unknown; errors?: unknown };
+  if (typeof e.code === 'string') return LIBRARY_CODES[e.code] ?? e.code;
+  // Happy-eyeballs connects (autoSelectFamily) fail with an AggregateError of the per-address errors.
+  if (Array.isArray(e.errors) && e.errors.length > 0) return errorCode(e.errors[0]);
+  // ws reports its handshake timeout only as a message.
+  if (typeof e.message === 'string' && /timed out/i.test(e.message)) return 'timeout';
+  return 'error';
+}
+
+/** `Retry-After` in ms (delta-seconds or an HTTP date), undefined when absent or unparsable. */
+export function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v === '') return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** A server-given reason as a code fragment: 'slow consumer' -> 'slow-consumer'. */
+export function slug(reason: unknown): string {
+  if (typeof reason !== 'string' || reason === '') return 'unknown';
+  return reason.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'unknown';
+}

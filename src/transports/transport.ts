@@ -1,0 +1,109 @@
+/**
+ * The client side contract of the swarm: one `Transport` per kind (sse, ws, poll) holds many subscriber
+ * connections, each named by a number the caller picks, and reports only through a `TransportSink`.
+ * A transport never aggregates, prints or decides to reconnect; the swarm scheduler does that.
+ */
+
+export const TRANSPORT_NAMES = ['sse', 'ws', 'poll'] as const;
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+
+/** Where and as whom to subscribe. One object can be shared by all connections of a run. */
+export interface SubscribeTarget {
+  /** Base URL of the server, e.g. `http://127.0.0.1:8080` (a path prefix such as `/gw` is kept). */
+  url: string;
+  /** Endpoint path below `url`; defaults to `/events`, `/ws` or `/poll` by transport. */
+  path?: string;
+  /** Sent as `?user=`. */
+  user?: string;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Extra request headers (HTTP request or WebSocket upgrade). */
+  headers?: Record<string, string>;
+  /** Source address of the socket (spread connections over 127.0.0.x when ephemeral ports run out). */
+  localAddress?: string;
+}
+
+/**
+ * A notification as received: the parsed JSON object the server sent (DESIGN.md `Notification`), not copied.
+ * Only `id` and `data` are relied on by the audit; other servers may send other fields.
+ */
+export interface ReceivedNotification {
+  id?: string;
+  userId?: string;
+  data?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/**
+ * What a transport reports. Called synchronously from I/O callbacks, so methods must be cheap and must not throw.
+ * `at` values are `performance.now()` (see `epochMs` in probe.ts to compare with a probe's `t`).
+ *
+ * Lifecycle of each `open()`: exactly one of
+ * - `error(conn, code)` (the attempt failed, the stream never opened), or
+ * - `opened(conn, at)`, then any number of `init` / `reset` / `notification` / `read`, then exactly one `closed`.
+ * `abort()` and `close()` report synchronously (`closed` with 'aborted' / 'client-closed', or `error` with the same
+ * codes when the stream was not open yet), so the connection is free for `open()` as soon as they return.
+ */
+export interface TransportSink {
+  /** The stream is open: SSE 200 headers, WS upgrade done, first long-poll answer. */
+  opened(conn: number, at: number): void;
+  /** Fresh snapshot: `init` on a fresh subscription or after a `reset`. */
+  init(conn: number, cursor: string, unreadCount: number): void;
+  /**
+   * One notification (batches are unrolled, oldest first; all items of one read share `at`).
+   * `cursor` is the position after this notification when the server said so: the event's cursor for single
+   * events and for the last item of a batch; `undefined` for earlier batch items.
+   */
+  notification(conn: number, n: ReceivedNotification, cursor: string | undefined, at: number): void;
+  /** The server could not resume from the cursor given (`epoch`, `window`, `ahead`); an `init` follows. */
+  reset(conn: number, reason: string): void;
+  /** Another connection of the same user marked a notification read. */
+  read?(conn: number, id: string, readAt: string | undefined): void;
+  /**
+   * An open stream ended. `cause`: 'server-closed' (clean end), 'ECONNRESET' and other socket codes,
+   * 'ws-<close code>', 'http-<status>' (poll), 'close-<reason>' (SSE `close` event, e.g. 'close-slow-consumer'),
+   * 'idle-timeout', 'bad-event' (unparsable event; the transport dropped the connection), 'aborted', 'client-closed'.
+   * `retryMs`: the server's advice (SSE `retry:`, `Retry-After`) when it gave one.
+   */
+  closed(conn: number, cause: string, retryMs?: number): void;
+  /**
+   * An attempt failed before the stream opened: 'ECONNREFUSED' and other socket codes, 'http-<status>',
+   * 'timeout' (connect or response head), 'bad-content-type', 'socket-closed', 'aborted', 'client-closed'.
+   * `retryMs` from `Retry-After` (503).
+   */
+  error(conn: number, code: string, retryMs?: number): void;
+}
+
+export interface Transport {
+  readonly name: TransportName;
+  /**
+   * Starts a subscription for `conn`. Without `cursor` it is fresh (an `init` comes); with one it resumes after it.
+   * To resume where the connection was: `open(conn, target, transport.cursor(conn))`.
+   * Opening a connection that is still active aborts it first (reported as 'aborted').
+   */
+  open(conn: number, target: SubscribeTarget, cursor?: string): void;
+  /** Drops the connection abruptly (socket destroyed, no WS close frame): what a storm does. */
+  abort(conn: number): void;
+  /** Ends the connection politely (WS close 1000); SSE and poll have no polite form and drop the socket. */
+  close(conn: number): void;
+  /** The last cursor the server gave this connection (kept across closes), for resuming. */
+  cursor(conn: number): string | undefined;
+  /** Forgets a connection that will not be opened again (closes it silently if active). */
+  forget(conn: number): void;
+  /** Closes everything silently (no sink calls) and releases sockets and agents. */
+  dispose(): Promise<void>;
+}
+
+export interface TransportOptions {
+  /** Connect plus response head (WS: opening handshake), ms. Default 10000. Past it: `error(conn, 'timeout')`. */
+  connectTimeoutMs?: number;
+  /** SSE: close a stream that received nothing for this long, ms; 0 (default) never. Server `:hb` keeps it alive. */
+  idleTimeoutMs?: number;
+  /** Long-poll: seconds the server may hold a poll (`timeout=`). Default 25. */
+  pollTimeoutS?: number;
+}
+
+export type TransportFactory = (sink: TransportSink, options: TransportOptions) => Transport;
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_POLL_TIMEOUT_S = 25;
