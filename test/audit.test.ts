@@ -1,0 +1,258 @@
+import { describe, expect, it } from 'vitest';
+import {
+  addCounts, AuditTally, emptyCounts, parseProbe, Receipt, streamKind, SubscriberAudit, toEventCounts,
+  type StreamAuditCounts,
+} from '../src/swarm/audit.js';
+
+const RUN = 'run-a';
+
+/** The publisher's progress per stream, as a swarm worker would track it. */
+class Publisher {
+  private readonly seqs = new Map<string, number>();
+  readonly lookup = (stream: string): number => this.seqs.get(stream) ?? 0;
+  publish(stream: string, n = 1): void {
+    this.seqs.set(stream, this.lookup(stream) + n);
+  }
+}
+
+function setup(streams = ['broadcast']): { pub: Publisher; audit: SubscriberAudit } {
+  const pub = new Publisher();
+  return { pub, audit: new SubscriberAudit(RUN, streams, pub.lookup) };
+}
+
+function feed(audit: SubscriberAudit, seqs: number[], stream = 'broadcast'): number[] {
+  return seqs.map((seq) => audit.receive(RUN, stream, seq));
+}
+
+function only(result: StreamAuditCounts[]): StreamAuditCounts {
+  expect(result).toHaveLength(1);
+  return result[0]!;
+}
+
+describe('SubscriberAudit', () => {
+  it('counts a complete in-order delivery', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 10);
+    expect(feed(audit, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).every((f) => f === Receipt.New)).toBe(true);
+    expect(only(audit.finish(pub.lookup))).toEqual({
+      stream: 'broadcast', expected: 10, delivered: 10, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, early: 0, ignored: 0,
+    });
+  });
+
+  it('counts gaps as lost, including probes never received at the end', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 8);
+    feed(audit, [1, 2, 4, 5, 7]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 8, delivered: 5, lost: 3, outOfOrder: 0 });
+  });
+
+  it('counts every extra receipt of a probe as a duplicate', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 3);
+    expect(feed(audit, [1, 2, 2, 3, 3, 3])).toEqual([
+      Receipt.New, Receipt.New, Receipt.Duplicate, Receipt.New, Receipt.Duplicate, Receipt.Duplicate,
+    ]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 3, delivered: 3, lost: 0, duplicated: 3 });
+  });
+
+  it('counts a probe below the highest seq already seen as out of order, and still delivered', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 6);
+    const flags = feed(audit, [1, 3, 2, 5, 4, 6]);
+    expect(flags[2]).toBe(Receipt.New | Receipt.OutOfOrder);
+    expect(flags[4]).toBe(Receipt.New | Receipt.OutOfOrder);
+    expect(flags[5]).toBe(Receipt.New);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 6, delivered: 6, lost: 0, outOfOrder: 2 });
+  });
+
+  it('counts probes missed during a disconnect and replayed after the re-open as recovered, in order', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 3);
+    feed(audit, [1, 2, 3]);
+    audit.closed();
+    pub.publish('broadcast', 3); // 4..6 while down
+    audit.opened();
+    const flags = feed(audit, [4, 5, 6]);
+    expect(flags).toEqual([0, 0, 0].map(() => Receipt.New | Receipt.Recovered));
+    pub.publish('broadcast'); // 7 live on the new connection
+    expect(feed(audit, [7])).toEqual([Receipt.New]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 7, delivered: 7, lost: 0, outOfOrder: 0, recovered: 3 });
+  });
+
+  it('counts what the replay could not bring back (history window) as lost', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 3);
+    feed(audit, [1, 2, 3]);
+    audit.closed();
+    pub.publish('broadcast', 7); // 4..10 while down; 4..7 leave the history window
+    audit.opened();
+    feed(audit, [8, 9, 10]);
+    pub.publish('broadcast');
+    feed(audit, [11]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 11, delivered: 7, lost: 4, recovered: 3 });
+  });
+
+  it('flags a replayed probe that arrives after a newer live one as recovered and out of order', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 2);
+    feed(audit, [1, 2]);
+    audit.closed();
+    pub.publish('broadcast', 2); // 3, 4 while down
+    audit.opened();
+    pub.publish('broadcast'); // 5 live
+    expect(feed(audit, [5, 3, 4, 4])).toEqual([
+      Receipt.New, Receipt.New | Receipt.OutOfOrder | Receipt.Recovered, Receipt.New | Receipt.OutOfOrder | Receipt.Recovered, Receipt.Duplicate,
+    ]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ delivered: 5, lost: 0, recovered: 2, outOfOrder: 2, duplicated: 1 });
+  });
+
+  it('counts a resend of an already received probe after a reconnect as a duplicate, not recovered', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 3);
+    feed(audit, [1, 2, 3]);
+    audit.closed();
+    audit.opened();
+    expect(feed(audit, [3])).toEqual([Receipt.Duplicate]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ delivered: 3, duplicated: 1, recovered: 0 });
+  });
+
+  it('does not expect probes published before a late joiner subscribed', () => {
+    const { pub, audit } = setup();
+    pub.publish('broadcast', 5);
+    audit.opened(); // watermark 5
+    pub.publish('broadcast', 3); // 6..8
+    expect(feed(audit, [4, 5, 6, 7])).toEqual([Receipt.Early, Receipt.Early, Receipt.New, Receipt.New]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 3, delivered: 2, lost: 1, early: 2, outOfOrder: 0 });
+  });
+
+  it('takes the watermark at the first successful open only, not at re-opens', () => {
+    const { pub, audit } = setup();
+    pub.publish('broadcast', 2);
+    audit.opened();
+    audit.opened(); // duplicate report: no-op
+    pub.publish('broadcast', 2);
+    audit.closed();
+    pub.publish('broadcast', 2);
+    audit.opened();
+    feed(audit, [5, 6]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 4, delivered: 2, lost: 2, recovered: 2 });
+  });
+
+  it('expects nothing from a subscriber that never opened', () => {
+    const { pub, audit } = setup();
+    pub.publish('broadcast', 4);
+    expect(feed(audit, [1])).toEqual([Receipt.Ignored]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 0, delivered: 0, lost: 0, ignored: 1 });
+  });
+
+  it('ignores probes of another run, of other streams, with bad seqs or far ahead of the publisher', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 2);
+    expect(audit.receive('run-b', 'broadcast', 1)).toBe(Receipt.Ignored);
+    expect(audit.receive(RUN, 'user:7', 1)).toBe(Receipt.Ignored);
+    expect(feed(audit, [0, -1, 1.5, Number.NaN, 2_000_000_000])).toEqual(Array(5).fill(Receipt.Ignored));
+    feed(audit, [1]);
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 2, delivered: 1, lost: 1, duplicated: 0, ignored: 7 });
+  });
+
+  it('audits each stream of a subscriber on its own watermark and order', () => {
+    const { pub, audit } = setup(['broadcast', 'user:42']);
+    pub.publish('broadcast', 10);
+    pub.publish('user:42', 1);
+    audit.opened();
+    pub.publish('broadcast', 2); // 11, 12
+    pub.publish('user:42', 2); // 2, 3
+    feed(audit, [11, 12]);
+    expect(feed(audit, [3, 2], 'user:42')).toEqual([Receipt.New, Receipt.New | Receipt.OutOfOrder]);
+    expect(audit.finish(pub.lookup)).toEqual([
+      { stream: 'broadcast', expected: 2, delivered: 2, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, early: 0, ignored: 0 },
+      { stream: 'user:42', expected: 2, delivered: 2, lost: 0, duplicated: 0, outOfOrder: 1, recovered: 0, early: 0, ignored: 0 },
+    ]);
+  });
+
+  it('stays exact over many probes (bitset growth, word boundaries)', () => {
+    const { pub, audit } = setup();
+    pub.publish('broadcast', 37);
+    audit.opened(); // watermark 37: bits start at seq 38
+    const total = 10_000;
+    pub.publish('broadcast', total);
+    let lost = 0;
+    for (let seq = 38; seq < 38 + total; seq++) {
+      if (seq % 7 === 0) lost++;
+      else audit.receive(RUN, 'broadcast', seq);
+    }
+    feed(audit, [38 + 31, 38 + 63, 38 + 64]); // duplicates on word edges (bits 31, 63, 64)
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: total, delivered: total - lost, lost, duplicated: 3 });
+  });
+
+  it('does not count receipts above the final published seq as delivered', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 40);
+    feed(audit, Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(only(audit.finish(() => 33))).toMatchObject({ expected: 33, delivered: 33, lost: 0 });
+  });
+});
+
+describe('parseProbe', () => {
+  it('accepts the probe shape and rejects anything else', () => {
+    const probe = { run: RUN, stream: 'user:1', seq: 3, t: 1_763_726_400_000.25 };
+    expect(parseProbe({ ...probe, extra: true })).toEqual(probe);
+    for (const bad of [null, 'x', {}, { ...probe, seq: 0 }, { ...probe, seq: 1.5 }, { ...probe, seq: '3' }, { ...probe, t: Number.NaN }, { ...probe, run: 1 }]) {
+      expect(parseProbe(bad)).toBeUndefined();
+    }
+  });
+});
+
+describe('AuditTally', () => {
+  const sub = (stream: string, delivered: number, expected: number): StreamAuditCounts => ({
+    ...emptyCounts(), stream, expected, delivered, lost: expected - delivered,
+  });
+
+  it('groups by stream kind and merges worker totals exactly', () => {
+    expect(streamKind('user:42')).toBe('user');
+    expect(streamKind('broadcast')).toBe('broadcast');
+    const w1 = new AuditTally();
+    w1.addAll([sub('broadcast', 10, 10), sub('user:1', 4, 5)]);
+    w1.addAll([sub('broadcast', 9, 10), sub('user:2', 5, 5)]);
+    const w2 = new AuditTally();
+    w2.add('broadcast', { ...emptyCounts(), expected: 10, delivered: 10, duplicated: 2 });
+    const main = new AuditTally();
+    main.merge(JSON.parse(JSON.stringify(w1)) as Record<string, ReturnType<typeof emptyCounts>>);
+    main.merge(w2);
+    expect(main.toJSON()).toEqual({
+      broadcast: { ...emptyCounts(), expected: 30, delivered: 29, lost: 1, duplicated: 2 },
+      user: { ...emptyCounts(), expected: 10, delivered: 9, lost: 1 },
+    });
+    const total = main.total();
+    expect(total).toEqual(addCounts(addCounts(emptyCounts(), main.toJSON().broadcast!), main.toJSON().user!));
+    expect(toEventCounts(total, 25)).toEqual({
+      published: 25, expected: 40, delivered: 38, lost: 2, duplicated: 2, outOfOrder: 0, recovered: 0,
+    });
+  });
+
+  it('sums real subscriber audits', () => {
+    const tally = new AuditTally((s) => s);
+    const pub = new Publisher();
+    const a = new SubscriberAudit(RUN, ['broadcast'], pub.lookup);
+    const b = new SubscriberAudit(RUN, ['broadcast'], pub.lookup);
+    a.opened();
+    pub.publish('broadcast', 2);
+    b.opened();
+    pub.publish('broadcast', 2);
+    feed(a, [1, 2, 3, 4]);
+    feed(b, [3, 3]);
+    tally.addAll(a.finish(pub.lookup));
+    tally.addAll(b.finish(pub.lookup));
+    expect(tally.total()).toMatchObject({ expected: 6, delivered: 5, lost: 1, duplicated: 1 });
+  });
+});
