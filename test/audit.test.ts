@@ -1,23 +1,53 @@
 import { describe, expect, it } from 'vitest';
 import {
-  addCounts, AuditTally, emptyCounts, parseProbe, Receipt, streamKind, SubscriberAudit, toEventCounts,
-  type StreamAuditCounts,
+  addCounts, AuditTally, emptyCounts, parseProbe, publishLogFromTimes, Receipt, streamKind, SubscriberAudit as Core,
+  toEventCounts, type PublishLog, type StreamAuditCounts,
 } from '../src/swarm/audit.js';
 
 const RUN = 'run-a';
 
-/** The publisher's progress per stream, as a swarm worker would track it. */
+/** The publisher's send log per stream on a virtual clock: each probe sent one ms after the previous one. */
 class Publisher {
-  private readonly seqs = new Map<string, number>();
-  readonly lookup = (stream: string): number => this.seqs.get(stream) ?? 0;
+  now = 0;
+  private readonly times = new Map<string, number[]>();
+  readonly lookup: PublishLog = publishLogFromTimes(this.times);
   publish(stream: string, n = 1): void {
-    this.seqs.set(stream, this.lookup(stream) + n);
+    let a = this.times.get(stream);
+    if (!a) this.times.set(stream, (a = []));
+    for (let i = 0; i < n; i++) a.push(++this.now);
+  }
+  /** Intended send time of a probe (a probe not sent yet gets "now"). */
+  t(stream: string, seq: number): number {
+    return this.times.get(stream)?.[seq - 1] ?? this.now;
   }
 }
 
+/** The audit as a worker drives it: open times on the publisher's clock, probe t from the send log. */
+class SubscriberAudit {
+  private readonly core: Core;
+  constructor(run: string, streams: string[], private readonly pub: Publisher) {
+    this.core = new Core(run, streams);
+  }
+  opened(): void {
+    this.core.opened(this.pub.now + 0.5);
+  }
+  closed(): void {
+    this.core.closed();
+  }
+  receive(run: string, stream: string, seq: number): number {
+    return this.core.receive(run, stream, seq, this.pub.t(stream, seq));
+  }
+  finish(log: PublishLog): StreamAuditCounts[] {
+    return this.core.finish(log);
+  }
+}
+
+/** A log whose final count is `n` on every stream (receipts above it are not delivered). */
+const finalAt = (pub: Publisher, n: number): PublishLog => ({ sentBefore: (s, at) => pub.lookup.sentBefore(s, at), final: () => n });
+
 function setup(streams = ['broadcast']): { pub: Publisher; audit: SubscriberAudit } {
   const pub = new Publisher();
-  return { pub, audit: new SubscriberAudit(RUN, streams, pub.lookup) };
+  return { pub, audit: new SubscriberAudit(RUN, streams, pub) };
 }
 
 function feed(audit: SubscriberAudit, seqs: number[], stream = 'broadcast'): number[] {
@@ -129,7 +159,8 @@ describe('SubscriberAudit', () => {
     pub.publish('broadcast', 5);
     audit.opened(); // watermark 5
     pub.publish('broadcast', 3); // 6..8
-    expect(feed(audit, [4, 5, 6, 7])).toEqual([Receipt.Early, Receipt.Early, Receipt.New, Receipt.New]);
+    // Early is known only at finish, when the send log gives the watermark.
+    expect(feed(audit, [4, 5, 6, 7])).toEqual([Receipt.New, Receipt.New, Receipt.New, Receipt.New]);
     expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 3, delivered: 2, lost: 1, early: 2, outOfOrder: 0 });
   });
 
@@ -199,7 +230,7 @@ describe('SubscriberAudit', () => {
     audit.opened();
     pub.publish('broadcast', 40);
     feed(audit, Array.from({ length: 40 }, (_, i) => i + 1));
-    expect(only(audit.finish(() => 33))).toMatchObject({ expected: 33, delivered: 33, lost: 0 });
+    expect(only(audit.finish(finalAt(pub, 33)))).toMatchObject({ expected: 33, delivered: 33, lost: 0 });
   });
 });
 
@@ -243,8 +274,8 @@ describe('AuditTally', () => {
   it('sums real subscriber audits', () => {
     const tally = new AuditTally((s) => s);
     const pub = new Publisher();
-    const a = new SubscriberAudit(RUN, ['broadcast'], pub.lookup);
-    const b = new SubscriberAudit(RUN, ['broadcast'], pub.lookup);
+    const a = new SubscriberAudit(RUN, ['broadcast'], pub);
+    const b = new SubscriberAudit(RUN, ['broadcast'], pub);
     a.opened();
     pub.publish('broadcast', 2);
     b.opened();

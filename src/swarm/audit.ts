@@ -3,22 +3,24 @@
  *
  * Rules (DESIGN.md "notify swarm measurement definitions", made precise). Per subscriber (one logical connection,
  * across its reconnects) and per stream it subscribes to:
- * - watermark W: the publisher's seq on the stream at the subscriber's first successful open (`opened()` reads
- *   `published(stream)`). Expected = probes with W < seq <= final seq at the end of publishing. A subscriber that
- *   never opened expects nothing (its failure shows in the connection figures, not here).
- * - A receipt of seq <= W is `early` (published before the subscription; e.g. racing the open): not expected, not
- *   delivered, not checked for duplicates or order.
- * - delivered: distinct expected seqs received (a bitset from W+1, so a subscriber costs 1 bit per probe of its
+ * - watermark W: the number of probes of the stream the publisher had *sent* before the subscriber's first successful
+ *   open (`opened(at)` notes the time; the publisher's send log turns it into W at `finish`, because the publisher
+ *   lives in another process and its live progress cannot be read without lag). Expected = probes with
+ *   W < seq <= final seq at the end of publishing. A subscriber that never opened expects nothing (its failure shows
+ *   in the connection figures, not here).
+ * - A receipt of seq <= W is `early` (sent before the subscription opened, e.g. racing the open): not expected, not
+ *   delivered.
+ * - delivered: distinct expected seqs received (a bitset from seq 1, so a subscriber costs 1 bit per probe of its
  *   streams: 90 MB for 720 M deliveries). lost = expected - delivered.
  * - duplicated: every receipt of a seq already received.
  * - out-of-order: a first receipt whose seq is below the highest seq already received on the stream by this
  *   subscriber, across reconnects. A replay after a resume starts after the cursor, i.e. after the last event
  *   received, so a normal replay is in order.
- * - recovered: at every re-open (an `opened()` after a `closed()`) the audit notes R = `published(stream)`. A first
- *   receipt with seq <= R on a re-opened connection was published before that connection existed and was not
- *   received before: it was missed live and came back through replay. Recovered probes are also delivered.
- *   Probes published after the re-open (seq > R) arrive live. If the publisher runs late, a probe counted as
- *   published may reach the server after the re-open and be misfiled as recovered; it is still delivered.
+ * - recovered: at every re-open (an `opened(at)` after a `closed()`) the audit notes the time R. A first receipt,
+ *   after that re-open, of a probe whose intended send time t is before R was published before that connection
+ *   existed and was not received before: it was missed live and came back through replay. Recovered probes are
+ *   also delivered. If the publisher runs late, a probe may reach the server after the re-open and be misfiled as
+ *   recovered; it is still delivered.
  * - ignored: receipts of another run's probes, of a stream the subscriber did not subscribe to, with a malformed
  *   seq or one far ahead of the publisher, or before the first open. Counted, never expected.
  * All figures are plain counts, summable across subscribers, workers and machines (`addCounts`, `AuditTally`).
@@ -54,15 +56,23 @@ export function parseProbe(value: unknown): Probe | undefined {
 export type PublishedLookup = (stream: string) => number;
 
 /**
- * What one receipt was, as bit flags. `New` is set on the first receipt of an expected probe (record its latency
- * then); `OutOfOrder` and `Recovered` come with `New`.
+ * The publisher's log as the audit needs it at the end: per stream, how many probes had been sent before an
+ * epoch-ms time (`sentBefore`), and how many were sent in all by the end of publishing (`final`).
+ */
+export interface PublishLog {
+  sentBefore(stream: string, atMs: number): number;
+  final(stream: string): number;
+}
+
+/**
+ * What one receipt was, as bit flags. `New` is set on the first receipt of a probe (record its latency then; whether
+ * it was expected or early is known only at `finish`); `OutOfOrder` and `Recovered` come with `New`.
  */
 export const Receipt = {
   New: 1,
   OutOfOrder: 2,
   Recovered: 4,
   Duplicate: 8,
-  Early: 16,
   Ignored: 32,
 } as const;
 
@@ -105,10 +115,8 @@ export function toEventCounts(c: AuditCounts, published: number): EventCounts {
 const MAX_SEQ_AHEAD = 1_000_000;
 
 class StreamTrack {
-  watermark = 0;
-  resumeMark = 0;
   highest = 0;
-  /** Bit i set = seq watermark+1+i received. */
+  /** Bit i set = seq i+1 received. */
   bits = new Uint32Array(8);
   duplicated = 0;
   outOfOrder = 0;
@@ -134,37 +142,38 @@ function countBits(bits: Uint32Array, n: number): number {
   return total;
 }
 
+/** Set bits with index in [from, to). */
+function countRange(bits: Uint32Array, from: number, to: number): number {
+  return to <= from ? 0 : countBits(bits, to) - countBits(bits, from);
+}
+
 /**
  * The audit of one subscriber: feed it the transport's opens, closes and probe receipts, then `finish`.
  * Nothing here allocates per receipt except when a bitset doubles.
  */
 export class SubscriberAudit {
   private readonly tracks: StreamTrack[];
-  private hasOpened = false;
+  /** Epoch ms of the first successful open; NaN before it. */
+  private firstOpenAt = NaN;
+  /** Epoch ms of the latest re-open; NaN until one happens. */
+  private reopenAt = NaN;
   private open = false;
-  private reopened = false;
 
   /**
    * @param run this run's id; probes of other runs are ignored.
    * @param streams the streams this subscriber listens to, e.g. `['broadcast', 'user:42']` (at least one).
-   * @param published the publisher's progress, read at every open.
    */
-  constructor(private readonly run: string, streams: readonly string[], private readonly published: PublishedLookup) {
+  constructor(private readonly run: string, streams: readonly string[]) {
     if (streams.length === 0) throw new Error('SubscriberAudit needs at least one stream');
     this.tracks = streams.map((s) => new StreamTrack(s));
   }
 
-  /** The stream is open (first open or a re-open after `closed`). A second call without `closed` is a no-op. */
-  opened(): void {
+  /** The stream is open at `at` (epoch ms): first open or a re-open after `closed`. Without `closed`: a no-op. */
+  opened(at: number): void {
     if (this.open) return;
     this.open = true;
-    if (!this.hasOpened) {
-      this.hasOpened = true;
-      for (const t of this.tracks) t.watermark = this.published(t.stream);
-    } else {
-      this.reopened = true;
-      for (const t of this.tracks) t.resumeMark = this.published(t.stream);
-    }
+    if (Number.isNaN(this.firstOpenAt)) this.firstOpenAt = at;
+    else this.reopenAt = at;
   }
 
   /** The connection was lost or closed. Receipts after this and before the next `opened` are still audited. */
@@ -177,77 +186,99 @@ export class SubscriberAudit {
     return this.open;
   }
 
-  /** Audits one receipt; returns `Receipt` flags. */
-  receive(run: string, stream: string, seq: number): number {
+  /** True once the subscriber has opened at least once. */
+  get hasOpened(): boolean {
+    return !Number.isNaN(this.firstOpenAt);
+  }
+
+  /** Audits one receipt of probe (`run`, `stream`, `seq`) with intended send time `t` (epoch ms); returns `Receipt` flags. */
+  receive(run: string, stream: string, seq: number, t: number): number {
     const tracks = this.tracks;
-    let t: StreamTrack | undefined;
+    let tr: StreamTrack | undefined;
     for (let i = 0; i < tracks.length; i++) {
       if (tracks[i]!.stream === stream) {
-        t = tracks[i];
+        tr = tracks[i];
         break;
       }
     }
-    if (t === undefined || run !== this.run || !this.hasOpened || !Number.isInteger(seq) || seq < 1) {
+    if (tr === undefined || run !== this.run || !this.hasOpened || !Number.isInteger(seq) || seq < 1) {
       // Charged to the first stream when the stream is not ours, so that totals still add up.
-      (t ?? tracks[0]!).ignored++;
+      (tr ?? tracks[0]!).ignored++;
       return Receipt.Ignored;
     }
-    if (seq <= t.watermark) {
-      t.early++;
-      return Receipt.Early;
-    }
-    const index = seq - t.watermark - 1;
+    const index = seq - 1;
     const word = index >>> 5;
     const mask = 1 << (index & 31);
-    if (word >= t.bits.length) {
-      // A seq far beyond anything published is a corrupt probe; growing the bitset for it could take gigabytes.
-      if (seq > this.published(stream) + MAX_SEQ_AHEAD) {
-        t.ignored++;
+    if (word >= tr.bits.length) {
+      // A seq far beyond anything seen is a corrupt probe; growing the bitset for it could take gigabytes.
+      if (seq > tr.highest + MAX_SEQ_AHEAD) {
+        tr.ignored++;
         return Receipt.Ignored;
       }
-      const grown = new Uint32Array(Math.max(word + 1, t.bits.length * 2));
-      grown.set(t.bits);
-      t.bits = grown;
-    } else if ((t.bits[word]! & mask) !== 0) {
-      t.duplicated++;
+      const grown = new Uint32Array(Math.max(word + 1, tr.bits.length * 2));
+      grown.set(tr.bits);
+      tr.bits = grown;
+    } else if ((tr.bits[word]! & mask) !== 0) {
+      tr.duplicated++;
       return Receipt.Duplicate;
     }
-    t.bits[word]! |= mask;
+    tr.bits[word]! |= mask;
     let flags: number = Receipt.New;
-    if (seq < t.highest) {
-      t.outOfOrder++;
+    if (seq < tr.highest) {
+      tr.outOfOrder++;
       flags |= Receipt.OutOfOrder;
     } else {
-      t.highest = seq;
+      tr.highest = seq;
     }
-    if (this.reopened && seq <= t.resumeMark) {
-      t.recovered++;
+    if (t < this.reopenAt) {
+      tr.recovered++;
       flags |= Receipt.Recovered;
     }
     return flags;
   }
 
   /**
-   * Final figures per stream, given the publisher's last seq per stream at the end of publishing. Receipts of seqs
-   * above it are not counted as delivered. May be called more than once (e.g. for a mid-run snapshot).
+   * Final figures per stream from the publisher's log. Receipts of seqs above its final count are not delivered;
+   * receipts at or below the watermark are early. May be called more than once (e.g. for a mid-run snapshot).
    */
-  finish(finalPublished: PublishedLookup): StreamAuditCounts[] {
-    return this.tracks.map((t) => {
-      const expected = this.hasOpened ? Math.max(0, finalPublished(t.stream) - t.watermark) : 0;
-      const delivered = countBits(t.bits, expected);
+  finish(log: PublishLog): StreamAuditCounts[] {
+    return this.tracks.map((tr) => {
+      const final = log.final(tr.stream);
+      const watermark = this.hasOpened ? Math.min(final, log.sentBefore(tr.stream, this.firstOpenAt)) : final;
+      const expected = final - watermark;
+      const delivered = countRange(tr.bits, watermark, final);
       return {
-        stream: t.stream,
+        stream: tr.stream,
         expected,
         delivered,
         lost: expected - delivered,
-        duplicated: t.duplicated,
-        outOfOrder: t.outOfOrder,
-        recovered: t.recovered,
-        early: t.early,
-        ignored: t.ignored,
+        duplicated: tr.duplicated,
+        outOfOrder: tr.outOfOrder,
+        recovered: tr.recovered,
+        early: countBits(tr.bits, watermark),
+        ignored: tr.ignored,
       };
     });
   }
+}
+
+/** A PublishLog over per-stream arrays of send times (epoch ms, ascending, index i = seq i+1). */
+export function publishLogFromTimes(times: ReadonlyMap<string, ArrayLike<number>>): PublishLog {
+  return {
+    final: (stream) => times.get(stream)?.length ?? 0,
+    sentBefore(stream, atMs) {
+      const a = times.get(stream);
+      if (!a) return 0;
+      let lo = 0;
+      let hi = a.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (a[mid]! < atMs) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    },
+  };
 }
 
 /** `user:42` -> `user`, `broadcast` -> `broadcast`: the default grouping of an `AuditTally`. */
