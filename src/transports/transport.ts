@@ -94,6 +94,16 @@ export interface Transport {
   dispose(): Promise<void>;
 }
 
+/** Optional capability (WS only): send a read receipt on the subscription itself. */
+export interface ReadReceipts {
+  /** Sends `{"type":"read","id"}`; false when the connection is not open. */
+  markRead(conn: number, id: string): boolean;
+}
+
+export function hasReadReceipts(t: Transport): t is Transport & ReadReceipts {
+  return typeof (t as Partial<ReadReceipts>).markRead === 'function';
+}
+
 export interface TransportOptions {
   /** Connect plus response head (WS: opening handshake), ms. Default 10000. Past it: `error(conn, 'timeout')`. */
   connectTimeoutMs?: number;

@@ -1,0 +1,290 @@
+/**
+ * SSE subscriber connections: undici `dispatch` (raw Buffers, measured cheaper than body streams in PERF-NOTES)
+ * on one `Client` per connection (see undici-client.ts), feeding one eventsource-parser per connection.
+ */
+import type { Socket } from 'node:net';
+import { buildConnector, Client, type Dispatcher } from 'undici';
+import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
+import { errorCode, retryAfterMs, slug } from './codes.js';
+import { isObject, unreadCount } from './json.js';
+import { subscribeRequest } from './target-url.js';
+import { clientFor, destroyClients, dropClient } from './undici-client.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  type ReceivedNotification,
+  type SubscribeTarget,
+  type Transport,
+  type TransportOptions,
+  type TransportSink,
+} from './transport.js';
+import { completeLength } from './utf8.js';
+
+const kConn = Symbol('notify.sse.conn');
+type TaggedSocket = Socket & { [kConn]?: SseConn };
+
+/** Per-connection state; lives as long as the connection number is in use. */
+class SseConn {
+  cursor: string | undefined;
+  retryMs: number | undefined;
+  /** The live attempt; callbacks of any other attempt are stale and ignored. */
+  attempt: SseAttempt | undefined;
+  /** The attempt whose bytes the parser is being fed right now (events of an attempt aborted mid-chunk drop). */
+  feeding: SseAttempt | undefined;
+  client: Client | undefined;
+  clientKey = '';
+  socket: Socket | undefined;
+  /** Set by the socket's own error: undici ends a read-until-close body on ECONNRESET as if it were clean. */
+  socketError: string | undefined;
+  closeReason: string | undefined;
+  /** Bytes of a UTF-8 character cut by a chunk boundary. */
+  held: Buffer | undefined;
+  /** Receive time of the chunk being parsed. */
+  at = 0;
+  readonly parser: EventSourceParser;
+
+  constructor(
+    readonly transport: SseTransport,
+    readonly conn: number,
+  ) {
+    // Two closures per connection, made once; the per-message path allocates none.
+    this.parser = createParser({
+      onEvent: (ev) => transport.onEvent(this, ev),
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+    });
+  }
+}
+
+function onSocketError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
+  const st = this[kConn];
+  // Our own destroy() reports undici's informational error; only the network's errors are a cause.
+  if (st !== undefined && st.socket === this && typeof err.code === 'string' && !err.code.startsWith('UND_ERR')) {
+    st.socketError = err.code;
+  }
+}
+
+/** One request; undici calls it back. Methods, not closures, so an attempt costs one small object. */
+class SseAttempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  opened = false;
+
+  constructor(readonly st: SseConn) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    const st = this.st;
+    if (st.attempt !== this) return;
+    if (status !== 200) return st.transport.refuse(st, `http-${status}`, retryAfterMs(headers['retry-after']));
+    const type = headers['content-type'];
+    if (typeof type !== 'string' || !type.toLowerCase().startsWith('text/event-stream')) {
+      return st.transport.refuse(st, 'bad-content-type');
+    }
+    this.opened = true;
+    st.transport.sink.opened(st.conn, performance.now());
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    const st = this.st;
+    if (st.attempt !== this) return;
+    st.at = performance.now();
+    let buf = chunk;
+    if (st.held !== undefined) {
+      buf = Buffer.concat([st.held, chunk]);
+      st.held = undefined;
+    }
+    const end = completeLength(buf);
+    if (end !== buf.length) st.held = Buffer.from(buf.subarray(end));
+    st.feeding = this;
+    st.parser.feed(buf.toString('utf8', 0, end));
+    st.feeding = undefined;
+    // Aborted (or reopened) from inside a sink call: the rest of this chunk must not leak into the next stream.
+    if (st.attempt !== this) st.parser.reset();
+  }
+
+  onResponseEnd(): void {
+    const st = this.st;
+    if (st.attempt !== this) return;
+    const cause = st.socketError ?? (st.closeReason !== undefined ? `close-${slug(st.closeReason)}` : 'server-closed');
+    st.transport.finish(st, this, cause);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const st = this.st;
+    if (st.attempt !== this) return;
+    st.transport.finish(st, this, st.socketError ?? errorCode(err));
+  }
+}
+
+export class SseTransport implements Transport {
+  readonly name = 'sse' as const;
+  private readonly conns = new Map<number, SseConn>();
+  private readonly connectTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly connector: buildConnector.connector;
+
+  constructor(
+    readonly sink: TransportSink,
+    options: TransportOptions = {},
+  ) {
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
+    this.connector = buildConnector({ timeout: this.connectTimeoutMs });
+  }
+
+  open(conn: number, target: SubscribeTarget, cursor?: string): void {
+    let st = this.conns.get(conn);
+    if (st === undefined) {
+      st = new SseConn(this, conn);
+      this.conns.set(conn, st);
+    } else if (st.attempt !== undefined) {
+      this.stop(st, 'aborted', false);
+    }
+    const req = subscribeRequest(target, '/events', []);
+    req.headers.accept = 'text/event-stream';
+    req.headers['cache-control'] = 'no-cache';
+    if (cursor !== undefined) {
+      req.headers['last-event-id'] = cursor;
+      st.cursor = cursor;
+    }
+    st.parser.reset();
+    st.held = undefined;
+    st.closeReason = undefined;
+    st.socketError = undefined;
+    const attempt = new SseAttempt(st);
+    st.attempt = attempt;
+    clientFor(st, req.origin, target.localAddress, this.createClient).dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+  }
+
+  abort(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st?.attempt !== undefined) this.stop(st, 'aborted', false);
+  }
+
+  close(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st?.attempt !== undefined) this.stop(st, 'client-closed', true);
+  }
+
+  cursor(conn: number): string | undefined {
+    return this.conns.get(conn)?.cursor;
+  }
+
+  forget(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st === undefined) return;
+    st.attempt = undefined;
+    dropClient(st);
+    this.conns.delete(conn);
+  }
+
+  async dispose(): Promise<void> {
+    for (const st of this.conns.values()) st.attempt = undefined;
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    await destroyClients(all);
+  }
+
+  /** Event dispatch: the hot path. */
+  onEvent(st: SseConn, ev: EventSourceMessage): void {
+    const attempt = st.feeding;
+    if (attempt === undefined || st.attempt !== attempt) return;
+    const sink = this.sink;
+    let body: unknown;
+    try {
+      body = JSON.parse(ev.data);
+    } catch {
+      if (KNOWN_EVENTS.has(ev.event ?? '')) this.badEvent(st, attempt);
+      return;
+    }
+    if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
+    switch (ev.event) {
+      case 'notification':
+        if (!isObject(body)) return this.badEvent(st, attempt);
+        sink.notification(st.conn, body as ReceivedNotification, ev.id, st.at);
+        return;
+      case 'notifications:batch': {
+        if (!Array.isArray(body)) return this.badEvent(st, attempt);
+        const last = body.length - 1;
+        for (let i = 0; i <= last && st.attempt === attempt; i++) {
+          sink.notification(st.conn, body[i] as ReceivedNotification, i === last ? ev.id : undefined, st.at);
+        }
+        return;
+      }
+      case 'init': {
+        if (!isObject(body)) return this.badEvent(st, attempt);
+        const cursor = typeof body.cursor === 'string' ? body.cursor : ev.id;
+        if (cursor === undefined) return this.badEvent(st, attempt);
+        st.cursor = cursor;
+        sink.init(st.conn, cursor, unreadCount(body));
+        return;
+      }
+      case 'reset':
+        sink.reset(st.conn, isObject(body) && typeof body.reason === 'string' ? body.reason : 'unknown');
+        return;
+      case 'read':
+        if (isObject(body) && typeof body.id === 'string') {
+          sink.read?.(st.conn, body.id, typeof body.readAt === 'string' ? body.readAt : undefined);
+        }
+        return;
+      case 'close':
+        st.closeReason = isObject(body) && typeof body.reason === 'string' ? body.reason : 'unknown';
+        return;
+      default:
+        // Unknown event names are ignored, as EventSource does, so newer servers do not break older swarms.
+        return;
+    }
+  }
+
+  /** The server answered but not with a stream: drop the response, report the attempt failed. */
+  refuse(st: SseConn, code: string, retryMs?: number): void {
+    const attempt = st.attempt!;
+    st.attempt = undefined;
+    attempt.controller?.abort(new Error(code));
+    this.sink.error(st.conn, code, retryMs);
+  }
+
+  finish(st: SseConn, attempt: SseAttempt, cause: string): void {
+    st.attempt = undefined;
+    if (attempt.opened) this.sink.closed(st.conn, cause, st.retryMs);
+    else this.sink.error(st.conn, cause);
+  }
+
+  private badEvent(st: SseConn, attempt: SseAttempt): void {
+    st.attempt = undefined;
+    attempt.controller?.abort(new Error('bad-event'));
+    this.sink.closed(st.conn, 'bad-event', st.retryMs);
+  }
+
+  /** Client-side end: detach first so undici's callbacks for this attempt are ignored, then drop the socket. */
+  private stop(st: SseConn, cause: 'aborted' | 'client-closed', release: boolean): void {
+    const attempt = st.attempt!;
+    st.attempt = undefined;
+    st.socket = undefined;
+    // Before undici has started the request there is no controller; destroying the client drops the connect.
+    if (release || attempt.controller === undefined) dropClient(st);
+    else attempt.controller.abort(new Error(cause));
+    if (attempt.opened) this.sink.closed(st.conn, cause, st.retryMs);
+    else this.sink.error(st.conn, cause);
+  }
+
+  /** Tags each socket with its connection so a reset can be told from a clean end (see SseConn.socketError). */
+  private readonly createClient = (st: SseConn, origin: string, localAddress: string | undefined): Client => {
+    const base = this.connector;
+    const connect: buildConnector.connector = (opts, callback) =>
+      base(opts, (err, socket) => {
+        if (socket) {
+          (socket as TaggedSocket)[kConn] = st;
+          st.socket = socket;
+          socket.on('error', onSocketError);
+        }
+        (callback as (e: Error | null, s: Socket | null) => void)(err, socket);
+      });
+    return new Client(origin, { connect, localAddress, headersTimeout: this.connectTimeoutMs, bodyTimeout: this.idleTimeoutMs });
+  };
+}
+
+const KNOWN_EVENTS = new Set(['notification', 'notifications:batch', 'init', 'reset', 'read', 'close']);
