@@ -2,9 +2,16 @@
 import type { Command } from 'commander';
 import type { Io } from '../io.js';
 import { serveCommand } from './serve.js';
+import { publishCommand } from './publish.js';
+import { doctorCommand } from './doctor.js';
 
 
 /** `done(code)` sets the process exit code when the command's action finishes. */
 export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
 
-export const COMMANDS: CommandFactory[] = [serveCommand];
+export const COMMANDS: CommandFactory[] = [
+  serveCommand,
+  publishCommand,
+  // swarm, report
+  doctorCommand,
+];
