@@ -43,15 +43,21 @@ export class SseSubscriber extends Subscriber {
   private write(text: string): void {
     if (this.closed) return;
     this.res.write(text);
-    if (this.res.writableLength > this.options.maxBuffer) this.closeSlow();
+    this.checkBuffer();
+  }
+
+  protected override bufferedBytes(): number {
+    return this.res.writableLength;
   }
 
   override cork(): void {
+    super.cork();
     this.res.socket?.cork();
   }
 
   override uncork(): void {
     this.res.socket?.uncork();
+    super.uncork();
   }
 
   sendInit(p: InitPayload): void {

@@ -46,5 +46,5 @@ async function sendInit(deps: SubscribeDeps, sub: Subscriber): Promise<void> {
   const [head, snap] = await Promise.all([deps.history.head(sub.user), deps.history.snapshot(sub.user, deps.unreadLimit)]);
   if (sub.closed) return;
   sub.setPosition(head);
-  sub.sendInit({ cursor: sub.cursor, unread: snap.unread, unreadCount: snap.unreadCount });
+  sub.catchUp(() => sub.sendInit({ cursor: sub.cursor, unread: snap.unread, unreadCount: snap.unreadCount }));
 }

@@ -35,6 +35,10 @@ export abstract class Subscriber {
   private queued: StreamEvent[] | undefined = [];
   private batch: StreamEvent[] = [];
   private batchTimer: NodeJS.Timeout | undefined;
+  /** > 0 while writes are grouped (cork): the send buffer is checked once they have been flushed, not per write. */
+  private corked = 0;
+  /** Send-buffer bytes the catch-up (replay or snapshot) left waiting; see `catchUp`. */
+  private backlog = 0;
 
   constructor(
     readonly user: string | undefined,
@@ -70,21 +74,37 @@ export abstract class Subscriber {
 
   /** Sends history events (oldest first) on resume; returns how many were new to this subscriber. */
   replay(events: StreamEvent[]): number {
-    if (this.options.batchMs > 0) {
-      const fresh = events.filter((ev) => this.advance(ev));
-      if (fresh.length) this.sendBatch(fresh, this.cursor);
-      return fresh.length;
-    }
     let n = 0;
-    this.cork();
-    for (const ev of events) {
-      if (this.advance(ev)) {
-        this.sendOne(ev, this.cursor);
-        n++;
+    this.catchUp(() => {
+      if (this.options.batchMs > 0) {
+        const fresh = events.filter((ev) => this.advance(ev));
+        if (fresh.length) this.sendBatch(fresh, this.cursor);
+        n = fresh.length;
+        return;
       }
-    }
-    this.uncork();
+      for (const ev of events) {
+        if (this.advance(ev)) {
+          this.sendOne(ev, this.cursor);
+          n++;
+        }
+      }
+    });
     return n;
+  }
+
+  /**
+   * Sends what a subscription starts with (the replay, or the init snapshot) in one go. That burst is bounded by the
+   * history window, not by the client's pace, so it may exceed --max-buffer without making the client slow: the cap
+   * counts on top of what the burst left waiting, and that allowance shrinks as the client reads it.
+   */
+  catchUp(send: () => void): void {
+    this.cork();
+    try {
+      send();
+    } finally {
+      this.backlog = Infinity;
+      this.uncork();
+    }
   }
 
   /** Ends the set-up phase: what arrived meanwhile goes out, minus what replay or the snapshot already covered. */
@@ -125,9 +145,30 @@ export abstract class Subscriber {
     return formatCursor(c);
   }
 
-  /** Coalesce several writes into one syscall where the transport can. */
-  cork(): void {}
-  uncork(): void {}
+  /** Bytes waiting in this connection's send buffer (transports with one override it). */
+  protected bufferedBytes(): number {
+    return 0;
+  }
+
+  /** Transports call it after each write: past --max-buffer (beyond a catch-up's backlog) the client is too slow. */
+  protected checkBuffer(): void {
+    if (this.corked > 0 || this.closed) return;
+    const waiting = this.bufferedBytes();
+    if (waiting < this.backlog) this.backlog = waiting;
+    if (waiting > this.options.maxBuffer + this.backlog) this.closeSlow();
+  }
+
+  /**
+   * Coalesce several writes into one syscall where the transport can. Corked bytes wait in the buffer because the
+   * server holds them, not because the client is slow, so the buffer is checked at `uncork`, after the flush.
+   */
+  cork(): void {
+    this.corked++;
+  }
+
+  uncork(): void {
+    if (--this.corked === 0) this.checkBuffer();
+  }
 
   abstract sendInit(payload: InitPayload): void;
   abstract sendReset(reason: string, givenCursor: string): void;

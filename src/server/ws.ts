@@ -36,7 +36,11 @@ export class WsSubscriber extends Subscriber {
   private send(text: string): void {
     if (this.closed) return;
     this.ws.send(text);
-    if (this.ws.bufferedAmount > this.options.maxBuffer) this.closeSlow();
+    this.checkBuffer();
+  }
+
+  protected override bufferedBytes(): number {
+    return this.ws.bufferedAmount;
   }
 
   sendError(code: string, message: string): void {
