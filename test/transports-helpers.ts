@@ -55,6 +55,12 @@ export class RecordingSink implements TransportSink {
     this.push({ kind: 'error', conn, code, retryMs });
   }
 
+  /** Notifications received on `conn` (or on all connections), with their parsed objects. */
+  notifications(conn?: number): Extract<Entry, { kind: 'notification' }>[] {
+    const from = conn === undefined ? this.log : this.of(conn);
+    return from.filter((e): e is Extract<Entry, { kind: 'notification' }> => e.kind === 'notification');
+  }
+
   of(conn: number): Entry[] {
     return this.byConn.get(conn) ?? [];
   }

@@ -99,12 +99,12 @@ describe('sse transport', () => {
     expect(seen[0]!.path).toBe('/events?user=42');
     expect(seen[0]!.headers).toMatchObject({ accept: 'text/event-stream', authorization: 'Bearer T', 'x-run': 'r1' });
     expect(seen[0]!.headers['last-event-id']).toBeUndefined();
-    const n = sink.of(1).find((e) => e.kind === 'notification')!;
-    expect((n as { n: { title: string } }).n.title).toBe(TITLE);
-    expect((n as { n: { data: unknown } }).n.data).toEqual({ probe: { run: 'r', stream: 'broadcast', seq: 1, t: 1.5 } });
+    const n = sink.notifications(1)[0]!;
+    expect(n.n.title).toBe(TITLE);
+    expect(n.n.data).toEqual({ probe: { run: 'r', stream: 'broadcast', seq: 1, t: 1.5 } });
     const opened = sink.of(1)[0] as { at: number };
     expect(opened.at).toBeGreaterThan(0);
-    expect((n as { at: number }).at).toBeGreaterThanOrEqual(opened.at);
+    expect(n.at).toBeGreaterThanOrEqual(opened.at);
     server.close();
   });
 
@@ -130,7 +130,7 @@ describe('sse transport', () => {
       await Promise.all(wave);
     }
     for (const c of conns) expect(sink.plain(c), `conn ${c}`).toEqual(EXPECTED);
-    const titles = sink.log.filter((e) => e.kind === 'notification').map((e) => (e as { n: { title: string } }).n.title);
+    const titles = sink.notifications().map((e) => e.n.title);
     expect(titles.length).toBe(conns.length * 3);
     expect(titles.every((t) => t === TITLE)).toBe(true);
     server.close();

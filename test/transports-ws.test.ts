@@ -81,7 +81,7 @@ describe('ws transport', () => {
     expect(seen[0]!.url.searchParams.get('user')).toBe('42');
     expect(seen[0]!.url.searchParams.has('cursor')).toBe(false);
     expect(seen[0]!.headers).toMatchObject({ authorization: 'Bearer T', 'x-run': 'r1' });
-    const n = sink.of(1).find((e) => e.kind === 'notification') as { n: { title: string; data: unknown } };
+    const n = sink.notifications(1)[0]!;
     expect(n.n.title).toBe('Héllo ✓');
     expect(n.n.data).toEqual({ probe: { run: 'r', stream: 'broadcast', seq: 1, t: 2.5 } });
     wss.close();

@@ -1,0 +1,210 @@
+/**
+ * Long-poll subscriber connections: a loop of `GET /poll?cursor=&timeout=` over one keep-alive undici `Client`
+ * per connection. A "connection" here is the loop: opened at its first answer, closed when a poll fails.
+ */
+import { Client, type Dispatcher } from 'undici';
+import { errorCode, retryAfterMs } from './codes.js';
+import { isObject, unreadCount } from './json.js';
+import { subscribeRequest } from './target-url.js';
+import { clientFor, destroyClients, dropClient } from './undici-client.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_POLL_TIMEOUT_S,
+  type ReceivedNotification,
+  type SubscribeTarget,
+  type Transport,
+  type TransportOptions,
+  type TransportSink,
+} from './transport.js';
+
+class PollConn {
+  cursor: string | undefined;
+  target: SubscribeTarget | undefined;
+  /** The poll in flight; callbacks of any other poll are stale and ignored. */
+  attempt: PollAttempt | undefined;
+  /** Whether this open() has had its first answer. */
+  opened = false;
+  client: Client | undefined;
+  clientKey = '';
+
+  constructor(
+    readonly transport: PollTransport,
+    readonly conn: number,
+  ) {}
+}
+
+class PollAttempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  /** Response head time: what `opened` reports for the first answer. */
+  headAt = 0;
+  chunks: Buffer[] = [];
+
+  constructor(
+    readonly st: PollConn,
+    /** Sent without a cursor, so the answer is a snapshot (`init`). */
+    readonly fresh: boolean,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    const st = this.st;
+    if (st.attempt !== this) return;
+    if (status !== 200) return st.transport.fail(st, `http-${status}`, retryAfterMs(headers['retry-after']), true);
+    this.headAt = performance.now();
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.st.attempt === this) this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.st.attempt === this) this.st.transport.answer(this.st, this, performance.now());
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.st.attempt === this) this.st.transport.fail(this.st, errorCode(err), undefined, false);
+  }
+}
+
+export class PollTransport implements Transport {
+  readonly name = 'poll' as const;
+  private readonly conns = new Map<number, PollConn>();
+  private readonly connectTimeoutMs: number;
+  private readonly pollTimeoutS: number;
+
+  constructor(
+    readonly sink: TransportSink,
+    options: TransportOptions = {},
+  ) {
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.pollTimeoutS = options.pollTimeoutS ?? DEFAULT_POLL_TIMEOUT_S;
+  }
+
+  open(conn: number, target: SubscribeTarget, cursor?: string): void {
+    let st = this.conns.get(conn);
+    if (st === undefined) {
+      st = new PollConn(this, conn);
+      this.conns.set(conn, st);
+    } else if (st.attempt !== undefined) {
+      this.stop(st, 'aborted', false);
+    }
+    st.target = target;
+    st.opened = false;
+    if (cursor !== undefined) st.cursor = cursor;
+    // A resume asks for an immediate answer (timeout=0) so that `opened` measures the connect, not the hold.
+    this.poll(st, cursor, cursor === undefined ? undefined : 0);
+  }
+
+  abort(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st?.attempt !== undefined) this.stop(st, 'aborted', false);
+  }
+
+  close(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st?.attempt !== undefined) this.stop(st, 'client-closed', true);
+  }
+
+  cursor(conn: number): string | undefined {
+    return this.conns.get(conn)?.cursor;
+  }
+
+  forget(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st === undefined) return;
+    st.attempt = undefined;
+    dropClient(st);
+    this.conns.delete(conn);
+  }
+
+  async dispose(): Promise<void> {
+    for (const st of this.conns.values()) st.attempt = undefined;
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    await destroyClients(all);
+  }
+
+  /** One answer: report what it carries, then poll again from its cursor. */
+  answer(st: PollConn, attempt: PollAttempt, at: number): void {
+    const raw = attempt.chunks.length === 1 ? attempt.chunks[0]! : Buffer.concat(attempt.chunks);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString());
+    } catch {
+      return this.fail(st, 'bad-event', undefined, false);
+    }
+    if (!isObject(body) || typeof body.cursor !== 'string') return this.fail(st, 'bad-event', undefined, false);
+    const sink = this.sink;
+    const cursor = body.cursor;
+    if (!st.opened) {
+      st.opened = true;
+      sink.opened(st.conn, attempt.headAt);
+    }
+    const reset = body.reset;
+    const wasReset = isObject(reset);
+    if (wasReset && st.attempt === attempt) {
+      sink.reset(st.conn, typeof reset.reason === 'string' ? reset.reason : 'unknown');
+    }
+    st.cursor = cursor;
+    if ((attempt.fresh || wasReset) && st.attempt === attempt) sink.init(st.conn, cursor, unreadCount(body));
+    const list = body.notifications;
+    if (Array.isArray(list)) {
+      const last = list.length - 1;
+      for (let i = 0; i <= last && st.attempt === attempt; i++) {
+        sink.notification(st.conn, list[i] as ReceivedNotification, i === last ? cursor : undefined, at);
+      }
+    }
+    // Read receipts ride along in the answer (`read: [{id, readAt}]`), as SSE and WS send `read` events.
+    const reads = body.read;
+    if (Array.isArray(reads) && sink.read !== undefined) {
+      for (let i = 0; i < reads.length && st.attempt === attempt; i++) {
+        const r: unknown = reads[i];
+        if (isObject(r) && typeof r.id === 'string') sink.read(st.conn, r.id, typeof r.readAt === 'string' ? r.readAt : undefined);
+      }
+    }
+    // A sink call may have aborted or reopened the connection; then this loop is over.
+    if (st.attempt === attempt) this.poll(st, cursor, this.pollTimeoutS);
+  }
+
+  /** A poll failed: the loop ends. `drop` discards the response (its body is of no use and may be large). */
+  fail(st: PollConn, code: string, retryMs: number | undefined, drop: boolean): void {
+    const attempt = st.attempt!;
+    st.attempt = undefined;
+    if (drop) attempt.controller?.abort(new Error(code));
+    if (st.opened) this.sink.closed(st.conn, code, retryMs);
+    else this.sink.error(st.conn, code, retryMs);
+  }
+
+  private poll(st: PollConn, cursor: string | undefined, timeoutS: number | undefined): void {
+    const target = st.target!;
+    const req = subscribeRequest(target, '/poll', [
+      ['cursor', cursor],
+      ['timeout', timeoutS === undefined ? undefined : String(timeoutS)],
+    ]);
+    const attempt = new PollAttempt(st, cursor === undefined);
+    st.attempt = attempt;
+    clientFor(st, req.origin, target.localAddress, this.createClient).dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+  }
+
+  private stop(st: PollConn, cause: 'aborted' | 'client-closed', release: boolean): void {
+    const attempt = st.attempt!;
+    st.attempt = undefined;
+    // Before undici has started the request there is no controller; destroying the client drops the connect.
+    if (release || attempt.controller === undefined) dropClient(st);
+    else attempt.controller.abort(new Error(cause));
+    if (st.opened) this.sink.closed(st.conn, cause);
+    else this.sink.error(st.conn, cause);
+  }
+
+  private readonly createClient = (_st: PollConn, origin: string, localAddress: string | undefined): Client =>
+    new Client(origin, {
+      connect: { timeout: this.connectTimeoutMs },
+      localAddress,
+      // A held poll answers within its timeout; past that plus the connect allowance the server is gone.
+      headersTimeout: this.pollTimeoutS * 1000 + this.connectTimeoutMs,
+      bodyTimeout: this.connectTimeoutMs,
+    });
+}
