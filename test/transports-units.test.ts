@@ -39,6 +39,9 @@ describe('probe', () => {
     expect(probeOf({ id: 'x', data: { probe: null } })).toBeUndefined();
     expect(probeOf({ id: 'x', data: { probe: { ...probe, seq: '7' } } })).toBeUndefined();
     expect(probeOf({ id: 'x', data: { probe: { ...probe, t: undefined } } })).toBeUndefined();
+    expect(probeOf({ id: 'x', data: { probe: { ...probe, seq: 0 } } })).toBeUndefined();
+    expect(probeOf({ id: 'x', data: { probe: { ...probe, seq: 1.5 } } })).toBeUndefined();
+    expect(probeOf({ id: 'x', data: { probe: { ...probe, t: Number.NaN } } })).toBeUndefined();
   });
 
   it('puts performance.now() readings on the epoch clock of probe.t', () => {

@@ -15,15 +15,16 @@ export interface Probe {
   t: number;
 }
 
-/** The probe a notification carries, or undefined when it has none or it is malformed. */
+/** The probe a notification carries, or undefined when it has none or it is malformed (seq an integer >= 1, t finite). */
 export function probeOf(n: ReceivedNotification): Probe | undefined {
   const data = n.data;
   if (typeof data !== 'object' || data === null) return undefined;
   const p = (data as { probe?: unknown }).probe as Partial<Probe> | null | undefined;
   if (typeof p !== 'object' || p === null) return undefined;
-  if (typeof p.run !== 'string' || typeof p.stream !== 'string' || typeof p.seq !== 'number' || typeof p.t !== 'number') {
-    return undefined;
-  }
+  if (typeof p.run !== 'string' || typeof p.stream !== 'string') return undefined;
+  // Same shape rules as the audit's parseProbe; the object is returned as is, not copied (once per receipt).
+  if (typeof p.seq !== 'number' || !Number.isInteger(p.seq) || p.seq < 1) return undefined;
+  if (typeof p.t !== 'number' || !Number.isFinite(p.t)) return undefined;
   return p as Probe;
 }
 
