@@ -2,14 +2,12 @@
  * The commander program. Maps every failure to an exit code (0 ok, 1 runtime, 2 usage, 99 thresholds) and prints
  * errors as `notify: <message>` plus a hint. `run` takes an Io so tests can drive the CLI in-process.
  */
-import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, isNotifyError } from './errors.js';
 import { processIo, setExitCode, type Io } from './io.js';
 import { COMMANDS } from './commands/index.js';
+import { VERSION } from './version.js';
 
-const require = createRequire(import.meta.url);
-const { version } = require('../package.json') as { version: string };
 
 /** What an action reports back: the exit code it wants. */
 export type ActionResult = number | void;
@@ -17,7 +15,7 @@ export type ActionResult = number | void;
 export function buildProgram(io: Io, done: (code: number) => void): Command {
   const program = new Command('notify')
     .description('Load-test and audit real-time notification streams (SSE, WebSocket, long-poll), and serve them.')
-    .version(version, '-v, --version')
+    .version(VERSION, '-v, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })

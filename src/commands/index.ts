@@ -4,7 +4,7 @@ import type { Io } from '../io.js';
 import { serveCommand } from './serve.js';
 import { publishCommand } from './publish.js';
 import { doctorCommand } from './doctor.js';
-
+import { swarmCommand } from './swarm.js';
 
 /** `done(code)` sets the process exit code when the command's action finishes. */
 export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
@@ -12,6 +12,7 @@ export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
 export const COMMANDS: CommandFactory[] = [
   serveCommand,
   publishCommand,
-  // swarm, report
+  swarmCommand,
+  // report
   doctorCommand,
 ];

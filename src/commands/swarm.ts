@@ -1,0 +1,89 @@
+/** `notify swarm`: parse flags, run the swarm, print progress and the summary, write the result, gate on thresholds. */
+import { writeFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { ExitCode } from '../errors.js';
+import type { Io } from '../io.js';
+import { thresholdsPassed } from '../metrics/thresholds.js';
+import { buildResult } from '../report/result.js';
+import { statusLine } from '../report/status-line.js';
+import { renderSummary } from '../report/summary-table.js';
+import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
+import { runSwarm } from '../swarm/run.js';
+import { VERSION } from '../version.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function swarmCommand(io: Io, done: (code: number) => void): Command {
+  return new Command('swarm')
+    .description('Open N subscribers, publish probes on a schedule, and audit delivery: latency, lost, duplicated, out-of-order, reconnects.')
+    .option('--url <url>', 'server to subscribe to (repeatable; env NOTIFY_URL); without it an embedded notify serve is started', collect)
+    .option('--transport <t>', 'sse, ws, poll or mix:sse=70,ws=20,poll=10', D.transport)
+    .option('--conns <n>', 'subscriber connections', D.conns)
+    .option('--users <n>', 'distinct users the connections map onto (default: one per connection)')
+    .option('--user-prefix <p>', 'user ids are <prefix>1 ... <prefix>N', D.userPrefix)
+    .option('--ramp <duration>', 'time over which the connections open', D.ramp)
+    .option('--duration <duration>', 'publishing phase, after the ramp', D.duration)
+    .option('--drain <duration>', 'wait after publishing before counting', D.drain)
+    .option('--rate <rate>', 'broadcast probes per second (N/s or N/m)', D.rate)
+    .option('--user-rate <rate>', 'per-user probes per second in total, spread over the users', D.userRate)
+    .option('--storm <share@time>', 'abort that share of open connections at once, e.g. 50%@20s (repeatable; time from the run start)', collect)
+    .option('--reconnect <policy>', 'immediate, backoff (exponential, full jitter) or retry (the server\'s SSE retry:)', D.reconnect)
+    .option('--backoff-base <duration>', 'first backoff step', D.backoffBase)
+    .option('--backoff-cap <duration>', 'longest backoff', D.backoffCap)
+    .option('--threshold <expr>', 'fail (exit 99) unless this holds, e.g. \'p99<250ms\', \'lost==0\' (repeatable)', collect)
+    .option('--out <file>', 'write the result (notify.result/1 JSON) to this file, or - for stdout')
+    .option('--no-dashboard', 'plain status lines instead of the live view')
+    .option('--workers <n>', 'worker processes (0 = as many as the connection count needs)', D.workers)
+    .option('--local-address <range>', 'source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.8')
+    .option('--publish-key <key>', 'X-Publish-Key for the server (or env NOTIFY_PUBLISH_KEY)')
+    .option('--jwt-secret <secret>', 'mint an HS256 token per user for --auth jwt servers (or env NOTIFY_JWT_SECRET)')
+    .option('--bailout <n>', 'stop the run after this many failed connection attempts (0 = never)', D.bailout)
+    .option('--poll-timeout <duration>', 'long-poll hold asked of the server', D.pollTimeout)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ notify swarm                                           # embedded server, 100 SSE subscribers, 10 broadcasts/s for 30s
+  $ notify swarm --url http://127.0.0.1:8080 --conns 5000 --transport mix:sse=70,ws=20,poll=10 --ramp 10s
+  $ notify swarm --conns 500 --user-rate 200/s --storm 50%@15s --reconnect backoff --out result.json
+  $ notify swarm --conns 300 --duration 20s --threshold 'p99<250ms' --threshold 'lost==0'   # exit 99 if crossed
+
+Latency = receive time - the probe's intended send time (a late publisher shows up in it).
+Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99 thresholds crossed.`,
+    )
+    .action(async (raw: RawSwarmOptions) => {
+      const config = resolveSwarmOptions(raw, io.env);
+      let unsubscribe = () => {};
+      const stopSignal = new Promise<string>((resolve) => {
+        unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));
+      });
+      const every = io.interactive ? 1 : 5;
+      let n = 0;
+      io.stderr.write(`notify swarm run ${config.run}: ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`);
+      try {
+        const outcome = await runSwarm(config, {
+          stopSignal,
+          onNote: (line) => io.stderr.write(`${line}\n`),
+          onSnapshot: (snap) => {
+            if (snap.phase === 'done' || ++n % every === 0) io.stderr.write(statusLine(snap) + '\n');
+          },
+        });
+        const result = buildResult(outcome, VERSION);
+        io.stderr.write(
+          '\n' +
+            renderSummary(
+              { summary: outcome.summary, storms: outcome.storms, thresholds: outcome.thresholds, selfCheckWarning: outcome.selfCheck.warning },
+              io.color,
+            ),
+        );
+        if (config.out === '-') io.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        else if (config.out) {
+          await writeFile(config.out, JSON.stringify(result, null, 2) + '\n');
+          io.stderr.write(`result written to ${config.out}\n`);
+        }
+        done(thresholdsPassed(outcome.thresholds) ? ExitCode.ok : ExitCode.thresholds);
+      } finally {
+        unsubscribe();
+      }
+    });
+}

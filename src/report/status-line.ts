@@ -1,0 +1,18 @@
+/** The plain progress line printed every few seconds when there is no dashboard (CI, pipes, TERM=dumb). */
+import type { SwarmSnapshot } from '../swarm/live.js';
+
+const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+
+export function statusLine(s: SwarmSnapshot): string {
+  const c = s.conns;
+  let line =
+    `[${s.phase} ${Math.round(s.elapsedMs / 1000)}s/${Math.round(s.totalMs / 1000)}s] ` +
+    `open ${c.open}/${c.target} connecting ${c.connecting} reconnecting ${c.reconnecting} failed ${c.failed} | ` +
+    `pub ${s.publishedPerSec}/s recv ${s.deliveredPerSec}/s | ` +
+    `p50 ${ms(s.latencyLast.p50)}ms p99 ${ms(s.latencyLast.p99)}ms max ${ms(s.latencyLast.max)}ms`;
+  const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
+  if (errors) line += ` | errors ${errors}`;
+  for (const [i, st] of s.storms.entries()) if (st.aborted) line += ` | storm${i + 1} back ${st.back}/${st.aborted}`;
+  if (s.selfCheck.saturated) line += ` | CLIENT SATURATED (loop p99 ${ms(s.selfCheck.eldP99Ms)}ms)`;
+  return line;
+}

@@ -1,0 +1,229 @@
+/** `notify swarm` options as resolved and validated: flags in, a SwarmConfig out (pure; no I/O). */
+import { randomBytes } from 'node:crypto';
+import { usageError } from '../errors.js';
+import { parseThresholds, type Threshold } from '../metrics/thresholds.js';
+import type { TransportName } from '../metrics/summary.js';
+import { parseDuration, parseInteger, parsePercent, parseRate } from '../util/parse.js';
+
+export const RECONNECT_POLICIES = ['immediate', 'backoff', 'retry'] as const;
+export type ReconnectPolicy = (typeof RECONNECT_POLICIES)[number];
+
+export interface Storm {
+  /** Share of open connections aborted at once (0..1). */
+  share: number;
+  /** When, ms after the run starts (start of the ramp). */
+  atMs: number;
+}
+
+export interface SwarmConfig {
+  /** Run id: put in every probe; probes of other runs are ignored. */
+  run: string;
+  /** Servers to subscribe to (connections spread round-robin); empty = start an embedded `notify serve`. */
+  urls: string[];
+  /** Transport shares, summing to 1. */
+  mix: Partial<Record<TransportName, number>>;
+  conns: number;
+  users: number;
+  /** Prefix of the user ids the swarm subscribes as: `<prefix>1` ... `<prefix>N`. */
+  userPrefix: string;
+  rampMs: number;
+  /** Publishing phase, ms (starts when the ramp ends). */
+  durationMs: number;
+  /** Wait after publishing before counting, ms. */
+  drainMs: number;
+  /** Broadcast probes per second. */
+  rate: number;
+  /** Per-user probes per second, in total, spread round-robin over the users. */
+  userRate: number;
+  storms: Storm[];
+  reconnect: ReconnectPolicy;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  thresholds: Threshold[];
+  out?: string;
+  dashboard: boolean;
+  /** Worker processes; 0 = decide from the connection count. */
+  workers: number;
+  /** Source addresses to rotate over (empty = the OS picks). */
+  localAddresses: string[];
+  publishKey?: string;
+  /** When set, the swarm mints an HS256 token per user (sub = user) for `--auth jwt` servers. */
+  jwtSecret?: string;
+  /** Stop when this many connection attempts have failed (0 = never). */
+  bailout: number;
+  /** Largest long-poll hold asked of the server, s. */
+  pollTimeoutS: number;
+}
+
+export interface RawSwarmOptions {
+  url?: string[];
+  transport?: string;
+  conns?: string;
+  users?: string;
+  userPrefix?: string;
+  ramp?: string;
+  duration?: string;
+  drain?: string;
+  rate?: string;
+  userRate?: string;
+  storm?: string[];
+  reconnect?: string;
+  backoffBase?: string;
+  backoffCap?: string;
+  threshold?: string[];
+  out?: string;
+  dashboard?: boolean;
+  workers?: string;
+  localAddress?: string;
+  publishKey?: string;
+  jwtSecret?: string;
+  bailout?: string;
+  pollTimeout?: string;
+  run?: string;
+}
+
+export const SWARM_DEFAULTS = {
+  transport: 'sse',
+  conns: '100',
+  ramp: '5s',
+  duration: '30s',
+  drain: '3s',
+  rate: '10/s',
+  userRate: '0/s',
+  reconnect: 'backoff',
+  backoffBase: '100ms',
+  backoffCap: '10s',
+  workers: '0',
+  bailout: '0',
+  pollTimeout: '25s',
+  userPrefix: 'u',
+} as const;
+
+/** `sse`, or `mix:sse=70,ws=20,poll=10` (weights, normalised). */
+export function parseMix(value: string): Partial<Record<TransportName, number>> {
+  const names: TransportName[] = ['sse', 'ws', 'poll'];
+  if (!value.startsWith('mix:')) {
+    if (!(names as string[]).includes(value)) throw usageError(`--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "${value}")`);
+    return { [value]: 1 };
+  }
+  const weights: Partial<Record<TransportName, number>> = {};
+  let sum = 0;
+  for (const part of value.slice(4).split(',')) {
+    const m = /^(sse|ws|poll)=(\d+(?:\.\d+)?)$/.exec(part.trim());
+    if (!m) throw usageError(`--transport mix part must look like sse=70 (got "${part}" in "${value}")`);
+    const w = Number(m[2]);
+    weights[m[1] as TransportName] = w;
+    sum += w;
+  }
+  if (sum <= 0) throw usageError(`--transport mix weights must add up to more than 0 (got "${value}")`);
+  for (const k of Object.keys(weights) as TransportName[]) {
+    weights[k] = weights[k]! / sum;
+    if (weights[k] === 0) delete weights[k];
+  }
+  return weights;
+}
+
+/** `50%@20s`: abort half of the open connections 20 s into the run. */
+export function parseStorm(value: string): Storm {
+  const m = /^([^@]+)@(.+)$/.exec(value.trim());
+  if (!m) throw usageError(`--storm must look like 50%@20s (got "${value}")`);
+  return { share: parsePercent('--storm', m[1]!), atMs: parseDuration('--storm', m[2]!) };
+}
+
+/** `127.0.0.1-127.0.0.8`, `127.0.0.2`, or a comma list of either; loopback only. */
+export function parseAddressRange(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:-127\.\1\.\2\.(\d{1,3}))?$/.exec(part);
+    if (!m) throw usageError(`--local-address must be 127.x.y.z or a range like 127.0.0.1-127.0.0.8 (got "${part}")`);
+    const from = Number(m[3]);
+    const to = m[4] === undefined ? from : Number(m[4]);
+    if ([m[1], m[2]].some((o) => Number(o) > 255) || from < 1 || to > 254 || to < from) {
+      throw usageError(`--local-address range is not valid (got "${part}")`);
+    }
+    for (let i = from; i <= to; i++) out.push(`127.${m[1]}.${m[2]}.${i}`);
+  }
+  return out;
+}
+
+export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, string | undefined> = {}): SwarmConfig {
+  const d = SWARM_DEFAULTS;
+  const urls = (raw.url ?? (env.NOTIFY_URL ? [env.NOTIFY_URL] : [])).map((u) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw usageError(`--url must be an http:// URL (got "${u}")`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError(`--url must be an http:// or https:// URL (got "${u}")`);
+    return u.replace(/\/+$/, '');
+  });
+  const conns = parseInteger('--conns', raw.conns ?? d.conns, 1, 1_000_000);
+  const users = raw.users === undefined ? conns : parseInteger('--users', raw.users, 1, 10_000_000);
+  const reconnect = raw.reconnect ?? d.reconnect;
+  if (!(RECONNECT_POLICIES as readonly string[]).includes(reconnect)) {
+    throw usageError(`--reconnect must be one of ${RECONNECT_POLICIES.join(', ')} (got "${reconnect}")`);
+  }
+  const durationMs = parseDuration('--duration', raw.duration ?? d.duration);
+  if (durationMs <= 0) throw usageError(`--duration must be more than 0 (got "${raw.duration}")`);
+  const rate = parseRate('--rate', raw.rate ?? d.rate);
+  const userRate = parseRate('--user-rate', raw.userRate ?? d.userRate);
+  if (rate > 100_000) throw usageError(`--rate must be <= 100000/s (got "${raw.rate}")`);
+  if (userRate > 100_000) throw usageError(`--user-rate must be <= 100000/s (got "${raw.userRate}")`);
+  const userPrefix = raw.userPrefix ?? d.userPrefix;
+  if (!/^[A-Za-z0-9_.@:+=-]{0,100}$/.test(userPrefix)) throw usageError(`--user-prefix may use A-Z a-z 0-9 _ . @ : + = - (got "${userPrefix}")`);
+  const run = raw.run ?? `r${randomBytes(4).toString('hex')}`;
+  return {
+    run,
+    urls,
+    mix: parseMix(raw.transport ?? d.transport),
+    conns,
+    users,
+    userPrefix,
+    rampMs: parseDuration('--ramp', raw.ramp ?? d.ramp),
+    durationMs,
+    drainMs: parseDuration('--drain', raw.drain ?? d.drain),
+    rate,
+    userRate,
+    storms: (raw.storm ?? []).map(parseStorm).sort((a, b) => a.atMs - b.atMs),
+    reconnect: reconnect as ReconnectPolicy,
+    backoffBaseMs: parseDuration('--backoff-base', raw.backoffBase ?? d.backoffBase),
+    backoffCapMs: parseDuration('--backoff-cap', raw.backoffCap ?? d.backoffCap),
+    thresholds: parseThresholds(raw.threshold ?? []),
+    out: raw.out,
+    dashboard: raw.dashboard !== false,
+    workers: parseInteger('--workers', raw.workers ?? d.workers, 0, 64),
+    localAddresses: raw.localAddress ? parseAddressRange(raw.localAddress) : [],
+    publishKey: raw.publishKey ?? env.NOTIFY_PUBLISH_KEY,
+    jwtSecret: raw.jwtSecret ?? env.NOTIFY_JWT_SECRET,
+    bailout: parseInteger('--bailout', raw.bailout ?? d.bailout, 0),
+    pollTimeoutS: parseDuration('--poll-timeout', raw.pollTimeout ?? d.pollTimeout, 's') / 1000,
+  };
+}
+
+export const TRANSPORT_ORDER: readonly TransportName[] = ['sse', 'ws', 'poll'];
+
+/**
+ * Transport of every connection (index into TRANSPORT_ORDER), interleaved so that every prefix of the connections
+ * keeps the mix: connection i goes to the transport furthest below its share so far.
+ */
+export function assignTransports(mix: Partial<Record<TransportName, number>>, n: number): Uint8Array {
+  const shares = TRANSPORT_ORDER.map((t) => mix[t] ?? 0);
+  const given = [0, 0, 0];
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = -1;
+    let bestDeficit = -Infinity;
+    for (let t = 0; t < 3; t++) {
+      if (shares[t] === 0) continue;
+      const deficit = shares[t]! * (i + 1) - given[t]!;
+      if (deficit > bestDeficit) {
+        bestDeficit = deficit;
+        best = t;
+      }
+    }
+    out[i] = best;
+    given[best]!++;
+  }
+  return out;
+}

@@ -1,0 +1,118 @@
+/**
+ * Live view of a run: folds the workers' ticks into one snapshot per second (what the status line and the
+ * dashboard show) and into the per-second timeline of the result file.
+ */
+import { createHistogram, type DurationSummary } from '../metrics/histogram.js';
+import type { WorkerTick } from './messages.js';
+
+export type Phase = 'starting' | 'ramp' | 'publishing' | 'drain' | 'finishing' | 'done';
+
+export interface TimelinePoint {
+  /** Seconds since the run started. */
+  t: number;
+  published: number;
+  delivered: number;
+  /** Latency p99 of that second, ms (0 when nothing arrived). */
+  p99: number;
+  p50: number;
+  open: number;
+  reconnects: number;
+  errors: number;
+}
+
+export interface SwarmSnapshot {
+  phase: Phase;
+  elapsedMs: number;
+  totalMs: number;
+  conns: { target: number; open: number; connecting: number; reconnecting: number; failed: number; reconnects: number };
+  publishedPerSec: number;
+  deliveredPerSec: number;
+  published: number;
+  delivered: number;
+  /** Latency of the last second and of the run so far. */
+  latencyLast: DurationSummary;
+  latencyAll: DurationSummary;
+  errors: Record<string, number>;
+  storms: { atMs: number; share: number; aborted: number; back: number }[];
+  selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean };
+  timeline: TimelinePoint[];
+}
+
+/** A worker whose event loop lags this much, or that uses a whole core, is too busy to time receipts well. */
+export const SATURATION = { eldP99Ms: 50, cpu: 0.9 };
+
+export class LiveView {
+  private readonly latest = new Map<number, WorkerTick>();
+  private readonly all = createHistogram();
+  private readonly second = createHistogram();
+  private receivedSecond = 0;
+  private errorsSecond = 0;
+  readonly errors: Record<string, number> = {};
+  readonly timeline: TimelinePoint[] = [];
+  delivered = 0;
+
+  constructor(
+    private readonly target: number,
+    private readonly storms: { atMs: number; share: number }[],
+  ) {}
+
+  /** Failed connection attempts so far, over every worker. */
+  failed(): number {
+    let n = 0;
+    for (const t of this.latest.values()) n += t.failed;
+    return n;
+  }
+
+  onTick(tick: WorkerTick): void {
+    this.latest.set(tick.index, tick);
+    this.all.add(tick.latency);
+    this.second.add(tick.latency);
+    this.receivedSecond += tick.received;
+    this.delivered += tick.received;
+    for (const [k, v] of Object.entries(tick.errors)) {
+      this.errors[k] = (this.errors[k] ?? 0) + v;
+      this.errorsSecond += v;
+    }
+  }
+
+  /** Closes one second of the timeline and returns the snapshot. */
+  snapshot(phase: Phase, elapsedMs: number, totalMs: number, published: number, publishedSecond: number): SwarmSnapshot {
+    const ticks = [...this.latest.values()];
+    const sum = (f: (t: WorkerTick) => number) => ticks.reduce((a, t) => a + f(t), 0);
+    const last = this.second.summary();
+    const eldP99Ms = Math.max(0, ...ticks.map((t) => t.eldP99Ms));
+    const cpu = Math.max(0, ...ticks.map((t) => t.cpu));
+    const open = sum((t) => t.open);
+    const reconnects = sum((t) => t.reconnects);
+    this.timeline.push({
+      t: Math.round(elapsedMs / 1000),
+      published: publishedSecond,
+      delivered: this.receivedSecond,
+      p99: last.p99,
+      p50: last.p50,
+      open,
+      reconnects,
+      errors: this.errorsSecond,
+    });
+    const snap: SwarmSnapshot = {
+      phase,
+      elapsedMs,
+      totalMs,
+      conns: { target: this.target, open, connecting: sum((t) => t.connecting), reconnecting: sum((t) => t.reconnecting), failed: sum((t) => t.failed), reconnects },
+      publishedPerSec: publishedSecond,
+      deliveredPerSec: this.receivedSecond,
+      published,
+      delivered: this.delivered,
+      latencyLast: last,
+      latencyAll: this.all.summary(),
+      errors: { ...this.errors },
+      storms: this.storms.map((s, i) => ({ ...s, aborted: sum((t) => t.stormsAborted[i] ?? 0), back: sum((t) => t.stormsBack[i] ?? 0) })),
+      selfCheck: { eldP99Ms, cpu, saturated: eldP99Ms > SATURATION.eldP99Ms || cpu > SATURATION.cpu },
+      timeline: this.timeline,
+    };
+    this.second.reset();
+    this.receivedSecond = 0;
+    this.errorsSecond = 0;
+    return snap;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * What the swarm's main process and its worker processes say to each other (Node IPC, JSON). Workers send encoded
+ * HDR histograms and plain counts; the main process merges them exactly.
+ */
+import type { AuditCounts } from './audit.js';
+import type { ReconnectPolicy } from './config.js';
+import type { TransportName } from '../metrics/summary.js';
+
+export interface WorkerPlan {
+  run: string;
+  /** This worker takes connections i with i % workers === index. */
+  index: number;
+  workers: number;
+  conns: number;
+  users: number;
+  userPrefix: string;
+  urls: string[];
+  /** Transport of every connection (0 sse, 1 ws, 2 poll), as an array for JSON. */
+  transports: number[];
+  localAddresses: string[];
+  /** Epoch ms at which connection 0 opens; connection i opens at startAt + rampMs * i / conns. */
+  startAt: number;
+  rampMs: number;
+  reconnect: ReconnectPolicy;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  pollTimeoutS: number;
+  /** When set, the worker mints an HS256 token per user (sub = user id). */
+  jwtSecret?: string;
+}
+
+export type MainToWorker =
+  | { type: 'start'; plan: WorkerPlan }
+  | { type: 'storm'; index: number; share: number }
+  | { type: 'finish'; sendTimes: Record<string, number[]> };
+
+export interface WorkerTick {
+  type: 'tick';
+  index: number;
+  open: number;
+  connecting: number;
+  /** Lost and waiting to come back. */
+  reconnecting: number;
+  /** Cumulative failed connection attempts. */
+  failed: number;
+  /** Cumulative successful re-opens. */
+  reconnects: number;
+  /** New probes received since the last tick. */
+  received: number;
+  /** Latency of those probes (encoded histogram). */
+  latency: string;
+  /** Errors by cause since the last tick. */
+  errors: Record<string, number>;
+  /** Per storm: connections aborted, and back so far. */
+  stormsAborted: number[];
+  stormsBack: number[];
+  /** Event-loop delay p99 / max of the last tick, ms; CPU of the last tick as a share of one core (0..1+). */
+  eldP99Ms: number;
+  eldMaxMs: number;
+  cpu: number;
+}
+
+export interface TransportPart {
+  /** Audit totals keyed by stream kind (`broadcast`, `user`). */
+  audit: Record<string, AuditCounts>;
+  latency: string;
+  connect: string;
+  reconnect: string;
+  target: number;
+  peakOpen: number;
+  failed: number;
+  reconnects: number;
+  errors: Record<string, number>;
+}
+
+export interface StormPart {
+  aborted: number;
+  /** ms after the storm at which each aborted connection was open again. */
+  backMs: number[];
+  /** Failed attempts by cause among the aborted connections until they were back. */
+  failures: Record<string, number>;
+}
+
+export interface WorkerResult {
+  type: 'result';
+  index: number;
+  transports: Partial<Record<TransportName, TransportPart>>;
+  storms: StormPart[];
+  selfCheck: { eldP99Ms: number; eldMaxMs: number; cpuMean: number; cpuMax: number; rssBytes: number };
+}
+
+export type WorkerToMain = { type: 'ready'; index: number } | WorkerTick | WorkerResult | { type: 'fatal'; index: number; message: string };

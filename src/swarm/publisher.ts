@@ -1,0 +1,121 @@
+/**
+ * The swarm's publisher: sends probes on a fixed schedule (broadcast at `rate`, per-user at `userRate` spread
+ * round-robin over the users). Each probe carries its *intended* send time `t`, so a publisher that falls behind
+ * shows up in the latency instead of hiding it (no coordinated omission). It keeps the send log per stream: the
+ * time each probe was actually sent, which the audit needs to know what every subscriber was owed.
+ */
+import { performance } from 'node:perf_hooks';
+import { createPublishClient, type PublishClient } from '../targets/publish-client.js';
+import { createHistogram } from '../metrics/histogram.js';
+
+export interface PublisherOptions {
+  run: string;
+  url: string;
+  publishKey?: string;
+  /** Broadcast probes per second. */
+  rate: number;
+  /** Per-user probes per second, in total. */
+  userRate: number;
+  users: number;
+  userPrefix: string;
+}
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+export class Publisher {
+  private readonly client: PublishClient;
+  /** Send times (epoch ms) per stream; index i is seq i+1. */
+  readonly sendTimes = new Map<string, number[]>();
+  readonly ack = createHistogram();
+  readonly failures: Record<string, number> = {};
+  sent = 0;
+  accepted = 0;
+  /** Sent since the last `takeSent()`. */
+  private sentTick = 0;
+  private inFlight = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private finished: (() => void) | undefined;
+  lastFailure: string | undefined;
+
+  constructor(private readonly options: PublisherOptions) {
+    this.client = createPublishClient({ url: options.url, publishKey: options.publishKey, connections: 32 });
+  }
+
+  /** Publishes from `startAt` (epoch ms) for `durationMs`. Resolves when the schedule is done (not the answers). */
+  run(startAt: number, durationMs: number): Promise<void> {
+    const { rate, userRate } = this.options;
+    const broadcastTotal = Math.floor((rate * durationMs) / 1000);
+    const userTotal = Math.floor((userRate * durationMs) / 1000);
+    let b = 0;
+    let u = 0;
+    this.running = true;
+    return new Promise((resolve) => {
+      this.finished = resolve;
+      const step = () => {
+        if (!this.running) return resolve();
+        const now = nowMs();
+        // Everything due by now goes out now, each with its own intended time.
+        while (b < broadcastTotal && startAt + (b * 1000) / rate <= now) this.send('broadcast', startAt + (b++ * 1000) / rate);
+        while (u < userTotal && startAt + (u * 1000) / userRate <= now) {
+          const user = `${this.options.userPrefix}${(u % this.options.users) + 1}`;
+          this.send(`user:${user}`, startAt + (u++ * 1000) / userRate, user);
+        }
+        if (b >= broadcastTotal && u >= userTotal) return resolve();
+        const nextB = b < broadcastTotal ? startAt + (b * 1000) / rate : Infinity;
+        const nextU = u < userTotal ? startAt + (u * 1000) / userRate : Infinity;
+        this.timer = setTimeout(step, Math.max(0, Math.min(nextB, nextU) - nowMs()));
+      };
+      step();
+    });
+  }
+
+  private send(stream: string, t: number, user?: string): void {
+    let times = this.sendTimes.get(stream);
+    if (!times) this.sendTimes.set(stream, (times = []));
+    const seq = times.length + 1;
+    const probe = { run: this.options.run, stream, seq, t };
+    const target = user === undefined ? '"broadcast":true' : `"user":${JSON.stringify(user)}`;
+    const body = `{${target},"notification":{"type":"system","title":"swarm probe ${seq}","data":{"probe":${JSON.stringify(probe)}}}}`;
+    const sentAt = nowMs();
+    times.push(sentAt);
+    this.sent++;
+    this.sentTick++;
+    const p = this.client.publishRaw(body).then((outcome) => {
+      if (outcome.ok) {
+        this.accepted++;
+        this.ack.recordMs(nowMs() - sentAt);
+      } else {
+        this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + 1;
+        this.lastFailure = `${outcome.cause}: ${outcome.message}`;
+      }
+      this.inFlight.delete(p);
+    });
+    this.inFlight.add(p);
+  }
+
+  /** Probes sent since the previous call. */
+  takeSent(): number {
+    const n = this.sentTick;
+    this.sentTick = 0;
+    return n;
+  }
+
+  /** Stops the schedule (Ctrl-C); what was sent stays in the log. */
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.finished?.();
+  }
+
+  /** Waits for the answers still in flight (bounded), then closes the client. */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.stop();
+    await Promise.race([Promise.all(this.inFlight), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    await this.client.destroy();
+  }
+
+  sendTimesJson(): Record<string, number[]> {
+    return Object.fromEntries(this.sendTimes);
+  }
+}

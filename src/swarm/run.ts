@@ -1,0 +1,201 @@
+/**
+ * One swarm run, end to end: check the machine can hold it, start the embedded server if no --url, fork workers,
+ * ramp, publish on schedule, fire storms, drain, collect every worker's audit and histograms, and build the result.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { NotifyError, ExitCode } from '../errors.js';
+import { planCapacity, readLimits } from '../util/limits.js';
+import { evaluateThresholds, type ThresholdResult } from '../metrics/thresholds.js';
+import { aggregate, type Aggregate } from './aggregate.js';
+import { assignTransports, type SwarmConfig } from './config.js';
+import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
+import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoint } from './live.js';
+import type { MainToWorker, WorkerPlan, WorkerResult, WorkerToMain } from './messages.js';
+import { Publisher } from './publisher.js';
+
+const WORKER = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+
+export interface RunHooks {
+  /** Called about once a second with the live snapshot. */
+  onSnapshot?(snap: SwarmSnapshot): void;
+  /** Progress messages worth a line (start, storms, early stop). */
+  onNote?(line: string): void;
+  /** Resolves when the user asks to stop early (Ctrl-C, `q`). */
+  stopSignal?: Promise<string>;
+}
+
+export interface SwarmOutcome extends Aggregate {
+  config: SwarmConfig;
+  urls: string[];
+  embedded: boolean;
+  startedAt: string;
+  endedAt: string;
+  timeline: TimelinePoint[];
+  publisher: { sent: number; accepted: number; failures: Record<string, number>; ack: ReturnType<Publisher['ack']['summary']> };
+  selfCheck: { workers: WorkerResult['selfCheck'][]; saturated: boolean; warning?: string };
+  thresholds: ThresholdResult[];
+  stoppedEarly?: string;
+}
+
+export function planWorkers(config: SwarmConfig, isLoopback: boolean): { workers: number; localAddresses: string[]; notes: string[] } {
+  const limits = readLimits();
+  const auto = planCapacity(limits, config.conns);
+  const workers = config.workers || auto.workersNeeded;
+  let localAddresses = config.localAddresses;
+  if (localAddresses.length === 0 && auto.addressesNeeded > 1 && isLoopback) {
+    localAddresses = Array.from({ length: auto.addressesNeeded }, (_, i) => `127.0.0.${i + 1}`);
+  }
+  const plan = planCapacity(limits, config.conns, { workers, addresses: Math.max(1, localAddresses.length) });
+  if (!plan.fits) {
+    throw new NotifyError('E_CAPACITY', `--conns ${config.conns} does not fit this machine: ${plan.problems.join('; ')}`, {
+      exitCode: ExitCode.usage,
+      hint: 'run `notify doctor` for the limits it read',
+    });
+  }
+  return { workers, localAddresses, notes: plan.notes };
+}
+
+/** Any HTTP answer means the server is there; a refused or timed-out connection ends the run before it starts. */
+async function preflight(url: string): Promise<void> {
+  try {
+    await fetch(url + '/healthz', { signal: AbortSignal.timeout(5000) }).then((r) => r.arrayBuffer());
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    throw new NotifyError('E_UNREACHABLE', `cannot reach ${url} (${cause}): is the server running?`, {
+      hint: 'start one with `notify serve`, or leave out --url to let the swarm start its own',
+    });
+  }
+}
+
+export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promise<SwarmOutcome> {
+  const note = hooks.onNote ?? (() => {});
+  let embedded: EmbeddedServer | undefined;
+  const workers: ChildProcess[] = [];
+  let publisher: Publisher | undefined;
+  try {
+    let urls = config.urls;
+    if (urls.length === 0) {
+      embedded = await startEmbeddedServer();
+      urls = [embedded.url];
+      note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
+    }
+    await Promise.all(urls.map(preflight));
+    const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
+    const { workers: workerCount, localAddresses } = planWorkers(config, loopback);
+    const startedAt = new Date();
+    const t0 = Date.now() + 300;
+    const publishStart = t0 + config.rampMs;
+    const publishEnd = publishStart + config.durationMs;
+    const totalMs = config.rampMs + config.durationMs + config.drainMs;
+    const transports = Array.from(assignTransports(config.mix, config.conns));
+
+    const live = new LiveView(config.conns, config.storms);
+    const results: WorkerResult[] = [];
+    let fatal: string | undefined;
+    let stopReason: string | undefined;
+    let wakeStop: () => void = () => {};
+    const stopped = new Promise<void>((r) => (wakeStop = r));
+    const stop = (why: string) => {
+      if (stopReason) return;
+      stopReason = why;
+      note(`stopping early: ${why}`);
+      wakeStop();
+    };
+    hooks.stopSignal?.then(stop);
+
+    const resultsIn = new Promise<void>((resolve) => {
+      for (let w = 0; w < workerCount; w++) {
+        const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        workers.push(child);
+        child.on('message', (msg: WorkerToMain) => {
+          if (msg.type === 'tick') {
+            live.onTick(msg);
+            const failed = live.failed();
+            if (config.bailout > 0 && failed >= config.bailout) stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
+          } else if (msg.type === 'result') {
+            results.push(msg);
+            if (results.length === workerCount) resolve();
+          } else if (msg.type === 'fatal') {
+            fatal = msg.message;
+            stop(`worker failed: ${msg.message}`);
+          }
+        });
+        child.on('exit', (code) => {
+          if (code !== 0 && results.length < workerCount) {
+            fatal ??= `worker ${w} exited with code ${code}`;
+            resolve();
+          }
+        });
+        const plan: WorkerPlan = {
+          run: config.run, index: w, workers: workerCount, conns: config.conns, users: config.users, userPrefix: config.userPrefix,
+          urls, transports, localAddresses, startAt: t0, rampMs: config.rampMs, reconnect: config.reconnect,
+          backoffBaseMs: config.backoffBaseMs, backoffCapMs: config.backoffCapMs, pollTimeoutS: config.pollTimeoutS, jwtSecret: config.jwtSecret,
+        };
+        child.send({ type: 'start', plan } satisfies MainToWorker);
+      }
+    });
+
+    publisher = new Publisher({ run: config.run, url: urls[0]!, publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix });
+    const pub = publisher;
+    let phase: Phase = 'ramp';
+    const phaseAt = (now: number): Phase => (stopReason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
+    const snapTimer = setInterval(() => {
+      phase = phaseAt(Date.now());
+      hooks.onSnapshot?.(live.snapshot(phase, Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
+    }, 1000);
+    const stormTimers = config.storms.map((s, index) =>
+      setTimeout(() => {
+        note(`storm ${index + 1}: aborting ${Math.round(s.share * 100)}% of open connections`);
+        for (const child of workers) child.send({ type: 'storm', index, share: s.share } satisfies MainToWorker);
+      }, Math.max(0, t0 + s.atMs - Date.now())),
+    );
+
+    const sleepUntil = (at: number) => Promise.race([stopped, new Promise<void>((r) => setTimeout(r, Math.max(0, at - Date.now())))]);
+    await sleepUntil(publishStart);
+    if (!stopReason) await Promise.race([stopped, pub.run(publishStart, config.durationMs)]);
+    pub.stop();
+    const publishedUntil = Date.now();
+    await sleepUntil(stopReason ? Date.now() + 1000 : publishEnd + config.drainMs);
+    clearInterval(snapTimer);
+    for (const t of stormTimers) clearTimeout(t);
+    await pub.close(2000);
+
+    const sendTimes = pub.sendTimesJson();
+    for (const child of workers) if (child.connected) child.send({ type: 'finish', sendTimes } satisfies MainToWorker);
+    await Promise.race([resultsIn, new Promise((r) => setTimeout(r, 30_000).unref())]);
+    if (results.length < workerCount) throw new NotifyError('E_WORKER', `swarm worker failed: ${fatal ?? 'no result within 30s'}`);
+    if (fatal && !stopReason) throw new NotifyError('E_WORKER', `swarm worker failed: ${fatal}`);
+
+    const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
+    const agg = aggregate(results, pub.sent, publishingMs, config.storms);
+    const selfChecks = results.map((r) => r.selfCheck);
+    const worstEld = Math.max(0, ...selfChecks.map((s) => s.eldP99Ms));
+    const worstCpu = Math.max(0, ...selfChecks.map((s) => s.cpuMax));
+    const saturated = worstEld > SATURATION.eldP99Ms || worstCpu > SATURATION.cpu;
+    hooks.onSnapshot?.(live.snapshot('done', Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
+    return {
+      ...agg,
+      config,
+      urls,
+      embedded: embedded !== undefined,
+      startedAt: startedAt.toISOString(),
+      endedAt: new Date().toISOString(),
+      timeline: live.timeline,
+      publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
+      selfCheck: {
+        workers: selfChecks,
+        saturated,
+        warning: saturated
+          ? `the swarm client was saturated (event-loop delay p99 ${worstEld.toFixed(1)} ms, CPU ${(worstCpu * 100).toFixed(0)}% of a core): latency figures include client-side delay; use more --workers or fewer --conns`
+          : undefined,
+      },
+      thresholds: evaluateThresholds(config.thresholds, agg.summary),
+      stoppedEarly: stopReason,
+    };
+  } finally {
+    await publisher?.close(0).catch(() => {});
+    for (const child of workers) if (child.exitCode === null) child.kill();
+    await embedded?.stop();
+  }
+}

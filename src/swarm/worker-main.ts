@@ -1,0 +1,32 @@
+/**
+ * Entry of a swarm worker process (forked by the main process). Like bin/notify.js it is a process boundary, so it
+ * talks to `process` directly: IPC in, IPC out.
+ */
+import type { MainToWorker, WorkerToMain } from './messages.js';
+import { SwarmWorker } from './worker.js';
+
+const send = (msg: WorkerToMain) => process.send?.(msg);
+let worker: SwarmWorker | undefined;
+
+process.on('message', (msg: MainToWorker) => {
+  switch (msg.type) {
+    case 'start':
+      worker = new SwarmWorker(msg.plan, send);
+      worker.start().then(
+        () => send({ type: 'ready', index: msg.plan.index }),
+        (err: Error) => send({ type: 'fatal', index: msg.plan.index, message: err.message }),
+      );
+      break;
+    case 'storm':
+      worker?.storm(msg.index, msg.share);
+      break;
+    case 'finish':
+      worker!.finish(msg.sendTimes).then(
+        (result) => process.send!(result, () => process.disconnect()),
+        (err: Error) => send({ type: 'fatal', index: -1, message: err.message }),
+      );
+      break;
+  }
+});
+// The parent going away ends the worker: no orphan holding thousands of sockets.
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,318 @@
+/**
+ * One swarm worker: holds its share of the connections, opens them on the ramp schedule, reconnects them by the
+ * chosen policy, aborts them in storms, and audits every probe it receives. It is the transports' sink; per
+ * message it parses, looks up and records numbers, nothing else. Totals leave once a second as a tick.
+ */
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { SignJWT } from 'jose';
+import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
+import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
+import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit } from './audit.js';
+import { TRANSPORT_ORDER } from './config.js';
+import type { StormPart, TransportPart, WorkerPlan, WorkerResult, WorkerTick } from './messages.js';
+
+const enum State {
+  Idle = 0,
+  Connecting = 1,
+  Open = 2,
+  Waiting = 3,
+  Stopped = 4,
+}
+
+class TransportStats {
+  readonly latency = createHistogram();
+  readonly connect = createHistogram();
+  readonly reconnect = createHistogram();
+  target = 0;
+  open = 0;
+  peakOpen = 0;
+  failed = 0;
+  reconnects = 0;
+  readonly errors: Record<string, number> = {};
+}
+
+interface StormState extends StormPart {
+  startedAt: number;
+}
+
+const bump = (into: Record<string, number>, key: string) => void (into[key] = (into[key] ?? 0) + 1);
+
+export class SwarmWorker implements TransportSink {
+  private readonly mine: number[] = [];
+  private readonly state: Uint8Array;
+  private readonly attemptAt: Float64Array;
+  private readonly lostAt: Float64Array;
+  private readonly everOpened: Uint8Array;
+  private readonly failures: Uint16Array;
+  private readonly stormOf: Int16Array;
+  private readonly audits: (SubscriberAudit | undefined)[];
+  private readonly targets: (SubscribeTarget | undefined)[];
+  private readonly kind: Uint8Array;
+  private readonly transports: (Transport | undefined)[] = [undefined, undefined, undefined];
+  private readonly stats = [new TransportStats(), new TransportStats(), new TransportStats()];
+  private readonly storms: StormState[] = [];
+  private stopping = false;
+  // Per tick
+  private readonly tickLatency: DurationHistogram = createHistogram();
+  private received = 0;
+  private tickErrors: Record<string, number> = {};
+  private readonly eld = monitorEventLoopDelay({ resolution: 10 });
+  private cpuPrev = process.cpuUsage();
+  private tickPrev = performance.now();
+  private readonly selfCheck = { eldP99Ms: 0, eldMaxMs: 0, cpuSum: 0, cpuMax: 0, ticks: 0 };
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly plan: WorkerPlan,
+    private readonly send: (msg: WorkerTick) => void,
+  ) {
+    const n = plan.conns;
+    this.state = new Uint8Array(n);
+    this.attemptAt = new Float64Array(n);
+    this.lostAt = new Float64Array(n).fill(NaN);
+    this.everOpened = new Uint8Array(n);
+    this.failures = new Uint16Array(n);
+    this.stormOf = new Int16Array(n).fill(-1);
+    this.audits = new Array(n);
+    this.targets = new Array(n);
+    this.kind = Uint8Array.from(plan.transports);
+    for (let i = plan.index; i < n; i += plan.workers) this.mine.push(i);
+  }
+
+  async start(): Promise<void> {
+    const p = this.plan;
+    const tokens = new Map<string, string>();
+    for (const i of this.mine) {
+      const user = `${p.userPrefix}${(i % p.users) + 1}`;
+      let token: string | undefined;
+      if (p.jwtSecret) {
+        token = tokens.get(user);
+        if (!token) tokens.set(user, (token = await mintToken(p.jwtSecret, user)));
+      }
+      this.targets[i] = {
+        url: p.urls[i % p.urls.length]!,
+        user,
+        token,
+        localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
+      };
+      this.audits[i] = new SubscriberAudit(p.run, [`user:${user}`, 'broadcast']);
+      const k = this.kind[i]!;
+      this.stats[k]!.target++;
+      this.transports[k] ??= createTransport(TRANSPORT_ORDER[k]!, this, { pollTimeoutS: p.pollTimeoutS });
+    }
+    this.eld.enable();
+    this.timers.push(setInterval(() => this.tick(), 1000));
+    this.rampStep(0);
+  }
+
+  /** Opens every connection whose ramp time has come, then sleeps until the next one is due. */
+  private rampStep(next: number): void {
+    const { startAt, rampMs, conns } = this.plan;
+    const now = Date.now();
+    while (next < this.mine.length && !this.stopping) {
+      const i = this.mine[next]!;
+      const due = startAt + (rampMs * i) / conns;
+      if (due > now) {
+        this.timers.push(setTimeout(() => this.rampStep(next), Math.min(due - now, 1000)));
+        return;
+      }
+      this.open(i);
+      next++;
+    }
+  }
+
+  private open(i: number): void {
+    if (this.stopping) return;
+    this.state[i] = State.Connecting;
+    this.attemptAt[i] = performance.now();
+    const t = this.transports[this.kind[i]!]!;
+    t.open(i, this.targets[i]!, t.cursor(i));
+  }
+
+  opened(i: number, at: number): void {
+    const s = this.stats[this.kind[i]!]!;
+    this.state[i] = State.Open;
+    if (++s.open > s.peakOpen) s.peakOpen = s.open;
+    this.audits[i]!.opened(performance.timeOrigin + at);
+    s.connect.record((at - this.attemptAt[i]!) * 1000);
+    if (this.everOpened[i]) {
+      s.reconnect.record((at - this.lostAt[i]!) * 1000);
+      s.reconnects++;
+    }
+    this.everOpened[i] = 1;
+    this.failures[i] = 0;
+    const storm = this.stormOf[i]!;
+    if (storm >= 0) {
+      const st = this.storms[storm]!;
+      st.backMs.push(at - st.startedAt);
+      this.stormOf[i] = -1;
+    }
+  }
+
+  init(): void {}
+
+  notification(i: number, n: ReceivedNotification, _cursor: string | undefined, at: number): void {
+    const p = probeOf(n);
+    if (p === undefined) return;
+    const flags = this.audits[i]!.receive(p.run, p.stream, p.seq, p.t);
+    if (flags & Receipt.New) {
+      const ms = performance.timeOrigin + at - p.t;
+      this.stats[this.kind[i]!]!.latency.recordMs(ms);
+      this.tickLatency.recordMs(ms);
+      this.received++;
+    }
+  }
+
+  reset(i: number, reason: string): void {
+    this.countError(i, `reset-${reason}`);
+  }
+
+  closed(i: number, cause: string, retryMs?: number): void {
+    const s = this.stats[this.kind[i]!]!;
+    if (this.state[i] === State.Open) s.open--;
+    this.audits[i]!.closed();
+    this.lostAt[i] = performance.now();
+    if (this.stopping) {
+      this.state[i] = State.Stopped;
+      return;
+    }
+    if (cause !== 'aborted') this.countError(i, cause);
+    this.state[i] = State.Waiting;
+    this.scheduleReconnect(i, retryMs);
+  }
+
+  error(i: number, code: string, retryMs?: number): void {
+    if (this.stopping) {
+      this.state[i] = State.Stopped;
+      return;
+    }
+    this.stats[this.kind[i]!]!.failed++;
+    this.countError(i, code);
+    const storm = this.stormOf[i]!;
+    if (storm >= 0) bump(this.storms[storm]!.failures, code);
+    if (this.failures[i]! < 0xffff) this.failures[i]!++;
+    this.state[i] = State.Waiting;
+    this.scheduleReconnect(i, retryMs);
+  }
+
+  private countError(i: number, cause: string): void {
+    bump(this.stats[this.kind[i]!]!.errors, cause);
+    bump(this.tickErrors, cause);
+  }
+
+  /** Delay before the next attempt: `immediate` (a growing pause only after failed attempts), `backoff` (full jitter), `retry` (the server's advice). */
+  private scheduleReconnect(i: number, retryMs?: number): void {
+    const p = this.plan;
+    const failures = this.failures[i]!;
+    const exp = (n: number) => Math.min(p.backoffCapMs, p.backoffBaseMs * 2 ** Math.min(n, 30));
+    let delay: number;
+    if (p.reconnect === 'immediate') delay = failures === 0 ? 0 : Math.random() * exp(failures - 1);
+    else if (p.reconnect === 'backoff') delay = Math.random() * exp(failures);
+    else delay = retryMs ?? 3000;
+    if (delay <= 0) setImmediate(() => this.open(i));
+    else setTimeout(() => this.open(i), delay);
+  }
+
+  /** Aborts `share` of the open connections at once, picked at random. */
+  storm(index: number, share: number): void {
+    const open = this.mine.filter((i) => this.state[i] === State.Open);
+    const n = Math.round(open.length * share);
+    for (let k = 0; k < n; k++) {
+      const j = k + Math.floor(Math.random() * (open.length - k));
+      [open[k], open[j]] = [open[j]!, open[k]!];
+    }
+    const st: StormState = { aborted: n, backMs: [], failures: {}, startedAt: performance.now() };
+    this.storms[index] = st;
+    for (let k = 0; k < n; k++) {
+      const i = open[k]!;
+      this.stormOf[i] = index;
+      this.transports[this.kind[i]!]!.abort(i);
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const cpu = process.cpuUsage(this.cpuPrev);
+    this.cpuPrev = process.cpuUsage();
+    const cpuShare = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.tickPrev);
+    this.tickPrev = now;
+    const eldP99Ms = this.eld.percentile(99) / 1e6;
+    const eldMaxMs = this.eld.max / 1e6;
+    this.eld.reset();
+    const sc = this.selfCheck;
+    sc.eldP99Ms = Math.max(sc.eldP99Ms, eldP99Ms);
+    sc.eldMaxMs = Math.max(sc.eldMaxMs, eldMaxMs);
+    sc.cpuSum += cpuShare;
+    sc.cpuMax = Math.max(sc.cpuMax, cpuShare);
+    sc.ticks++;
+    let open = 0;
+    let connecting = 0;
+    let waiting = 0;
+    for (const i of this.mine) {
+      const st = this.state[i];
+      if (st === State.Open) open++;
+      else if (st === State.Connecting) connecting++;
+      else if (st === State.Waiting) waiting++;
+    }
+    this.send({
+      type: 'tick',
+      index: this.plan.index,
+      open,
+      connecting,
+      reconnecting: waiting,
+      failed: this.stats.reduce((a, s) => a + s.failed, 0),
+      reconnects: this.stats.reduce((a, s) => a + s.reconnects, 0),
+      received: this.received,
+      latency: this.tickLatency.encode(),
+      errors: this.tickErrors,
+      stormsAborted: this.storms.map((s) => s.aborted),
+      stormsBack: this.storms.map((s) => s.backMs.length),
+      eldP99Ms,
+      eldMaxMs,
+      cpu: cpuShare,
+    });
+    this.received = 0;
+    this.tickLatency.reset();
+    this.tickErrors = {};
+  }
+
+  /** Stops, audits every subscriber against the publisher's send log, and closes everything. */
+  async finish(sendTimes: Record<string, number[]>): Promise<WorkerResult> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.tick();
+    const log = publishLogFromTimes(new Map(Object.entries(sendTimes)));
+    const tallies = [new AuditTally(), new AuditTally(), new AuditTally()];
+    for (const i of this.mine) tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
+    await Promise.all(this.transports.map((t) => t?.dispose()));
+    this.eld.disable();
+    const transports: WorkerResult['transports'] = {};
+    this.stats.forEach((s, k) => {
+      if (s.target === 0) return;
+      const part: TransportPart = {
+        audit: tallies[k]!.toJSON(),
+        latency: s.latency.encode(),
+        connect: s.connect.encode(),
+        reconnect: s.reconnect.encode(),
+        target: s.target,
+        peakOpen: s.peakOpen,
+        failed: s.failed,
+        reconnects: s.reconnects,
+        errors: s.errors,
+      };
+      transports[TRANSPORT_ORDER[k]!] = part;
+    });
+    const sc = this.selfCheck;
+    return {
+      type: 'result',
+      index: this.plan.index,
+      transports,
+      storms: this.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
+      selfCheck: { eldP99Ms: sc.eldP99Ms, eldMaxMs: sc.eldMaxMs, cpuMean: sc.ticks ? sc.cpuSum / sc.ticks : 0, cpuMax: sc.cpuMax, rssBytes: process.memoryUsage().rss },
+    };
+  }
+}
+
+async function mintToken(secret: string, user: string): Promise<string> {
+  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt().setExpirationTime('24h').sign(new TextEncoder().encode(secret));
+}
