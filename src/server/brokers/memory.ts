@@ -42,6 +42,8 @@ export class MemoryBroker implements Broker {
   private readonly listeners: ((events: StreamEvent[]) => void)[] = [];
   private readonly epochId = randomBytes(6).toString('base64url').replace(/[-_]/g, 'x');
   private nextId = 0;
+  /** History interleaves the two streams by `acceptedAt`, so it must grow even between the events of one publish. */
+  private lastAcceptedAt = 0;
 
   constructor(private readonly options: BrokerOptions) {}
 
@@ -54,11 +56,15 @@ export class MemoryBroker implements Broker {
   async publish(items: PublishItem[]): Promise<StreamEvent[]> {
     const now = performance.now();
     const events: StreamEvent[] = [];
+    // 1 ns apart within a publish: request order survives the interleaving of replay and the newest-first list.
+    let acceptedAt = Math.max(now, this.lastAcceptedAt + 1e-6);
     for (const item of items) {
       let ring = this.streams.get(item.stream);
       if (!ring) this.streams.set(item.stream, (ring = new Ring(this.options.history)));
       const notification = { id: `${this.epochId}-${(++this.nextId).toString(36)}`, ...item.notification };
-      const ev: StreamEvent = { stream: item.stream, seq: ring.last + 1, notification, json: JSON.stringify(notification), acceptedAt: now };
+      const ev: StreamEvent = { stream: item.stream, seq: ring.last + 1, notification, json: JSON.stringify(notification), acceptedAt };
+      this.lastAcceptedAt = acceptedAt;
+      acceptedAt += 1e-6;
       const evicted = ring.push(ev);
       if (evicted) this.byId.delete(evicted.notification.id);
       this.byId.set(notification.id, ev);
