@@ -96,6 +96,26 @@ describe('SSE: resume after a dropped connection', () => {
     });
   }
 
+  it('events published together in one request replay in request order, as they were sent live', async () => {
+    const gw = await startTestGateway();
+    const live = await subscribe(gw, '?user=u1');
+    await live.next('init');
+    const batch = [
+      { broadcast: true, notification: note('b1') },
+      { user: 'u1', notification: note('a1') },
+      { broadcast: true, notification: note('b2') },
+      { user: 'u1', notification: note('a2') },
+    ];
+    const r = await http(`${gw.url}/publish`, { body: batch });
+    expect(r.status).toBe(202);
+    const sentLive = await live.waitFor(4, 'notification');
+    expect(titles(sentLive)).toEqual(['b1', 'a1', 'b2', 'a2']);
+
+    const replayed = await subscribe(gw, '?user=u1', { 'Last-Event-ID': gw.cursor(0, 0) });
+    const got = await replayed.waitFor(4, 'notification');
+    expect(got.map((e) => [e.id, e.json.id])).toEqual(sentLive.map((e) => [e.id, e.json.id]));
+  });
+
   it('resuming at the head sends nothing before the next live event (and no init)', async () => {
     const gw = await startTestGateway();
     await publishEach(gw.url, { user: 'u1' }, ['old']);
