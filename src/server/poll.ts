@@ -22,7 +22,11 @@ export class PollSubscriber extends Subscriber {
   ) {
     super(user, options);
     this.timer = setTimeout(() => this.answer(), timeoutMs);
-    res.on('close', () => this.finish('client'));
+    res.on('close', () => {
+      // A poll the client dropped must not leave its timer behind: it would hold the process up to `timeout` after SIGTERM.
+      clearTimeout(this.timer);
+      this.finish('client');
+    });
   }
 
   private respond(body: string): void {
