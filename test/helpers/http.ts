@@ -92,3 +92,15 @@ export async function scrape(baseUrl: string): Promise<string> {
   expect(r.headers.get('content-type') ?? '').toMatch(/^text\/plain/);
   return r.text;
 }
+
+/** Scrapes /metrics until the sample has the value (for a server in another process); fails after `timeoutMs`. */
+export async function waitMetric(baseUrl: string, name: string, labels: Record<string, string>, value: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: number | undefined;
+  while (Date.now() <= deadline) {
+    last = metricValue(await scrape(baseUrl), name, labels);
+    if (last === value) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${name}${JSON.stringify(labels)} == ${value} (last ${last})`);
+}
