@@ -3,12 +3,12 @@
  * fake streams (output and signals), and through the built binary for exit codes.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
+import { ensureBuilt } from './helpers/build.js';
 import type { Io } from '../src/io.js';
 import { resolveServeOptions } from '../src/server/config.js';
 import { startGateway, type Gateway } from '../src/server/gateway.js';
@@ -112,13 +112,8 @@ let keyed: Gateway;
 beforeAll(async () => {
   gw = await startGateway(resolveServeOptions({ port: '0' }), silentLogger);
   keyed = await startGateway(resolveServeOptions({ port: '0', publishKey: 'open-sesame' }), silentLogger);
-  // The binary runs dist/: rebuild when a source of this command is newer than its build.
-  const built = `${ROOT}dist/commands/publish.js`;
-  const sources = ['src/commands/publish.ts', 'src/targets/publish-client.ts', 'src/commands/index.ts', 'src/cli.ts'];
-  if (!existsSync(built) || sources.some((s) => statSync(`${ROOT}${s}`).mtimeMs > statSync(built).mtimeMs)) {
-    await new Promise<void>((resolve) => execFile(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', ROOT], () => resolve()));
-  }
-  expect(existsSync(built)).toBe(true);
+  // The binary runs dist/: rebuild when a source is newer than its build.
+  await ensureBuilt();
 }, 120_000);
 
 afterAll(async () => {
