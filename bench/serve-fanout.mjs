@@ -3,15 +3,16 @@
 // Prints delivered, publish->receive latency p50/p99, server CPU-seconds per 1,000 deliveries and server RSS per idle
 // connection. The client reads with raw sockets (the cheapest reader, see shared/PERF-NOTES.md) so the server is
 // what is measured. Usage: npm run build && node bench/serve-fanout.mjs [--conns 2000] [--events 100] [--rate 20]
+// [--bin path/to/notify.js] (another build, to compare before/after in one session)
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { args, percentile, procStats, sleep } from './lib.mjs';
 
-const opt = args({ conns: 2000, events: 100, rate: 20, batch: '0ms', port: 0 });
-const cmd = `node bench/serve-fanout.mjs --conns ${opt.conns} --events ${opt.events} --rate ${opt.rate} --batch ${opt.batch}`;
+const opt = args({ conns: 2000, events: 100, rate: 20, batch: '0ms', port: 0, bin: 'bin/notify.js' });
+const cmd = `node bench/serve-fanout.mjs --conns ${opt.conns} --events ${opt.events} --rate ${opt.rate} --batch ${opt.batch} --bin ${opt.bin}`;
 
-const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', String(opt.port), '--batch', opt.batch, '--log-level', 'warn', '--unread-limit', '0'], {
+const server = spawn(process.execPath, [opt.bin, 'serve', '--port', String(opt.port), '--batch', opt.batch, '--log-level', 'warn', '--unread-limit', '0'], {
   stdio: ['ignore', 'ignore', 'pipe'],
 });
 const url = await new Promise((resolve, reject) => {
