@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// bench/swarm-10k: N SSE connections (default 10,000) of `notify swarm` against `notify serve`, broadcast at R/s for
+// D seconds. Prints lost, p50/p99, swarm and server CPU-seconds per 100,000 delivered events, RSS per connection and
+// the swarm's self-check. Both run as child processes; the swarm's CPU includes its worker processes (reaped
+// children, /proc cutime). Usage: npm run build && node bench/swarm-10k.mjs [--conns 10000] [--rate 10] [--duration 60]
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { args, procStats } from './lib.mjs';
+
+const opt = args({ conns: 10000, rate: 10, duration: 60, ramp: 20, transport: 'sse', workers: 0, out: '/tmp/swarm-10k.json' });
+const cmd = `node bench/swarm-10k.mjs --conns ${opt.conns} --rate ${opt.rate} --duration ${opt.duration} --ramp ${opt.ramp} --transport ${opt.transport} --workers ${opt.workers}`;
+
+const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+const url = await new Promise((resolve, reject) => {
+  let text = '';
+  server.stderr.on('data', (d) => {
+    text += d;
+    const m = /listening on (http:\/\/\S+)/.exec(text);
+    if (m) resolve(m[1]);
+  });
+  server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
+});
+const serverBefore = procStats(server.pid);
+
+/** user + system CPU seconds of this process's reaped children (the swarm and, through it, its workers). */
+function childrenCpu() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+const cpu0 = childrenCpu();
+const started = Date.now();
+const swarmArgs = ['bin/notify.js', 'swarm', '--url', url, '--conns', String(opt.conns), '--transport', opt.transport, '--ramp', `${opt.ramp}s`,
+  '--duration', `${opt.duration}s`, '--rate', `${opt.rate}/s`, '--no-dashboard', '--out', opt.out];
+if (opt.workers) swarmArgs.push('--workers', String(opt.workers));
+const swarm = spawn(process.execPath, swarmArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
+let swarmPeakRss = 0;
+const sampler = setInterval(() => {
+  try {
+    swarmPeakRss = Math.max(swarmPeakRss, procStats(swarm.pid).rss);
+  } catch {}
+}, 1000);
+const code = await new Promise((resolve) => swarm.on('exit', resolve));
+clearInterval(sampler);
+const wallS = (Date.now() - started) / 1000;
+const swarmCpu = childrenCpu() - cpu0;
+const serverAfter = procStats(server.pid);
+server.kill('SIGTERM');
+
+const r = JSON.parse(readFileSync(opt.out, 'utf8'));
+const t = r.summary.total;
+const delivered = t.events.delivered;
+const workerRss = r.selfCheck.workers.reduce((a, w) => a + w.rssBytes, 0);
+console.log(JSON.stringify({
+  command: cmd,
+  exitCode: code,
+  wallSeconds: +wallS.toFixed(1),
+  conns: opt.conns,
+  peakOpen: t.connections.peakOpen,
+  failed: t.connections.failed,
+  published: t.events.published,
+  expected: t.events.expected,
+  delivered,
+  lost: t.events.lost,
+  duplicated: t.events.duplicated,
+  outOfOrder: t.events.outOfOrder,
+  latencyMs: { p50: t.latency.p50, p99: t.latency.p99, max: t.latency.max },
+  connectMs: { p50: t.connect.p50, p99: t.connect.p99 },
+  swarmCpuSeconds: +swarmCpu.toFixed(2),
+  swarmCpuSecondsPer100kDelivered: +((swarmCpu / delivered) * 1e5).toFixed(2),
+  serverCpuSeconds: +(serverAfter.cpu - serverBefore.cpu).toFixed(2),
+  serverCpuSecondsPer100kDelivered: +(((serverAfter.cpu - serverBefore.cpu) / delivered) * 1e5).toFixed(2),
+  swarmWorkers: r.selfCheck.workers.length,
+  swarmWorkerRssPerConnKB: +(workerRss / opt.conns / 1024).toFixed(1),
+  serverRssPerConnKB: +((serverAfter.rss - serverBefore.rss) / opt.conns / 1024).toFixed(1),
+  serverPeakRssMB: +(serverAfter.hwm / 1048576).toFixed(1),
+  selfCheck: { saturated: r.selfCheck.saturated, workers: r.selfCheck.workers.map((w) => ({ eldP99Ms: +w.eldP99Ms.toFixed(1), cpuMean: +w.cpuMean.toFixed(2), cpuMax: +w.cpuMax.toFixed(2) })) },
+}, null, 2));
