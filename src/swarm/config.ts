@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { usageError } from '../errors.js';
 import { parseThresholds, type Threshold } from '../metrics/thresholds.js';
 import type { TransportName } from '../metrics/summary.js';
-import { parseDuration, parseInteger, parsePercent, parseRate } from '../util/parse.js';
+import { formatDuration, parseDuration, parseInteger, parsePercent, parseRate } from '../util/parse.js';
 
 export const RECONNECT_POLICIES = ['immediate', 'backoff', 'retry'] as const;
 export type ReconnectPolicy = (typeof RECONNECT_POLICIES)[number];
@@ -112,6 +112,7 @@ export function parseMix(value: string): Partial<Record<TransportName, number>> 
     const m = /^(sse|ws|poll)=(\d+(?:\.\d+)?)$/.exec(part.trim());
     if (!m) throw usageError(`--transport mix part must look like sse=70 (got "${part}" in "${value}")`);
     const w = Number(m[2]);
+    if (weights[m[1] as TransportName] !== undefined) throw usageError(`--transport mix names ${m[1]} twice (got "${value}")`);
     weights[m[1] as TransportName] = w;
     sum += w;
   }
@@ -173,6 +174,13 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
   const userPrefix = raw.userPrefix ?? d.userPrefix;
   if (!/^[A-Za-z0-9_.@:+=-]{0,100}$/.test(userPrefix)) throw usageError(`--user-prefix may use A-Z a-z 0-9 _ . @ : + = - (got "${userPrefix}")`);
   const run = raw.run ?? `r${randomBytes(4).toString('hex')}`;
+  const rampMs = parseDuration('--ramp', raw.ramp ?? d.ramp);
+  const drainMs = parseDuration('--drain', raw.drain ?? d.drain);
+  const storms = (raw.storm ?? []).map(parseStorm).sort((a, b) => a.atMs - b.atMs);
+  const endMs = rampMs + durationMs + drainMs;
+  const late = storms.find((s) => s.atMs >= endMs);
+  // The run clears its storm timers when it ends: a storm set after the end would silently never happen.
+  if (late) throw usageError(`--storm at ${formatDuration(late.atMs)} is after the end of the run (ramp + duration + drain = ${formatDuration(endMs)})`);
   return {
     run,
     urls,
@@ -180,12 +188,12 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     conns,
     users,
     userPrefix,
-    rampMs: parseDuration('--ramp', raw.ramp ?? d.ramp),
+    rampMs,
     durationMs,
-    drainMs: parseDuration('--drain', raw.drain ?? d.drain),
+    drainMs,
     rate,
     userRate,
-    storms: (raw.storm ?? []).map(parseStorm).sort((a, b) => a.atMs - b.atMs),
+    storms,
     reconnect: reconnect as ReconnectPolicy,
     backoffBaseMs: parseDuration('--backoff-base', raw.backoffBase ?? d.backoffBase),
     backoffCapMs: parseDuration('--backoff-cap', raw.backoffCap ?? d.backoffCap),
