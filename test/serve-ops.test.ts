@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway } from './helpers/gateway.js';
-import { ensureServeBuilt, exitWithin, runNotify } from './helpers/cli.js';
+import { ensureBuilt, exitWithin, runNotify } from './helpers/cli.js';
 import { expectError, http, metricValue, note, publishEach, publishOk, scrape, waitMetric } from './helpers/http.js';
 import { runCleanup, until } from './helpers/lifecycle.js';
 import { poll } from './helpers/poll.js';
@@ -166,17 +166,16 @@ describe('graceful shutdown (in-process)', () => {
 });
 
 describe('the notify binary', () => {
-  beforeAll(ensureServeBuilt, 60_000);
+  beforeAll(ensureBuilt, 120_000);
 
   it('serve --port 0 serves, and on SIGTERM tells clients to come back, drains and exits 0', async () => {
     const p = runNotify(['serve', '--port', '0', '--heartbeat', '200ms', '--retry', '500ms']);
-    const [, url] = await p.waitStderr(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-    const sse = await openSse(`${url}/events?user=a`);
-    const ws = await openWs(`${url!.replace('http', 'ws')}/ws?user=a`);
+    const base = (await p.waitStderr(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+    const sse = await openSse(`${base}/events?user=a`);
+    const ws = await openWs(`${base.replace('http', 'ws')}/ws?user=a`);
     await sse.next('init');
     await ws.next('init');
     await sse.waitComment('hb');
-    const base = url!;
     const cursor0 = (await poll(base, { user: 'a' })).body.cursor;
     // A held poll the client gave up on: it must not keep the process alive after SIGTERM.
     const abort = new AbortController();

@@ -1,27 +1,10 @@
 /** The built binary (`node bin/notify.js ...`) as a child process, with its stderr collected as it arrives. */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ROOT } from './build.js';
 import { onCleanup, until } from './lifecycle.js';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-/** The binary runs dist/: rebuild when a source the serve command uses is newer than its build. */
-export async function ensureServeBuilt(): Promise<void> {
-  const sources = [
-    'src/cli.ts',
-    'src/commands/serve.ts',
-    ...readdirSync(`${ROOT}src/server`).filter((f) => f.endsWith('.ts')).map((f) => `src/server/${f}`),
-    ...readdirSync(`${ROOT}src/server/brokers`).filter((f) => f.endsWith('.ts')).map((f) => `src/server/brokers/${f}`),
-  ];
-  const stale = sources.some((s) => {
-    const built = `${ROOT}dist/${s.slice('src/'.length).replace(/\.ts$/, '.js')}`;
-    return !existsSync(built) || statSync(`${ROOT}${s}`).mtimeMs > statSync(built).mtimeMs;
-  });
-  // Type errors elsewhere in a tree others are editing do not stop tsc from emitting: the exit code is not ours.
-  if (stale) await new Promise<void>((resolve) => execFile(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', ROOT], () => resolve()));
-  if (!existsSync(`${ROOT}dist/cli.js`)) throw new Error('dist/cli.js is missing after tsc -p .');
-}
+/** The binary runs dist/: call `ensureBuilt` (./build.js) in `beforeAll` first. */
+export { ensureBuilt } from './build.js';
 
 export interface NotifyProcess {
   child: ChildProcess;
