@@ -5,6 +5,7 @@ import { serveCommand } from './serve.js';
 import { publishCommand } from './publish.js';
 import { doctorCommand } from './doctor.js';
 import { swarmCommand } from './swarm.js';
+import { reportCommand } from './report.js';
 
 /** `done(code)` sets the process exit code when the command's action finishes. */
 export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
@@ -13,6 +14,6 @@ export const COMMANDS: CommandFactory[] = [
   serveCommand,
   publishCommand,
   swarmCommand,
-  // report
+  reportCommand,
   doctorCommand,
 ];

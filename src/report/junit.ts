@@ -1,0 +1,67 @@
+/**
+ * JUnit XML for CI test reporters: one test case per threshold, a `<failure>` for each crossed one. The run's
+ * headline figures and warnings go to `<system-out>`, so a run without thresholds still leaves a readable record.
+ */
+import { formatValue } from './compare.js';
+import type { ResultFile } from './result.js';
+
+// XML 1.0 allows tab, LF, CR and everything from U+0020 except the surrogates and U+FFFE/U+FFFF.
+const NOT_XML = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu;
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+/** Text safe in an XML attribute or element: escaped, and characters XML cannot hold dropped. */
+export const escapeXml = (s: unknown): string => String(s).replace(NOT_XML, '').replace(/[&<>"']/g, (c) => ESC[c]!);
+
+const seconds = (from: string, to: string): string => {
+  const d = (Date.parse(to) - Date.parse(from)) / 1000;
+  return Number.isFinite(d) && d >= 0 ? d.toFixed(3) : '0';
+};
+
+/** Headline figures as plain text lines (JUnit system-out). */
+function headline(result: ResultFile): string {
+  const t = result.summary.total;
+  const e = t.events;
+  const ms = (v: number) => formatValue('time', v);
+  const lines = [
+    `run ${result.run}: ${t.connections.target} connections (peak open ${t.connections.peakOpen}, failed ${t.connections.failed}, reconnects ${t.connections.reconnects})`,
+    `events: published ${e.published}, expected ${e.expected}, delivered ${e.delivered}, lost ${e.lost}, duplicated ${e.duplicated}, out-of-order ${e.outOfOrder}, recovered ${e.recovered}`,
+    t.latency.count ? `latency: p50 ${ms(t.latency.p50)}, p90 ${ms(t.latency.p90)}, p99 ${ms(t.latency.p99)}, max ${ms(t.latency.max)}` : 'latency: no probe received',
+  ];
+  if (result.selfCheck.warning) lines.push(`WARNING: ${result.selfCheck.warning}`);
+  if (result.stoppedEarly) lines.push(`stopped early: ${result.stoppedEarly}`);
+  return lines.join('\n');
+}
+
+export function renderJunit(result: ResultFile): string {
+  const failures = result.thresholds.filter((t) => !t.ok).length;
+  const time = seconds(result.startedAt, result.endedAt);
+  const suite = `notify swarm ${result.run}`;
+  const cases = result.thresholds.map((t) => {
+    const name = escapeXml(t.expr);
+    const open = `    <testcase classname="notify.thresholds" name="${name}" time="0">`;
+    const actual = formatValue(t.kind, t.actual);
+    if (t.ok) return `${open}\n      <system-out>${escapeXml(`actual ${actual}`)}</system-out>\n    </testcase>`;
+    const message = `${t.expr} crossed: actual ${actual}, limit ${t.op} ${formatValue(t.kind, t.value)}`;
+    return `${open}\n      <failure type="threshold" message="${escapeXml(message)}">${escapeXml(message)}</failure>\n    </testcase>`;
+  });
+  const props = [
+    ['run', result.run],
+    ['target', result.target.urls.join(' ')],
+    ['conns', String(result.summary.total.connections.target)],
+    ['client.saturated', String(result.selfCheck.saturated)],
+    ...(result.stoppedEarly ? [['stoppedEarly', result.stoppedEarly]] : []),
+  ];
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="notify" tests="${result.thresholds.length}" failures="${failures}" errors="0" time="${time}">`,
+    `  <testsuite name="${escapeXml(suite)}" tests="${result.thresholds.length}" failures="${failures}" errors="0" skipped="0" time="${time}" timestamp="${escapeXml(result.startedAt)}">`,
+    '    <properties>',
+    ...props.map(([k, v]) => `      <property name="${escapeXml(k)}" value="${escapeXml(v)}"/>`),
+    '    </properties>',
+    ...cases,
+    `    <system-out>${escapeXml(headline(result))}</system-out>`,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}

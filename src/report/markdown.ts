@@ -1,0 +1,66 @@
+/**
+ * Markdown for a GitHub Actions job summary: appended to the file named by env GITHUB_STEP_SUMMARY by
+ * `notify swarm` (the run) and `notify report` (the result shown, or the comparison).
+ */
+import { appendFile } from 'node:fs/promises';
+import { TRANSPORT_NAMES, type TransportSummary } from '../metrics/summary.js';
+import { formatDelta, formatRatio, formatValue, type Comparison } from './compare.js';
+import type { ResultFile } from './result.js';
+
+/** Table cells cannot hold `|` or line breaks. */
+const cell = (s: unknown): string => String(s).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const row = (cells: unknown[]): string => `| ${cells.map(cell).join(' | ')} |`;
+const ms = (v: number) => formatValue('time', v);
+const pct = (v: number) => formatValue('rate', v);
+
+export function resultMarkdown(result: ResultFile, title = `notify swarm \`${result.run}\``): string {
+  const out: string[] = [`### ${title}`, ''];
+  const failed = result.thresholds.filter((t) => !t.ok);
+  if (result.thresholds.length) {
+    out.push(failed.length ? `**${failed.length} of ${result.thresholds.length} thresholds crossed**` : `**All ${result.thresholds.length} thresholds passed**`, '');
+  }
+  if (result.selfCheck.warning) out.push(`> [!WARNING]\n> ${cell(result.selfCheck.warning)}`, '');
+  if (result.stoppedEarly) out.push(`Stopped early: ${cell(result.stoppedEarly)}`, '');
+  out.push(row(['', 'conns', 'failed', 'reconnects', 'delivered', 'lost', 'dup', 'out-of-order', 'latency p50', 'p99', 'max', 'events/s']));
+  out.push(row(Array(12).fill('---')));
+  const scopes: [string, TransportSummary][] = [];
+  for (const n of TRANSPORT_NAMES) if (result.summary.transports[n]) scopes.push([n, result.summary.transports[n]!]);
+  scopes.push(['**total**', result.summary.total]);
+  for (const [name, s] of scopes) {
+    const l = s.latency;
+    out.push(row([
+      name, s.connections.target, s.connections.failed, s.connections.reconnects, `${s.events.delivered} (${pct(s.events.deliveredRate)})`,
+      `${s.events.lost} (${pct(s.events.lostRate)})`, s.events.duplicated, s.events.outOfOrder,
+      l.count ? ms(l.p50) : '-', l.count ? ms(l.p99) : '-', l.count ? ms(l.max) : '-', s.deliveredPerSec.toFixed(1),
+    ]));
+  }
+  if (result.thresholds.length) {
+    out.push('', row(['', 'threshold', 'actual']), row(['---', '---', '---']));
+    for (const t of result.thresholds) out.push(row([t.ok ? '✅' : '❌', `\`${t.expr}\``, formatValue(t.kind, t.actual)]));
+  }
+  return out.join('\n') + '\n\n';
+}
+
+export function comparisonMarkdown(c: Comparison, baseName: string, currentName: string): string {
+  const out = [
+    `### notify report: \`${cell(currentName)}\` against \`${cell(baseName)}\``,
+    '',
+    c.regressions.length ? `**${c.regressions.length} regression(s)**: ${c.regressions.map((r) => `\`${r.name}\``).join(', ')}` : '**No regression**',
+    '',
+    row(['', 'base', 'current', 'delta', 'delta %', 'rule', '']),
+    row(Array(7).fill('---')),
+    ...c.rows.map((r) => row([
+      r.name, formatValue(r.kind, r.base), formatValue(r.kind, r.current), formatDelta(r.kind, r.delta), formatRatio(r.deltaRatio),
+      r.rules.map((x) => `\`${x}\``).join(' '), r.rules.length === 0 ? '' : r.regressed ? '❌' : '✅',
+    ])),
+  ];
+  return out.join('\n') + '\n\n';
+}
+
+/** Appends to $GITHUB_STEP_SUMMARY when it is set; returns the file written, if any. */
+export async function appendStepSummary(env: Record<string, string | undefined>, markdown: string): Promise<string | undefined> {
+  const file = env.GITHUB_STEP_SUMMARY;
+  if (!file) return undefined;
+  await appendFile(file, markdown);
+  return file;
+}

@@ -1,0 +1,245 @@
+/**
+ * `notify report --merge`: one result from the results of the same scenario run on several machines or shards.
+ *
+ * Exact: connection and event counts are summed, rates recomputed from the sums, and latency / connect / reconnect
+ * percentiles recomputed from the HDR histograms added bucket by bucket. Thresholds are parsed again from the
+ * files' `config.thresholds` and evaluated on the merged figures.
+ *
+ * Not exact, because the files do not carry the raw data (each is said so in `merged.notes`): peak open is the sum
+ * of the shards' peaks (an upper bound, as within one run); storm return times and per-second p50/p99 of the
+ * timeline are the worst shard's; the publisher's 202 latency percentiles are the worst shard's.
+ */
+import { ExitCode, isNotifyError, NotifyError } from '../errors.js';
+import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
+import { TRANSPORT_NAMES, withRates, type RunSummary, type TransportName, type TransportSummary } from '../metrics/summary.js';
+import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
+import type { EncodedHistograms, StormReport } from '../swarm/aggregate.js';
+import type { TimelinePoint } from '../swarm/live.js';
+import type { ResultFile } from './result.js';
+
+export interface NamedResult {
+  file: string;
+  result: ResultFile;
+}
+
+const KINDS = ['latency', 'connect', 'reconnect'] as const;
+
+function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+function decodeInto(into: DurationHistogram, encoded: string, file: string, where: string): void {
+  try {
+    into.add(encoded);
+  } catch (err) {
+    const why = isNotifyError(err) ? err.message : (err as Error).message;
+    throw new NotifyError('E_RESULT_FILE', `${file}: histograms.${where} is not a valid encoded HDR histogram (${why})`, {
+      exitCode: ExitCode.usage,
+      hint: 'was the file edited or truncated?',
+    });
+  }
+}
+
+/** Sums one scope (a transport, or the total) over every part that has it. */
+function mergeScope(parts: { file: string; summary: TransportSummary; histograms?: EncodedHistograms; name: string }[]): {
+  summary: TransportSummary;
+  histograms: EncodedHistograms;
+} {
+  const h = { latency: createHistogram(), connect: createHistogram(), reconnect: createHistogram() };
+  const connections = { target: 0, peakOpen: 0, failed: 0, reconnects: 0 };
+  const events = { published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
+  const errors: Record<string, number> = {};
+  let deliveredPerSec = 0;
+  for (const p of parts) {
+    for (const k of Object.keys(connections) as (keyof typeof connections)[]) connections[k] += p.summary.connections[k];
+    for (const k of Object.keys(events) as (keyof typeof events)[]) events[k] += p.summary.events[k];
+    addCounts(errors, p.summary.errors);
+    // Shards run side by side, so their delivery rates add up.
+    deliveredPerSec += p.summary.deliveredPerSec;
+    if (!p.histograms) {
+      throw new NotifyError('E_RESULT_FILE', `${p.file}: no histograms.${p.name} although summary.transports.${p.name} is there; cannot merge exactly`, {
+        exitCode: ExitCode.usage,
+      });
+    }
+    for (const k of KINDS) decodeInto(h[k], p.histograms[k], p.file, `${p.name}.${k}`);
+  }
+  return {
+    summary: {
+      connections,
+      events: withRates(events),
+      latency: h.latency.summary(),
+      connect: h.connect.summary(),
+      reconnect: h.reconnect.summary(),
+      deliveredPerSec,
+      errors,
+    },
+    histograms: { latency: h.latency.encode(), connect: h.connect.encode(), reconnect: h.reconnect.encode() },
+  };
+}
+
+/** Per-second points of several runs aligned on seconds since each run's start. */
+export function mergeTimelines(timelines: TimelinePoint[][]): TimelinePoint[] {
+  const byT = new Map<number, TimelinePoint>();
+  for (const timeline of timelines) {
+    for (const p of normalizeTimeline(timeline)) {
+      const q = byT.get(p.t);
+      if (!q) byT.set(p.t, { ...p });
+      else {
+        q.published += p.published;
+        q.delivered += p.delivered;
+        q.open += p.open;
+        q.reconnects += p.reconnects;
+        q.errors += p.errors;
+        q.p99 = Math.max(q.p99, p.p99);
+        q.p50 = Math.max(q.p50, p.p50);
+      }
+    }
+  }
+  return [...byT.values()].sort((a, b) => a.t - b.t);
+}
+
+/**
+ * One point per second, ascending. The swarm closes its last second when the run ends, which can round to the same
+ * second as the one before: such points are folded into one (sums added, worst p50/p99, the later gauges kept).
+ */
+export function normalizeTimeline(timeline: readonly TimelinePoint[]): TimelinePoint[] {
+  const out: TimelinePoint[] = [];
+  for (const p of [...timeline].sort((a, b) => a.t - b.t)) {
+    const last = out[out.length - 1];
+    if (last && last.t === p.t) {
+      last.published += p.published;
+      last.delivered += p.delivered;
+      last.errors += p.errors;
+      last.p99 = Math.max(last.p99, p.p99);
+      last.p50 = Math.max(last.p50, p.p50);
+      last.open = p.open;
+      last.reconnects = p.reconnects;
+    } else out.push({ ...p });
+  }
+  return out;
+}
+
+function worst(values: (number | null)[]): number | null {
+  if (values.some((v) => v === null)) return null;
+  return Math.max(0, ...(values as number[]));
+}
+
+function mergeStorms(files: NamedResult[]): StormReport[] {
+  const n = Math.max(0, ...files.map((f) => f.result.storms.length));
+  return Array.from({ length: n }, (_, i) => {
+    const parts = files.map((f) => f.result.storms[i]).filter((s): s is StormReport => s !== undefined);
+    const failures: Record<string, number> = {};
+    for (const p of parts) addCounts(failures, p.failures);
+    return {
+      atMs: parts[0]!.atMs,
+      share: parts[0]!.share,
+      aborted: parts.reduce((a, p) => a + p.aborted, 0),
+      back: parts.reduce((a, p) => a + p.back, 0),
+      back99Ms: worst(parts.map((p) => p.back99Ms)),
+      back100Ms: worst(parts.map((p) => p.back100Ms)),
+      failures,
+    };
+  });
+}
+
+function mergeAck(parts: DurationSummary[]): DurationSummary {
+  const seen = parts.filter((p) => p.count > 0);
+  if (seen.length === 0) return { count: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+  const count = seen.reduce((a, p) => a + p.count, 0);
+  const maxOf = (k: keyof DurationSummary) => Math.max(...seen.map((p) => p[k]));
+  return {
+    count,
+    min: Math.min(...seen.map((p) => p.min)),
+    p50: maxOf('p50'),
+    p90: maxOf('p90'),
+    p99: maxOf('p99'),
+    p999: maxOf('p999'),
+    max: maxOf('max'),
+    mean: Math.round((seen.reduce((a, p) => a + p.mean * p.count, 0) / count) * 1000) / 1000,
+  };
+}
+
+/** Config fields that must agree for the results to be "the same scenario". */
+const SCENARIO_KEYS = ['mix', 'rampMs', 'durationMs', 'drainMs', 'rate', 'userRate', 'storms', 'reconnect'];
+
+/** Differences in scenario between the files: worth a warning, not a refusal (shards may differ on purpose). */
+export function scenarioDifferences(files: NamedResult[]): string[] {
+  const first = files[0]!;
+  const out: string[] = [];
+  for (const f of files.slice(1)) {
+    for (const k of SCENARIO_KEYS) {
+      const a = JSON.stringify(first.result.config[k]);
+      const b = JSON.stringify(f.result.config[k]);
+      if (a !== b) out.push(`config.${k} differs: ${first.file} has ${a}, ${f.file} has ${b}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Merges results of the same scenario from several machines or shards into one `notify.result/1` document.
+ * @throws NotifyError E_RESULT_FILE (exit 2) naming the file whose histograms cannot be decoded; E_USAGE when a
+ *   stored threshold expression no longer parses.
+ */
+export function mergeResults(files: NamedResult[]): ResultFile {
+  if (files.length === 0) throw new NotifyError('E_USAGE', '--merge needs at least one result file', { exitCode: ExitCode.usage });
+  const transports: RunSummary['transports'] = {};
+  const histograms: ResultFile['histograms'] = {};
+  for (const name of TRANSPORT_NAMES) {
+    const parts = files
+      .filter((f) => f.result.summary.transports[name])
+      .map((f) => ({ file: f.file, name, summary: f.result.summary.transports[name]!, histograms: f.result.histograms[name] }));
+    if (parts.length === 0) continue;
+    const m = mergeScope(parts);
+    transports[name as TransportName] = m.summary;
+    histograms[name as TransportName] = m.histograms;
+  }
+  const total = mergeScope(files.map((f) => ({ file: f.file, name: 'total', summary: f.result.summary.total, histograms: f.result.histograms.total })));
+  histograms.total = total.histograms;
+  const summary: RunSummary = { total: total.summary, transports };
+
+  const exprs = [...new Set(files.flatMap((f) => f.result.config.thresholds))];
+  const thresholds = evaluateThresholds(parseThresholds(exprs), summary);
+  const first = files[0]!.result;
+  const warnings = files.map((f) => f.result.selfCheck.warning).filter((w): w is string => Boolean(w));
+  const sum = (k: string) => files.reduce((a, f) => a + (typeof f.result.config[k] === 'number' ? (f.result.config[k] as number) : 0), 0);
+  const ack = mergeAck(files.map((f) => f.result.publisher.ack));
+  const publisherFailures: Record<string, number> = {};
+  for (const f of files) addCounts(publisherFailures, f.result.publisher.failures);
+  const stopped = files.filter((f) => f.result.stoppedEarly).map((f) => `${f.file}: ${f.result.stoppedEarly}`);
+
+  return {
+    schema: first.schema,
+    tool: first.tool,
+    run: files.map((f) => f.result.run).join('+'),
+    startedAt: files.map((f) => f.result.startedAt).sort()[0]!,
+    endedAt: files.map((f) => f.result.endedAt).sort().at(-1)!,
+    stoppedEarly: stopped.length ? stopped.join('; ') : null,
+    target: { urls: [...new Set(files.flatMap((f) => f.result.target.urls))], embedded: files.some((f) => f.result.target.embedded) },
+    config: { ...first.config, conns: sum('conns'), users: sum('users'), thresholds: exprs },
+    summary,
+    histograms,
+    storms: mergeStorms(files),
+    publisher: {
+      sent: files.reduce((a, f) => a + f.result.publisher.sent, 0),
+      accepted: files.reduce((a, f) => a + f.result.publisher.accepted, 0),
+      failures: publisherFailures,
+      ack,
+    },
+    selfCheck: {
+      workers: files.flatMap((f) => f.result.selfCheck.workers),
+      saturated: files.some((f) => f.result.selfCheck.saturated),
+      warning: warnings.length ? warnings.join(' | ') : undefined,
+    },
+    timeline: mergeTimelines(files.map((f) => f.result.timeline)),
+    thresholds,
+    merged: {
+      from: files.map((f) => ({ file: f.file, run: f.result.run, startedAt: f.result.startedAt, conns: f.result.summary.total.connections.target })),
+      notes: [
+        'counts summed, rates recomputed from the sums; latency, connect and reconnect percentiles recomputed from the merged HDR histograms',
+        'peak open is the sum of the shards\' peaks (an upper bound)',
+        'timeline aligned on seconds since each shard\'s start; its per-second p50/p99, storm return times and publisher 202 percentiles are the worst shard\'s',
+      ],
+    },
+  };
+}
