@@ -3,6 +3,10 @@
  * round-robin over the users). Each probe carries its *intended* send time `t`, so a publisher that falls behind
  * shows up in the latency instead of hiding it (no coordinated omission). It keeps the send log per stream: the
  * time each probe was actually sent, which the audit needs to know what every subscriber was owed.
+ *
+ * Per stream, one publish request is in flight at a time; probes that come due meanwhile go out together as one
+ * batch request when it returns. Concurrent requests for one stream could reach the server in another order than
+ * their seqs, and the audit would then report the publisher's own reordering as the server's.
  */
 import { performance } from 'node:perf_hooks';
 import { createPublishClient, type PublishClient } from '../targets/publish-client.js';
@@ -33,6 +37,9 @@ export class Publisher {
   /** Sent since the last `takeSent()`. */
   private sentTick = 0;
   private inFlight = new Set<Promise<void>>();
+  /** Probes due but not sent yet, per stream (bodies), while that stream has a request in flight. */
+  private readonly queued = new Map<string, { body: string; seq: number }[]>();
+  private readonly busy = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private finished: (() => void) | undefined;
@@ -71,25 +78,42 @@ export class Publisher {
   }
 
   private send(stream: string, t: number, user?: string): void {
+    const probe = { run: this.options.run, stream, seq: 0, t };
+    let queue = this.queued.get(stream);
+    if (!queue) this.queued.set(stream, (queue = []));
+    probe.seq = (this.sendTimes.get(stream)?.length ?? 0) + queue.length + 1;
+    const target = user === undefined ? '"broadcast":true' : `"user":${JSON.stringify(user)}`;
+    queue.push({ seq: probe.seq, body: `{${target},"notification":{"type":"system","title":"swarm probe ${probe.seq}","data":{"probe":${JSON.stringify(probe)}}}}` });
+    if (!this.busy.has(stream)) this.flush(stream);
+  }
+
+  /** Sends everything queued for the stream as one request (an array when more than one), in seq order. */
+  private flush(stream: string): void {
+    const queue = this.queued.get(stream);
+    if (!queue || queue.length === 0) {
+      this.busy.delete(stream);
+      return;
+    }
+    this.queued.set(stream, []);
+    this.busy.add(stream);
     let times = this.sendTimes.get(stream);
     if (!times) this.sendTimes.set(stream, (times = []));
-    const seq = times.length + 1;
-    const probe = { run: this.options.run, stream, seq, t };
-    const target = user === undefined ? '"broadcast":true' : `"user":${JSON.stringify(user)}`;
-    const body = `{${target},"notification":{"type":"system","title":"swarm probe ${seq}","data":{"probe":${JSON.stringify(probe)}}}}`;
     const sentAt = nowMs();
-    times.push(sentAt);
-    this.sent++;
-    this.sentTick++;
+    for (let i = 0; i < queue.length; i++) times.push(sentAt);
+    this.sent += queue.length;
+    this.sentTick += queue.length;
+    const body = queue.length === 1 ? queue[0]!.body : `[${queue.map((q) => q.body).join(',')}]`;
     const p = this.client.publishRaw(body).then((outcome) => {
       if (outcome.ok) {
-        this.accepted++;
+        this.accepted += queue.length;
         this.ack.recordMs(nowMs() - sentAt);
       } else {
-        this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + 1;
+        this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + queue.length;
         this.lastFailure = `${outcome.cause}: ${outcome.message}`;
       }
       this.inFlight.delete(p);
+      if (this.running || this.queued.get(stream)?.length) this.flush(stream);
+      else this.busy.delete(stream);
     });
     this.inFlight.add(p);
   }
