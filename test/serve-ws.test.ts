@@ -258,5 +258,11 @@ describe('WS: read receipts from the client', () => {
     expect(owner.body.unreadCount).toBe(1);
     await publishEach(gw.url, { user: 'me' }, ['after errors']);
     expect((await c.next('notification')).notification.title).toBe('after errors');
+
+    // An anonymous connection has no one to mark read for.
+    const anon = await subscribe(gw, '');
+    await anon.next('init');
+    anon.send({ type: 'read', id: theirs });
+    expect((await anon.next('error')).error.code).toBe('E_USER');
   });
 });
