@@ -89,4 +89,10 @@ export interface WorkerResult {
   selfCheck: { eldP99Ms: number; eldMaxMs: number; cpuMean: number; cpuMax: number; rssBytes: number };
 }
 
-export type WorkerToMain = { type: 'ready'; index: number } | WorkerTick | WorkerResult | { type: 'fatal'; index: number; message: string };
+/** Every connection of the worker has finished its first attempt (opened or failed): its part of the ramp is done. */
+export interface WorkerRamped {
+  type: 'ramped';
+  index: number;
+}
+
+export type WorkerToMain = { type: 'ready'; index: number } | WorkerTick | WorkerRamped | WorkerResult | { type: 'fatal'; index: number; message: string };

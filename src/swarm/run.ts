@@ -15,6 +15,8 @@ import type { MainToWorker, WorkerPlan, WorkerResult, WorkerToMain } from './mes
 import { Publisher } from './publisher.js';
 
 const WORKER = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+/** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
+const RAMP_SETTLE_MAX_MS = 10_000;
 
 export interface RunHooks {
   /** Called about once a second with the live snapshot. */
@@ -85,9 +87,10 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const { workers: workerCount, localAddresses } = planWorkers(config, loopback);
     const startedAt = new Date();
     const t0 = Date.now() + 300;
-    const publishStart = t0 + config.rampMs;
-    const publishEnd = publishStart + config.durationMs;
-    const totalMs = config.rampMs + config.durationMs + config.drainMs;
+    // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
+    let publishStart = t0 + config.rampMs;
+    let publishEnd = publishStart + config.durationMs;
+    let totalMs = config.rampMs + config.durationMs + config.drainMs;
     const transports = Array.from(assignTransports(config.mix, config.conns));
 
     const live = new LiveView(config.conns, config.storms);
@@ -103,6 +106,9 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       wakeStop();
     };
     hooks.stopSignal?.then(stop);
+    let ramped = 0;
+    let wakeRamped: () => void = () => {};
+    const rampDone = new Promise<void>((r) => (wakeRamped = r));
 
     const resultsIn = new Promise<void>((resolve) => {
       for (let w = 0; w < workerCount; w++) {
@@ -113,6 +119,8 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
             live.onTick(msg);
             const failed = live.failed();
             if (config.bailout > 0 && failed >= config.bailout) stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
+          } else if (msg.type === 'ramped') {
+            if (++ramped === workerCount) wakeRamped();
           } else if (msg.type === 'result') {
             results.push(msg);
             if (results.length === workerCount) resolve();
@@ -153,6 +161,17 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
 
     const sleepUntil = (at: number) => Promise.race([stopped, new Promise<void>((r) => setTimeout(r, Math.max(0, at - Date.now())))]);
     await sleepUntil(publishStart);
+    // Publishing starts when the ramp is over: every connection's first attempt has opened or failed. The last
+    // connections are due just before the planned start; publishing without them would give them a partial
+    // expected set and the first probes a partial audience.
+    await Promise.race([rampDone, sleepUntil(publishStart + RAMP_SETTLE_MAX_MS)]);
+    const lateBy = Date.now() - publishStart;
+    if (lateBy > 0) {
+      publishStart += lateBy;
+      publishEnd += lateBy;
+      totalMs += lateBy;
+      if (lateBy >= 100) note(`publishing starts ${lateBy} ms after the ramp: waited for the last connection attempts`);
+    }
     if (!stopReason) await Promise.race([stopped, pub.run(publishStart, config.durationMs)]);
     pub.stop();
     const publishedUntil = Date.now();

@@ -9,7 +9,7 @@ import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarg
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
 import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit } from './audit.js';
 import { TRANSPORT_ORDER } from './config.js';
-import type { StormPart, TransportPart, WorkerPlan, WorkerResult, WorkerTick } from './messages.js';
+import type { StormPart, TransportPart, WorkerPlan, WorkerRamped, WorkerResult, WorkerTick } from './messages.js';
 
 const enum State {
   Idle = 0,
@@ -43,6 +43,9 @@ export class SwarmWorker implements TransportSink {
   private readonly attemptAt: Float64Array;
   private readonly lostAt: Float64Array;
   private readonly everOpened: Uint8Array;
+  /** 1 once the connection's first attempt has ended (opened or failed). */
+  private readonly firstSettled: Uint8Array;
+  private settledCount = 0;
   private readonly failures: Uint16Array;
   private readonly stormOf: Int16Array;
   private readonly audits: (SubscriberAudit | undefined)[];
@@ -64,13 +67,14 @@ export class SwarmWorker implements TransportSink {
 
   constructor(
     private readonly plan: WorkerPlan,
-    private readonly send: (msg: WorkerTick) => void,
+    private readonly send: (msg: WorkerTick | WorkerRamped) => void,
   ) {
     const n = plan.conns;
     this.state = new Uint8Array(n);
     this.attemptAt = new Float64Array(n);
     this.lostAt = new Float64Array(n).fill(NaN);
     this.everOpened = new Uint8Array(n);
+    this.firstSettled = new Uint8Array(n);
     this.failures = new Uint16Array(n);
     this.stormOf = new Int16Array(n).fill(-1);
     this.audits = new Array(n);
@@ -102,6 +106,7 @@ export class SwarmWorker implements TransportSink {
     }
     this.eld.enable();
     this.timers.push(setInterval(() => this.tick(), 1000));
+    if (this.mine.length === 0) this.send({ type: 'ramped', index: p.index });
     this.rampStep(0);
   }
 
@@ -140,6 +145,7 @@ export class SwarmWorker implements TransportSink {
       s.reconnects++;
     }
     this.everOpened[i] = 1;
+    this.settled(i);
     this.failures[i] = 0;
     const storm = this.stormOf[i]!;
     if (storm >= 0) {
@@ -187,12 +193,20 @@ export class SwarmWorker implements TransportSink {
       return;
     }
     this.stats[this.kind[i]!]!.failed++;
+    this.settled(i);
     this.countError(i, code);
     const storm = this.stormOf[i]!;
     if (storm >= 0) bump(this.storms[storm]!.failures, code);
     if (this.failures[i]! < 0xffff) this.failures[i]!++;
     this.state[i] = State.Waiting;
     this.scheduleReconnect(i, retryMs);
+  }
+
+  /** Notes the end of a connection's first attempt; when the last one of this worker ends, tells the main process. */
+  private settled(i: number): void {
+    if (this.firstSettled[i]) return;
+    this.firstSettled[i] = 1;
+    if (++this.settledCount === this.mine.length) this.send({ type: 'ramped', index: this.plan.index });
   }
 
   private countError(i: number, cause: string): void {
