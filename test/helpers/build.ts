@@ -67,16 +67,19 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Builds dist/ when a source is newer than its output; fails with the compiler's output when the build fails. */
+/**
+ * Builds dist/ when a source is newer than its output. Type errors do not stop tsc from emitting, and the build
+ * step of CI reports them, so here they are a warning; a build that leaves no entry point fails.
+ */
 export async function ensureBuilt(): Promise<void> {
   if (staleSources().length === 0) return;
   await withLock(async () => {
     // Another fork may have built while this one waited for the lock.
     if (staleSources().length === 0) return;
     const { code, output } = await tsc();
-    const left = staleSources();
-    if (code !== 0 || left.length > 0) {
-      throw new Error(`tsc -p . exited with ${code}${left.length ? `; still stale: ${left.join(', ')}` : ''}\n${output}`);
+    if (code !== 0) console.warn(`ensureBuilt: tsc -p . exited with ${code}\n${output}`);
+    for (const entry of ['cli.js', 'swarm/worker-main.js']) {
+      if (mtime(`${ROOT}dist/${entry}`) === undefined) throw new Error(`ensureBuilt: tsc -p . left no dist/${entry}\n${output}`);
     }
   });
 }
