@@ -220,6 +220,16 @@ describe('sse transport', () => {
     server.close();
   });
 
+  it('closes a stream that stays silent past idleTimeoutMs', async () => {
+    const { url, server } = await fakeServer(({ socket }) => void socket.write(HEAD + 'retry: 100\n\n'));
+    const idle = new SseTransport(sink, { idleTimeoutMs: 300 });
+    idle.open(1, { url });
+    await sink.ended(1);
+    expect(sink.plain(1)).toEqual([{ kind: 'opened' }, { kind: 'closed', cause: 'idle-timeout', retryMs: 100 }]);
+    await idle.dispose();
+    server.close();
+  });
+
   it('tells a reset connection, a slow-consumer close and a bad event apart', async () => {
     const { url, server } = await fakeServer(({ path, socket }) => {
       const kind = new URL(path, 'http://x').searchParams.get('user');

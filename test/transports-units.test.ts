@@ -18,6 +18,20 @@ describe('transport registry', () => {
     expect(transportNames()).toEqual(['sse', 'ws', 'poll']);
   });
 
+  it('reports a target that is not a usable URL as a failed attempt, not a throw', async () => {
+    for (const name of ['sse', 'ws', 'poll']) {
+      const sink = new RecordingSink();
+      const t = createTransport(name, sink);
+      t.open(1, { url: 'not a url' });
+      t.open(2, { url: 'ftp://127.0.0.1/' });
+      expect([...sink.plain(1), ...sink.plain(2)], name).toEqual([
+        { kind: 'error', code: 'bad-url', retryMs: undefined },
+        { kind: 'error', code: 'bad-url', retryMs: undefined },
+      ]);
+      await t.dispose();
+    }
+  });
+
   it('fails on an unknown name with a usage error listing the valid ones', () => {
     let err: unknown;
     try {

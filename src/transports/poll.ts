@@ -5,7 +5,7 @@
 import { Client, type Dispatcher } from 'undici';
 import { errorCode, retryAfterMs } from './codes.js';
 import { isObject, unreadCount } from './json.js';
-import { subscribeRequest } from './target-url.js';
+import { subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, destroyClients, dropClient } from './undici-client.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -180,13 +180,21 @@ export class PollTransport implements Transport {
 
   private poll(st: PollConn, cursor: string | undefined, timeoutS: number | undefined): void {
     const target = st.target!;
-    const req = subscribeRequest(target, '/poll', [
-      ['cursor', cursor],
-      ['timeout', timeoutS === undefined ? undefined : String(timeoutS)],
-    ]);
     const attempt = new PollAttempt(st, cursor === undefined);
     st.attempt = attempt;
-    clientFor(st, req.origin, target.localAddress, this.createClient).dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+    let req: SubscribeRequest;
+    let client: Client;
+    try {
+      req = subscribeRequest(target, '/poll', [
+        ['cursor', cursor],
+        ['timeout', timeoutS === undefined ? undefined : String(timeoutS)],
+      ]);
+      client = clientFor(st, req.origin, target.localAddress, this.createClient);
+    } catch {
+      // A target that is not an http(s) URL: reported like any failed attempt rather than thrown into a timer.
+      return this.fail(st, 'bad-url', undefined, false);
+    }
+    client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
   }
 
   private stop(st: PollConn, cause: 'aborted' | 'client-closed', release: boolean): void {

@@ -7,7 +7,7 @@ import { buildConnector, Client, type Dispatcher } from 'undici';
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
 import { errorCode, retryAfterMs, slug } from './codes.js';
 import { isObject, unreadCount } from './json.js';
-import { subscribeRequest } from './target-url.js';
+import { subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, destroyClients, dropClient } from './undici-client.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -143,20 +143,28 @@ export class SseTransport implements Transport {
     } else if (st.attempt !== undefined) {
       this.stop(st, 'aborted', false);
     }
-    const req = subscribeRequest(target, '/events', []);
+    st.parser.reset();
+    st.held = undefined;
+    st.closeReason = undefined;
+    st.socketError = undefined;
+    let req: SubscribeRequest;
+    let client: Client;
+    try {
+      req = subscribeRequest(target, '/events', []);
+      client = clientFor(st, req.origin, target.localAddress, this.createClient);
+    } catch {
+      // A target that is not an http(s) URL: reported like any failed attempt rather than thrown into a timer.
+      return this.sink.error(conn, 'bad-url');
+    }
     req.headers.accept = 'text/event-stream';
     req.headers['cache-control'] = 'no-cache';
     if (cursor !== undefined) {
       req.headers['last-event-id'] = cursor;
       st.cursor = cursor;
     }
-    st.parser.reset();
-    st.held = undefined;
-    st.closeReason = undefined;
-    st.socketError = undefined;
     const attempt = new SseAttempt(st);
     st.attempt = attempt;
-    clientFor(st, req.origin, target.localAddress, this.createClient).dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+    client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
   }
 
   abort(conn: number): void {

@@ -68,7 +68,7 @@ export interface TransportSink {
   closed(conn: number, cause: string, retryMs?: number): void;
   /**
    * An attempt failed before the stream opened: 'ECONNREFUSED' and other socket codes, 'http-<status>',
-   * 'timeout' (connect or response head), 'bad-content-type', 'socket-closed', 'aborted', 'client-closed'.
+   * 'timeout' (connect or response head), 'bad-content-type', 'socket-closed', 'bad-url', 'aborted', 'client-closed'.
    * `retryMs` from `Retry-After` (503).
    */
   error(conn: number, code: string, retryMs?: number): void;

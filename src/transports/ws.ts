@@ -98,15 +98,21 @@ export class WsTransport implements Transport, ReadReceipts {
       this.stop(st, 'aborted');
     }
     if (cursor !== undefined) st.cursor = cursor;
-    const req = subscribeRequest(target, '/ws', [['cursor', cursor]], 'ws');
-    const ws = new WsSocket(req.origin + req.path, {
-      headers: req.headers,
-      localAddress: target.localAddress,
-      handshakeTimeout: this.connectTimeoutMs,
-      // Compression would cost a zlib context per connection; notify serve does not ask for it.
-      perMessageDeflate: false,
-      followRedirects: false,
-    });
+    let ws: WsSocket;
+    try {
+      const req = subscribeRequest(target, '/ws', [['cursor', cursor]], 'ws');
+      ws = new WsSocket(req.origin + req.path, {
+        headers: req.headers,
+        localAddress: target.localAddress,
+        handshakeTimeout: this.connectTimeoutMs,
+        // Compression would cost a zlib context per connection; notify serve does not ask for it.
+        perMessageDeflate: false,
+        followRedirects: false,
+      });
+    } catch {
+      // A target that is not an http(s)/ws(s) URL: reported like any failed attempt rather than thrown into a timer.
+      return this.sink.error(conn, 'bad-url');
+    }
     ws.st = st;
     st.ws = ws;
     ws.on('open', onOpen);
