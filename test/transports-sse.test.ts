@@ -64,13 +64,11 @@ const EXPECTED = [
   { kind: 'closed', cause: 'server-closed', retryMs: 3000 },
 ];
 
-const pause = () => new Promise((r) => setTimeout(r, 2));
-
 /** Writes `parts` as separate TCP writes; the short pause only makes separate reads likely, no assertion relies on it. */
 async function writeParts(socket: net.Socket, parts: (string | Buffer)[], end = true): Promise<void> {
   for (const p of parts) {
     await new Promise<void>((r) => socket.write(p, () => r()));
-    await pause();
+    await new Promise((r) => setTimeout(r, 2));
   }
   if (end) socket.end();
 }
@@ -81,9 +79,7 @@ beforeEach(() => {
   sink = new RecordingSink();
   sse = new SseTransport(sink, { connectTimeoutMs: 2000 });
 });
-afterEach(async () => {
-  await sse.dispose();
-});
+afterEach(() => sse.dispose());
 
 describe('sse transport', () => {
   it.each([
