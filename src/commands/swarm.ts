@@ -1,11 +1,12 @@
 /** `notify swarm`: parse flags, run the swarm, print progress and the summary, write the result, gate on thresholds. */
-import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import type { Io } from '../io.js';
 import { thresholdsPassed } from '../metrics/thresholds.js';
+import { writeArtifacts } from '../report/artifacts.js';
+import { appendStepSummary, resultMarkdown } from '../report/markdown.js';
+import { createProgressView } from '../report/progress.js';
 import { buildResult } from '../report/result.js';
-import { statusLine } from '../report/status-line.js';
 import { renderSummary } from '../report/summary-table.js';
 import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
 import { runSwarm } from '../swarm/run.js';
@@ -32,6 +33,8 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--backoff-cap <duration>', 'longest backoff', D.backoffCap)
     .option('--threshold <expr>', 'fail (exit 99) unless this holds, e.g. \'p99<250ms\', \'lost==0\' (repeatable)', collect)
     .option('--out <file>', 'write the result (notify.result/1 JSON) to this file, or - for stdout')
+    .option('--html <file>', 'write a self-contained HTML report at the end of the run')
+    .option('--junit <file>', 'write the thresholds as JUnit XML test cases at the end of the run')
     .option('--no-dashboard', 'plain status lines instead of the live view')
     .option('--workers <n>', 'worker processes (0 = as many as the connection count needs)', D.workers)
     .option('--local-address <range>', 'source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.8')
@@ -47,27 +50,34 @@ Examples:
   $ notify swarm --url http://127.0.0.1:8080 --conns 5000 --transport mix:sse=70,ws=20,poll=10 --ramp 10s
   $ notify swarm --conns 500 --user-rate 200/s --storm 50%@15s --reconnect backoff --out result.json
   $ notify swarm --conns 300 --duration 20s --threshold 'p99<250ms' --threshold 'lost==0'   # exit 99 if crossed
+  $ notify swarm --conns 1000 --out result.json --html report.html --junit junit.xml         # CI artifacts
 
 Latency = receive time - the probe's intended send time (a late publisher shows up in it).
+On a terminal a live dashboard shows the run (q or Ctrl-C stops early; the result is still written); with
+--no-dashboard, in CI, with TERM=dumb or when stderr is not a terminal: a plain status line every few seconds.
+With GITHUB_STEP_SUMMARY set, a Markdown summary is appended to that file.
 Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99 thresholds crossed.`,
     )
-    .action(async (raw: RawSwarmOptions) => {
+    .action(async (raw: RawSwarmOptions & { html?: string; junit?: string }) => {
       const config = resolveSwarmOptions(raw, io.env);
       let unsubscribe = () => {};
-      const stopSignal = new Promise<string>((resolve) => {
+      const signalled = new Promise<string>((resolve) => {
         unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));
       });
-      const every = io.interactive ? 1 : 5;
-      let n = 0;
+      const transports = Object.keys(config.mix).join('+');
       io.stderr.write(`notify swarm run ${config.run}: ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`);
+      const view = createProgressView(io, {
+        dashboard: config.dashboard,
+        title: `notify swarm ${config.run} · ${config.conns} ${transports} connections`,
+        plan: { rampMs: config.rampMs, durationMs: config.durationMs, drainMs: config.drainMs },
+      });
       try {
         const outcome = await runSwarm(config, {
-          stopSignal,
-          onNote: (line) => io.stderr.write(`${line}\n`),
-          onSnapshot: (snap) => {
-            if (snap.phase === 'done' || ++n % every === 0) io.stderr.write(statusLine(snap) + '\n');
-          },
+          stopSignal: Promise.race([signalled, view.stopRequested]),
+          onNote: view.onNote,
+          onSnapshot: view.onSnapshot,
         });
+        await view.finish(outcome.summary.total.events);
         const result = buildResult(outcome, VERSION);
         io.stderr.write(
           '\n' +
@@ -76,13 +86,12 @@ Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99
               io.color,
             ),
         );
-        if (config.out === '-') io.stdout.write(JSON.stringify(result, null, 2) + '\n');
-        else if (config.out) {
-          await writeFile(config.out, JSON.stringify(result, null, 2) + '\n');
-          io.stderr.write(`result written to ${config.out}\n`);
-        }
+        await writeArtifacts(result, { out: config.out, html: raw.html, junit: raw.junit }, io);
+        const summaryFile = await appendStepSummary(io.env, resultMarkdown(result));
+        if (summaryFile) io.stderr.write(`job summary appended to ${summaryFile}\n`);
         done(thresholdsPassed(outcome.thresholds) ? ExitCode.ok : ExitCode.thresholds);
       } finally {
+        await view.finish();
         unsubscribe();
       }
     });

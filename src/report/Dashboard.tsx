@@ -1,0 +1,146 @@
+/**
+ * The live view of `notify swarm` on a terminal (ink). Renders one SwarmSnapshot (about one a second): connections
+ * with a ramp bar, throughput, latency of the last second and of the run, storms, errors, the client self-check and
+ * sparklines of the timeline. Stateless: the controller (dashboard.ts) re-renders it with new props.
+ *
+ * Styling goes through a Chalk instance of its own, on when `color` is (NO_COLOR, non-TTY: off), rather than ink's
+ * colour props, whose chalk decides from process.stdout and not from the stream the dashboard is drawn on.
+ */
+import { Box, Static, Text, useInput, useStdin } from 'ink';
+import { Chalk, type ChalkInstance } from 'chalk';
+import { createContext, useContext, type ReactNode } from 'react';
+import type { DurationSummary } from '../metrics/histogram.js';
+import type { SwarmSnapshot } from '../swarm/live.js';
+import { bar, clock, compact, ms, sparkline, timeLeft, type PhasePlan } from './dashboard-format.js';
+
+/** Audit figures known only once the run has finished (after the drain). */
+export interface FinalFigures {
+  expected: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  outOfOrder: number;
+  recovered: number;
+}
+
+export interface DashboardProps {
+  title: string;
+  plan: PhasePlan;
+  snapshot?: SwarmSnapshot;
+  /** Progress notes (server started, storm fired ...), printed once above the live area. */
+  notes: readonly string[];
+  /** Set once the user asked to stop: why. */
+  stopping?: string;
+  final?: FinalFigures;
+  color: boolean;
+  /** Terminal width in columns. */
+  width: number;
+  onStop(reason: string): void;
+}
+
+const LABEL = 13;
+
+const StyleContext = createContext<ChalkInstance>(new Chalk({ level: 0 }));
+
+function Row({ label, children }: { label: string; children: ReactNode }) {
+  const c = useContext(StyleContext);
+  return (
+    <Box>
+      <Box width={LABEL} flexShrink={0}>
+        <Text>{c.bold(label)}</Text>
+      </Box>
+      <Box flexGrow={1}>
+        <Text wrap="truncate-end">{children}</Text>
+      </Box>
+    </Box>
+  );
+}
+
+function Keys({ onStop }: { onStop(reason: string): void }) {
+  const { isRawModeSupported } = useStdin();
+  useInput(
+    (input, key) => {
+      if (input === 'q' || input === 'Q') onStop('q pressed');
+      else if (key.ctrl && input === 'c') onStop('Ctrl-C pressed');
+    },
+    { isActive: isRawModeSupported === true },
+  );
+  return null;
+}
+
+const dist = (d: DurationSummary) => (d.count === 0 ? 'no probe received' : `p50 ${ms(d.p50)}  p90 ${ms(d.p90)}  p99 ${ms(d.p99)}  max ${ms(d.max)}`);
+
+export function Dashboard(props: DashboardProps) {
+  const { snapshot: s, plan, final } = props;
+  const c = new Chalk({ level: props.color ? 1 : 0 });
+  const sparkWidth = Math.max(10, Math.min(60, props.width - LABEL - 16));
+  const notes = props.notes.map((text, i) => ({ key: i, text }));
+  const left = s ? timeLeft(s.phase, s.elapsedMs, s.totalMs, plan) : undefined;
+  let status = 'starting ...';
+  if (s && left) {
+    status = `phase ${c.bold[s.phase === 'done' ? 'green' : 'yellow'](s.phase)}`;
+    if (s.phase !== 'done') status += `  ${clock(left.phaseMs)} left in phase · ${clock(left.runMs)} left in run`;
+  }
+  return (
+    <StyleContext.Provider value={c}>
+      <Box flexDirection="column">
+        <Static items={notes}>{(n) => <Text key={n.key}>{n.text}</Text>}</Static>
+        <Keys onStop={props.onStop} />
+        <Text wrap="truncate-end">{`${c.bold.cyan(props.title)}  ${status}`}</Text>
+        {s ? <Body snapshot={s} final={final} sparkWidth={sparkWidth} /> : null}
+        {final ? null : (
+          <Text>{c.dim(props.stopping ? `stopping: ${props.stopping} (draining, then writing the result)` : 'q or Ctrl-C: stop early (the result is still written)')}</Text>
+        )}
+      </Box>
+    </StyleContext.Provider>
+  );
+}
+
+function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; sparkWidth: number; final?: FinalFigures }) {
+  const c = useContext(StyleContext);
+  const n = s.conns;
+  const ramping = s.phase === 'ramp' || s.phase === 'starting';
+  const errors = Object.entries(s.errors).sort((a, b) => b[1] - a[1]);
+  const stormsFired = s.storms.filter((st) => st.aborted > 0 || st.atMs <= s.elapsedMs);
+  const tl = s.timeline;
+  const last = tl.at(-1);
+  const bad = final && (final.lost || final.duplicated || final.outOfOrder);
+  return (
+    <Box flexDirection="column">
+      <Row label="connections">
+        {(ramping ? c.yellow : c.green)(bar(n.target ? n.open / n.target : 0, 20))}
+        {` ${n.open}/${n.target} open${ramping ? ' (ramping)' : ''}  connecting ${n.connecting}  reconnecting ${n.reconnecting}  `}
+        {n.failed ? c.red(`failed ${n.failed}`) : `failed ${n.failed}`}
+      </Row>
+      <Row label="events/s">
+        {`published ${compact(s.publishedPerSec)}/s  delivered ${compact(s.deliveredPerSec)}/s  (total published ${compact(s.published)}, delivered ${compact(s.delivered)})`}
+      </Row>
+      <Row label="latency 1s">{dist(s.latencyLast)}</Row>
+      <Row label="latency all">{dist(s.latencyAll)}</Row>
+      <Row label="audit">
+        {final
+          ? (bad ? c.red : c.green)(`lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  (of ${final.expected} expected; final)`)
+          : c.dim('lost / duplicated / out-of-order / recovered: counted after the drain')}
+      </Row>
+      <Row label="reconnects">
+        {`${n.reconnects}`}
+        {stormsFired.map((st, i) => `  storm ${i + 1} (${Math.round(st.share * 100)}% @ ${clock(st.atMs)}): back ${st.back}/${st.aborted}`).join('')}
+      </Row>
+      <Row label="errors">
+        {errors.length === 0 ? 'none' : c.red(errors.slice(0, 6).map(([k, v]) => `${k} ${v}`).join('  ') + (errors.length > 6 ? `  +${errors.length - 6} more` : ''))}
+      </Row>
+      <Row label="client">
+        {`event-loop p99 ${ms(s.selfCheck.eldP99Ms)}  CPU ${(s.selfCheck.cpu * 100).toFixed(0)}%`}
+        {s.selfCheck.saturated ? c.bold.red('  WARNING: client saturated, latency includes client-side delay (more --workers or fewer --conns)') : ''}
+      </Row>
+      <Row label="delivered/s">
+        {c.green(sparkline(tl.map((p) => p.delivered), sparkWidth))}
+        {` ${compact(last?.delivered ?? 0)}/s`}
+      </Row>
+      <Row label="p99">
+        {c.magenta(sparkline(tl.map((p) => p.p99), sparkWidth))}
+        {` ${last?.delivered ? ms(last.p99) : '-'}`}
+      </Row>
+    </Box>
+  );
+}
