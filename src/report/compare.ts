@@ -124,7 +124,10 @@ export function compareSummaries(base: RunSummary, current: RunSummary, rules: r
   return { rows, regressions: rows.filter((r) => r.regressed), rulesUsed: rules.map((r) => r.expr) };
 }
 
-const fmtMs = (v: number) => (Math.abs(v) >= 1000 ? `${(v / 1000).toFixed(2)}s` : Math.abs(v) >= 10 ? `${v.toFixed(1)}ms` : `${v.toFixed(3)}ms`);
+const fmtMs = (v: number) => {
+  const a = Math.abs(v);
+  return a >= 1000 ? `${(v / 1000).toFixed(2)}s` : `${v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 || a === 0 ? 2 : 3)}ms`;
+};
 const fmtPct = (v: number) => `${(v * 100).toFixed(Math.abs(v) > 0 && Math.abs(v) < 0.001 ? 4 : 2)}%`;
 
 /** A figure in its metric's unit, for tables and Markdown. */
