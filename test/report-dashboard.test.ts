@@ -1,0 +1,146 @@
+/**
+ * The live view of `notify swarm`: the ink dashboard drawn into a fake terminal (a PassThrough with isTTY, columns,
+ * rows) from synthetic snapshots, its keys (`q`, Ctrl-C) as stop requests, NO_COLOR, and the plain status lines
+ * chosen when the output is not an interactive terminal.
+ */
+import { describe, expect, it } from 'vitest';
+import { bar, clock, compact, sparkline, timeLeft } from '../src/report/dashboard-format.js';
+import { startDashboard } from '../src/report/dashboard.js';
+import { createProgressView } from '../src/report/progress.js';
+import { fakeIo, fakeKeyboard, fakeTerminal } from './helpers/fake-io.js';
+import { fixtureSnapshot } from './helpers/result-fixture.js';
+
+// ink draws only the last frame, at unmount, when it believes it runs in CI (env CI at import time).
+const inkInCi = ['CI', 'CONTINUOUS_INTEGRATION'].some((k) => k in process.env && process.env[k] !== '0' && process.env[k] !== 'false');
+const SGR = /\x1b\[[0-9;]*m/;
+// Cursor moves and line erases of ink's log-update, and synchronized-output brackets: not text.
+const plain = (s: string) => s.replace(/\x1b\[\??[0-9;]*[A-Za-z]/g, '');
+const plan = { rampMs: 2000, durationMs: 10_000, drainMs: 3000 };
+
+/** Resolves when `read()` matches, polling every 10 ms; fails after `ms`. */
+async function until(read: () => string, re: RegExp, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!re.test(read())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got:\n${read().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('dashboard pieces', () => {
+  it('sparkline scales to the largest value; bar fills to the fraction; numbers fit a column', () => {
+    expect(sparkline([0, 1, 2, 4, 8], 10)).toBe('▁▂▃▅█');
+    expect(sparkline([5, 0, 0, 10], 2)).toBe('▁█');
+    expect(sparkline([0, 0], 5)).toBe('▁▁');
+    expect(bar(0.5, 10)).toBe('█████░░░░░');
+    expect(bar(2, 4)).toBe('████');
+    expect(bar(NaN, 3)).toBe('░░░');
+    expect(compact(950)).toBe('950');
+    expect(compact(48_000)).toBe('48k');
+    expect(compact(1_500_000)).toBe('1.50M');
+    expect(clock(75_000)).toBe('1m15s');
+  });
+
+  it('time left per phase follows the plan, shifted when publishing started late', () => {
+    expect(timeLeft('ramp', 500, 15_000, plan)).toEqual({ phaseMs: 1500, runMs: 14_500 });
+    expect(timeLeft('publishing', 4000, 15_000, plan)).toEqual({ phaseMs: 8000, runMs: 11_000 });
+    expect(timeLeft('drain', 13_000, 15_000, plan)).toEqual({ phaseMs: 2000, runMs: 2000 });
+    // Publishing waited 700 ms for the ramp's last connections: the snapshot's totalMs says so.
+    expect(timeLeft('publishing', 4000, 15_700, plan)).toEqual({ phaseMs: 8700, runMs: 11_700 });
+    expect(timeLeft('done', 16_000, 15_000, plan)).toEqual({ phaseMs: 0, runMs: 0 });
+  });
+});
+
+describe('ink dashboard in a fake terminal', () => {
+  it('draws the live figures of a snapshot, then the final audit figures', async () => {
+    const term = fakeTerminal(140, 40);
+    const d = startDashboard({ out: term, color: false, title: 'notify swarm rtest', plan });
+    d.note('started embedded notify serve at http://127.0.0.1:1234');
+    d.update(fixtureSnapshot());
+    await d.finish({ expected: 78_000, delivered: 77_990, lost: 10, duplicated: 2, outOfOrder: 3, recovered: 5 });
+    const out = plain(term.text());
+    for (const s of [
+      'notify swarm rtest',
+      'phase publishing  8s left in phase · 11s left in run',
+      '987/1000 open',
+      'connecting 4  reconnecting 9  failed 7',
+      'published 50/s  delivered 48k/s  (total published 100, delivered 78k)',
+      'latency 1s   p50 5.25ms  p90 17.5ms  p99 95.5ms  max 131ms',
+      'latency all  p50 4.75ms  p90 15.5ms  p99 88.5ms  max 131ms',
+      'lost 10  duplicated 2  out-of-order 3  recovered 5  (of 78000 expected; final)',
+      'storm 1 (50% @ 3s): back 471/480',
+      'ECONNRESET 3  HTTP 503 1',
+      'event-loop p99 12.5ms  CPU 40%',
+      'started embedded notify serve at http://127.0.0.1:1234',
+    ]) expect(out).toContain(s);
+    // Sparklines of delivered/s and p99 from the timeline (0, 0, 30k, 48k and 0, 0, 40, 95 ms).
+    expect(out).toMatch(/delivered\/s\s+▁▁▅█ 48k\/s/);
+    expect(out).toMatch(/p99\s+▁▁▄█ 95\.0ms/);
+    expect(out).toMatch(/connections\s+█{20} 987\/1000 open/);
+    // NO_COLOR: no colour or style sequence anywhere.
+    expect(term.text()).not.toMatch(SGR);
+  });
+
+  it.skipIf(inkInCi)('re-renders as snapshots arrive: ramp bar, then the saturation warning', async () => {
+    const term = fakeTerminal(160, 40);
+    const d = startDashboard({ out: term, color: true, title: 'notify swarm rlive', plan });
+    d.update(fixtureSnapshot({ phase: 'ramp', elapsedMs: 1000, conns: { target: 1000, open: 250, connecting: 10, reconnecting: 0, failed: 0, reconnects: 0 } }));
+    await until(() => plain(term.text()), /█{5}░{15} 250\/1000 open \(ramping\)/);
+    expect(plain(term.text())).toContain('phase ramp  1s left in phase · 14s left in run');
+    expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered: counted after the drain');
+    d.update(fixtureSnapshot({ selfCheck: { eldP99Ms: 180, cpu: 0.99, saturated: true } }));
+    await until(() => plain(term.text()), /WARNING: client saturated/);
+    expect(plain(term.text())).toContain('event-loop p99 180ms  CPU 99%');
+    expect(term.text()).toMatch(SGR);
+    await d.finish();
+  });
+
+  it('q and Ctrl-C on a raw-mode stdin request a stop; the frame says so', async () => {
+    for (const [key, reason] of [['q', 'q pressed'], ['\x03', 'Ctrl-C pressed']] as const) {
+      const term = fakeTerminal();
+      const keyboard = fakeKeyboard();
+      const d = startDashboard({ out: term, stdin: keyboard, color: false, title: 't', plan });
+      d.update(fixtureSnapshot());
+      expect(keyboard.rawMode).toBe(true);
+      keyboard.write(key);
+      await expect(d.stopRequested).resolves.toBe(reason);
+      await d.finish();
+      expect(plain(term.text())).toContain(`stopping: ${reason}`);
+      expect(keyboard.rawMode).toBe(false);
+    }
+  });
+});
+
+describe('progress view choice', () => {
+  it('not interactive: plain status lines every 5 snapshots and on done, notes as lines, no escape codes', async () => {
+    const f = fakeIo({ interactive: false });
+    const view = createProgressView(f.io, { dashboard: true, title: 't', plan });
+    expect(view.kind).toBe('lines');
+    view.onNote('started embedded notify serve at http://127.0.0.1:9');
+    for (let i = 1; i <= 7; i++) view.onSnapshot(fixtureSnapshot({ elapsedMs: i * 1000 }));
+    view.onSnapshot(fixtureSnapshot({ phase: 'done', elapsedMs: 15_000 }));
+    await view.finish();
+    const lines = f.stderr().trimEnd().split('\n');
+    expect(lines).toEqual([
+      'started embedded notify serve at http://127.0.0.1:9',
+      expect.stringMatching(/^\[publishing 5s\/15s\] open 987\/1000 connecting 4 reconnecting 9 failed 7 \| pub 50\/s recv 48000\/s \| p50 5\.3ms p99 95\.5ms max 131ms \| errors 4 \| storm1 back 471\/480$/),
+      expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000/),
+    ]);
+    expect(f.stderr()).not.toContain('\x1b');
+  });
+
+  it('interactive with --no-dashboard: a status line every snapshot; interactive: the dashboard', async () => {
+    const f = fakeIo({ interactive: true });
+    const lines = createProgressView(f.io, { dashboard: false, title: 't', plan });
+    expect(lines.kind).toBe('lines');
+    lines.onSnapshot(fixtureSnapshot());
+    lines.onSnapshot(fixtureSnapshot());
+    expect(f.stderr().split('\n').filter(Boolean)).toHaveLength(2);
+
+    const g = fakeIo({ interactive: true });
+    const dash = createProgressView(g.io, { dashboard: true, title: 'notify swarm rdash', plan });
+    expect(dash.kind).toBe('dashboard');
+    dash.onSnapshot(fixtureSnapshot());
+    await dash.finish();
+    expect(plain(g.stderr())).toContain('987/1000 open');
+  });
+});

@@ -1,0 +1,225 @@
+/**
+ * `notify report`: merge of shard results from their encoded HDR histograms (exact against the histogram of the
+ * combined data), --compare with --max-regression rules (exit 99 on a regression, 0 without), and bad input files
+ * (exit 2 naming the file). Results are synthetic, from histograms of known values; the CLI runs in-process.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '../src/cli.js';
+import { decodeHistogram } from '../src/metrics/histogram.js';
+import { compareSummaries, parseRegressionRule, parseRegressionRules } from '../src/report/compare.js';
+import { mergeResults, normalizeTimeline } from '../src/report/merge.js';
+import { parseResultText } from '../src/report/result-file.js';
+import type { ResultFile } from '../src/report/result.js';
+import { fakeIo } from './helpers/fake-io.js';
+import { fixtureResult, histogramOf, latencies } from './helpers/result-fixture.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'notify-report-'));
+const save = (name: string, doc: unknown): string => {
+  const file = join(dir, name);
+  writeFileSync(file, typeof doc === 'string' ? doc : JSON.stringify(doc, null, 2));
+  return file;
+};
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const f = fakeIo({ env });
+  const code = await run(args, f.io);
+  return { code, stdout: f.stdout(), stderr: f.stderr() };
+}
+
+// Two shards of one scenario: different sizes and latency shapes, so a wrong merge shows in the percentiles.
+const latA = latencies(20_000, 1);
+const latB = latencies(7_000, 2, 3);
+const conA = latencies(300, 3, 10);
+const conB = latencies(200, 4, 20);
+const recA = latencies(40, 5, 50);
+const shardA = fixtureResult({
+  run: 'ra', conns: 300, published: 100, expected: 30_000, lost: 2, duplicated: 1, failed: 3, reconnects: 40, latencyMs: latA, connectMs: conA, reconnectMs: recA,
+  errors: { ECONNRESET: 3 }, thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
+});
+const shardB = fixtureResult({
+  run: 'rb', conns: 200, published: 100, expected: 20_000, lost: 0, outOfOrder: 4, latencyMs: latB, connectMs: conB,
+  errors: { ECONNRESET: 1, 'HTTP 503': 2 }, thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
+});
+
+describe('merge', () => {
+  it('equals the histogram of the combined data: counts and every percentile exact', () => {
+    const merged = mergeResults([{ file: 'a.json', result: shardA }, { file: 'b.json', result: shardB }]);
+    const all = { latency: histogramOf([...latA, ...latB]), connect: histogramOf([...conA, ...conB]), reconnect: histogramOf(recA) };
+    for (const scope of [merged.summary.total, merged.summary.transports.sse!]) {
+      expect(scope.latency).toEqual(all.latency.summary());
+      expect(scope.connect).toEqual(all.connect.summary());
+      expect(scope.reconnect).toEqual(all.reconnect.summary());
+    }
+    expect(merged.summary.total.latency.count).toBe(27_000);
+    // The merged encoding decodes to the same distribution.
+    expect(decodeHistogram(merged.histograms.total!.latency).summary()).toEqual(all.latency.summary());
+    // Not simply the worse shard's figure: shard B alone has a higher p99 than the combination.
+    expect(merged.summary.total.latency.p99).toBeLessThan(shardB.summary.total.latency.p99);
+  });
+
+  it('sums connections, counts and errors, recomputes rates, and re-evaluates thresholds on the merged figures', () => {
+    const merged = mergeResults([{ file: 'a.json', result: shardA }, { file: 'b.json', result: shardB }]);
+    const t = merged.summary.total;
+    expect(t.connections).toEqual({ target: 500, peakOpen: 500, failed: 3, reconnects: 40 });
+    expect(t.events).toMatchObject({ published: 200, expected: 50_000, delivered: 49_998, lost: 2, duplicated: 1, outOfOrder: 4 });
+    expect(t.events.lostRate).toBeCloseTo(2 / 50_000, 12);
+    expect(t.errors).toEqual({ ECONNRESET: 4, 'HTTP 503': 2 });
+    expect(t.deliveredPerSec).toBeCloseTo(shardA.summary.total.deliveredPerSec + shardB.summary.total.deliveredPerSec, 9);
+    expect(merged.config.conns).toBe(500);
+    expect(merged.run).toBe('ra+rb');
+    expect(merged.merged!.from.map((f) => f.file)).toEqual(['a.json', 'b.json']);
+    const byExpr = Object.fromEntries(merged.thresholds.map((r) => [r.expr, r]));
+    expect(byExpr['lost==0']).toMatchObject({ actual: 2, ok: false });
+    expect(byExpr['p99<50ms']!.actual).toBe(t.latency.p99);
+    expect(byExpr['connect.p99<1s']!.actual).toBe(t.connect.p99);
+    // Seconds of the timeline line up and add.
+    expect(merged.timeline.find((p) => p.t === 5)!.delivered).toBe(10 * 300 + 10 * 200);
+  });
+
+  it('folds timeline points that fall on the same second', () => {
+    const tl = normalizeTimeline([
+      { t: 1, published: 5, delivered: 50, p99: 3, p50: 1, open: 10, reconnects: 0, errors: 0 },
+      { t: 2, published: 5, delivered: 50, p99: 9, p50: 2, open: 10, reconnects: 1, errors: 1 },
+      { t: 2, published: 1, delivered: 7, p99: 4, p50: 3, open: 9, reconnects: 2, errors: 0 },
+    ]);
+    expect(tl).toEqual([
+      { t: 1, published: 5, delivered: 50, p99: 3, p50: 1, open: 10, reconnects: 0, errors: 0 },
+      { t: 2, published: 6, delivered: 57, p99: 9, p50: 3, open: 9, reconnects: 2, errors: 1 },
+    ]);
+  });
+
+  it('CLI: writes the merged result with --out, and exits 99 when the merged figures cross a threshold', async () => {
+    const a = save('shard-a.json', shardA);
+    const b = save('shard-b.json', shardB);
+    const out = join(dir, 'merged.json');
+    const r = await cli(['report', '--merge', a, b, '--out', out]);
+    expect(r.stderr).toContain('merged 2 results');
+    expect(r.stderr).toContain('FAIL lost==0 (actual 2)');
+    expect(r.code).toBe(99);
+    const merged = parseResultText(out, readFileSync(out, 'utf8'));
+    expect(merged.summary.total.latency).toEqual(histogramOf([...latA, ...latB]).summary());
+
+    // A clean pair merges to exit 0; the positional file joins the --merge list.
+    const clean = fixtureResult({ run: 'rc', conns: 10, published: 10, expected: 100, latencyMs: [1, 2, 3], connectMs: [5], thresholds: ['lost==0'] });
+    const c = save('clean.json', clean);
+    const ok = await cli(['report', c, '--merge', c]);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain('PASS lost==0');
+  });
+
+  it('a histogram that does not decode is exit 2 naming the file and the field', async () => {
+    const broken = structuredClone(shardB) as ResultFile;
+    broken.histograms.sse!.latency = 'not-a-histogram';
+    const a = save('ok-a.json', shardA);
+    const b = save('broken-b.json', broken);
+    const r = await cli(['report', '--merge', a, b]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${b}: histograms.sse.latency is not a valid encoded HDR histogram`);
+  });
+});
+
+describe('compare', () => {
+  const base = fixtureResult({ run: 'base', conns: 100, published: 100, expected: 10_000, latencyMs: latencies(10_000, 7), connectMs: latencies(100, 8, 10) });
+  // Same run shape, every latency 1.5x: p99 grows by 50%.
+  const slower = fixtureResult({ run: 'slow', conns: 100, published: 100, expected: 10_000, latencyMs: latencies(10_000, 7, 1.5), connectMs: latencies(100, 8, 10) });
+  const lossy = fixtureResult({ run: 'lossy', conns: 100, published: 100, expected: 10_000, lost: 1, latencyMs: latencies(10_000, 7), connectMs: latencies(100, 8, 10) });
+
+  it('parses rules: direction, relative or absolute, units', () => {
+    expect(parseRegressionRule('p99:+10%')).toMatchObject({ direction: 'up', relative: true, amount: 0.1, target: { metric: 'latency.p99' } });
+    expect(parseRegressionRule('delivered_rate:-5%')).toMatchObject({ direction: 'down', relative: true, amount: 0.05 });
+    expect(parseRegressionRule('lost:+0')).toMatchObject({ direction: 'up', relative: false, amount: 0, target: { metric: 'lost' } });
+    expect(parseRegressionRule('ws.connect.p99:+0.5s')).toMatchObject({ relative: false, amount: 500, target: { transport: 'ws', metric: 'connect.p99' } });
+    expect(() => parseRegressionRule('p99<10%')).toThrow(/--max-regression "p99<10%": expected <metric>:<\+\|->/);
+    expect(() => parseRegressionRule('latency:+10%')).toThrow(/--max-regression "latency:\+10%": unknown metric "latency"; valid metrics: .*p99/);
+    expect(() => parseRegressionRule('lost:+5ms')).toThrow(/lost is a count/);
+  });
+
+  it('flags a figure past its allowance, and only then', () => {
+    const up = compareSummaries(base.summary, slower.summary, parseRegressionRules(['p99:+20%']));
+    const row = up.rows.find((r) => r.name === 'p99')!;
+    expect(row.deltaRatio!).toBeCloseTo(0.5, 1);
+    expect(row.regressed).toBe(true);
+    expect(up.regressions.map((r) => r.name)).toEqual(['p99']);
+    expect(compareSummaries(base.summary, slower.summary, parseRegressionRules(['p99:+60%'])).regressions).toEqual([]);
+    // Lower is better for latency: a faster run never regresses on p99.
+    expect(compareSummaries(slower.summary, base.summary, parseRegressionRules(['p99:+0%'])).regressions).toEqual([]);
+    const lost = compareSummaries(base.summary, lossy.summary, parseRegressionRules(['lost:+0', 'delivered_rate:-1%']));
+    expect(lost.regressions.map((r) => r.name)).toEqual(['lost']);
+    expect(compareSummaries(base.summary, lossy.summary, parseRegressionRules(['delivered_rate:-0.001%'])).regressions.map((r) => r.name)).toEqual(['delivered_rate']);
+    // Every headline figure is in the table, with and without rules.
+    expect(lost.rows.map((r) => r.name)).toEqual(
+      ['p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'conns.failed', 'delivered_per_sec'],
+    );
+  });
+
+  it('CLI: exit 99 on a constructed regression, 0 without; default rules when none given', async () => {
+    const b = save('base.json', base);
+    const s = save('slower.json', slower);
+    const l = save('lossy.json', lossy);
+    const same = await cli(['report', b, '--compare', b]);
+    expect(same.code).toBe(0);
+    expect(same.stderr).toContain('default rules');
+    expect(same.stderr).toContain('no regression');
+
+    const reg = await cli(['report', s, '--compare', b]);
+    expect(reg.code).toBe(99);
+    expect(reg.stderr).toMatch(/REGRESSION p99: .* -> .* \(\+\d+\.\d%\), allowed by p99:\+20%/);
+
+    expect((await cli(['report', s, '--compare', b, '--max-regression', 'p99:+60%'])).code).toBe(0);
+    expect((await cli(['report', l, '--compare', b])).code).toBe(99);
+    expect((await cli(['report', l, '--compare', b, '--max-regression', 'lost:+1'])).code).toBe(0);
+    expect((await cli(['report', s, '--compare', b, '--max-regression', 'nonsense'])).code).toBe(2);
+  });
+
+  it('CLI: appends the comparison to $GITHUB_STEP_SUMMARY', async () => {
+    const b = save('base2.json', base);
+    const s = save('slower2.json', slower);
+    const summary = save('step-summary.md', '# earlier step\n');
+    const r = await cli(['report', s, '--compare', b], { GITHUB_STEP_SUMMARY: summary });
+    expect(r.code).toBe(99);
+    const md = readFileSync(summary, 'utf8');
+    expect(md.startsWith('# earlier step\n')).toBe(true);
+    expect(md).toContain('**1 regression(s)**: `p99`');
+    expect(md).toMatch(/\| p99 \| .* \| `p99:\+20%` \| ❌ \|/);
+  });
+});
+
+describe('bad input files', () => {
+  it('exit 2 naming the file and what is wrong', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['empty.json', '', /empty\.json: not JSON/],
+      ['text.json', 'hello', /text\.json: not JSON \(Unexpected token/],
+      ['array.json', '[1,2]', /array\.json: not a notify result: the JSON is an array/],
+      ['other.json', JSON.stringify({ schema: 'k6/summary' }), /other\.json: wrong schema "k6\/summary" \(expected "notify\.result\/1"\)/],
+      ['noschema.json', JSON.stringify({ run: 'x' }), /noschema\.json: not a notify result: no "schema" field/],
+    ];
+    const partial = structuredClone(shardA) as unknown as { summary: { total: { latency: { p99: unknown } } } };
+    partial.summary.total.latency.p99 = 'fast';
+    cases.push(['partial.json', JSON.stringify(partial), /partial\.json: not a valid notify\.result\/1 file: summary\.total\.latency\.p99: Expected number, received string/]);
+    for (const [name, text, re] of cases) {
+      const file = save(name, text);
+      const r = await cli(['report', file]);
+      expect(r.code, name).toBe(2);
+      expect(r.stderr, name).toMatch(re);
+    }
+    const missing = await cli(['report', join(dir, 'missing.json')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing\.json: cannot read the file \(no such file\)/);
+    const good = save('good.json', shardA);
+    const badBase = await cli(['report', good, '--compare', join(dir, 'text.json')]);
+    expect(badBase.code).toBe(2);
+    expect(badBase.stderr).toMatch(/text\.json: not JSON/);
+  });
+
+  it('usage errors: no file, several files without --merge, rules without --compare', async () => {
+    expect((await cli(['report'])).code).toBe(2);
+    const a = save('u-a.json', shardA);
+    const two = await cli(['report', a, a]);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('--merge');
+    expect((await cli(['report', a, '--max-regression', 'p99:+5%'])).code).toBe(2);
+  });
+});
