@@ -6,7 +6,7 @@ import { Client, type Dispatcher } from 'undici';
 import { errorCode, retryAfterMs } from './codes.js';
 import { isObject, unreadCount } from './json.js';
 import { subscribeRequest, type SubscribeRequest } from './target-url.js';
-import { clientFor, destroyClients, dropClient } from './undici-client.js';
+import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_POLL_TIMEOUT_S,
@@ -69,9 +69,8 @@ class PollAttempt implements Dispatcher.DispatchHandler {
   }
 }
 
-export class PollTransport implements Transport {
+export class PollTransport extends UndiciTransport<PollConn> implements Transport {
   readonly name = 'poll' as const;
-  private readonly conns = new Map<number, PollConn>();
   private readonly connectTimeoutMs: number;
   private readonly pollTimeoutS: number;
 
@@ -79,6 +78,7 @@ export class PollTransport implements Transport {
     readonly sink: TransportSink,
     options: TransportOptions = {},
   ) {
+    super();
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.pollTimeoutS = options.pollTimeoutS ?? DEFAULT_POLL_TIMEOUT_S;
   }
@@ -96,35 +96,6 @@ export class PollTransport implements Transport {
     if (cursor !== undefined) st.cursor = cursor;
     // A resume asks for an immediate answer (timeout=0) so that `opened` measures the connect, not the hold.
     this.poll(st, cursor, cursor === undefined ? undefined : 0);
-  }
-
-  abort(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st?.attempt !== undefined) this.stop(st, 'aborted', false);
-  }
-
-  close(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st?.attempt !== undefined) this.stop(st, 'client-closed', true);
-  }
-
-  cursor(conn: number): string | undefined {
-    return this.conns.get(conn)?.cursor;
-  }
-
-  forget(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st === undefined) return;
-    st.attempt = undefined;
-    dropClient(st);
-    this.conns.delete(conn);
-  }
-
-  async dispose(): Promise<void> {
-    for (const st of this.conns.values()) st.attempt = undefined;
-    const all = [...this.conns.values()];
-    this.conns.clear();
-    await destroyClients(all);
   }
 
   /** One answer: report what it carries, then poll again from its cursor. */
@@ -197,7 +168,7 @@ export class PollTransport implements Transport {
     client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
   }
 
-  private stop(st: PollConn, cause: 'aborted' | 'client-closed', release: boolean): void {
+  protected stop(st: PollConn, cause: 'aborted' | 'client-closed', release: boolean): void {
     const attempt = st.attempt!;
     st.attempt = undefined;
     // Before undici has started the request there is no controller; destroying the client drops the connect.

@@ -8,7 +8,7 @@ import { createParser, type EventSourceMessage, type EventSourceParser } from 'e
 import { errorCode, retryAfterMs, slug } from './codes.js';
 import { isObject, unreadCount } from './json.js';
 import { subscribeRequest, type SubscribeRequest } from './target-url.js';
-import { clientFor, destroyClients, dropClient } from './undici-client.js';
+import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   type ReceivedNotification,
@@ -119,9 +119,8 @@ class SseAttempt implements Dispatcher.DispatchHandler {
   }
 }
 
-export class SseTransport implements Transport {
+export class SseTransport extends UndiciTransport<SseConn> implements Transport {
   readonly name = 'sse' as const;
-  private readonly conns = new Map<number, SseConn>();
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly connector: buildConnector.connector;
@@ -130,6 +129,7 @@ export class SseTransport implements Transport {
     readonly sink: TransportSink,
     options: TransportOptions = {},
   ) {
+    super();
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
     this.connector = buildConnector({ timeout: this.connectTimeoutMs });
@@ -165,35 +165,6 @@ export class SseTransport implements Transport {
     const attempt = new SseAttempt(st);
     st.attempt = attempt;
     client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
-  }
-
-  abort(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st?.attempt !== undefined) this.stop(st, 'aborted', false);
-  }
-
-  close(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st?.attempt !== undefined) this.stop(st, 'client-closed', true);
-  }
-
-  cursor(conn: number): string | undefined {
-    return this.conns.get(conn)?.cursor;
-  }
-
-  forget(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st === undefined) return;
-    st.attempt = undefined;
-    dropClient(st);
-    this.conns.delete(conn);
-  }
-
-  async dispose(): Promise<void> {
-    for (const st of this.conns.values()) st.attempt = undefined;
-    const all = [...this.conns.values()];
-    this.conns.clear();
-    await destroyClients(all);
   }
 
   /** Event dispatch: the hot path. */
@@ -268,7 +239,7 @@ export class SseTransport implements Transport {
   }
 
   /** Client-side end: detach first so undici's callbacks for this attempt are ignored, then drop the socket. */
-  private stop(st: SseConn, cause: 'aborted' | 'client-closed', release: boolean): void {
+  protected stop(st: SseConn, cause: 'aborted' | 'client-closed', release: boolean): void {
     const attempt = st.attempt!;
     st.attempt = undefined;
     st.socket = undefined;

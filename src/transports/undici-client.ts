@@ -40,3 +40,47 @@ export async function destroyClients(holders: Iterable<ClientHolder>): Promise<v
   }
   await Promise.all(closing);
 }
+
+/** Per-connection state of an undici-based transport: its client, its last cursor, the attempt in flight. */
+export interface UndiciConn extends ClientHolder {
+  cursor: string | undefined;
+  /** The attempt in flight; undefined when the connection is idle. Callbacks of any other attempt are stale. */
+  attempt: unknown;
+}
+
+/** The connection bookkeeping the SSE and long-poll transports share; each says how to stop an attempt. */
+export abstract class UndiciTransport<C extends UndiciConn> {
+  protected readonly conns = new Map<number, C>();
+
+  /** Ends the attempt in flight and reports `cause`; `release` also drops the connection's client. */
+  protected abstract stop(st: C, cause: 'aborted' | 'client-closed', release: boolean): void;
+
+  abort(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st?.attempt !== undefined) this.stop(st, 'aborted', false);
+  }
+
+  close(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st?.attempt !== undefined) this.stop(st, 'client-closed', true);
+  }
+
+  cursor(conn: number): string | undefined {
+    return this.conns.get(conn)?.cursor;
+  }
+
+  forget(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st === undefined) return;
+    st.attempt = undefined;
+    dropClient(st);
+    this.conns.delete(conn);
+  }
+
+  async dispose(): Promise<void> {
+    for (const st of this.conns.values()) st.attempt = undefined;
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    await destroyClients(all);
+  }
+}
