@@ -60,7 +60,7 @@ describe('ink dashboard in a fake terminal', () => {
     const out = plain(term.text());
     for (const s of [
       'notify swarm rtest',
-      'phase publishing  8s left in phase · 11s left in run',
+      'phase        publishing  8s left in phase · 11s left in run',
       '987/1000 open',
       'connecting 4  reconnecting 9  failed 7',
       'published 50/s  delivered 48k/s  (total published 100, delivered 78k)',
@@ -85,11 +85,11 @@ describe('ink dashboard in a fake terminal', () => {
     const d = startDashboard({ out: term, color: true, title: 'notify swarm rlive', plan });
     d.update(fixtureSnapshot({ phase: 'ramp', elapsedMs: 1000, conns: { target: 1000, open: 250, connecting: 10, reconnecting: 0, failed: 0, reconnects: 0 } }));
     await until(() => plain(term.text()), /█{5}░{15} 250\/1000 open \(ramping\)/);
-    expect(plain(term.text())).toContain('phase ramp  1s left in phase · 14s left in run');
+    expect(plain(term.text())).toContain('phase        ramp  1s left in phase · 14s left in run');
     expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered: counted after the drain');
     d.update(fixtureSnapshot({ selfCheck: { eldP99Ms: 180, cpu: 0.99, saturated: true } }));
-    await until(() => plain(term.text()), /WARNING: client saturated/);
-    expect(plain(term.text())).toContain('event-loop p99 180ms  CPU 99%');
+    await until(() => plain(term.text()), /WARNING: the swarm client is saturated; latency includes client-side delay/);
+    expect(plain(term.text())).toContain('event-loop p99 180ms  CPU 99%  SATURATED');
     expect(term.text()).toMatch(SGR);
     await d.finish();
   });

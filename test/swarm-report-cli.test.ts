@@ -85,7 +85,7 @@ describe.skipIf(!hasScript)('notify swarm on a terminal', () => {
     const r = await onTty(['swarm', ...RUN], { TERM: 'xterm-256color' });
     expect(r.code, r.stdout).toBe(0);
     const screen = r.stdout.replace(/\x1b\[\??[0-9;]*[A-Za-z]/g, '');
-    expect(screen).toMatch(/notify swarm r[0-9a-f]+ · 20 sse connections {2}phase (ramp|publishing) {2}\d+s left in phase/);
+    expect(screen).toMatch(/notify swarm r[0-9a-f]+ · 20 sse connections\r?\nphase +(ramp|publishing) {2}\d+s left in phase/);
     expect(screen).toMatch(/connections +█{20} 20\/20 open/);
     expect(screen).toMatch(/audit +lost 0 {2}duplicated 0 {2}out-of-order 0 {2}recovered 0 {2}\(of \d+ expected; final\)/);
     expect(screen).toContain('q or Ctrl-C: stop early');

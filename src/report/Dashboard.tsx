@@ -78,7 +78,7 @@ export function Dashboard(props: DashboardProps) {
   const left = s ? timeLeft(s.phase, s.elapsedMs, s.totalMs, plan) : undefined;
   let status = 'starting ...';
   if (s && left) {
-    status = `phase ${c.bold[s.phase === 'done' ? 'green' : 'yellow'](s.phase)}`;
+    status = c.bold[s.phase === 'done' ? 'green' : 'yellow'](s.phase);
     if (s.phase !== 'done') status += `  ${clock(left.phaseMs)} left in phase · ${clock(left.runMs)} left in run`;
   }
   return (
@@ -86,7 +86,8 @@ export function Dashboard(props: DashboardProps) {
       <Box flexDirection="column">
         <Static items={notes}>{(n) => <Text key={n.key}>{n.text}</Text>}</Static>
         <Keys onStop={props.onStop} />
-        <Text wrap="truncate-end">{`${c.bold.cyan(props.title)}  ${status}`}</Text>
+        <Text wrap="truncate-end">{c.bold.cyan(props.title)}</Text>
+        <Row label="phase">{status}</Row>
         {s ? <Body snapshot={s} final={final} sparkWidth={sparkWidth} /> : null}
         {final ? null : (
           <Text>{c.dim(props.stopping ? `stopping: ${props.stopping} (draining, then writing the result)` : 'q or Ctrl-C: stop early (the result is still written)')}</Text>
@@ -131,8 +132,12 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
       </Row>
       <Row label="client">
         {`event-loop p99 ${ms(s.selfCheck.eldP99Ms)}  CPU ${(s.selfCheck.cpu * 100).toFixed(0)}%`}
-        {s.selfCheck.saturated ? c.bold.red('  WARNING: client saturated, latency includes client-side delay (more --workers or fewer --conns)') : ''}
+        {s.selfCheck.saturated ? c.bold.red('  SATURATED') : ''}
       </Row>
+      {s.selfCheck.saturated ? (
+        // Wrapped, not truncated: this warning must stay readable on a narrow terminal.
+        <Text wrap="wrap">{c.bold.red('WARNING: the swarm client is saturated; latency includes client-side delay (use more --workers or fewer --conns)')}</Text>
+      ) : null}
       <Row label="delivered/s">
         {c.green(sparkline(tl.map((p) => p.delivered), sparkWidth))}
         {` ${compact(last?.delivered ?? 0)}/s`}
