@@ -4,7 +4,7 @@
  * `script`) the same run draws the ink dashboard, and TERM=dumb falls back to plain lines; `notify report` reads the
  * result back and compares it.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +93,36 @@ describe.skipIf(!hasScript)('notify swarm on a terminal', () => {
     // No plain status line while the dashboard is up.
     expect(screen).not.toMatch(/^\[publishing /m);
   }, 60_000);
+
+  it('q stops a long run early: the last frame says so, the result is still written', async () => {
+    const out = join(dir, 'stopped.json');
+    const cmd = `stty cols 120 rows 40; exec ${process.execPath} ${ROOT}bin/notify.js swarm --conns 20 --ramp 500ms --duration 60s --out '${out}'`;
+    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (screen += c));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    const started = Date.now();
+    try {
+      // Wait for a frame of the publishing phase with probes arriving, then press q.
+      const deadline = Date.now() + 30_000;
+      while (!/delivered [1-9]\d*\/s/.test(screen.replace(/\x1b\[\??[0-9;]*[A-Za-z]/g, ''))) {
+        if (Date.now() > deadline) throw new Error(`no delivering frame within 30s:\n${screen.slice(-1500)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.stdin.write('q');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(Date.now() - started).toBeLessThan(45_000);
+    const text = screen.replace(/\x1b\[\??[0-9;]*[A-Za-z]/g, '');
+    expect(text).toContain('stopping: q pressed');
+    expect(text).toMatch(/audit +lost \d+ {2}duplicated \d+ .*\(of \d+ expected; final\)/);
+    expect(text).toContain(`result written to ${out}`);
+    const result = parseResultText(out, readFileSync(out, 'utf8'));
+    expect(result.stoppedEarly).toBe('q pressed');
+    expect(result.summary.total.events.delivered).toBeGreaterThan(0);
+  }, 90_000);
 
   it('TERM=dumb: plain status lines even on a terminal, no colour', async () => {
     const r = await onTty(['swarm', ...RUN], { TERM: 'dumb' });
