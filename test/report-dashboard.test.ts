@@ -87,6 +87,8 @@ describe('ink dashboard in a fake terminal', () => {
     await until(() => plain(term.text()), /█{5}░{15} 250\/1000 open \(ramping\)/);
     expect(plain(term.text())).toContain('phase        ramp  1s left in phase · 14s left in run');
     expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered: counted after the drain');
+    // No raw-mode stdin: only Ctrl-C (SIGINT) can stop the run, and the hint says so.
+    expect(plain(term.text())).toMatch(/^Ctrl-C: stop early \(the result is still written\)$/m);
     d.update(fixtureSnapshot({ selfCheck: { eldP99Ms: 180, cpu: 0.99, saturated: true } }));
     await until(() => plain(term.text()), /WARNING: the swarm client is saturated; latency includes client-side delay/);
     expect(plain(term.text())).toContain('event-loop p99 180ms  CPU 99%  SATURATED');
@@ -101,6 +103,8 @@ describe('ink dashboard in a fake terminal', () => {
       const d = startDashboard({ out: term, stdin: keyboard, color: false, title: 't', plan });
       d.update(fixtureSnapshot());
       expect(keyboard.rawMode).toBe(true);
+      // Keys are read: the hint offers q (ink writes frames before unmount only outside CI).
+      if (!inkInCi) await until(() => plain(term.text()), /q or Ctrl-C: stop early/);
       keyboard.write(key);
       await expect(d.stopRequested).resolves.toBe(reason);
       await d.finish();

@@ -128,7 +128,7 @@ describe.skipIf(!hasScript)('notify swarm on a terminal', () => {
     const r = await onTty(['swarm', ...RUN], { TERM: 'dumb' });
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toMatch(/^\[done \d+s\/\d+s\] open 20\/20/m);
-    expect(r.stdout).not.toContain('q or Ctrl-C');
+    expect(r.stdout).not.toContain('stop early');
     expect(r.stdout).not.toMatch(/\x1b\[[0-9;]*m/);
   }, 60_000);
 });

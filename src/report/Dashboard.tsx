@@ -35,6 +35,8 @@ export interface DashboardProps {
   color: boolean;
   /** Terminal width in columns. */
   width: number;
+  /** True when keypresses are read (stdin is a raw-mode TTY): `q` works; otherwise only Ctrl-C (SIGINT) does. */
+  keys: boolean;
   onStop(reason: string): void;
 }
 
@@ -90,7 +92,7 @@ export function Dashboard(props: DashboardProps) {
         <Row label="phase">{status}</Row>
         {s ? <Body snapshot={s} final={final} sparkWidth={sparkWidth} /> : null}
         {final ? null : (
-          <Text>{c.dim(props.stopping ? `stopping: ${props.stopping} (draining, then writing the result)` : 'q or Ctrl-C: stop early (the result is still written)')}</Text>
+          <Text>{c.dim(props.stopping ? `stopping: ${props.stopping} (draining, then writing the result)` : `${props.keys ? 'q or Ctrl-C' : 'Ctrl-C'}: stop early (the result is still written)`)}</Text>
         )}
       </Box>
     </StyleContext.Provider>

@@ -36,8 +36,12 @@ export function startDashboard(options: DashboardOptions): DashboardController {
   const out = options.out as NodeJS.WriteStream;
   let requestStop: (reason: string) => void = () => {};
   const stopRequested = new Promise<string>((resolve) => (requestStop = resolve));
+  // Without a usable TTY on stdin, give ink a stream of its own so it never reaches for process.stdin.
+  const keys = Boolean(options.stdin?.isTTY && typeof options.stdin.setRawMode === 'function');
+  const stdin = keys ? options.stdin! : new PassThrough();
   const props: DashboardProps = {
     title: options.title,
+    keys,
     plan: options.plan,
     notes: [],
     color: options.color,
@@ -49,8 +53,6 @@ export function startDashboard(options: DashboardOptions): DashboardController {
       draw();
     },
   };
-  // Without a usable TTY on stdin, give ink a stream of its own so it never reaches for process.stdin.
-  const stdin = options.stdin?.isTTY && typeof options.stdin.setRawMode === 'function' ? options.stdin : new PassThrough();
   const instance: Instance = render(createElement(Dashboard, { ...props }), {
     stdout: out,
     stderr: out,
