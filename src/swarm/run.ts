@@ -159,12 +159,18 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       }, Math.max(0, t0 + s.atMs - Date.now())),
     );
 
-    const sleepUntil = (at: number) => Promise.race([stopped, new Promise<void>((r) => setTimeout(r, Math.max(0, at - Date.now())))]);
+    // Wakes at `at`, on an early stop, or when `orUntil` settles; the timer is cleared either way, since a pending
+    // one would hold the process open after the run.
+    const sleepUntil = (at: number, orUntil?: Promise<void>) => {
+      let timer: NodeJS.Timeout | undefined;
+      const slept = new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, at - Date.now()))));
+      return Promise.race(orUntil ? [stopped, slept, orUntil] : [stopped, slept]).finally(() => clearTimeout(timer));
+    };
     await sleepUntil(publishStart);
     // Publishing starts when the ramp is over: every connection's first attempt has opened or failed. The last
     // connections are due just before the planned start; publishing without them would give them a partial
     // expected set and the first probes a partial audience.
-    await Promise.race([rampDone, sleepUntil(publishStart + RAMP_SETTLE_MAX_MS)]);
+    await sleepUntil(publishStart + RAMP_SETTLE_MAX_MS, rampDone);
     const lateBy = Date.now() - publishStart;
     if (lateBy > 0) {
       publishStart += lateBy;

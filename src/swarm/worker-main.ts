@@ -30,3 +30,6 @@ process.on('message', (msg: MainToWorker) => {
 });
 // The parent going away ends the worker: no orphan holding thousands of sockets.
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C on a terminal signals the whole process group. The main process stops the run and asks for every worker's
+// result; a worker that died of the signal would take its audit with it (and fail the run instead of stopping it).
+process.on('SIGINT', () => {});
