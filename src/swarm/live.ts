@@ -84,8 +84,10 @@ export class LiveView {
     const cpu = Math.max(0, ...ticks.map((t) => t.cpu));
     const open = sum((t) => t.open);
     const reconnects = sum((t) => t.reconnects);
+    // The last snapshot covers a partial second; it still gets a second of its own.
+    const prev = this.timeline.at(-1)?.t ?? 0;
     this.timeline.push({
-      t: Math.round(elapsedMs / 1000),
+      t: Math.max(prev + 1, Math.round(elapsedMs / 1000)),
       published: publishedSecond,
       delivered: this.receivedSecond,
       p99: last.p99,
