@@ -3,7 +3,7 @@
  * rows) from synthetic snapshots, its keys (`q`, Ctrl-C) as stop requests, NO_COLOR, and the plain status lines
  * chosen when the output is not an interactive terminal.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { bar, clock, compact, sparkline, timeLeft } from '../src/report/dashboard-format.js';
 import { startDashboard } from '../src/report/dashboard.js';
 import { createProgressView } from '../src/report/progress.js';
@@ -11,7 +11,13 @@ import { fakeIo, fakeKeyboard, fakeTerminal } from './helpers/fake-io.js';
 import { fixtureSnapshot } from './helpers/result-fixture.js';
 
 // ink draws only the last frame, at unmount, when it believes it runs in CI (env CI at import time).
-const inkInCi = ['CI', 'CONTINUOUS_INTEGRATION'].some((k) => k in process.env && process.env[k] !== '0' && process.env[k] !== 'false');
+// ink reads CI once, at import (is-in-ci), and under CI draws only when it unmounts. The dashboard itself is never
+// shown under CI (Io.interactive is false there), so this file tests terminal behaviour with CI unset, before ink
+// loads, and so runs everywhere, CI included.
+vi.hoisted(() => {
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
+});
 const SGR = /\x1b\[[0-9;]*m/;
 // Cursor moves and line erases of ink's log-update, and synchronized-output brackets: not text.
 const plain = (s: string) => s.replace(/\x1b\[\??[0-9;]*[A-Za-z]/g, '');
@@ -80,7 +86,7 @@ describe('ink dashboard in a fake terminal', () => {
     expect(term.text()).not.toMatch(SGR);
   });
 
-  it.skipIf(inkInCi)('re-renders as snapshots arrive: ramp bar, then the saturation warning', async () => {
+  it('re-renders as snapshots arrive: ramp bar, then the saturation warning', async () => {
     const term = fakeTerminal(160, 40);
     const d = startDashboard({ out: term, color: true, title: 'notify swarm rlive', plan });
     d.update(fixtureSnapshot({ phase: 'ramp', elapsedMs: 1000, conns: { target: 1000, open: 250, connecting: 10, reconnecting: 0, failed: 0, reconnects: 0 } }));
@@ -104,7 +110,7 @@ describe('ink dashboard in a fake terminal', () => {
       d.update(fixtureSnapshot());
       expect(keyboard.rawMode).toBe(true);
       // Keys are read: the hint offers q (ink writes frames before unmount only outside CI).
-      if (!inkInCi) await until(() => plain(term.text()), /q or Ctrl-C: stop early/);
+      await until(() => plain(term.text()), /q or Ctrl-C: stop early/);
       keyboard.write(key);
       await expect(d.stopRequested).resolves.toBe(reason);
       await d.finish();
