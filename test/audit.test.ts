@@ -225,6 +225,15 @@ describe('SubscriberAudit', () => {
     expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: total, delivered: total - lost, lost, duplicated: 3 });
   });
 
+  it('owes nobody a probe the server refused, and does not count it if it arrives anyway', () => {
+    const { pub, audit } = setup();
+    audit.opened();
+    pub.publish('broadcast', 10);
+    feed(audit, [1, 2, 3, 4, 6, 7, 9, 10]); // 5 refused and absent; 8 lost; 9 refused but received
+    const log: PublishLog = { ...pub.lookup, refused: () => [5, 9] };
+    expect(only(audit.finish(log))).toMatchObject({ expected: 8, delivered: 7, lost: 1 });
+  });
+
   it('does not count receipts above the final published seq as delivered', () => {
     const { pub, audit } = setup();
     audit.opened();

@@ -18,6 +18,7 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
   return new Command('swarm')
     .description('Open N subscribers, publish probes on a schedule, and audit delivery: latency, lost, duplicated, out-of-order, reconnects.')
     .option('--url <url>', 'server to subscribe to (repeatable; env NOTIFY_URL); without it an embedded notify serve is started', collect)
+    .option('--publish-to <which>', 'first: probes go to the first --url (servers sharing a broker); each: to every --url (independent servers)', 'first')
     .option('--transport <t>', 'sse, ws, poll or mix:sse=70,ws=20,poll=10', D.transport)
     .option('--conns <n>', 'subscriber connections', D.conns)
     .option('--users <n>', 'distinct users the connections map onto (default: one per connection)')

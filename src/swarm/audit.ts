@@ -21,6 +21,9 @@
  *   existed and was not received before: it was missed live and came back through replay. Recovered probes are
  *   also delivered. If the publisher runs late, a probe may reach the server after the re-open and be misfiled as
  *   recovered; it is still delivered.
+ * - refused: a probe whose publish request the server answered with an error was never stored; it is not expected
+ *   and, if it arrives anyway, not delivered. (A publish that got no answer, e.g. a timeout, stays expected: the server
+ *   may have stored it.)
  * - ignored: receipts of another run's probes, of a stream the subscriber did not subscribe to, with a malformed
  *   seq or one far ahead of the publisher, or before the first open. Counted, never expected.
  * All figures are plain counts, summable across subscribers, workers and machines (`addCounts`, `AuditTally`).
@@ -62,6 +65,11 @@ export type PublishedLookup = (stream: string) => number;
 export interface PublishLog {
   sentBefore(stream: string, atMs: number): number;
   final(stream: string): number;
+  /**
+   * Seqs (ascending) whose publish the server refused with an HTTP error: never stored, so owed to nobody. A receipt
+   * of one is not counted as delivered.
+   */
+  refused?(stream: string): readonly number[];
 }
 
 /**
@@ -245,8 +253,14 @@ export class SubscriberAudit {
     return this.tracks.map((tr) => {
       const final = log.final(tr.stream);
       const watermark = this.hasOpened ? Math.min(final, log.sentBefore(tr.stream, this.firstOpenAt)) : final;
-      const expected = final - watermark;
-      const delivered = countRange(tr.bits, watermark, final);
+      let expected = final - watermark;
+      let delivered = countRange(tr.bits, watermark, final);
+      for (const seq of log.refused?.(tr.stream) ?? []) {
+        if (seq <= watermark || seq > final) continue;
+        expected--;
+        const i = seq - 1;
+        if ((i >>> 5) < tr.bits.length && (tr.bits[i >>> 5]! & (1 << (i & 31))) !== 0) delivered--;
+      }
       return {
         stream: tr.stream,
         expected,
@@ -262,9 +276,13 @@ export class SubscriberAudit {
   }
 }
 
-/** A PublishLog over per-stream arrays of send times (epoch ms, ascending, index i = seq i+1). */
-export function publishLogFromTimes(times: ReadonlyMap<string, ArrayLike<number>>): PublishLog {
+/** A PublishLog over per-stream arrays of send times (epoch ms, ascending, index i = seq i+1) and refused seqs. */
+export function publishLogFromTimes(
+  times: ReadonlyMap<string, ArrayLike<number>>,
+  refused: ReadonlyMap<string, readonly number[]> = new Map(),
+): PublishLog {
   return {
+    refused: (stream) => refused.get(stream) ?? [],
     final: (stream) => times.get(stream)?.length ?? 0,
     sentBefore(stream, atMs) {
       const a = times.get(stream);

@@ -20,6 +20,11 @@ export interface SwarmConfig {
   run: string;
   /** Servers to subscribe to (connections spread round-robin); empty = start an embedded `notify serve`. */
   urls: string[];
+  /**
+   * `first`: probes go to the first URL (servers that share a broker fan out to each other); `each`: to every URL
+   * (independent servers, e.g. several in-memory `notify serve` processes).
+   */
+  publishTo: 'first' | 'each';
   /** Transport shares, summing to 1. */
   mix: Partial<Record<TransportName, number>>;
   conns: number;
@@ -57,6 +62,7 @@ export interface SwarmConfig {
 
 export interface RawSwarmOptions {
   url?: string[];
+  publishTo?: string;
   transport?: string;
   conns?: string;
   users?: string;
@@ -159,6 +165,8 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError(`--url must be an http:// or https:// URL (got "${u}")`);
     return u.replace(/\/+$/, '');
   });
+  const publishTo = raw.publishTo ?? 'first';
+  if (publishTo !== 'first' && publishTo !== 'each') throw usageError(`--publish-to must be first or each (got "${publishTo}")`);
   const conns = parseInteger('--conns', raw.conns ?? d.conns, 1, 1_000_000);
   const users = raw.users === undefined ? conns : parseInteger('--users', raw.users, 1, 10_000_000);
   const reconnect = raw.reconnect ?? d.reconnect;
@@ -184,6 +192,7 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
   return {
     run,
     urls,
+    publishTo,
     mix: parseMix(raw.transport ?? d.transport),
     conns,
     users,

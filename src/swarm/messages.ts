@@ -32,7 +32,7 @@ export interface WorkerPlan {
 export type MainToWorker =
   | { type: 'start'; plan: WorkerPlan }
   | { type: 'storm'; index: number; share: number }
-  | { type: 'finish'; sendTimes: Record<string, number[]> };
+  | { type: 'finish'; sendTimes: Record<string, number[]>; refused: Record<string, number[]> };
 
 export interface WorkerTick {
   type: 'tick';

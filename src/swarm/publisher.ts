@@ -14,7 +14,8 @@ import { createHistogram } from '../metrics/histogram.js';
 
 export interface PublisherOptions {
   run: string;
-  url: string;
+  /** Servers every probe is published to: the first --url, or each of them (`--publish-to each`). */
+  urls: string[];
   publishKey?: string;
   /** Broadcast probes per second. */
   rate: number;
@@ -27,9 +28,11 @@ export interface PublisherOptions {
 const nowMs = () => performance.timeOrigin + performance.now();
 
 export class Publisher {
-  private readonly client: PublishClient;
+  private readonly clients: PublishClient[];
   /** Send times (epoch ms) per stream; index i is seq i+1. */
   readonly sendTimes = new Map<string, number[]>();
+  /** Seqs per stream that a server refused with an HTTP error (never stored: owed to nobody). */
+  readonly refused = new Map<string, number[]>();
   readonly ack = createHistogram();
   readonly failures: Record<string, number> = {};
   sent = 0;
@@ -46,7 +49,7 @@ export class Publisher {
   lastFailure: string | undefined;
 
   constructor(private readonly options: PublisherOptions) {
-    this.client = createPublishClient({ url: options.url, publishKey: options.publishKey, connections: 32 });
+    this.clients = options.urls.map((url) => createPublishClient({ url, publishKey: options.publishKey, connections: 32, timeoutMs: 30_000 }));
   }
 
   /** Publishes from `startAt` (epoch ms) for `durationMs`. Resolves when the schedule is done (not the answers). */
@@ -103,13 +106,25 @@ export class Publisher {
     this.sent += queue.length;
     this.sentTick += queue.length;
     const body = queue.length === 1 ? queue[0]!.body : `[${queue.map((q) => q.body).join(',')}]`;
-    const p = this.client.publishRaw(body).then((outcome) => {
-      if (outcome.ok) {
-        this.accepted += queue.length;
-        this.ack.recordMs(nowMs() - sentAt);
-      } else {
+    const p = Promise.all(this.clients.map((c) => c.publishRaw(body))).then((outcomes) => {
+      let ok = true;
+      let refused = false;
+      for (const outcome of outcomes) {
+        if (outcome.ok) continue;
+        ok = false;
+        // An HTTP answer means the server did not store it; no answer (timeout, reset) leaves it unknown.
+        if (outcome.status !== undefined) refused = true;
         this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + queue.length;
         this.lastFailure = `${outcome.cause}: ${outcome.message}`;
+      }
+      if (ok) {
+        this.accepted += queue.length;
+        this.ack.recordMs(nowMs() - sentAt);
+      }
+      if (refused) {
+        let list = this.refused.get(stream);
+        if (!list) this.refused.set(stream, (list = []));
+        for (const q of queue) list.push(q.seq);
       }
       this.inFlight.delete(p);
       if (this.running || this.queued.get(stream)?.length) this.flush(stream);
@@ -136,10 +151,14 @@ export class Publisher {
   async close(timeoutMs = 5000): Promise<void> {
     this.stop();
     await Promise.race([Promise.all(this.inFlight), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    await this.client.destroy();
+    await Promise.all(this.clients.map((c) => c.destroy()));
   }
 
   sendTimesJson(): Record<string, number[]> {
     return Object.fromEntries(this.sendTimes);
+  }
+
+  refusedJson(): Record<string, number[]> {
+    return Object.fromEntries(this.refused);
   }
 }

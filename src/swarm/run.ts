@@ -144,7 +144,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       }
     });
 
-    publisher = new Publisher({ run: config.run, url: urls[0]!, publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix });
+    publisher = new Publisher({ run: config.run, urls: config.publishTo === 'each' ? urls : [urls[0]!], publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix });
     const pub = publisher;
     let phase: Phase = 'ramp';
     const phaseAt = (now: number): Phase => (stopReason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
@@ -187,7 +187,8 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     await pub.close(2000);
 
     const sendTimes = pub.sendTimesJson();
-    for (const child of workers) if (child.connected) child.send({ type: 'finish', sendTimes } satisfies MainToWorker);
+    const refused = pub.refusedJson();
+    for (const child of workers) if (child.connected) child.send({ type: 'finish', sendTimes, refused } satisfies MainToWorker);
     await Promise.race([resultsIn, new Promise((r) => setTimeout(r, 30_000).unref())]);
     if (results.length < workerCount) throw new NotifyError('E_WORKER', `swarm worker failed: ${fatal ?? 'no result within 30s'}`);
     if (fatal && !stopReason) throw new NotifyError('E_WORKER', `swarm worker failed: ${fatal}`);

@@ -21,7 +21,7 @@ process.on('message', (msg: MainToWorker) => {
       worker?.storm(msg.index, msg.share);
       break;
     case 'finish':
-      worker!.finish(msg.sendTimes).then(
+      worker!.finish(msg.sendTimes, msg.refused).then(
         (result) => process.send!(result, () => process.disconnect()),
         (err: Error) => send({ type: 'fatal', index: -1, message: err.message }),
       );

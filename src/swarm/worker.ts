@@ -291,11 +291,11 @@ export class SwarmWorker implements TransportSink {
   }
 
   /** Stops, audits every subscriber against the publisher's send log, and closes everything. */
-  async finish(sendTimes: Record<string, number[]>): Promise<WorkerResult> {
+  async finish(sendTimes: Record<string, number[]>, refused: Record<string, number[]> = {}): Promise<WorkerResult> {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     this.tick();
-    const log = publishLogFromTimes(new Map(Object.entries(sendTimes)));
+    const log = publishLogFromTimes(new Map(Object.entries(sendTimes)), new Map(Object.entries(refused)));
     const tallies = [new AuditTally(), new AuditTally(), new AuditTally()];
     for (const i of this.mine) tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
     await Promise.all(this.transports.map((t) => t?.dispose()));
