@@ -30,12 +30,6 @@ const FLAGS = {
 const BROADCASTS = scheduled(50, 3000);
 const USER_PROBES = scheduled(20, 3000);
 
-function sumMetric(text: string, name: string, label: string): number {
-  let n = 0;
-  for (const v of ['sse', 'ws', 'poll']) n += metricValue(text, name, { [label]: v }) ?? 0;
-  return n;
-}
-
 describe('a reconnect storm during publishing', () => {
   it('with resume inside the history window: every aborted connection comes back, nothing is lost, the gap is recovered', async () => {
     const gw = await startTestGateway();
@@ -51,10 +45,12 @@ describe('a reconnect storm during publishing', () => {
     expect(storm!.back99Ms).not.toBeNull();
     expect(storm!.back100Ms).not.toBeNull();
     expect(storm!.back99Ms!).toBeLessThanOrEqual(storm!.back100Ms!);
-    // Backoff before the first retry is at most 50 ms; the rest is connecting and the first answer.
-    expect(storm!.back100Ms!).toBeLessThan(1000);
     expect(total.connections).toEqual({ target: CONNS, peakOpen: CONNS, failed: 0, reconnects: CONNS / 2 });
+    // The reconnect histogram times the same returns from each connection's own loss, which the storm caused a
+    // moment after it started: its slowest is not slower than the storm's last one back (ms rounding, 0.1% bins).
     expect(total.reconnect.count).toBe(CONNS / 2);
+    expect(total.reconnect.max).toBeGreaterThan(0);
+    expect(total.reconnect.max).toBeLessThanOrEqual(storm!.back100Ms! * 1.001 + 0.5);
     expect(total.errors).toEqual({});
 
     // Expected is as without a storm (every subscriber opened before publishing); everything arrived, once.
@@ -72,9 +68,15 @@ describe('a reconnect storm during publishing', () => {
     });
     expect(total.latency.count).toBe(expected);
 
-    // The server replayed at least what the swarm counts as recovered, and never had to reset a cursor.
+    // The server resumed the streams from history and never had to reset a cursor. Every event it replayed to an SSE
+    // or WebSocket subscriber was published before that subscriber came back and is one it had not received: the
+    // swarm must count it as recovered. (Recovered may be more: a probe meant to go out before the re-open but
+    // published after it is counted too, see src/swarm/audit.ts. A long-poll's every answer after the first is a
+    // "replay" for the server, so it is left out.)
     const metrics = await scrape(gw.url);
-    expect(sumMetric(metrics, 'notify_replayed_total', 'transport')).toBeGreaterThanOrEqual(events.recovered);
+    const replayed = (t: string) => metricValue(metrics, 'notify_replayed_total', { transport: t }) ?? 0;
+    expect(replayed('sse') + replayed('ws'), 'events replayed on SSE and WebSocket resumes').toBeGreaterThan(0);
+    for (const t of ['sse', 'ws'] as const) expect(outcome.summary.transports[t]!.events.recovered, t).toBeGreaterThanOrEqual(replayed(t));
     expect(metricValue(metrics, 'notify_resets_total', { reason: 'window' }) ?? 0).toBe(0);
     expect(metricValue(metrics, 'notify_resets_total', { reason: 'epoch' }) ?? 0).toBe(0);
   }, 30_000);
