@@ -5,6 +5,7 @@
  * published and written to connections.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeHistogram } from '../src/metrics/histogram.js';
 import { assignTransports, TRANSPORT_ORDER } from '../src/swarm/config.js';
 import type { TransportName } from '../src/metrics/summary.js';
 import { startTestGateway } from './helpers/gateway.js';
@@ -16,8 +17,8 @@ beforeAll(loadSwarm, 120_000);
 afterEach(runCleanup);
 
 // 150 connections open over 1 s, then 3 s of publishing at 20 broadcasts/s and 20 user probes/s, then 2 s drain.
-// The ramp ends when publishing starts, so every subscriber is open before the first probe: each one is owed every
-// broadcast probe, and user k (connection k-1) its own user probe when k <= 60.
+// Publishing starts once the ramp is over, so every subscriber is open before the first probe: each one is owed
+// every broadcast probe, and user k (connection k-1) its own user probe when k <= 60.
 const CONNS = 150;
 const FLAGS = { conns: String(CONNS), ramp: '1s', duration: '3s', rate: '20/s', userRate: '20/s', drain: '2s' };
 const BROADCASTS = scheduled(20, 3000);
@@ -89,8 +90,11 @@ describe('notify swarm against notify serve', () => {
       expect(Object.fromEntries(used.map((t) => [t, outcome.summary.transports[t]!.connections.target]))).toEqual({ sse: 75, ws: 45, poll: 30 });
     }
 
-    // The encoded histograms carry the same counts as the summary.
-    expect(outcome.histograms.total).toBeDefined();
+    // The encoded histograms (what result files carry and merge) hold the same values as the summary.
+    const latency = decodeHistogram(outcome.histograms.total!.latency);
+    expect(latency.count).toBe(expected);
+    expect(latency.summary()).toEqual(total.latency);
+    expect(decodeHistogram(outcome.histograms.total!.connect).count).toBe(CONNS);
     expect(outcome.selfCheck.workers.length).toBeGreaterThan(0);
     expect(outcome.stoppedEarly).toBeUndefined();
   }, 30_000);
