@@ -26,6 +26,8 @@ Examples:
   $ notify serve                                   # gateway on http://127.0.0.1:8080, in-memory broker
   $ curl -N 'http://127.0.0.1:8080/events?user=42' # watch user 42's stream
   $ notify publish --user 42 --title 'Hello'       # ... and send it a notification
+  $ notify swarm --conns 1000 --threshold 'p99<250ms' --threshold 'lost==0'   # embedded server, audited, CI gate
+  $ notify report result.json --compare baseline.json
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 99 thresholds crossed.`,
     );
