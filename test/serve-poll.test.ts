@@ -7,6 +7,18 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { http, publishEach } from './helpers/http.js';
 import { runCleanup, until } from './helpers/lifecycle.js';
 import { poll } from './helpers/poll.js';
+import { registerBroker } from '../src/server/brokers/index.js';
+import { MemoryBroker } from '../src/server/brokers/memory.js';
+import type { HistoryRead } from '../src/server/brokers/broker.js';
+
+/** The memory broker with history reads answered 30 ms later, as a Redis or NATS broker answers over the network. */
+class SlowHistoryBroker extends MemoryBroker {
+  override async readAfter(stream: string, after: number): Promise<HistoryRead> {
+    await new Promise((r) => setTimeout(r, 30));
+    return super.readAfter(stream, after);
+  }
+}
+registerBroker('slow-history', (_url, options) => new SlowHistoryBroker(options));
 
 afterEach(runCleanup);
 
@@ -70,6 +82,18 @@ describe('poll: receive', () => {
     const { cursor } = (await poll(gw.url, { user: 'p' })).body;
     const r = await poll(gw.url, { user: 'p', cursor, timeout: 0 });
     expect(r.body).toEqual({ cursor, notifications: [] });
+  });
+});
+
+describe('poll: a broker that answers asynchronously', () => {
+  it('a resuming poll with timeout=0 waits for its replay instead of answering empty with no cursor', async () => {
+    const gw = await startTestGateway({ broker: 'slow-history' });
+    const start = (await poll(gw.url, { user: 'p' })).body.cursor;
+    const ids = await publishEach(gw.url, { user: 'p' }, ['a1', 'a2']);
+    const r = await poll(gw.url, { user: 'p', cursor: start, timeout: 0 });
+    expect(r.status).toBe(200);
+    expect(r.body.notifications.map((n) => n.id)).toEqual(ids);
+    expect(r.body.cursor).toBe(gw.cursor(2, 0));
   });
 });
 

@@ -12,16 +12,15 @@ export class PollSubscriber extends Subscriber {
   private reads: { id: string; readAt: string }[] = [];
   private scheduled = false;
   private reset: string | undefined;
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     user: string | undefined,
     options: SubscriberOptions,
     private readonly res: ServerResponse,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
   ) {
     super(user, options);
-    this.timer = setTimeout(() => this.answer(), timeoutMs);
     res.on('close', () => {
       // A poll the client dropped must not leave its timer behind: it would hold the process up to `timeout` after SIGTERM.
       clearTimeout(this.timer);
@@ -40,6 +39,15 @@ export class PollSubscriber extends Subscriber {
       'Access-Control-Allow-Origin': '*',
     });
     this.res.end(body);
+  }
+
+  /**
+   * The hold starts once the position is known (replay sent or nothing to replay): started earlier, a `timeout=0`
+   * poll could be answered before its replay, with no cursor, whenever the broker answers asynchronously.
+   */
+  override goLive(): void {
+    super.goLive();
+    if (!this.closed) this.timer ??= setTimeout(() => this.answer(), this.timeoutMs);
   }
 
   /** Answers with what is pending (possibly nothing) and the cursor after it. */
