@@ -5,6 +5,7 @@
 import { Client, type Dispatcher } from 'undici';
 import { errorCode, retryAfterMs } from './codes.js';
 import { isObject, unreadCount } from './json.js';
+import { ProbeScanner } from './probe-scan.js';
 import { subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
 import {
@@ -73,6 +74,8 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   readonly name = 'poll' as const;
   private readonly connectTimeoutMs: number;
   private readonly pollTimeoutS: number;
+  /** Set with `probeOnly`. */
+  private readonly scanner: ProbeScanner | undefined;
 
   constructor(
     readonly sink: TransportSink,
@@ -81,6 +84,7 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     super();
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.pollTimeoutS = options.pollTimeoutS ?? DEFAULT_POLL_TIMEOUT_S;
+    this.scanner = options.probeOnly ? new ProbeScanner() : undefined;
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
@@ -101,9 +105,11 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   /** One answer: report what it carries, then poll again from its cursor. */
   answer(st: PollConn, attempt: PollAttempt, at: number): void {
     const raw = attempt.chunks.length === 1 ? attempt.chunks[0]! : Buffer.concat(attempt.chunks);
+    const text = raw.toString();
+    if (this.scanner !== undefined && !attempt.fresh && this.probesOnly(st, attempt, text, at)) return;
     let body: unknown;
     try {
-      body = JSON.parse(raw.toString());
+      body = JSON.parse(text);
     } catch {
       return this.fail(st, 'bad-event', undefined, false);
     }
@@ -138,6 +144,26 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     }
     // A sink call may have aborted or reopened the connection; then this loop is over.
     if (st.attempt === attempt) this.poll(st, cursor, this.pollTimeoutS);
+  }
+
+  /** `probeOnly`: handles an answer that carries only notifications by their probes; false when it must be parsed in full. */
+  private probesOnly(st: PollConn, attempt: PollAttempt, text: string, at: number): boolean {
+    const scanner = this.scanner!;
+    const probes = scanner.pollAnswer(text);
+    if (probes === undefined) return false;
+    const sink = this.sink;
+    const cursor = scanner.cursor;
+    if (!st.opened) {
+      st.opened = true;
+      sink.opened(st.conn, attempt.headAt);
+    }
+    st.cursor = cursor;
+    const last = probes.length - 1;
+    for (let i = 0; i <= last && st.attempt === attempt; i++) {
+      sink.notification(st.conn, { data: { probe: probes[i] } }, i === last ? cursor : undefined, at);
+    }
+    if (st.attempt === attempt) this.poll(st, cursor, this.pollTimeoutS);
+    return true;
   }
 
   /** A poll failed: the loop ends. `drop` discards the response (its body is of no use and may be large). */

@@ -7,6 +7,7 @@ import { buildConnector, Client, type Dispatcher } from 'undici';
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
 import { errorCode, retryAfterMs, slug } from './codes.js';
 import { isObject, unreadCount } from './json.js';
+import { ProbeScanner } from './probe-scan.js';
 import { subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
 import {
@@ -124,6 +125,8 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly connector: buildConnector.connector;
+  /** Set with `probeOnly`. */
+  private readonly scanner: ProbeScanner | undefined;
 
   constructor(
     readonly sink: TransportSink,
@@ -132,6 +135,7 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     super();
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
+    this.scanner = options.probeOnly ? new ProbeScanner() : undefined;
     this.connector = buildConnector({ timeout: this.connectTimeoutMs });
   }
 
@@ -171,6 +175,7 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
   onEvent(st: SseConn, ev: EventSourceMessage): void {
     const attempt = st.feeding;
     if (attempt === undefined || st.attempt !== attempt) return;
+    if (this.scanner !== undefined && this.probesOnly(st, attempt, ev)) return;
     const sink = this.sink;
     let body: unknown;
     try {
@@ -216,6 +221,28 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
         // Unknown event names are ignored, as EventSource does, so newer servers do not break older swarms.
         return;
     }
+  }
+
+  /** `probeOnly`: delivers a notification event by its probes alone; false when it must be parsed in full. */
+  private probesOnly(st: SseConn, attempt: SseAttempt, ev: EventSourceMessage): boolean {
+    if (ev.event === 'notification') {
+      const probe = this.scanner!.notification(ev.data);
+      if (probe === undefined) return false;
+      if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
+      this.sink.notification(st.conn, { data: { probe } }, ev.id, st.at);
+      return true;
+    }
+    if (ev.event === 'notifications:batch') {
+      const probes = this.scanner!.list(ev.data);
+      if (probes === undefined) return false;
+      if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
+      const last = probes.length - 1;
+      for (let i = 0; i <= last && st.attempt === attempt; i++) {
+        this.sink.notification(st.conn, { data: { probe: probes[i] } }, i === last ? ev.id : undefined, st.at);
+      }
+      return true;
+    }
+    return false;
   }
 
   /** The server answered but not with a stream: drop the response, report the attempt failed. */

@@ -26,6 +26,7 @@ export interface SubscribeTarget {
 /**
  * A notification as received: the parsed JSON object the server sent (DESIGN.md `Notification`), not copied.
  * Only `id` and `data` are relied on by the audit; other servers may send other fields.
+ * With `TransportOptions.probeOnly` it may instead be just `{data: {probe}}` (see there).
  */
 export interface ReceivedNotification {
   id?: string;
@@ -111,6 +112,15 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
   /** Long-poll: seconds the server may hold a poll (`timeout=`). Default 25. */
   pollTimeoutS?: number;
+  /**
+   * For sinks that read nothing but each notification's probe (`probeOf`), such as the swarm. Default false.
+   * When true, a notification whose probe can be read from the JSON text without parsing the whole notification
+   * reaches `notification()` as `{data: {probe}}` with no other field, the probe already passing probeOf's shape
+   * rules; every other notification (no probe, escapes in the text, another layout: see probe-scan.ts) is parsed in
+   * full and passed as usual. `probeOf(n)` is the same either way; `n.id` and other fields may be missing.
+   * Cursors, and every other sink call, are unchanged.
+   */
+  probeOnly?: boolean;
 }
 
 export type TransportFactory = (sink: TransportSink, options: TransportOptions) => Transport;

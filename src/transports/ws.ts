@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import { errorCode, retryAfterMs } from './codes.js';
 import { isObject, unreadCount } from './json.js';
+import { ProbeScanner } from './probe-scan.js';
 import { subscribeRequest } from './target-url.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -81,12 +82,15 @@ export class WsTransport implements Transport, ReadReceipts {
   readonly name = 'ws' as const;
   private readonly conns = new Map<number, WsConn>();
   private readonly connectTimeoutMs: number;
+  /** Set with `probeOnly`. */
+  private readonly scanner: ProbeScanner | undefined;
 
   constructor(
     readonly sink: TransportSink,
     options: TransportOptions = {},
   ) {
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.scanner = options.probeOnly ? new ProbeScanner() : undefined;
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
@@ -168,9 +172,11 @@ export class WsTransport implements Transport, ReadReceipts {
 
   /** One frame: the hot path. */
   onFrame(st: WsConn, ws: WsSocket, data: WebSocket.RawData, at: number): void {
+    const text = data.toString();
+    if (this.scanner !== undefined && this.probesOnly(st, ws, text, at)) return;
     let m: unknown;
     try {
-      m = JSON.parse(data.toString());
+      m = JSON.parse(text);
     } catch {
       return this.badFrame(st, ws);
     }
@@ -210,6 +216,24 @@ export class WsTransport implements Transport, ReadReceipts {
         // 'error' frames precede a close whose code is the cause; unknown types are ignored for forward compatibility.
         return;
     }
+  }
+
+  /** `probeOnly`: delivers a notification or batch frame by its probes alone; false when it must be parsed in full. */
+  private probesOnly(st: WsConn, ws: WsSocket, text: string, at: number): boolean {
+    const scanner = this.scanner!;
+    const found = scanner.wsFrame(text);
+    if (found === undefined) return false;
+    const cursor = scanner.cursor;
+    st.cursor = cursor;
+    if (!Array.isArray(found)) {
+      this.sink.notification(st.conn, { data: { probe: found } }, cursor, at);
+      return true;
+    }
+    const last = found.length - 1;
+    for (let i = 0; i <= last && st.ws === ws; i++) {
+      this.sink.notification(st.conn, { data: { probe: found[i] } }, i === last ? cursor : undefined, at);
+    }
+    return true;
   }
 
   private badFrame(st: WsConn, ws: WsSocket): void {
