@@ -5,10 +5,11 @@
 //   raw  net.Socket scanning Buffers for the blank line + JSON.parse + probe (the floor, shared/PERF-NOTES.md)
 //   sse  src/transports/sse.ts (undici dispatch + eventsource-parser)
 //   ws   src/transports/ws.ts (ws@8)
+//   sse-probe, ws-probe  the same with `probeOnly: true` (the probe read from the JSON text, as the swarm does)
 // Prints client CPU us per received message, RSS per idle connection and latency. All modes run in one go, so
 // compare them with each other, not with other machines.
 // Usage: npm run build && node bench/transport-recv.mjs [--dist dist] [--conns 2000] [--events 50] [--rate 20]
-//        [--modes raw,sse,ws]; BENCH_PROF=1 writes a CPU profile of each reader to tmp/prof/.
+//        [--modes raw,sse,ws,sse-probe,ws-probe]; BENCH_PROF=1 writes a CPU profile of each reader to tmp/prof/.
 // Measured (2 vCPU, load ~5 from other jobs, 2000 conns x 50 msgs, three runs): cpu us/msg raw 8.3-10.8,
 // sse 8.8-14.9, ws 11.2-18.9; RSS per idle connection raw ~8.5 KB, sse ~20 KB, ws ~19 KB.
 import { fork } from 'node:child_process';
@@ -28,7 +29,7 @@ else if (role === 'client') await client(JSON.parse(process.env.BENCH_OPT));
 else await main();
 
 async function main() {
-  const opt = args({ conns: 2000, events: 50, rate: 20, modes: 'raw,sse,ws', dist: 'dist' });
+  const opt = args({ conns: 2000, events: 50, rate: 20, modes: 'raw,sse,ws,sse-probe,ws-probe', dist: 'dist' });
   const srv = fork(new URL(import.meta.url).pathname, [], { env: { ...process.env, BENCH_ROLE: 'server' } });
   const { port } = await nextMessage(srv, 'listening');
   console.error(`transport-recv: ${opt.conns} conns, ${opt.events} messages at ${opt.rate}/s, modes ${opt.modes}`);
@@ -49,9 +50,9 @@ async function main() {
     rows.push({ mode, ...ready, ...done });
   }
   srv.kill();
-  console.log('mode  received   cpu us/msg  rss KB/conn  connect s  latency p50/p99 ms');
+  console.log('mode       received   cpu us/msg  rss KB/conn  connect s  latency p50/p99 ms');
   for (const r of rows) {
-    console.log(`${r.mode.padEnd(5)} ${String(r.received).padStart(9)} ${r.cpuPerMsg.toFixed(2).padStart(11)} ${(r.rssPerConn / 1024).toFixed(1).padStart(12)}`
+    console.log(`${r.mode.padEnd(10)} ${String(r.received).padStart(9)} ${r.cpuPerMsg.toFixed(2).padStart(11)} ${(r.rssPerConn / 1024).toFixed(1).padStart(12)}`
       + ` ${r.connectS.toFixed(2).padStart(10)}  ${r.p50.toFixed(2)}/${r.p99.toFixed(2)}`);
   }
 }
@@ -138,7 +139,8 @@ async function client(opt) {
       closed(c, cause) { if (measuring) console.error('closed', c, cause); },
       notification(c, n, cursor, at) { const p = probeOf(n); if (p) record(p, at); },
     };
-    keep = createTransport(opt.mode, sink, {});
+    const [name, variant] = opt.mode.split('-');
+    keep = createTransport(name, sink, { probeOnly: variant === 'probe' });
     const deadline = performance.now() + 60_000;
     for (let i = 0; i < opt.conns; i += 200) {
       const end = Math.min(opt.conns, i + 200);
