@@ -102,7 +102,8 @@ export class SwarmWorker implements TransportSink {
       this.audits[i] = new SubscriberAudit(p.run, [`user:${user}`, 'broadcast']);
       const k = this.kind[i]!;
       this.stats[k]!.target++;
-      this.transports[k] ??= createTransport(TRANSPORT_ORDER[k]!, this, { pollTimeoutS: p.pollTimeoutS });
+      // probeOnly: notification() reads nothing but the probe, so the transports need not parse the rest.
+      this.transports[k] ??= createTransport(TRANSPORT_ORDER[k]!, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true });
     }
     this.eld.enable();
     this.timers.push(setInterval(() => this.tick(), 1000));
