@@ -20,7 +20,10 @@ const enum State {
 }
 
 class TransportStats {
+  /** Latency of the whole run; `tickLatency` is added into it once a tick, so a receipt is recorded only once. */
   readonly latency = createHistogram();
+  /** Latency since the last tick. */
+  readonly tickLatency = createHistogram();
   readonly connect = createHistogram();
   readonly reconnect = createHistogram();
   target = 0;
@@ -56,6 +59,7 @@ export class SwarmWorker implements TransportSink {
   private readonly storms: StormState[] = [];
   private stopping = false;
   // Per tick
+  /** The tick's latency over all transports, summed from theirs at each tick. */
   private readonly tickLatency: DurationHistogram = createHistogram();
   private received = 0;
   private tickErrors: Record<string, number> = {};
@@ -164,8 +168,7 @@ export class SwarmWorker implements TransportSink {
     const flags = this.audits[i]!.receive(p.run, p.stream, p.seq, p.t);
     if (flags & Receipt.New) {
       const ms = performance.timeOrigin + at - p.t;
-      this.stats[this.kind[i]!]!.latency.recordMs(ms);
-      this.tickLatency.recordMs(ms);
+      this.stats[this.kind[i]!]!.tickLatency.recordMs(ms);
       this.received++;
     }
   }
@@ -260,6 +263,13 @@ export class SwarmWorker implements TransportSink {
     sc.cpuSum += cpuShare;
     sc.cpuMax = Math.max(sc.cpuMax, cpuShare);
     sc.ticks++;
+    const tickLatency = this.tickLatency;
+    for (const s of this.stats) {
+      if (s.tickLatency.count === 0) continue;
+      s.latency.add(s.tickLatency);
+      tickLatency.add(s.tickLatency);
+      s.tickLatency.reset();
+    }
     let open = 0;
     let connecting = 0;
     let waiting = 0;
