@@ -6,12 +6,14 @@
 //   sse  src/transports/sse.ts (undici dispatch + eventsource-parser)
 //   ws   src/transports/ws.ts (ws@8)
 //   sse-probe, ws-probe  the same with `probeOnly: true` (the probe read from the JSON text, as the swarm does)
-// Prints client CPU us per received message, RSS per idle connection and latency. All modes run in one go, so
-// compare them with each other, not with other machines.
+// Prints client CPU us per received message (and its user/system split: parsing is user time, socket reads system
+// time), RSS per idle connection and latency. All modes run in one go, so compare them with each other, not with
+// other machines.
 // Usage: npm run build && node bench/transport-recv.mjs [--dist dist] [--conns 2000] [--events 50] [--rate 20]
 //        [--modes raw,sse,ws,sse-probe,ws-probe]; BENCH_PROF=1 writes a CPU profile of each reader to tmp/prof/.
 // Measured (2 vCPU, load ~5 from other jobs, 2000 conns x 50 msgs, three runs): cpu us/msg raw 8.3-10.8,
-// sse 8.8-14.9, ws 11.2-18.9; RSS per idle connection raw ~8.5 KB, sse ~20 KB, ws ~19 KB.
+// sse 8.8-14.9, ws 11.2-18.9; RSS per idle connection raw ~8.5 KB, sse ~20 KB, ws ~19 KB. probeOnly (2026-11-21,
+// BENCHMARKS.md): sse-probe ~1.1 us and ws-probe ~1.9 us per message below sse and ws in the same run.
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -50,9 +52,10 @@ async function main() {
     rows.push({ mode, ...ready, ...done });
   }
   srv.kill();
-  console.log('mode       received   cpu us/msg  rss KB/conn  connect s  latency p50/p99 ms');
+  console.log('mode       received   cpu us/msg  (user/sys)  rss KB/conn  connect s  latency p50/p99 ms');
   for (const r of rows) {
-    console.log(`${r.mode.padEnd(10)} ${String(r.received).padStart(9)} ${r.cpuPerMsg.toFixed(2).padStart(11)} ${(r.rssPerConn / 1024).toFixed(1).padStart(12)}`
+    const split = `${r.userPerMsg.toFixed(2)}/${r.sysPerMsg.toFixed(2)}`;
+    console.log(`${r.mode.padEnd(10)} ${String(r.received).padStart(9)} ${r.cpuPerMsg.toFixed(2).padStart(11)} ${split.padStart(11)} ${(r.rssPerConn / 1024).toFixed(1).padStart(12)}`
       + ` ${r.connectS.toFixed(2).padStart(10)}  ${r.p50.toFixed(2)}/${r.p99.toFixed(2)}`);
   }
 }
@@ -163,7 +166,10 @@ async function client(opt) {
   await Promise.race([done, sleep(60_000 + (opt.events * 1000) / opt.rate)]);
   const cpu = process.cpuUsage(cpu0);
   const sorted = Array.from(latencies.subarray(0, received)).sort((a, b) => a - b);
-  const result = { type: 'done', received, cpuPerMsg: (cpu.user + cpu.system) / received, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  const result = {
+    type: 'done', received, cpuPerMsg: (cpu.user + cpu.system) / received, userPerMsg: cpu.user / received, sysPerMsg: cpu.system / received,
+    p50: percentile(sorted, 50), p99: percentile(sorted, 99),
+  };
   // Exit by itself (not killed) so that --cpu-prof (BENCH_PROF=1) can write its profile.
   process.send(result, () => process.exit(0));
 }
