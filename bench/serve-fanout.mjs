@@ -56,9 +56,9 @@ function subscribe() {
         if (j < 0) break;
         const frame = text.slice(i, j);
         i = j + 2;
+        // `event: notification` carries one probe, `event: notifications:batch` (--batch) several.
         if (!frame.includes('event: notification')) continue;
-        const m = /"t":([\d.]+)/.exec(frame);
-        if (m) {
+        for (const m of frame.matchAll(/"t":([\d.]+)/g)) {
           delivered++;
           latencies.push(now - Number(m[1]));
         }

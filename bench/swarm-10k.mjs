@@ -3,24 +3,31 @@
 // D seconds. Prints lost, p50/p99, swarm and server CPU-seconds per 100,000 delivered events, RSS per connection and
 // the swarm's self-check. Both run as child processes; the swarm's CPU includes its worker processes (reaped
 // children, /proc cutime). Usage: npm run build && node bench/swarm-10k.mjs [--conns 10000] [--rate 10] [--duration 60]
+// [--servers 2] (one notify serve holds ~19,900 sockets at ulimit -n 20000: 20k needs two; probes go to each)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { args, procStats } from './lib.mjs';
 
-const opt = args({ conns: 10000, rate: 10, duration: 60, ramp: 20, transport: 'sse', workers: 0, out: '/tmp/swarm-10k.json' });
-const cmd = `node bench/swarm-10k.mjs --conns ${opt.conns} --rate ${opt.rate} --duration ${opt.duration} --ramp ${opt.ramp} --transport ${opt.transport} --workers ${opt.workers}`;
+const opt = args({ conns: 10000, rate: 10, duration: 60, ramp: 20, drain: 10, transport: 'sse', workers: 0, servers: 1, out: '/tmp/swarm-10k.json' });
+const cmd = `node bench/swarm-10k.mjs --conns ${opt.conns} --rate ${opt.rate} --duration ${opt.duration} --ramp ${opt.ramp} --drain ${opt.drain} --transport ${opt.transport} --workers ${opt.workers} --servers ${opt.servers}`;
 
-const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-const url = await new Promise((resolve, reject) => {
-  let text = '';
-  server.stderr.on('data', (d) => {
-    text += d;
-    const m = /listening on (http:\/\/\S+)/.exec(text);
-    if (m) resolve(m[1]);
+function startServer() {
+  const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    server.stderr.on('data', (d) => {
+      text += d;
+      const m = /listening on (http:\/\/\S+)/.exec(text);
+      if (m) resolve({ server, url: m[1] });
+    });
+    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
   });
-  server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
-});
-const serverBefore = procStats(server.pid);
+}
+const servers = await Promise.all(Array.from({ length: opt.servers }, startServer));
+const serverCpu = () => servers.reduce((a, s) => a + procStats(s.server.pid).cpu, 0);
+const serverRss = () => servers.reduce((a, s) => a + procStats(s.server.pid).rss, 0);
+const serverCpuBefore = serverCpu();
+const serverRssBefore = serverRss();
 
 /** user + system CPU seconds of this process's reaped children (the swarm and, through it, its workers). */
 function childrenCpu() {
@@ -30,8 +37,9 @@ function childrenCpu() {
 }
 const cpu0 = childrenCpu();
 const started = Date.now();
-const swarmArgs = ['bin/notify.js', 'swarm', '--url', url, '--conns', String(opt.conns), '--transport', opt.transport, '--ramp', `${opt.ramp}s`,
-  '--duration', `${opt.duration}s`, '--rate', `${opt.rate}/s`, '--no-dashboard', '--out', opt.out];
+const swarmArgs = ['bin/notify.js', 'swarm', ...servers.flatMap((s) => ['--url', s.url]), '--publish-to', 'each', '--conns', String(opt.conns),
+  '--transport', opt.transport, '--ramp', `${opt.ramp}s`, '--duration', `${opt.duration}s`, '--drain', `${opt.drain}s`, '--rate', `${opt.rate}/s`,
+  '--no-dashboard', '--out', opt.out];
 if (opt.workers) swarmArgs.push('--workers', String(opt.workers));
 const swarm = spawn(process.execPath, swarmArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
 let swarmPeakRss = 0;
@@ -44,8 +52,10 @@ const code = await new Promise((resolve) => swarm.on('exit', resolve));
 clearInterval(sampler);
 const wallS = (Date.now() - started) / 1000;
 const swarmCpu = childrenCpu() - cpu0;
-const serverAfter = procStats(server.pid);
-server.kill('SIGTERM');
+const serverCpuUsed = serverCpu() - serverCpuBefore;
+const serverRssAfter = serverRss();
+const serverPeakRss = servers.reduce((a, s) => Math.max(a, procStats(s.server.pid).hwm), 0);
+for (const s of servers) s.server.kill('SIGTERM');
 
 const r = JSON.parse(readFileSync(opt.out, 'utf8'));
 const t = r.summary.total;
@@ -68,11 +78,13 @@ console.log(JSON.stringify({
   connectMs: { p50: t.connect.p50, p99: t.connect.p99 },
   swarmCpuSeconds: +swarmCpu.toFixed(2),
   swarmCpuSecondsPer100kDelivered: +((swarmCpu / delivered) * 1e5).toFixed(2),
-  serverCpuSeconds: +(serverAfter.cpu - serverBefore.cpu).toFixed(2),
-  serverCpuSecondsPer100kDelivered: +(((serverAfter.cpu - serverBefore.cpu) / delivered) * 1e5).toFixed(2),
+  servers: opt.servers,
+  serverCpuSeconds: +serverCpuUsed.toFixed(2),
+  serverCpuSecondsPer100kDelivered: +((serverCpuUsed / delivered) * 1e5).toFixed(2),
   swarmWorkers: r.selfCheck.workers.length,
   swarmWorkerRssPerConnKB: +(workerRss / opt.conns / 1024).toFixed(1),
-  serverRssPerConnKB: +((serverAfter.rss - serverBefore.rss) / opt.conns / 1024).toFixed(1),
-  serverPeakRssMB: +(serverAfter.hwm / 1048576).toFixed(1),
+  swarmPeakRssMB: +(swarmPeakRss / 1048576).toFixed(1),
+  serverRssPerConnKB: +((serverRssAfter - serverRssBefore) / opt.conns / 1024).toFixed(1),
+  serverPeakRssMB: +(serverPeakRss / 1048576).toFixed(1),
   selfCheck: { saturated: r.selfCheck.saturated, workers: r.selfCheck.workers.map((w) => ({ eldP99Ms: +w.eldP99Ms.toFixed(1), cpuMean: +w.cpuMean.toFixed(2), cpuMax: +w.cpuMax.toFixed(2) })) },
 }, null, 2));
