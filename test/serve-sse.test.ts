@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { http, metricValue, note, publishEach, publishOk, scrape } from './helpers/http.js';
+import { floodUntilClosed, http, metricValue, note, publishEach, publishOk, scrape } from './helpers/http.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { openSse, type SseClient } from './helpers/sse-client.js';
 import { openWs } from './helpers/ws-client.js';
@@ -202,17 +202,7 @@ describe('SSE: slow consumer', () => {
     await slow.next('init');
     slow.pause();
 
-    const published: string[] = [];
-    let n = 0;
-    // The kernel holds a few MB on loopback before the server's own buffer grows: publish until the server gives up.
-    // Batches of 10 x 3 KB keep the request count low.
-    while (gw.hub.size > 0 && n < 4000) {
-      const batch = Array.from({ length: 10 }, () => ({ user: 'slow', notification: note(`e${n++}`, { body: 'z'.repeat(3000) }) }));
-      const r = await http(`${gw.url}/publish`, { body: batch });
-      expect(r.status, r.text).toBe(202);
-      published.push(...r.body.ids);
-    }
-    expect(gw.hub.size).toBe(0);
+    const published = await floodUntilClosed(gw, 'slow');
     const metrics = await scrape(gw.url);
     expect(metricValue(metrics, 'notify_slow_consumer_closes_total', { transport: 'sse' })).toBe(1);
     expect(metricValue(metrics, 'notify_connections', { transport: 'sse' })).toBe(0);

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { http, metricValue, note, publishEach, scrape } from './helpers/http.js';
+import { floodUntilClosed, http, metricValue, publishEach, scrape } from './helpers/http.js';
 import { runCleanup, until } from './helpers/lifecycle.js';
 import { openSse } from './helpers/sse-client.js';
 import { openWs, type WsClient, type WsFrame } from './helpers/ws-client.js';
@@ -121,15 +121,7 @@ describe('WS: slow consumer', () => {
     await slow.next('init');
     slow.pause();
 
-    const published: string[] = [];
-    let n = 0;
-    while (gw.hub.size > 0 && n < 4000) {
-      const batch = Array.from({ length: 10 }, () => ({ user: 'slow', notification: note(`e${n++}`, { body: 'z'.repeat(3000) }) }));
-      const r = await http(`${gw.url}/publish`, { body: batch });
-      expect(r.status, r.text).toBe(202);
-      published.push(...r.body.ids);
-    }
-    expect(gw.hub.size).toBe(0);
+    const published = await floodUntilClosed(gw, 'slow');
     expect(published.length).toBeGreaterThan(10);
     const metrics = await scrape(gw.url);
     expect(metricValue(metrics, 'notify_slow_consumer_closes_total', { transport: 'ws' })).toBe(1);

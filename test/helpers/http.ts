@@ -104,3 +104,21 @@ export async function waitMetric(baseUrl: string, name: string, labels: Record<s
   }
   throw new Error(`timed out after ${timeoutMs}ms waiting for ${name}${JSON.stringify(labels)} == ${value} (last ${last})`);
 }
+
+/**
+ * Publishes to `user` in batches of 10 x 3 KB until the gateway holds no subscriber any more (the one that stopped
+ * reading was closed as a slow consumer), at most 4,000 events; returns the ids, in order. The kernel holds a few MB on
+ * loopback before the server's own buffer grows, hence the volume.
+ */
+export async function floodUntilClosed(gw: { url: string; hub: { size: number } }, user: string): Promise<string[]> {
+  const published: string[] = [];
+  let n = 0;
+  while (gw.hub.size > 0 && n < 4000) {
+    const batch = Array.from({ length: 10 }, () => ({ user, notification: note(`e${n++}`, { body: 'z'.repeat(3000) }) }));
+    const r = await http<{ ids: string[] }>(`${gw.url}/publish`, { body: batch });
+    expect(r.status, r.text).toBe(202);
+    published.push(...r.body.ids);
+  }
+  expect(gw.hub.size).toBe(0);
+  return published;
+}
