@@ -14,7 +14,7 @@ import { resolveServeOptions } from '../src/server/config.js';
 import { startGateway, type Gateway } from '../src/server/gateway.js';
 import { silentLogger } from '../src/util/log.js';
 import { createPublishClient, interpret } from '../src/targets/publish-client.js';
-import { resolvePublishOptions } from '../src/commands/publish.js';
+import { resolvePublishOptions } from '../src/targets/publish-config.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
