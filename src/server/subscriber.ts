@@ -4,7 +4,7 @@
  * prepared, and batches when `--batch` is set. Transports only turn events into bytes.
  */
 import { BROADCAST, type Notification } from './notification.js';
-import { formatCursor, type Cursor } from './cursor.js';
+import type { Cursor } from './cursor.js';
 import type { StreamEvent } from './brokers/broker.js';
 import type { ServerTransport } from './config.js';
 
@@ -139,10 +139,6 @@ export abstract class Subscriber {
     this.closed = true;
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.options.onClose(this, reason);
-  }
-
-  protected static cursorOf(c: Cursor): string {
-    return formatCursor(c);
   }
 
   /** Bytes waiting in this connection's send buffer (transports with one override it). */
