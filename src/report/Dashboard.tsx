@@ -10,18 +10,12 @@ import { Box, Static, Text, useInput, useStdin } from 'ink';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { createContext, useContext, type ReactNode } from 'react';
 import type { DurationSummary } from '../metrics/histogram.js';
+import type { EventCounts } from '../metrics/summary.js';
 import type { SwarmSnapshot } from '../swarm/live.js';
 import { bar, clock, compact, ms, sparkline, timeLeft, type PhasePlan } from './dashboard-format.js';
 
 /** Audit figures known only once the run has finished (after the drain). */
-export interface FinalFigures {
-  expected: number;
-  delivered: number;
-  lost: number;
-  duplicated: number;
-  outOfOrder: number;
-  recovered: number;
-}
+export type FinalFigures = Omit<EventCounts, 'published'>;
 
 export interface DashboardProps {
   title: string;

@@ -85,13 +85,7 @@ export const Receipt = {
 } as const;
 
 /** Audit figures (counts of probes or receipts). */
-export interface AuditCounts {
-  expected: number;
-  delivered: number;
-  lost: number;
-  duplicated: number;
-  outOfOrder: number;
-  recovered: number;
+export interface AuditCounts extends Omit<EventCounts, 'published'> {
   early: number;
   ignored: number;
 }
