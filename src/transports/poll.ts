@@ -88,13 +88,7 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
-    let st = this.conns.get(conn);
-    if (st === undefined) {
-      st = new PollConn(this, conn);
-      this.conns.set(conn, st);
-    } else if (st.attempt !== undefined) {
-      this.stop(st, 'aborted', false);
-    }
+    const st = this.connFor(conn, () => new PollConn(this, conn));
     st.target = target;
     st.opened = false;
     if (cursor !== undefined) st.cursor = cursor;

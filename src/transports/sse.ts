@@ -140,13 +140,7 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
-    let st = this.conns.get(conn);
-    if (st === undefined) {
-      st = new SseConn(this, conn);
-      this.conns.set(conn, st);
-    } else if (st.attempt !== undefined) {
-      this.stop(st, 'aborted', false);
-    }
+    const st = this.connFor(conn, () => new SseConn(this, conn));
     st.parser.reset();
     st.held = undefined;
     st.closeReason = undefined;

@@ -52,6 +52,18 @@ export interface UndiciConn extends ClientHolder {
 export abstract class UndiciTransport<C extends UndiciConn> {
   protected readonly conns = new Map<number, C>();
 
+  /** The connection's state for a new attempt: created on first use; an attempt still in flight is aborted first. */
+  protected connFor(conn: number, create: () => C): C {
+    let st = this.conns.get(conn);
+    if (st === undefined) {
+      st = create();
+      this.conns.set(conn, st);
+    } else if (st.attempt !== undefined) {
+      this.stop(st, 'aborted', false);
+    }
+    return st;
+  }
+
   /** Ends the attempt in flight and reports `cause`; `release` also drops the connection's client. */
   protected abstract stop(st: C, cause: 'aborted' | 'client-closed', release: boolean): void;
 
