@@ -123,7 +123,7 @@ describe('ink dashboard in a fake terminal', () => {
 describe('progress view choice', () => {
   it('not interactive: plain status lines every 5 snapshots and on done, notes as lines, no escape codes', async () => {
     const f = fakeIo({ interactive: false });
-    const view = createProgressView(f.io, { dashboard: true, title: 't', plan });
+    const view = await createProgressView(f.io, { dashboard: true, title: 't', plan });
     expect(view.kind).toBe('lines');
     view.onNote('started embedded notify serve at http://127.0.0.1:9');
     for (let i = 1; i <= 7; i++) view.onSnapshot(fixtureSnapshot({ elapsedMs: i * 1000 }));
@@ -140,14 +140,14 @@ describe('progress view choice', () => {
 
   it('interactive with --no-dashboard: a status line every snapshot; interactive: the dashboard', async () => {
     const f = fakeIo({ interactive: true });
-    const lines = createProgressView(f.io, { dashboard: false, title: 't', plan });
+    const lines = await createProgressView(f.io, { dashboard: false, title: 't', plan });
     expect(lines.kind).toBe('lines');
     lines.onSnapshot(fixtureSnapshot());
     lines.onSnapshot(fixtureSnapshot());
     expect(f.stderr().split('\n').filter(Boolean)).toHaveLength(2);
 
     const g = fakeIo({ interactive: true });
-    const dash = createProgressView(g.io, { dashboard: true, title: 'notify swarm rdash', plan });
+    const dash = await createProgressView(g.io, { dashboard: true, title: 'notify swarm rdash', plan });
     expect(dash.kind).toBe('dashboard');
     dash.onSnapshot(fixtureSnapshot());
     await dash.finish();

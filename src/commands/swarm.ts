@@ -67,7 +67,7 @@ Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99
       });
       const transports = Object.keys(config.mix).join('+');
       io.stderr.write(`notify swarm run ${config.run}: ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`);
-      const view = createProgressView(io, {
+      const view = await createProgressView(io, {
         dashboard: config.dashboard,
         title: `notify swarm ${config.run} · ${config.conns} ${transports} connections`,
         plan: { rampMs: config.rampMs, durationMs: config.durationMs, drainMs: config.drainMs },

@@ -2,10 +2,13 @@
  * How a running swarm shows its progress, decided once (STYLE.md "Output discipline"): the ink dashboard on an
  * interactive terminal (stderr is a TTY, not CI, TERM is not dumb) unless --no-dashboard; otherwise a plain status
  * line every few seconds and notes as lines. Everything goes to io.stderr.
+ *
+ * The dashboard (ink, react and their dependencies: hundreds of modules) is imported only when it is shown. Node's
+ * ESM loader reads a static import graph with many files open at once, so loading it with every command kept
+ * `notify serve` from starting at `ulimit -n 300` (EMFILE), and cost every plain run its load time.
  */
 import type { Io } from '../io.js';
 import type { SwarmSnapshot } from '../swarm/live.js';
-import { startDashboard } from './dashboard.js';
 import type { PhasePlan } from './dashboard-format.js';
 import type { FinalFigures } from './Dashboard.js';
 import { statusLine } from './status-line.js';
@@ -27,8 +30,9 @@ export interface ProgressOptions {
   plan: PhasePlan;
 }
 
-export function createProgressView(io: Io, options: ProgressOptions): ProgressView {
+export async function createProgressView(io: Io, options: ProgressOptions): Promise<ProgressView> {
   if (io.interactive && options.dashboard) {
+    const { startDashboard } = await import('./dashboard.js');
     const d = startDashboard({ out: io.stderr, stdin: io.stdin, color: io.color, title: options.title, plan: options.plan });
     return { kind: 'dashboard', onSnapshot: d.update, onNote: d.note, stopRequested: d.stopRequested, finish: d.finish };
   }
