@@ -13,9 +13,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null || exit 1
 fi
 
-# npm install, not npm ci: this npm (11.x) writes lockfiles without other platforms' optional packages and its own
-# `npm ci` then refuses them; npm install keeps the locked versions.
-npm install --no-audit --no-fund --loglevel=error || exit 1
+npm ci --no-audit --no-fund --loglevel=error || exit 1
 npm run build || exit 1
 npx vitest run --reporter=default --reporter=json --outputFile=.vitest-report.json
 status=$?
