@@ -21,9 +21,10 @@
  *   existed and was not received before: it was missed live and came back through replay. Recovered probes are
  *   also delivered. If the publisher runs late, a probe may reach the server after the re-open and be misfiled as
  *   recovered; it is still delivered.
- * - refused: a probe whose publish request the server answered with an error was never stored; it is not expected
- *   and, if it arrives anyway, not delivered. (A publish that got no answer, e.g. a timeout, stays expected: the server
- *   may have stored it.)
+ * - refused: a probe whose publish request the server answered with an error, or that never left this machine (no
+ *   connection: ECONNREFUSED, DNS, connect timeout), was never stored; it is not expected and, if it arrives anyway,
+ *   not delivered. (A publish sent but not answered, e.g. a timeout or a reset, stays expected: the server may have
+ *   stored it.)
  * - ignored: receipts of another run's probes, of a stream the subscriber did not subscribe to, with a malformed
  *   seq or one far ahead of the publisher, or before the first open. Counted, never expected.
  * All figures are plain counts, summable across subscribers, workers and machines (`addCounts`, `AuditTally`).
@@ -66,7 +67,8 @@ export interface PublishLog {
   sentBefore(stream: string, atMs: number): number;
   final(stream: string): number;
   /**
-   * Seqs (ascending) whose publish the server refused with an HTTP error: never stored, so owed to nobody. A receipt
+   * Seqs (ascending) whose publish the server refused with an HTTP error or that never reached a server (no
+   * connection): never stored, so owed to nobody. A receipt
    * of one is not counted as delivered.
    */
   refused?(stream: string): readonly number[];

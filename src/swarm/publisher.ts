@@ -31,7 +31,10 @@ export class Publisher {
   private readonly clients: PublishClient[];
   /** Send times (epoch ms) per stream; index i is seq i+1. */
   readonly sendTimes = new Map<string, number[]>();
-  /** Seqs per stream that a server refused with an HTTP error (never stored: owed to nobody). */
+  /**
+   * Seqs per stream that certainly were not stored (owed to nobody): a server answered with an error, or the request
+   * never left (ECONNREFUSED, DNS, connect timeout). A timeout or reset after sending leaves the probe expected.
+   */
   readonly refused = new Map<string, number[]>();
   readonly ack = createHistogram();
   readonly failures: Record<string, number> = {};
@@ -112,8 +115,9 @@ export class Publisher {
       for (const outcome of outcomes) {
         if (outcome.ok) continue;
         ok = false;
-        // An HTTP answer means the server did not store it; no answer (timeout, reset) leaves it unknown.
-        if (outcome.status !== undefined) refused = true;
+        // An error answer, or no connection at all, means the server did not store it; a timeout or a reset after
+        // sending leaves it unknown, so it stays expected.
+        if (outcome.stored === false) refused = true;
         this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + queue.length;
         this.lastFailure = `${outcome.cause}: ${outcome.message}`;
       }

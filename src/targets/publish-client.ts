@@ -8,7 +8,7 @@
  */
 import { Pool } from 'undici';
 import { ExitCode, NotifyError } from '../errors.js';
-import { errorCode } from '../transports/codes.js';
+import { errorCode, failedBeforeSending } from '../transports/codes.js';
 
 /** What a publisher may send as a notification; the server assigns `id` and, when absent, `createdAt`. */
 export interface PublishNotification {
@@ -46,6 +46,11 @@ export interface PublishFailure {
   code?: string;
   /** The server's `error.message`, or the network error's message. */
   message: string;
+  /**
+   * False when the server certainly did not store it: it answered with an error, or no connection was made
+   * (ECONNREFUSED, DNS, connect timeout). Absent when unknown: a timeout or reset after sending may follow a store.
+   */
+  stored?: false;
 }
 
 export type PublishOutcome = PublishAccepted | PublishFailure;
@@ -122,7 +127,9 @@ export function createPublishClient(options: PublishClientOptions): PublishClien
       status = res.statusCode;
       text = await res.body.text();
     } catch (err) {
-      return { ok: false, cause: errorCode(err), message: (err as Error)?.message ?? String(err) };
+      const failure: PublishFailure = { ok: false, cause: errorCode(err), message: (err as Error)?.message ?? String(err) };
+      if (failedBeforeSending(err)) failure.stored = false;
+      return failure;
     }
     return interpret(status, text);
   }
@@ -147,6 +154,7 @@ export function interpret(status: number, text: string): PublishOutcome {
   if (status === 202 || status === 200) {
     const r = json as { ids?: unknown; delivered?: unknown } | undefined;
     if (r && Array.isArray(r.ids) && typeof r.delivered === 'number') return { ok: true, ids: r.ids as string[], delivered: r.delivered };
+    // A 2xx with a body not understood: the server may well have stored it.
     return { ok: false, cause: 'bad-response', status, message: `${status} without {ids, delivered}: ${text.slice(0, 200)}` };
   }
   const e = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
@@ -155,6 +163,7 @@ export function interpret(status: number, text: string): PublishOutcome {
     cause: `http-${status}`,
     status,
     message: typeof e?.message === 'string' ? e.message : text.slice(0, 200) || `HTTP ${status}`,
+    stored: false,
   };
   if (typeof e?.code === 'string') failure.code = e.code;
   return failure;

@@ -24,6 +24,25 @@ export function errorCode(err: unknown): string {
   return 'error';
 }
 
+/**
+ * Codes of failures that happen before a request leaves this machine: no connection was made (refused, no route, no
+ * such host, connect timeout, no local port or descriptor), so nothing was sent and the server cannot have stored it.
+ * A reset or a timeout after connecting is not among them: the request may have arrived.
+ */
+const BEFORE_SENDING = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EMFILE', 'ENFILE',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** True when `err` says the connection was never made, so the request was never sent (see BEFORE_SENDING). */
+export function failedBeforeSending(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  const e = err as { code?: unknown; errors?: unknown };
+  if (typeof e.code === 'string') return BEFORE_SENDING.has(e.code);
+  // Happy-eyeballs: every address failed to connect.
+  return Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every(failedBeforeSending);
+}
+
 /** `Retry-After` in ms (delta-seconds or an HTTP date), undefined when absent or unparsable. */
 export function retryAfterMs(value: string | string[] | undefined): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;

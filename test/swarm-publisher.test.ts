@@ -1,0 +1,70 @@
+/**
+ * The swarm's publisher decides which probes are owed to subscribers at all. A probe the server cannot have stored
+ * (it answered with an error, or no connection was ever made) is owed to nobody; a probe that may have been stored
+ * (the connection was cut after the request was sent) stays expected. Real sockets on 127.0.0.1, port 0.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Publisher } from '../src/swarm/publisher.js';
+import { onCleanup, runCleanup } from './helpers/lifecycle.js';
+
+afterEach(runCleanup);
+
+async function listen(server: Server | ReturnType<typeof createHttpServer>): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onCleanup(() => new Promise((r) => server.close(r)));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<string> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** Publishes 10 broadcast probes (50/s for 200 ms) to `url` and waits for every answer. */
+async function publishTen(url: string): Promise<Publisher> {
+  const pub = new Publisher({ run: 'rpub', urls: [url], rate: 50, userRate: 0, users: 1, userPrefix: 'u' });
+  await pub.run(Date.now(), 200);
+  await pub.close(5000);
+  expect(pub.sent).toBe(10);
+  return pub;
+}
+
+const allTen = Array.from({ length: 10 }, (_, i) => i + 1);
+
+describe('probes the server cannot have stored are owed to nobody', () => {
+  it('ECONNREFUSED: every probe is refused (never reached a server), none stays expected', async () => {
+    const pub = await publishTen(await closedPort());
+    expect(pub.accepted).toBe(0);
+    expect(pub.failures).toEqual({ ECONNREFUSED: 10 });
+    expect(pub.refusedJson()).toEqual({ broadcast: allTen });
+  });
+
+  it('an HTTP error answer: refused', async () => {
+    const url = await listen(createHttpServer((req, res) => req.resume().on('end', () => res.writeHead(500).end())));
+    const pub = await publishTen(url);
+    expect(pub.failures).toEqual({ 'http-500': 10 });
+    expect(pub.refusedJson()).toEqual({ broadcast: allTen });
+  });
+
+  it('a connection cut after the request was sent: the probe may be stored, so it stays expected', async () => {
+    // Reads the whole request, then resets the connection without an answer.
+    const server = createServer((socket) => {
+      let got = '';
+      socket.setEncoding('utf8').on('data', (c: string) => {
+        got += c;
+        if (got.includes('\r\n\r\n') && /[}\]]$/.test(got)) socket.resetAndDestroy();
+      });
+    });
+    const pub = await publishTen(await listen(server));
+    expect(pub.accepted).toBe(0);
+    expect(Object.values(pub.failures).reduce((a, b) => a + b, 0)).toBe(10);
+    expect(Object.keys(pub.failures).every((cause) => ['ECONNRESET', 'socket-closed'].includes(cause)), JSON.stringify(pub.failures)).toBe(true);
+    expect(pub.refusedJson()).toEqual({});
+  });
+});
