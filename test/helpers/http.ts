@@ -19,8 +19,10 @@ export interface RequestOptions {
 
 export async function http<T = any>(url: string, opts: RequestOptions = {}): Promise<HttpResult<T>> {
   const headers: Record<string, string> = { ...opts.headers };
-  let body: string | Buffer | undefined;
-  if (typeof opts.body === 'string' || Buffer.isBuffer(opts.body)) body = opts.body;
+  let body: string | Uint8Array<ArrayBuffer> | undefined;
+  if (typeof opts.body === 'string') body = opts.body;
+  // fetch takes bytes over an ArrayBuffer only; a Buffer's type allows a SharedArrayBuffer, so copy it.
+  else if (Buffer.isBuffer(opts.body)) body = new Uint8Array(opts.body);
   else if (opts.body !== undefined) body = JSON.stringify(opts.body);
   if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
   const res = await fetch(url, { method: opts.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, signal: opts.signal });
