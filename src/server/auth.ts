@@ -7,13 +7,12 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { HttpError } from './http-error.js';
+import { USER_ID, USER_ID_RULE } from './notification.js';
 
 export interface Identity {
   /** Undefined: anonymous, sees only the broadcast stream. */
   user?: string;
 }
-
-const USER_ID = /^[A-Za-z0-9_.@:+=-]{1,200}$/;
 
 export interface Authenticator {
   identify(headers: IncomingHttpHeaders, query: URLSearchParams): Promise<Identity>;
@@ -27,12 +26,12 @@ export function createAuthenticator(opts: { auth: 'none' | 'jwt'; jwtSecret?: st
   async function identify(headers: IncomingHttpHeaders, query: URLSearchParams): Promise<Identity> {
     const asked = query.get('user') ?? undefined;
     if (asked !== undefined && !USER_ID.test(asked)) {
-      throw new HttpError(400, 'E_USER', `user must be 1-200 characters of A-Z a-z 0-9 _ . @ : + = - (got "${asked.slice(0, 50)}")`);
+      throw new HttpError(400, 'E_USER', `user must be ${USER_ID_RULE} (got "${asked.slice(0, 50)}")`);
     }
     if (opts.auth === 'none') return { user: asked };
     const token = bearer(headers) ?? query.get('token') ?? undefined;
     if (!token) throw new HttpError(401, 'E_AUTH', 'missing token: send Authorization: Bearer <jwt> or ?token=<jwt>');
-    let sub: string | undefined;
+    let sub: unknown;
     try {
       const { payload } = await jwtVerify(token, secret!, { algorithms: ['HS256'] });
       sub = payload.sub;
@@ -40,7 +39,9 @@ export function createAuthenticator(opts: { auth: 'none' | 'jwt'; jwtSecret?: st
       const why = err instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token';
       throw new HttpError(401, 'E_AUTH', why);
     }
-    if (!sub || !USER_ID.test(sub)) throw new HttpError(401, 'E_AUTH', 'token has no usable sub claim');
+    // RFC 7519 4.1.2: sub is a string. A number would name a stream that `?user=` and every publish spell differently.
+    if (typeof sub !== 'string') throw new HttpError(401, 'E_AUTH', `token sub must be a string (got ${sub === undefined ? 'none' : typeof sub})`);
+    if (!USER_ID.test(sub)) throw new HttpError(401, 'E_AUTH', `token sub must be ${USER_ID_RULE}`);
     if (asked !== undefined && asked !== sub) {
       throw new HttpError(403, 'E_FORBIDDEN', `user ${sub} may not read the stream of user ${asked}`);
     }

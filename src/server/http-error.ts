@@ -1,5 +1,6 @@
 /** Errors the gateway answers with: an HTTP status and `{error: {code, message}}`. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export class HttpError extends Error {
   constructor(
@@ -42,8 +43,25 @@ export function rawErrorResponse(err: HttpError): string {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  408: 'Request Timeout', 413: 'Content Too Large', 415: 'Unsupported Media Type', 426: 'Upgrade Required',
+  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
+
+/**
+ * Refuses on a raw socket (an upgrade request, or one Node's parser rejected) and closes it. The peer may already
+ * have reset the connection: the socket's error is then expected and must not reach the process.
+ */
+export function refuseSocket(socket: Duplex, err: HttpError): void {
+  socket.on('error', ignore);
+  if (socket.destroyed) return;
+  if (socket.writable) socket.end(rawErrorResponse(err));
+  else socket.destroy();
+  // A peer that never reads the refusal must not hold the socket.
+  setTimeout(() => socket.destroy(), 5000).unref();
+}
+
+function ignore(): void {}
 
 /** Reads a request body up to `limit` bytes; past it, 413 (the rest is not buffered). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -24,6 +24,30 @@ export interface Notification {
   createdAt: string;
 }
 
+/**
+ * A user id, the same rule wherever one enters: `?user=`, a token's `sub`, and every publish target. An id a
+ * subscriber could not use would be a stream nobody can ever read.
+ */
+export const USER_ID = /^[A-Za-z0-9_.@:+=-]{1,200}$/;
+export const USER_ID_RULE = '1-200 characters of A-Z a-z 0-9 _ . @ : + = -';
+
+/** Deepest nesting accepted in `data`: deeper JSON costs stack on every serialisation and helps nobody. */
+export const MAX_DATA_DEPTH = 32;
+
+/** Depth of a JSON value (a scalar is 0), walked without recursion; stops counting past `limit`. */
+export function jsonDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > deepest) deepest = d + 1;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+  }
+  return deepest;
+}
+
 /** What a publisher may send: everything but the fields the server owns. */
 export const notificationInputSchema = z
   .object({
@@ -35,13 +59,19 @@ export const notificationInputSchema = z
     entityId: z.string().max(200).optional(),
     actionUrl: z.string().max(2000).optional(),
     imageUrl: z.string().max(2000).optional(),
-    data: z.record(z.unknown()).optional(),
+    data: z
+      .record(z.unknown())
+      .refine((d) => jsonDepth(d, MAX_DATA_DEPTH) <= MAX_DATA_DEPTH, { message: `nested deeper than ${MAX_DATA_DEPTH} levels` })
+      .optional(),
     createdAt: z.string().datetime({ offset: true }).optional(),
   })
   .strict();
 export type NotificationInput = z.infer<typeof notificationInputSchema>;
 
-const userId = z.union([z.string().min(1).max(200), z.number().int().nonnegative()]).transform(String);
+const userId = z
+  .union([z.string(), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)])
+  .transform(String)
+  .refine((id) => USER_ID.test(id), { message: `a user id is ${USER_ID_RULE}` });
 
 /** One publish request: exactly one target (`user`, `users` or `broadcast: true`) and one notification. */
 export const publishRequestSchema = z

@@ -4,6 +4,7 @@ import type { ZodError } from 'zod';
 import { BROADCAST, publishRequestSchema, userStream, type PublishRequest } from './notification.js';
 import type { Broker, PublishItem } from './brokers/broker.js';
 import { HttpError, readBody } from './http-error.js';
+import { requireJsonBody } from './request.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -13,6 +14,7 @@ export interface PublishResult {
 }
 
 export async function handlePublish(req: IncomingMessage, deps: { broker: Broker; hub: Hub; metrics: GatewayMetrics; maxBody: number }): Promise<PublishResult> {
+  requireJsonBody(req.headers);
   const body = await readBody(req, deps.maxBody);
   let parsed: unknown;
   try {
