@@ -29,6 +29,13 @@ interface Case {
 }
 const show = (c: Case) => `${c.method} ${abbreviate(c.target, 300)}${c.headers.length ? ` ${JSON.stringify(c.headers.map(([k, v]) => [k, abbreviate(v, 100)]))}` : ''}`;
 
+/** Waits until the hub holds `n` subscribers; the failure names how many it still holds. */
+async function hubBackTo(gw: TestGateway, n: number, when: string, timeoutMs: number): Promise<void> {
+  await until(() => gw.hub.size === n, `the hub back at ${n} subscribers ${when}`, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message} (it holds ${gw.hub.size})`);
+  });
+}
+
 /** Sends `c` and checks the contract; returns the answer. Leaves the connection open until the hub has been checked. */
 async function exchange(gw: TestGateway, c: Case, allowed: (s: number) => boolean = (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500)): Promise<RawResponse> {
   const before = await Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s)));
@@ -46,13 +53,13 @@ async function exchange(gw: TestGateway, c: Case, allowed: (s: number) => boolea
       expect(r.body, `SSE stream for ${show(c)}`).toMatch(/^retry: \d+\n/);
     } else {
       // A complete answer (HEAD, refusal, poll answer) leaves no subscriber behind, even on a kept-alive connection.
-      await until(() => gw.hub.size === hubBefore, `the hub back at ${hubBefore} subscribers after ${show(c)} (has ${gw.hub.size})`, 1000);
+      await hubBackTo(gw, hubBefore, `after ${show(c)}`, 1000);
     }
   } finally {
     socket?.destroy();
   }
   // A stream that was open is removed once its connection is gone.
-  await until(() => gw.hub.size === hubBefore, `the hub back at ${hubBefore} subscribers once ${show(c)} closed (has ${gw.hub.size})`, 2000);
+  await hubBackTo(gw, hubBefore, `once ${show(c)} closed`, 2000);
   expect(await Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s))), `history after ${show(c)}`).toEqual(before);
   await expectAlive(gw.port, show(c));
   return r;
@@ -194,6 +201,25 @@ describe('JWT identities under fuzzed tokens', () => {
       fcParams(150, 15_000),
     );
   }, 30_000);
+
+  // Issue 7: SSE requests whose client went away while the token was being verified stayed in the hub for good,
+  // counted against --max-conns and in every broadcast's `delivered`.
+  it('100 SSE requests reset by the client during or right after token verification leave no subscriber behind', async () => {
+    const token = await sign({ sub: 'u1' });
+    expect(gw.hub.size).toBe(0);
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        rawExchange(gw.port, buildRequest('GET', i % 2 ? `/events?token=${token}` : '/events', i % 2 ? [] : [['Authorization', `Bearer ${token}`]]), { rstAfterMs: i % 4 }),
+      ),
+    );
+    // A request sent after them that completes its subscription: the earlier ones have been verified by then.
+    const after = await rawExchange(gw.port, buildRequest('GET', '/events', [['Authorization', `Bearer ${token}`]]), { timeoutMs: 3000 });
+    expect(after.streaming, after.raw.slice(0, 200)).toBe(true);
+    await hubBackTo(gw, 0, 'after 100 reset SSE requests', 3000);
+    const r = await rawExchange(gw.port, buildRequest('GET', '/readyz', [['Connection', 'close']]));
+    expect(JSON.parse(r.body)).toEqual({ status: 'ready', connections: 0 });
+    await expectAlive(gw.port, '100 reset SSE requests');
+  });
 
   // Issue 7: a token whose sub is a JSON number was accepted; RFC 7519 `sub` is a string.
   it('a token whose sub is the number 42 is refused with 401', async () => {

@@ -162,6 +162,17 @@ describe('raw malformed HTTP on a socket', () => {
     await gw.expectAlive('20 KB header, NUL in a header');
   });
 
+  // Issue 7: a head or a body that never finishes got a bare `400 Bad Request`. Here the client says so (EOF).
+  it('a head cut short and a body shorter than its Content-Length, then EOF: 400 with a JSON error', async () => {
+    const cutHead = await rawExchange(gw.port, Buffer.from('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: '), { endAfterWrite: true });
+    expect(contractBreach(cutHead), `cut head: ${cutHead.raw.slice(0, 200)}`).toBeUndefined();
+    expect(cutHead.status).toBe(400);
+    const shortBody = await rawExchange(gw.port, head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Content-Length: 100']).toString() + '{"user":', { endAfterWrite: true });
+    expect(contractBreach(shortBody), `short body: ${shortBody.raw.slice(0, 200)}`).toBeUndefined();
+    expect(shortBody.status).toBe(400);
+    await gw.expectAlive('cut head and short body');
+  });
+
   // Issue 7: the same target on a plain GET was answered 500.
   it('GET http://[ HTTP/1.1 is 400 with a JSON error', async () => {
     const r = await rawExchange(gw.port, head('GET http://[ HTTP/1.1', [HOST, 'Connection: close']));
