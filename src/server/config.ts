@@ -19,10 +19,14 @@ export interface ServeConfig {
   heartbeatMs: number;
   /** Events kept per stream for replay. */
   history: number;
+  /** Bytes the history of all streams may hold together; past it the oldest events are dropped first. */
+  historyBytes: number;
   /** Window in ms within which one connection's events go out as one batch; 0 sends each at once. */
   batchMs: number;
   /** Bytes a connection may have waiting in its send buffer before it is closed as a slow consumer. */
   maxBuffer: number;
+  /** Bytes all connections together may have waiting; past it the largest buffers are cut first (slow consumers). */
+  maxBufferTotal: number;
   /** Live subscriptions allowed at once (0 = no limit); past it, 503 with Retry-After. */
   maxConns: number;
   transports: ServerTransport[];
@@ -39,6 +43,9 @@ export interface ServeConfig {
   unreadLimit: number;
   /** How long shutdown waits for clients to leave before closing what remains, ms. */
   shutdownGraceMs: number;
+  /** Request headers, and a whole request with its body, must arrive within these (408 after), ms. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   logLevel: LogLevel;
 }
 
@@ -49,8 +56,10 @@ export const SERVE_DEFAULTS = {
   auth: 'none',
   heartbeat: '15s',
   history: '1000',
+  historyBytes: '256mb',
   batch: '0ms',
   maxBuffer: '1mb',
+  maxBufferTotal: '256mb',
   maxConns: '0',
   transports: 'sse,ws,poll',
   maxBody: '64kb',
@@ -70,8 +79,10 @@ export interface RawServeOptions {
   publishKey?: string;
   heartbeat?: string;
   history?: string;
+  historyBytes?: string;
   batch?: string;
   maxBuffer?: string;
+  maxBufferTotal?: string;
   maxConns?: string;
   transports?: string;
   insecure?: boolean;
@@ -116,8 +127,10 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     publishKey: raw.publishKey ?? env.NOTIFY_PUBLISH_KEY,
     heartbeatMs,
     history: parseInteger('--history', raw.history ?? d.history, 1, 10_000_000),
+    historyBytes: parseSize('--history-bytes', raw.historyBytes ?? d.historyBytes),
     batchMs: parseDuration('--batch', raw.batch ?? d.batch),
     maxBuffer: parseSize('--max-buffer', raw.maxBuffer ?? d.maxBuffer),
+    maxBufferTotal: parseSize('--max-buffer-total', raw.maxBufferTotal ?? d.maxBufferTotal),
     maxConns: parseInteger('--max-conns', raw.maxConns ?? d.maxConns, 0),
     transports: transports as ServerTransport[],
     insecure: Boolean(raw.insecure),
@@ -127,9 +140,15 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     retryMs: parseDuration('--retry', raw.retry ?? d.retry),
     unreadLimit: parseInteger('--unread-limit', raw.unreadLimit ?? d.unreadLimit, 0, 10_000),
     shutdownGraceMs: 3000,
+    headersTimeoutMs: 15_000,
+    requestTimeoutMs: 30_000,
     logLevel: parseLogLevel('--log-level', raw.logLevel ?? d.logLevel),
   };
   if (config.maxBuffer < 1024) throw usageError(`--max-buffer must be >= 1kb (got ${config.maxBuffer} bytes)`);
+  if (config.maxBufferTotal < config.maxBuffer) {
+    throw usageError(`--max-buffer-total must be >= --max-buffer (got ${config.maxBufferTotal} < ${config.maxBuffer} bytes)`);
+  }
+  if (config.historyBytes < 64 * 1024) throw usageError(`--history-bytes must be >= 64kb (got ${config.historyBytes} bytes)`);
   if (!isLoopback(config.host) && !config.insecure) {
     const missing = [config.auth === 'none' ? '--auth jwt' : '', config.publishKey ? '' : '--publish-key'].filter(Boolean);
     if (missing.length) {

@@ -178,7 +178,7 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
     const methods = readMatch ? { POST: (rq: IncomingMessage, rs: ServerResponse, u: URL) => markRead(rq, rs, u, decodeSegment(readMatch[1]!)) } : routes[url.pathname];
     if (!methods) throw new HttpError(404, 'E_NOT_FOUND', `no route ${method} ${url.pathname}`);
     const route = methods[method] ?? (method === 'HEAD' ? methods.GET : undefined);
-    if (!route) throw new HttpError(405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`, { Allow: Object.keys(methods).join(', ') });
+    if (!route) throw new HttpError(405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`, { Allow: allowed(methods) });
     await route(req, res, url);
   }
 
@@ -262,6 +262,13 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
 }
 
 const CORS = { 'Access-Control-Allow-Origin': '*' };
+
+/** The methods a path answers: a GET route answers HEAD too. */
+function allowed(methods: Partial<Record<string, unknown>>): string {
+  const names = Object.keys(methods);
+  if (names.includes('GET') && !names.includes('HEAD')) names.splice(names.indexOf('GET') + 1, 0, 'HEAD');
+  return names.join(', ');
+}
 
 function sseCursor(req: IncomingMessage, url: URL): string | undefined {
   const q = url.searchParams;

@@ -15,10 +15,11 @@ export class GatewayMetrics {
   readonly replayed: Counter<'transport'>;
   readonly resets: Counter<'reason'>;
   readonly slowConsumerCloses: Counter<'transport'>;
+  readonly bufferTotalCloses: Counter<'transport'>;
   readonly publishToWrite: Histogram;
   readonly httpErrors: Counter<'code'>;
 
-  constructor(openConnections: () => Record<ServerTransport, number>) {
+  constructor(openConnections: () => Record<ServerTransport, number>, bufferedBytes: () => number = () => 0) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'notify_' });
     this.connections = new Gauge({
@@ -36,7 +37,21 @@ export class GatewayMetrics {
     this.delivered = new Counter({ name: 'notify_delivered_total', help: 'Events written to subscriber connections (live)', labelNames: ['transport'], registers });
     this.replayed = new Counter({ name: 'notify_replayed_total', help: 'Events sent from history on resume', labelNames: ['transport'], registers });
     this.resets = new Counter({ name: 'notify_resets_total', help: 'Resumes that could not be served from history', labelNames: ['reason'], registers });
-    this.slowConsumerCloses = new Counter({ name: 'notify_slow_consumer_closes_total', help: 'Connections closed for exceeding --max-buffer', labelNames: ['transport'], registers });
+    this.slowConsumerCloses = new Counter({ name: 'notify_slow_consumer_closes_total', help: 'Connections closed as slow consumers (--max-buffer or --max-buffer-total)', labelNames: ['transport'], registers });
+    this.bufferTotalCloses = new Counter({
+      name: 'notify_buffer_total_closes_total',
+      help: 'Slow consumers cut because all connections together passed --max-buffer-total (also in slow_consumer_closes)',
+      labelNames: ['transport'],
+      registers,
+    });
+    new Gauge({
+      name: 'notify_buffered_bytes',
+      help: 'Bytes waiting to be sent to subscribers, all connections together (held to --max-buffer-total)',
+      registers,
+      collect() {
+        this.set(bufferedBytes());
+      },
+    });
     this.publishToWrite = new Histogram({
       name: 'notify_publish_to_write_seconds',
       help: 'From publish accepted to the event written to the last live connection it goes to',

@@ -9,6 +9,7 @@ import { Subscriber, type InitPayload, type SubscriberOptions } from './subscrib
 export class PollSubscriber extends Subscriber {
   readonly transport = 'poll' as const;
   private pending: StreamEvent[] = [];
+  private pendingBytes = 0;
   private reads: { id: string; readAt: string }[] = [];
   private scheduled = false;
   private reset: string | undefined;
@@ -67,8 +68,19 @@ export class PollSubscriber extends Subscriber {
     this.reset = reason; // answered together with the fresh snapshot that follows
   }
 
+  /** One answer carries at most about --max-buffer of replay; the client asks again from the cursor it got. */
+  protected override replayRoom(): number {
+    return this.options.maxBuffer - this.pendingBytes;
+  }
+
+  /** A long-poll answers once: the rest of a replay is for its next request. */
+  override whenWritable(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
   sendOne(ev: StreamEvent): void {
     this.pending.push(ev);
+    this.pendingBytes += ev.json.length;
     // Events published together (a batch publish, a replay) go in the same answer.
     if (!this.scheduled) {
       this.scheduled = true;
@@ -77,7 +89,7 @@ export class PollSubscriber extends Subscriber {
   }
 
   sendBatch(events: StreamEvent[]): void {
-    this.pending.push(...events);
+    for (const ev of events) this.pending.push(ev);
     this.answer();
   }
 
@@ -96,5 +108,5 @@ export class PollSubscriber extends Subscriber {
     this.answer();
   }
 
-  closeSlow(): void {}
+  protected closeSlow(): void {}
 }

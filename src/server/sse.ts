@@ -19,6 +19,8 @@ function sharedFrame(ev: StreamEvent): Buffer {
   return b;
 }
 const SLOW_CLOSE = 'event: close\ndata: {"reason":"slow consumer"}\n\n';
+/** How long a cut connection may take to read what it was still owed, up to its close note. */
+export const SLOW_CUT_GRACE_MS = 10_000;
 
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
@@ -57,14 +59,20 @@ export class SseSubscriber extends Subscriber {
   }
 
   private write(data: string | Buffer): void {
-    if (this.closed) return;
-    if (this.socket) this.socket.write(data);
-    else this.res.write(data);
-    this.checkBuffer();
+    this.emit(data);
   }
 
-  protected override bufferedBytes(): number {
+  protected override writeNow(frame: string | Buffer): void {
+    if (this.socket) this.socket.write(frame);
+    else this.res.write(frame);
+  }
+
+  protected override socketBuffered(): number {
     return (this.socket ?? this.res).writableLength;
+  }
+
+  protected override onceDrained(fn: () => void): void {
+    (this.socket ?? this.res).once('drain', fn);
   }
 
   override cork(): void {
@@ -116,12 +124,16 @@ export class SseSubscriber extends Subscriber {
     this.finish('shutdown');
   }
 
-  closeSlow(): void {
+  /**
+   * The note follows only what the socket already holds (at most ~64 KB plus the kernel's buffer; the outbox was
+   * dropped), so a client that reads again within SLOW_CUT_GRACE_MS reads why it was cut. One that never reads gets
+   * nothing more: the socket is destroyed then.
+   */
+  protected closeSlow(): void {
     if (this.closed) return;
-    this.finish('slow-consumer');
-    // Best effort: the note may never reach a client that does not read; the socket goes either way.
-    this.res.end(SLOW_CLOSE);
     const socket = this.res.socket;
-    setTimeout(() => socket?.destroy(), 2000).unref();
+    this.finish('slow-consumer');
+    this.res.end(SLOW_CLOSE);
+    setTimeout(() => socket?.destroy(), SLOW_CUT_GRACE_MS).unref();
   }
 }

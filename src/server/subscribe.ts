@@ -17,28 +17,48 @@ export interface SubscribeDeps {
 }
 
 export async function startSubscription(deps: SubscribeDeps, sub: Subscriber, given: { text: string; cursor: Cursor } | undefined): Promise<void> {
-  const { hub, history, metrics } = deps;
+  const { hub, metrics } = deps;
   hub.add(sub);
   metrics.connectionsOpened.inc({ transport: sub.transport });
   try {
     if (given) {
-      const result = await history.replay(sub.user, given.cursor);
+      if (await replay(deps, sub, given)) return;
       if (sub.closed) return;
-      if (result.ok) {
-        sub.setPosition(given.cursor);
-        const n = sub.replay(result.events);
-        if (n) metrics.replayed.inc({ transport: sub.transport }, n);
-        sub.goLive();
-        return;
-      }
-      metrics.resets.inc({ reason: result.reason });
-      sub.sendReset(result.reason, given.text);
     }
     await sendInit(deps, sub);
     if (!sub.closed) sub.goLive();
   } catch (err) {
     hub.remove(sub);
     throw err;
+  }
+}
+
+/**
+ * The replay after the given cursor, a page at a time (each page what the connection has room for), then live.
+ * Returns false when the history could not serve it: the subscriber was sent a `reset` and needs a fresh snapshot.
+ */
+async function replay(deps: SubscribeDeps, sub: Subscriber, given: { text: string; cursor: Cursor }): Promise<boolean> {
+  const { history, metrics } = deps;
+  let from = given;
+  for (;;) {
+    const result = await history.replay(sub.user, from.cursor);
+    if (sub.closed) return true;
+    if (!result.ok) {
+      metrics.resets.inc({ reason: result.reason });
+      sub.sendReset(result.reason, from.text);
+      return false;
+    }
+    sub.setPosition(from.cursor);
+    const { sent, done } = sub.replayPage(result.events);
+    if (sent) metrics.replayed.inc({ transport: sub.transport }, sent);
+    if (done) {
+      sub.goLive();
+      return true;
+    }
+    // Live events queued meanwhile are in the history: the next page reads them from there, in order.
+    sub.requeue();
+    if (!(await sub.whenWritable())) return true;
+    from = { text: sub.cursor, cursor: { epoch: sub.epoch, user: sub.userSeq, broadcast: sub.broadcastSeq } };
   }
 }
 

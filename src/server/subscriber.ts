@@ -7,15 +7,29 @@ import { BROADCAST, type Notification } from './notification.js';
 import type { Cursor } from './cursor.js';
 import type { StreamEvent } from './brokers/broker.js';
 import type { ServerTransport } from './config.js';
+import type { BufferBudget } from './buffer-budget.js';
+
+/**
+ * Past this many bytes waiting in the socket, frames wait in the subscriber's own outbox instead, where a slow-consumer
+ * cut can still drop them so that its reason is the next thing the client reads. It must exceed the socket's own
+ * high-water mark (16 KB), so that a write has returned false and the socket will emit 'drain'.
+ */
+const SOCKET_HIGH_WATER = 64 * 1024;
+/** How often a replay that filled the connection looks whether the client has read enough to send the next page. */
+const REPLAY_POLL_MS = 20;
 
 export interface SubscriberOptions {
   batchMs: number;
   maxBuffer: number;
+  /** Where every connection's buffered bytes are added up and held to --max-buffer-total. */
+  budget?: BufferBudget;
   /** Called once when the subscription ends, for whatever reason. */
   onClose: (sub: Subscriber, reason: CloseReason) => void;
 }
 
 export type CloseReason = 'client' | 'slow-consumer' | 'shutdown' | 'answered' | 'error';
+/** Why a slow consumer was cut: its own --max-buffer, or its share of --max-buffer-total. */
+export type SlowCause = 'max-buffer' | 'max-buffer-total';
 
 export interface InitPayload {
   cursor: string;
@@ -39,6 +53,14 @@ export abstract class Subscriber {
   private corked = 0;
   /** Send-buffer bytes the catch-up (replay or snapshot) left waiting; see `catchUp`. */
   private backlog = 0;
+  /** Frames the socket has not taken yet (see SOCKET_HIGH_WATER); undefined while the socket keeps up. */
+  private outbox: (string | Buffer)[] | undefined;
+  private outboxHead = 0;
+  private outboxBytes = 0;
+  /** Buffered bytes as last added to the budget (the budget owns this number). */
+  accountedBytes = 0;
+  /** Set when the subscriber was cut as a slow consumer. */
+  slowCause: SlowCause | undefined;
 
   constructor(
     readonly user: string | undefined,
@@ -72,24 +94,53 @@ export abstract class Subscriber {
     return true;
   }
 
-  /** Sends history events (oldest first) on resume; returns how many were new to this subscriber. */
-  replay(events: StreamEvent[]): number {
-    let n = 0;
+  /**
+   * Sends history events (oldest first) on resume while the connection has room for them (--max-buffer): a client that
+   * does not read holds one page of its replay, not the whole window. Returns how many were new to this subscriber and
+   * whether it got them all; if not, `whenWritable` says when to read the history again from `cursor`.
+   */
+  replayPage(events: StreamEvent[]): { sent: number; done: boolean } {
+    let sent = 0;
+    let i = 0;
     this.catchUp(() => {
-      if (this.options.batchMs > 0) {
-        const fresh = events.filter((ev) => this.advance(ev));
-        if (fresh.length) this.sendBatch(fresh, this.cursor);
-        n = fresh.length;
-        return;
+      let room = this.replayRoom();
+      const batch: StreamEvent[] = [];
+      for (; i < events.length && room > 0; i++) {
+        const ev = events[i]!;
+        if (!this.advance(ev)) continue;
+        room -= ev.json.length + 64;
+        sent++;
+        if (this.options.batchMs > 0) batch.push(ev);
+        else this.sendOne(ev, this.cursor);
       }
-      for (const ev of events) {
-        if (this.advance(ev)) {
-          this.sendOne(ev, this.cursor);
-          n++;
-        }
-      }
+      if (batch.length) this.sendBatch(batch, this.cursor);
     });
-    return n;
+    return { sent, done: i >= events.length };
+  }
+
+  /** Bytes of replay the connection may take now. */
+  protected replayRoom(): number {
+    return this.options.maxBuffer - this.bufferedBytes();
+  }
+
+  /**
+   * Resolves true once the client has read its buffer down to half of --max-buffer (time for the next replay page),
+   * false when the subscription ended or its transport answers once (a long-poll: the client asks again).
+   */
+  whenWritable(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed) resolve(false);
+        else if (this.bufferedBytes() <= this.options.maxBuffer / 2) resolve(true);
+        else setTimeout(check, REPLAY_POLL_MS).unref();
+      };
+      check();
+    });
+  }
+
+  /** Forgets live events queued during the set-up: they are in the history, where the next replay page reads them. */
+  requeue(): void {
+    if (this.queued) this.queued = [];
   }
 
   /**
@@ -138,12 +189,65 @@ export abstract class Subscriber {
     if (this.closed) return;
     this.closed = true;
     if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.dropOutbox();
+    this.options.budget?.note(this, 0);
     this.options.onClose(this, reason);
   }
 
-  /** Bytes waiting in this connection's send buffer (transports with one override it). */
+  /** Bytes waiting for this client: in the outbox and in the socket. */
+  get buffered(): number {
+    return this.bufferedBytes();
+  }
+
   protected bufferedBytes(): number {
+    return this.outboxBytes + this.socketBuffered();
+  }
+
+  /** Bytes waiting in the connection's socket (transports with one override it). */
+  protected socketBuffered(): number {
     return 0;
+  }
+
+  /** Writes a frame to the socket now (transports that stream override it). */
+  protected writeNow(_frame: string | Buffer): void {}
+
+  /** Calls `fn` once the socket has flushed what it holds. */
+  protected onceDrained(_fn: () => void): void {}
+
+  /** Every frame of a streaming transport goes through here: to the socket while it keeps up, else to the outbox. */
+  protected emit(frame: string | Buffer): void {
+    if (this.closed) return;
+    if (this.outbox === undefined && this.socketBuffered() < SOCKET_HIGH_WATER) {
+      this.writeNow(frame);
+    } else {
+      if (this.outbox === undefined) {
+        this.outbox = [];
+        this.onceDrained(() => this.flushOutbox());
+      }
+      this.outbox.push(frame);
+      this.outboxBytes += frame.length;
+    }
+    this.checkBuffer();
+  }
+
+  private flushOutbox(): void {
+    const box = this.outbox;
+    if (box === undefined || this.closed) return;
+    while (this.outboxHead < box.length && this.socketBuffered() < SOCKET_HIGH_WATER) {
+      const frame = box[this.outboxHead]!;
+      box[this.outboxHead++] = '';
+      this.outboxBytes -= frame.length;
+      this.writeNow(frame);
+    }
+    if (this.outboxHead < box.length) this.onceDrained(() => this.flushOutbox());
+    else this.dropOutbox();
+  }
+
+  /** Forgets what the socket has not taken: a cut client resumes by cursor, and it reads the reason sooner. */
+  protected dropOutbox(): void {
+    this.outbox = undefined;
+    this.outboxHead = 0;
+    this.outboxBytes = 0;
   }
 
   /** Transports call it after each write: past --max-buffer (beyond a catch-up's backlog) the client is too slow. */
@@ -151,7 +255,16 @@ export abstract class Subscriber {
     if (this.corked > 0 || this.closed) return;
     const waiting = this.bufferedBytes();
     if (waiting < this.backlog) this.backlog = waiting;
-    if (waiting > this.options.maxBuffer + this.backlog) this.closeSlow();
+    if (waiting > this.options.maxBuffer + this.backlog) this.cut('max-buffer');
+    else this.options.budget?.note(this, waiting);
+  }
+
+  /** Closes as a slow consumer: what waits in the outbox is dropped, the reason follows what the socket already has. */
+  cut(cause: SlowCause): void {
+    if (this.closed) return;
+    this.slowCause = cause;
+    this.dropOutbox();
+    this.closeSlow();
   }
 
   /**
@@ -175,6 +288,6 @@ export abstract class Subscriber {
   abstract heartbeat(): void;
   /** Server going away: tell the client when to come back, then close. */
   abstract shutdown(retryMs: number): void;
-  /** Close for exceeding `maxBuffer`. */
-  abstract closeSlow(): void;
+  /** Close as a slow consumer (see `cut`), telling the client why where the transport can. */
+  protected abstract closeSlow(): void;
 }

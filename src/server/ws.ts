@@ -1,6 +1,7 @@
 /** `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`. */
 import type { WebSocket } from 'ws';
 import type { StreamEvent } from './brokers/broker.js';
+import { SLOW_CUT_GRACE_MS } from './sse.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
 
 export const WS_CLOSE_SLOW = 4008;
@@ -34,13 +35,20 @@ export class WsSubscriber extends Subscriber {
   }
 
   private send(text: string): void {
-    if (this.closed) return;
-    this.ws.send(text);
-    this.checkBuffer();
+    this.emit(text);
   }
 
-  protected override bufferedBytes(): number {
+  protected override writeNow(frame: string | Buffer): void {
+    this.ws.send(frame);
+  }
+
+  protected override socketBuffered(): number {
     return this.ws.bufferedAmount;
+  }
+
+  protected override onceDrained(fn: () => void): void {
+    // ws sends straight to its socket (no permessage-deflate here), so the socket's drain is the frames' drain.
+    (this.ws as WebSocket & { _socket?: { once(ev: 'drain', fn: () => void): void } })._socket?.once('drain', fn);
   }
 
   sendError(code: string, message: string): void {
@@ -86,11 +94,12 @@ export class WsSubscriber extends Subscriber {
     this.ws.close(WS_CLOSE_RESTART, 'server restarting; resume with your cursor');
   }
 
-  closeSlow(): void {
+  /** The close frame follows only what the socket already holds (the outbox was dropped); see SseSubscriber.closeSlow. */
+  protected closeSlow(): void {
     if (this.closed) return;
     this.finish('slow-consumer');
     this.ws.close(WS_CLOSE_SLOW, 'slow consumer');
     // A peer that does not read will not read the close frame either.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), SLOW_CUT_GRACE_MS).unref();
   }
 }

@@ -57,6 +57,8 @@ export interface Broker {
 export interface BrokerOptions {
   /** Events kept per stream (`--history`). */
   history: number;
+  /** Bytes all streams' history may hold together (`--history-bytes`); past it the oldest events go first. */
+  historyBytes: number;
 }
 
 export type BrokerFactory = (url: string, options: BrokerOptions) => Broker;
