@@ -74,9 +74,9 @@ export class History {
   async markRead(user: string | undefined, id: string): Promise<string> {
     if (user === undefined) throw new HttpError(400, 'E_USER', 'marking read needs a user (?user= or a token)');
     const ev = await this.broker.find(id);
-    if (!ev) throw new HttpError(404, 'E_NOT_FOUND', `notification ${id} is not in the history window`);
+    if (!ev) throw new HttpError(404, 'E_NOT_FOUND', `notification ${id.slice(0, 80)} is not in the history window`);
     if (ev.stream !== BROADCAST && ev.stream !== userStream(user)) {
-      throw new HttpError(403, 'E_FORBIDDEN', `notification ${id} belongs to another user`);
+      throw new HttpError(403, 'E_FORBIDDEN', `notification ${id.slice(0, 80)} belongs to another user`);
     }
     const readAt = this.reads.markRead(user, id, new Date());
     // Marks can only name notifications in the window, but the window moves: drop marks that fell out of it.
