@@ -66,7 +66,7 @@ describe('SubscriberAudit', () => {
     pub.publish('broadcast', 10);
     expect(feed(audit, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).every((f) => f === Receipt.New)).toBe(true);
     expect(only(audit.finish(pub.lookup))).toEqual({
-      stream: 'broadcast', expected: 10, delivered: 10, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, early: 0, ignored: 0,
+      stream: 'broadcast', expected: 10, delivered: 10, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0, early: 0, ignored: 0,
     });
   });
 
@@ -184,15 +184,32 @@ describe('SubscriberAudit', () => {
     expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 0, delivered: 0, lost: 0, ignored: 1 });
   });
 
-  it('ignores probes of another run, of other streams, with bad seqs or far ahead of the publisher', () => {
+  it('ignores probes of another run, with bad seqs or far ahead of the publisher', () => {
     const { pub, audit } = setup();
     audit.opened();
     pub.publish('broadcast', 2);
     expect(audit.receive('run-b', 'broadcast', 1)).toBe(Receipt.Ignored);
-    expect(audit.receive(RUN, 'user:7', 1)).toBe(Receipt.Ignored);
+    expect(audit.receive('run-b', 'user:7', 1)).toBe(Receipt.Ignored);
     expect(feed(audit, [0, -1, 1.5, Number.NaN, 2_000_000_000])).toEqual(Array(5).fill(Receipt.Ignored));
     feed(audit, [1]);
-    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 2, delivered: 1, lost: 1, duplicated: 0, ignored: 7 });
+    expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 2, delivered: 1, lost: 1, duplicated: 0, misrouted: 0, ignored: 7 });
+  });
+
+  it('counts every receipt of this run\'s probe of a stream the subscriber must not get as misrouted, before the first open too', () => {
+    const { pub, audit } = setup(['user:3', 'broadcast']);
+    expect(audit.receive(RUN, 'user:7', 1)).toBe(Receipt.Misrouted); // before the open: still a leak
+    audit.opened();
+    pub.publish('user:3', 1);
+    pub.publish('user:7', 2);
+    pub.publish('broadcast', 1);
+    expect(audit.receive(RUN, 'user:7', 1)).toBe(Receipt.Misrouted); // again: every receipt counts
+    expect(audit.receive(RUN, 'user:7', 2)).toBe(Receipt.Misrouted);
+    expect(audit.receive(RUN, 'user:3', 1)).toBe(Receipt.New);
+    expect(audit.receive(RUN, 'broadcast', 1)).toBe(Receipt.New);
+    const [user, broadcast] = audit.finish(pub.lookup);
+    // Charged to the subscriber's first stream; never expected, never delivered.
+    expect(user).toMatchObject({ stream: 'user:3', expected: 1, delivered: 1, lost: 0, misrouted: 3, ignored: 0 });
+    expect(broadcast).toMatchObject({ stream: 'broadcast', expected: 1, delivered: 1, misrouted: 0 });
   });
 
   it('audits each stream of a subscriber on its own watermark and order', () => {
@@ -205,8 +222,8 @@ describe('SubscriberAudit', () => {
     feed(audit, [11, 12]);
     expect(feed(audit, [3, 2], 'user:42')).toEqual([Receipt.New, Receipt.New | Receipt.OutOfOrder]);
     expect(audit.finish(pub.lookup)).toEqual([
-      { stream: 'broadcast', expected: 2, delivered: 2, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, early: 0, ignored: 0 },
-      { stream: 'user:42', expected: 2, delivered: 2, lost: 0, duplicated: 0, outOfOrder: 1, recovered: 0, early: 0, ignored: 0 },
+      { stream: 'broadcast', expected: 2, delivered: 2, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0, early: 0, ignored: 0 },
+      { stream: 'user:42', expected: 2, delivered: 2, lost: 0, duplicated: 0, outOfOrder: 1, recovered: 0, misrouted: 0, early: 0, ignored: 0 },
     ]);
   });
 
@@ -276,7 +293,7 @@ describe('AuditTally', () => {
     const total = main.total();
     expect(total).toEqual(addCounts(addCounts(emptyCounts(), main.toJSON().broadcast!), main.toJSON().user!));
     expect(toEventCounts(total, 25)).toEqual({
-      published: 25, expected: 40, delivered: 38, lost: 2, duplicated: 2, outOfOrder: 0, recovered: 0,
+      published: 25, expected: 40, delivered: 38, lost: 2, duplicated: 2, outOfOrder: 0, recovered: 0, misrouted: 0,
     });
   });
 

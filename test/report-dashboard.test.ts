@@ -62,7 +62,7 @@ describe('ink dashboard in a fake terminal', () => {
     const d = startDashboard({ out: term, color: false, title: 'notify swarm rtest', plan });
     d.note('started embedded notify serve at http://127.0.0.1:1234');
     d.update(fixtureSnapshot());
-    await d.finish({ expected: 78_000, delivered: 77_990, lost: 10, duplicated: 2, outOfOrder: 3, recovered: 5 });
+    await d.finish({ expected: 78_000, delivered: 77_990, lost: 10, duplicated: 2, outOfOrder: 3, recovered: 5, misrouted: 0 });
     const out = plain(term.text());
     for (const s of [
       'notify swarm rtest',
@@ -72,7 +72,7 @@ describe('ink dashboard in a fake terminal', () => {
       'published 50/s  delivered 48k/s  (total published 100, delivered 78k)',
       'latency 1s   p50 5.25ms  p90 17.5ms  p99 95.5ms  max 131ms',
       'latency all  p50 4.75ms  p90 15.5ms  p99 88.5ms  max 131ms',
-      'lost 10  duplicated 2  out-of-order 3  recovered 5  (of 78000 expected; final)',
+      'lost 10  duplicated 2  out-of-order 3  recovered 5  misrouted 0  (of 78000 expected; final)',
       'storm 1 (50% @ 3s): back 471/480',
       'ECONNRESET 3  HTTP 503 1',
       'event-loop p99 12.5ms  CPU 40%',
@@ -92,7 +92,7 @@ describe('ink dashboard in a fake terminal', () => {
     d.update(fixtureSnapshot({ phase: 'ramp', elapsedMs: 1000, conns: { target: 1000, open: 250, connecting: 10, reconnecting: 0, failed: 0, reconnects: 0 } }));
     await until(() => plain(term.text()), /█{5}░{15} 250\/1000 open \(ramping\)/);
     expect(plain(term.text())).toContain('phase        ramp  1s left in phase · 14s left in run');
-    expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered: counted after the drain');
+    expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain');
     // No raw-mode stdin: only Ctrl-C (SIGINT) can stop the run, and the hint says so.
     expect(plain(term.text())).toMatch(/^Ctrl-C: stop early \(the result is still written\)$/m);
     d.update(fixtureSnapshot({ selfCheck: { eldP99Ms: 180, cpu: 0.99, saturated: true } }));

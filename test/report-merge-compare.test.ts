@@ -40,7 +40,7 @@ const shardA = fixtureResult({
   errors: { ECONNRESET: 3 }, thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
 });
 const shardB = fixtureResult({
-  run: 'rb', conns: 200, published: 100, expected: 20_000, lost: 0, outOfOrder: 4, latencyMs: latB, connectMs: conB,
+  run: 'rb', conns: 200, published: 100, expected: 20_000, lost: 0, outOfOrder: 4, misrouted: 6, latencyMs: latB, connectMs: conB,
   errors: { ECONNRESET: 1, 'HTTP 503': 2 }, thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
 });
 
@@ -64,7 +64,10 @@ describe('merge', () => {
     const merged = mergeResults([{ file: 'a.json', result: shardA }, { file: 'b.json', result: shardB }]);
     const t = merged.summary.total;
     expect(t.connections).toEqual({ target: 500, peakOpen: 500, failed: 3, reconnects: 40 });
-    expect(t.events).toMatchObject({ published: 200, expected: 50_000, delivered: 49_998, lost: 2, duplicated: 1, outOfOrder: 4 });
+    expect(t.events).toMatchObject({ published: 200, expected: 50_000, delivered: 49_998, lost: 2, duplicated: 1, outOfOrder: 4, misrouted: 6 });
+    expect(t.events.misroutedRate).toBeCloseTo(6 / 50_000, 12);
+    expect(merged.summary.transports.sse!.events.misrouted).toBe(6);
+    expect(merged.problems).toEqual([]);
     expect(t.events.lostRate).toBeCloseTo(2 / 50_000, 12);
     expect(t.errors).toEqual({ ECONNRESET: 4, 'HTTP 503': 2 });
     expect(t.deliveredPerSec).toBeCloseTo(shardA.summary.total.deliveredPerSec + shardB.summary.total.deliveredPerSec, 9);
@@ -151,7 +154,7 @@ describe('compare', () => {
     expect(compareSummaries(base.summary, lossy.summary, parseRegressionRules(['delivered_rate:-0.001%'])).regressions.map((r) => r.name)).toEqual(['delivered_rate']);
     // Every headline figure is in the table, with and without rules.
     expect(lost.rows.map((r) => r.name)).toEqual(
-      ['p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'conns.failed', 'delivered_per_sec'],
+      ['p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'misrouted', 'conns.failed', 'delivered_per_sec'],
     );
   });
 
@@ -221,5 +224,21 @@ describe('bad input files', () => {
     expect(two.code).toBe(2);
     expect(two.stderr).toContain('--merge');
     expect((await cli(['report', a, '--max-regression', 'p99:+5%'])).code).toBe(2);
+  });
+});
+
+describe('result files written before misrouted and problems existed', () => {
+  it('read with misrouted 0 and no problems, and merge', async () => {
+    const { parseResult } = await import('../src/report/result-file.js');
+    const old = JSON.parse(JSON.stringify(shardA)) as Record<string, unknown> & { summary: { total: { events: Record<string, unknown> }; transports: { sse: { events: Record<string, unknown> } } } };
+    for (const e of [old.summary.total.events, old.summary.transports.sse.events]) {
+      delete e.misrouted;
+      delete e.misroutedRate;
+    }
+    delete old.problems;
+    const read = parseResult('old.json', old);
+    expect(read.summary.total.events).toMatchObject({ misrouted: 0, misroutedRate: 0 });
+    expect(read.problems).toEqual([]);
+    expect(mergeResults([{ file: 'old.json', result: read }, { file: 'b.json', result: shardB }]).summary.total.events.misrouted).toBe(6);
   });
 });

@@ -61,6 +61,7 @@ describe('notify swarm against notify serve', () => {
       duplicated: 0,
       outOfOrder: 0,
       recovered: 0,
+      misrouted: 0,
     });
     expect(total.events.deliveredRate).toBe(1);
     expect(total.latency.count).toBe(expected);
@@ -79,7 +80,7 @@ describe('notify swarm against notify serve', () => {
       const s = outcome.summary.transports[t as TransportName]!;
       const want = conns * BROADCASTS + userProbes;
       expect(s.connections, t).toEqual({ target: conns, peakOpen: conns, failed: 0, reconnects: 0 });
-      expect(eventCounts(s), t).toEqual({ published: BROADCASTS + USER_PROBES, expected: want, delivered: want, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 });
+      expect(eventCounts(s), t).toEqual({ published: BROADCASTS + USER_PROBES, expected: want, delivered: want, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0 });
       expect(s.latency.count, t).toBe(want);
       const written = (metricValue(metrics, 'notify_delivered_total', { transport: t }) ?? 0) + (metricValue(metrics, 'notify_replayed_total', { transport: t }) ?? 0);
       expect(written, `${t}: events the gateway wrote to its connections`).toBe(want);

@@ -65,6 +65,7 @@ describe('a reconnect storm during publishing', () => {
       duplicated: 0,
       outOfOrder: 0,
       recovered: events.recovered,
+      misrouted: 0,
     });
     expect(total.latency.count).toBe(expected);
 

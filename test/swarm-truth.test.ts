@@ -177,6 +177,7 @@ describe('the swarm reports exactly what a faulty server did', () => {
       duplicated: 0,
       outOfOrder: 0,
       recovered: 0,
+      misrouted: 0,
     });
     expect(base!.summary.total.latency.count).toBe(CONNS * PROBES);
 
@@ -192,6 +193,7 @@ describe('the swarm reports exactly what a faulty server did', () => {
       duplicated: CONNS,
       outOfOrder: CONNS,
       recovered: 0,
+      misrouted: 0,
     });
     expect(total.events.lostRate).toBeCloseTo(2 / PROBES, 12);
     expect(total.events.duplicatedRate).toBeCloseTo(1 / PROBES, 12);

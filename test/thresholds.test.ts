@@ -13,7 +13,7 @@ function transport(over: (s: TransportSummary) => void): TransportSummary {
 
 const ws = transport((s) => {
   s.connections = { target: 100, peakOpen: 100, failed: 2, reconnects: 7 };
-  s.events = withRates({ published: 1000, expected: 100_000, delivered: 99_900, lost: 100, duplicated: 5, outOfOrder: 3, recovered: 40 });
+  s.events = withRates({ published: 1000, expected: 100_000, delivered: 99_900, lost: 100, duplicated: 5, outOfOrder: 3, recovered: 40, misrouted: 20 });
   s.latency = { count: 99_905, min: 0.4, p50: 3.2, p90: 8.5, p99: 120.25, p999: 480, max: 1500, mean: 6.1 };
   s.connect = { count: 107, min: 1, p50: 4, p90: 9, p99: 800, p999: 950, max: 950, mean: 20 };
   s.reconnect = { count: 7, min: 100, p50: 1200, p90: 2500, p99: 4900, p999: 4900, max: 4900, mean: 1500 };
@@ -148,19 +148,59 @@ describe('evaluateThresholds', () => {
     expect(check('mean<6ms').ok).toBe(false);
   });
 
-  it('checks a transport prefix against that transport; a transport with no data measures 0', () => {
+  it('checks a transport prefix against that transport; a transport the run did not have is no data, a failure', () => {
     expect(check('ws.p99<100ms').ok).toBe(false);
-    expect(check('sse.p99<100ms')).toMatchObject({ actual: 0, ok: true });
+    expect(check('sse.p99<100ms')).toMatchObject({ actual: 0, ok: false, noData: 'no data: 0 probes received (the run had no sse subscribers)' });
     expect(check('sse.delivered>0')).toMatchObject({ actual: 0, ok: false });
   });
 
-  it('measures a metric with no data as 0', () => {
+  it('misrouted and misrouted_rate: receipts of streams the subscriber must not get, as a count and a share of expected', () => {
+    expect(check('misrouted==0')).toMatchObject({ metric: 'misrouted', actual: 20, ok: false });
+    expect(check('misrouted_rate<0.1%')).toMatchObject({ actual: 0.0002, ok: true });
+    expect(check('ws.misrouted<=20').ok).toBe(true);
+  });
+
+  it('a threshold over no data fails, with the reason, whatever its operator', () => {
     const idle: RunSummary = { total: emptyTransportSummary(), transports: {} };
-    const results = evaluateThresholds(parseThresholds(['reconnect.p99<5s', 'lost_rate<0.1%', 'delivered>0']), idle);
-    expect(results.map((r) => [r.actual, r.ok])).toEqual([[0, true], [0, true], [0, false]]);
+    const results = evaluateThresholds(parseThresholds(['reconnect.p99<5s', 'lost_rate<0.1%', 'delivered>0', 'lost==0', 'connect.p99<1s', 'conns.failed==0']), idle);
+    expect(results.map((r) => [r.actual, r.ok, r.noData])).toEqual([
+      [0, false, 'no data: 0 reconnects'],
+      [0, false, 'no data: 0 probes expected'],
+      [0, false, 'no data: 0 probes expected'],
+      [0, false, 'no data: 0 probes expected'],
+      [0, false, 'no data: 0 connects'],
+      [0, false, 'no data: 0 connection attempts'],
+    ]);
     expect(thresholdsPassed(results)).toBe(false);
-    expect(thresholdsPassed(results.slice(0, 2))).toBe(true);
     expect(thresholdsPassed([])).toBe(true);
+  });
+
+  it('every metric, under every operator, fails over an empty summary and has data over a full one', () => {
+    const idle: RunSummary = { total: emptyTransportSummary(), transports: {} };
+    for (const metric of THRESHOLD_METRICS) {
+      for (const op of ['<', '<=', '>', '>=', '==', '!=']) {
+        const [t] = parseThresholds([`${metric}${op}0`]);
+        const [empty] = evaluateThresholds([t!], idle);
+        expect(empty, `${metric}${op}0 over no data`).toMatchObject({ ok: false, noData: expect.stringMatching(/^no data: 0 /) });
+        const [full] = evaluateThresholds([t!], summary);
+        expect(full!.noData, `${metric}${op}0 over data`).toBeUndefined();
+      }
+    }
+  });
+
+  it('the README\'s CI gate fails against a server that refused every subscribe and publish', () => {
+    // What a run against a server answering 500 to everything measures: attempts that all failed, nothing expected.
+    const refused = transport((s) => {
+      s.connections = { target: 100, peakOpen: 0, failed: 100, reconnects: 0 };
+      s.events = withRates({ published: 50, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0 });
+      s.errors = { 'http-500': 100 };
+    });
+    const results = evaluateThresholds(parseThresholds(['p99<250ms', 'lost==0', 'conns.failed==0']), { total: refused, transports: { sse: refused } });
+    expect(results.map((r) => [r.expr, r.ok, r.noData ?? r.actual])).toEqual([
+      ['p99<250ms', false, 'no data: 0 probes received'],
+      ['lost==0', false, 'no data: 0 probes expected'],
+      ['conns.failed==0', false, 100],
+    ]);
   });
 
   it('keeps the expression and limit in each result', () => {

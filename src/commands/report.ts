@@ -82,7 +82,8 @@ shrink by at most the amount; % is relative to the baseline, otherwise the amoun
 durations, a fraction for rates, a number for counts). Metrics are the --threshold names (p99, lost, lost_rate,
 delivered_rate, connect.p99, ws.p99, delivered_per_sec, ...). Without --max-regression: ${DEFAULT_REGRESSION_RULES.join(', ')}.
 With GITHUB_STEP_SUMMARY set, a Markdown summary (or the comparison) is appended to that file.
-Exit codes: 0 ok, 2 bad flag or unreadable result file, 99 regression (--compare) or merged result crossing its thresholds.`,
+Exit codes: 0 ok, 1 merged result that measured nothing (no connection opened, no probe accepted, a worker lost),
+2 bad flag or unreadable result file, 99 regression (--compare) or merged result crossing its thresholds.`,
     )
     .action(async (args: string[], raw: RawReportOptions) => {
       const config = resolveReportOptions(args, raw);
@@ -101,9 +102,16 @@ Exit codes: 0 ok, 2 bad flag or unreadable result file, 99 regression (--compare
         io.stderr.write(`${name}: run ${result.run}, ${result.startedAt} - ${result.endedAt}${result.stoppedEarly ? `, stopped early (${result.stoppedEarly})` : ''}\n`);
       }
       io.stderr.write(
-        renderSummary({ summary: result.summary, storms: result.storms, thresholds: result.thresholds, selfCheckWarning: result.selfCheck.warning }, io.color),
+        renderSummary(
+          {
+            summary: result.summary, storms: result.storms, thresholds: result.thresholds, selfCheckWarning: result.selfCheck.warning,
+            publisher: result.publisher, problems: result.problems,
+          },
+          io.color,
+        ),
       );
-      let code: number = config.merge && !thresholdsPassed(result.thresholds) ? ExitCode.thresholds : ExitCode.ok;
+      // A merged run is judged like a run: measured nothing -> 1, thresholds crossed -> 99.
+      let code: number = !config.merge ? ExitCode.ok : result.problems.length ? ExitCode.runtime : thresholdsPassed(result.thresholds) ? ExitCode.ok : ExitCode.thresholds;
       let markdown = resultMarkdown(result, config.merge ? `notify report: merged \`${result.run}\`` : undefined);
       if (config.compare) {
         const base = await readResultFile(config.compare);

@@ -83,14 +83,18 @@ Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99
         io.stderr.write(
           '\n' +
             renderSummary(
-              { summary: outcome.summary, storms: outcome.storms, thresholds: outcome.thresholds, selfCheckWarning: outcome.selfCheck.warning },
+              {
+                summary: outcome.summary, storms: outcome.storms, thresholds: outcome.thresholds, selfCheckWarning: outcome.selfCheck.warning,
+                publisher: outcome.publisher, problems: outcome.problems,
+              },
               io.color,
             ),
         );
         await writeArtifacts(result, { out: config.out, html: raw.html, junit: raw.junit }, io);
         const summaryFile = await appendStepSummary(io.env, resultMarkdown(result));
         if (summaryFile) io.stderr.write(`job summary appended to ${summaryFile}\n`);
-        done(thresholdsPassed(outcome.thresholds) ? ExitCode.ok : ExitCode.thresholds);
+        // A run that measured nothing (or lost a worker) is a runtime failure before it is a threshold verdict.
+        done(outcome.problems.length > 0 ? ExitCode.runtime : thresholdsPassed(outcome.thresholds) ? ExitCode.ok : ExitCode.thresholds);
       } finally {
         await view.finish();
         unsubscribe();

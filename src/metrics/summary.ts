@@ -37,10 +37,15 @@ export interface EventCounts {
   outOfOrder: number;
   /** Probes missed live and received through replay after a reconnect (also counted in delivered). */
   recovered: number;
+  /**
+   * Receipts of a probe of a stream the subscriber must not receive (another user's `user:<id>`): a server that
+   * leaks one user's notifications to another. Never expected, never delivered; 0 on a correct server.
+   */
+  misrouted: number;
 }
 
 /**
- * Every event figure as a fraction of `expected` (0..1; duplicatedRate may exceed 1). One denominator for all, so
+ * Every event figure as a fraction of `expected` (0..1; duplicatedRate and misroutedRate may exceed 1). One denominator for all, so
  * rates add up the way counts do: deliveredRate + lostRate = 1. All 0 when nothing was expected.
  */
 export interface EventRates {
@@ -49,6 +54,7 @@ export interface EventRates {
   duplicatedRate: number;
   outOfOrderRate: number;
   recoveredRate: number;
+  misroutedRate: number;
 }
 
 /** Summary of one transport's subscribers, or of all of them. */
@@ -83,6 +89,7 @@ export function eventRates(c: EventCounts): EventRates {
     duplicatedRate: ratio(c.duplicated, c.expected),
     outOfOrderRate: ratio(c.outOfOrder, c.expected),
     recoveredRate: ratio(c.recovered, c.expected),
+    misroutedRate: ratio(c.misrouted, c.expected),
   };
 }
 
@@ -95,7 +102,7 @@ export function withRates(c: EventCounts): EventCounts & EventRates {
 export function emptyTransportSummary(): TransportSummary {
   return {
     connections: { target: 0, peakOpen: 0, failed: 0, reconnects: 0 },
-    events: withRates({ published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 }),
+    events: withRates({ published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0 }),
     latency: { ...EMPTY_DURATION_SUMMARY },
     connect: { ...EMPTY_DURATION_SUMMARY },
     reconnect: { ...EMPTY_DURATION_SUMMARY },

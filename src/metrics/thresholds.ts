@@ -8,9 +8,13 @@
  * - count metrics: a bare number. `delivered_per_sec` (events/s): a bare number or `N/s`.
  * - transport prefix `sse.` `ws.` `poll.` checks that transport's summary; without it the run's total.
  *
- * A metric with no data is evaluated on 0, like every figure of an empty summary: `reconnect.p99<5s` passes when
- * nothing reconnected, `sse.p99<100ms` passes when the run had no SSE subscriber, and `delivered>0` fails in both
- * cases. A command that wants "the transport must exist" checks `Threshold.transport` against its config.
+ * A threshold over no data fails, whatever its operator: a gate that checked nothing must not pass. Each metric
+ * names what it is measured over (its basis): event figures over the probes expected, latency over the probes
+ * received, connect over the connects, reconnect over the reconnects, connection figures and errors over the
+ * connection attempts, `published` / `expected` over the probes published. When the basis is 0, the verdict is a
+ * failure with `noData` saying so: `lost==0` against a server that refused every publish is "no data: 0 probes
+ * expected", `reconnect.p99<5s` in a run where nothing reconnected is "no data: 0 reconnects", `sse.p99<100ms` in
+ * a run without SSE subscribers is "no data: 0 probes received".
  */
 import { usageError } from '../errors.js';
 import type { DurationSummary } from './histogram.js';
@@ -36,16 +40,34 @@ export interface Threshold {
 
 /** A threshold with its measured value and verdict. */
 export interface ThresholdResult extends Threshold {
-  /** The measured figure, in the same unit as `value`. */
+  /** The measured figure, in the same unit as `value` (0 when there is no data). */
   actual: number;
-  /** True when `actual <op> value` holds. */
+  /** True when there is data and `actual <op> value` holds. */
   ok: boolean;
+  /** Set when the metric had nothing to be measured over, e.g. `no data: 0 probes expected`; `ok` is then false. */
+  noData?: string;
+}
+
+/** What a metric is measured over: a count, and its name for `noData` (`0 probes expected`). */
+interface Basis {
+  count: (s: TransportSummary) => number;
+  what: string;
 }
 
 interface MetricDef {
   kind: MetricKind;
   read: (s: TransportSummary) => number;
+  basis: Basis;
 }
+
+const EXPECTED: Basis = { count: (s) => s.events.expected, what: 'probes expected' };
+const PUBLISHED: Basis = { count: (s) => s.events.published, what: 'probes published' };
+const ATTEMPTS: Basis = { count: (s) => s.connect.count + s.connections.failed, what: 'connection attempts' };
+const DURATION_BASIS: Record<'latency' | 'connect' | 'reconnect', Basis> = {
+  latency: { count: (s) => s.latency.count, what: 'probes received' },
+  connect: { count: (s) => s.connect.count, what: 'connects' },
+  reconnect: { count: (s) => s.reconnect.count, what: 'reconnects' },
+};
 
 const METRICS = new Map<string, MetricDef>();
 const ALIASES = new Map<string, string>();
@@ -56,7 +78,7 @@ const PERCENTILES: ReadonlyArray<[name: string, key: keyof DurationSummary]> = [
 for (const group of ['latency', 'connect', 'reconnect'] as const) {
   for (const [name, key] of PERCENTILES) {
     const canonical = `${group}.${name}`;
-    METRICS.set(canonical, { kind: 'time', read: (s) => s[group][key] });
+    METRICS.set(canonical, { kind: 'time', read: (s) => s[group][key], basis: DURATION_BASIS[group] });
     if (key === 'p999') ALIASES.set(`${group}.p999`, canonical);
     if (group === 'latency') {
       ALIASES.set(name, canonical);
@@ -70,19 +92,20 @@ const EVENT_METRICS = [
   ['duplicated', 'duplicated', 'duplicatedRate'],
   ['out_of_order', 'outOfOrder', 'outOfOrderRate'],
   ['recovered', 'recovered', 'recoveredRate'],
+  ['misrouted', 'misrouted', 'misroutedRate'],
 ] as const;
 for (const [name, count, rate] of EVENT_METRICS) {
-  METRICS.set(name, { kind: 'count', read: (s) => s.events[count] });
-  METRICS.set(`${name}_rate`, { kind: 'rate', read: (s) => s.events[rate] });
+  METRICS.set(name, { kind: 'count', read: (s) => s.events[count], basis: EXPECTED });
+  METRICS.set(`${name}_rate`, { kind: 'rate', read: (s) => s.events[rate], basis: EXPECTED });
 }
-METRICS.set('expected', { kind: 'count', read: (s) => s.events.expected });
-METRICS.set('published', { kind: 'count', read: (s) => s.events.published });
-METRICS.set('conns.failed', { kind: 'count', read: (s) => s.connections.failed });
-METRICS.set('conns.peak', { kind: 'count', read: (s) => s.connections.peakOpen });
-METRICS.set('reconnects', { kind: 'count', read: (s) => s.connections.reconnects });
+METRICS.set('expected', { kind: 'count', read: (s) => s.events.expected, basis: PUBLISHED });
+METRICS.set('published', { kind: 'count', read: (s) => s.events.published, basis: PUBLISHED });
+METRICS.set('conns.failed', { kind: 'count', read: (s) => s.connections.failed, basis: ATTEMPTS });
+METRICS.set('conns.peak', { kind: 'count', read: (s) => s.connections.peakOpen, basis: ATTEMPTS });
+METRICS.set('reconnects', { kind: 'count', read: (s) => s.connections.reconnects, basis: ATTEMPTS });
 ALIASES.set('conns.reconnects', 'reconnects');
-METRICS.set('errors', { kind: 'count', read: (s) => totalErrors(s.errors) });
-METRICS.set('delivered_per_sec', { kind: 'perSec', read: (s) => s.deliveredPerSec });
+METRICS.set('errors', { kind: 'count', read: (s) => totalErrors(s.errors), basis: ATTEMPTS });
+METRICS.set('delivered_per_sec', { kind: 'perSec', read: (s) => s.deliveredPerSec, basis: EXPECTED });
 
 /** Every metric name a threshold accepts (canonical names, then aliases). */
 export const THRESHOLD_METRICS: readonly string[] = [...METRICS.keys(), ...ALIASES.keys()];
@@ -159,17 +182,29 @@ function compare(actual: number, op: ThresholdOp, limit: number): boolean {
   }
 }
 
+const scopeOf = (t: Threshold, summary: RunSummary): TransportSummary =>
+  t.transport === undefined ? summary.total : (summary.transports[t.transport] ?? emptyTransportSummary());
+
 /** The figure a threshold looks at, in the threshold's unit; 0 when the run has no data for it. */
 export function measure(t: Threshold, summary: RunSummary): number {
-  const scope = t.transport === undefined ? summary.total : (summary.transports[t.transport] ?? emptyTransportSummary());
-  return METRICS.get(t.metric)!.read(scope);
+  return METRICS.get(t.metric)!.read(scopeOf(t, summary));
 }
 
-/** Checks every threshold against a run's summary, in the order given. */
+/** `no data: 0 probes expected` when the metric had nothing to be measured over; undefined when it had. */
+export function noDataReason(t: Threshold, summary: RunSummary): string | undefined {
+  const { basis } = METRICS.get(t.metric)!;
+  const scope = scopeOf(t, summary);
+  if (basis.count(scope) > 0) return undefined;
+  const where = t.transport !== undefined && summary.transports[t.transport] === undefined ? ` (the run had no ${t.transport} subscribers)` : '';
+  return `no data: 0 ${basis.what}${where}`;
+}
+
+/** Checks every threshold against a run's summary, in the order given; one over no data fails (see `noData`). */
 export function evaluateThresholds(thresholds: readonly Threshold[], summary: RunSummary): ThresholdResult[] {
   return thresholds.map((t) => {
     const actual = measure(t, summary);
-    return { ...t, actual, ok: compare(actual, t.op, t.value) };
+    const noData = noDataReason(t, summary);
+    return noData === undefined ? { ...t, actual, ok: compare(actual, t.op, t.value) } : { ...t, actual, ok: false, noData };
   });
 }
 

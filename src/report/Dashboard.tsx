@@ -101,7 +101,7 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
   const stormsFired = s.storms.filter((st) => st.aborted > 0 || st.atMs <= s.elapsedMs);
   const tl = s.timeline;
   const last = tl.at(-1);
-  const bad = final && (final.lost || final.duplicated || final.outOfOrder);
+  const bad = final && (final.lost || final.duplicated || final.outOfOrder || final.misrouted);
   return (
     <Box flexDirection="column">
       <Row label="connections">
@@ -116,8 +116,8 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
       <Row label="latency all">{dist(s.latencyAll)}</Row>
       <Row label="audit">
         {final
-          ? (bad ? c.red : c.green)(`lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  (of ${final.expected} expected; final)`)
-          : c.dim('lost / duplicated / out-of-order / recovered: counted after the drain')}
+          ? (bad ? c.red : c.green)(`lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`)
+          : c.dim('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain')}
       </Row>
       <Row label="reconnects">
         {`${n.reconnects}`}

@@ -30,7 +30,7 @@ export const DEFAULT_REGRESSION_RULES: readonly string[] = ['p99:+20%', 'lost:+0
 
 /** The figures every comparison shows, by their `--threshold` names. */
 export const HEADLINE_METRICS: readonly string[] = [
-  'p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'conns.failed', 'delivered_per_sec',
+  'p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'misrouted', 'conns.failed', 'delivered_per_sec',
 ];
 
 const RULE = /^([a-z][\w.]*?)\s*:\s*([+-])\s*(\d+(?:\.\d+)?|\.\d+)\s*(%|us|µs|ms|s|m)?$/;

@@ -59,11 +59,11 @@ function transportTables(result: ResultFile): string {
     table(['', 'target', 'peak open', 'failed', 'reconnects'], rows.map(([n, s]) => [n, s.connections.target, s.connections.peakOpen, s.connections.failed, s.connections.reconnects])),
     '<h3>Events</h3>',
     table(
-      ['', 'published', 'expected', 'delivered', 'lost', 'duplicated', 'out-of-order', 'recovered', 'delivered/s'],
+      ['', 'published', 'expected', 'delivered', 'lost', 'duplicated', 'out-of-order', 'recovered', 'misrouted', 'delivered/s'],
       rows.map(([n, s]) => {
         const e = s.events;
         return [n, e.published, e.expected, `${e.delivered} (${pct(e.deliveredRate)})`, `${e.lost} (${pct(e.lostRate)})`, `${e.duplicated} (${pct(e.duplicatedRate)})`,
-          `${e.outOfOrder} (${pct(e.outOfOrderRate)})`, `${e.recovered} (${pct(e.recoveredRate)})`, s.deliveredPerSec.toFixed(1)];
+          `${e.outOfOrder} (${pct(e.outOfOrderRate)})`, `${e.recovered} (${pct(e.recoveredRate)})`, String(e.misrouted), s.deliveredPerSec.toFixed(1)];
       }),
     ),
     '<h3>Latency (receive time - intended send time)</h3>',
@@ -79,7 +79,7 @@ function thresholdTable(result: ResultFile): string {
   if (result.thresholds.length === 0) return '<p class="muted">No thresholds were set (<code>--threshold</code>).</p>';
   return table(
     ['threshold', 'limit', 'actual', 'verdict'],
-    result.thresholds.map((t) => [t.expr, `${t.op} ${formatValue(t.kind, t.value)}`, formatValue(t.kind, t.actual), t.ok ? 'PASS' : 'FAIL']),
+    result.thresholds.map((t) => [t.expr, `${t.op} ${formatValue(t.kind, t.value)}`, t.noData ?? formatValue(t.kind, t.actual), t.ok ? 'PASS' : 'FAIL']),
     'thresholds',
   );
 }
@@ -100,7 +100,12 @@ function errorsSection(result: ResultFile): string {
   const errs = Object.entries(result.summary.total.errors).sort((a, b) => b[1] - a[1]);
   const pub = Object.entries(result.publisher.failures).sort((a, b) => b[1] - a[1]);
   if (errs.length === 0 && pub.length === 0) return '<h2>Errors</h2><p class="muted">None.</p>';
-  return `<h2>Errors</h2>\n${table(['cause', 'subscriber side', 'publisher side'], [...new Set([...errs, ...pub].map(([k]) => k))].map((k) => [k, result.summary.total.errors[k] ?? 0, result.publisher.failures[k] ?? 0]))}`;
+  const used = TRANSPORT_NAMES.filter((n) => result.summary.transports[n]);
+  const causes = [...new Set([...errs, ...pub].map(([k]) => k))];
+  return `<h2>Errors</h2>\n${table(
+    ['cause', ...used.map((n) => `subscribers (${n})`), 'publisher'],
+    causes.map((k) => [k, ...used.map((n) => result.summary.transports[n]!.errors[k] ?? 0), result.publisher.failures[k] ?? 0]),
+  )}`;
 }
 
 function configSection(result: ResultFile): string {
@@ -135,6 +140,7 @@ export function renderHtml(result: ResultFile, title = `notify swarm ${result.ru
   const warnings = [
     result.selfCheck.warning ? `<p class="warning">Client self-check: ${escapeHtml(result.selfCheck.warning)}</p>` : '',
     result.stoppedEarly ? `<p class="warning">Stopped early: ${escapeHtml(result.stoppedEarly)}</p>` : '',
+    ...(result.problems ?? []).map((p) => `<p class="verdict fail">Run failed: ${escapeHtml(p.message)}</p>`),
   ].join('');
   const merged = result.merged
     ? `<p class="muted">Merged from ${result.merged.from.map((f) => `${escapeHtml(f.file)} (run ${escapeHtml(f.run)}, ${f.conns} conns)`).join(', ')}. ${result.merged.notes.map(escapeHtml).join('; ')}.</p>`
@@ -172,6 +178,7 @@ ${card('connections', `${total.connections.peakOpen} / ${total.connections.targe
 ${card('delivered', pct(e.deliveredRate), `${e.delivered} of ${e.expected} expected`)}
 ${card('lost', String(e.lost), pct(e.lostRate))}
 ${card('duplicated / out-of-order', `${e.duplicated} / ${e.outOfOrder}`, `recovered ${e.recovered}`)}
+${card('misrouted', String(e.misrouted), e.misrouted ? 'probes delivered to the wrong user' : 'no probe reached the wrong user')}
 ${card('latency p50 / p99', total.latency.count ? `${ms(total.latency.p50)} / ${ms(total.latency.p99)}` : '-', total.latency.count ? `max ${ms(total.latency.max)}` : 'no latency recorded')}
 ${card('delivered/s', total.deliveredPerSec.toFixed(1), `${e.published} probes published`)}
 ${card('reconnects', String(total.connections.reconnects), total.reconnect.count ? `p99 ${ms(total.reconnect.p99)}` : '')}

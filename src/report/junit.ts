@@ -1,6 +1,8 @@
 /**
- * JUnit XML for CI test reporters: one test case per threshold, a `<failure>` for each crossed one. The run's
- * headline figures and warnings go to `<system-out>`, so a run without thresholds still leaves a readable record.
+ * JUnit XML for CI test reporters: one test case per threshold, a `<failure>` for each crossed one (or one over no
+ * data). A run that is a runtime failure (no connection opened, no probe accepted, a worker lost) adds a test case
+ * `run` with an `<error>` per problem. The run's headline figures and warnings go to `<system-out>`, so a run without
+ * thresholds still leaves a readable record.
  */
 import { formatValue } from './compare.js';
 import type { ResultFile } from './result.js';
@@ -24,7 +26,7 @@ function headline(result: ResultFile): string {
   const ms = (v: number) => formatValue('time', v);
   const lines = [
     `run ${result.run}: ${t.connections.target} connections (peak open ${t.connections.peakOpen}, failed ${t.connections.failed}, reconnects ${t.connections.reconnects})`,
-    `events: published ${e.published}, expected ${e.expected}, delivered ${e.delivered}, lost ${e.lost}, duplicated ${e.duplicated}, out-of-order ${e.outOfOrder}, recovered ${e.recovered}`,
+    `events: published ${e.published}, expected ${e.expected}, delivered ${e.delivered}, lost ${e.lost}, duplicated ${e.duplicated}, out-of-order ${e.outOfOrder}, recovered ${e.recovered}, misrouted ${e.misrouted}`,
     t.latency.count ? `latency: p50 ${ms(t.latency.p50)}, p90 ${ms(t.latency.p90)}, p99 ${ms(t.latency.p99)}, max ${ms(t.latency.max)}` : 'latency: no probe received',
   ];
   if (result.selfCheck.warning) lines.push(`WARNING: ${result.selfCheck.warning}`);
@@ -41,9 +43,16 @@ export function renderJunit(result: ResultFile): string {
     const open = `    <testcase classname="notify.thresholds" name="${name}" time="0">`;
     const actual = formatValue(t.kind, t.actual);
     if (t.ok) return `${open}\n      <system-out>${escapeXml(`actual ${actual}`)}</system-out>\n    </testcase>`;
-    const message = `${t.expr} crossed: actual ${actual}, limit ${t.op} ${formatValue(t.kind, t.value)}`;
+    const message = t.noData ? `${t.expr} failed: ${t.noData}` : `${t.expr} crossed: actual ${actual}, limit ${t.op} ${formatValue(t.kind, t.value)}`;
     return `${open}\n      <failure type="threshold" message="${escapeXml(message)}">${escapeXml(message)}</failure>\n    </testcase>`;
   });
+  const problems = result.problems ?? [];
+  if (problems.length) {
+    const errors = problems.map((p) => `      <error type="${escapeXml(p.code)}" message="${escapeXml(p.message)}">${escapeXml(p.message)}</error>`);
+    cases.unshift(`    <testcase classname="notify.run" name="run" time="${time}">\n${errors.join('\n')}\n    </testcase>`);
+  }
+  const tests = cases.length;
+  const errorCount = problems.length ? 1 : 0;
   const props = [
     ['run', result.run],
     ['target', result.target.urls.join(' ')],
@@ -53,8 +62,8 @@ export function renderJunit(result: ResultFile): string {
   ];
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="notify" tests="${result.thresholds.length}" failures="${failures}" errors="0" time="${time}">`,
-    `  <testsuite name="${escapeXml(suite)}" tests="${result.thresholds.length}" failures="${failures}" errors="0" skipped="0" time="${time}" timestamp="${escapeXml(result.startedAt)}">`,
+    `<testsuites name="notify" tests="${tests}" failures="${failures}" errors="${errorCount}" time="${time}">`,
+    `  <testsuite name="${escapeXml(suite)}" tests="${tests}" failures="${failures}" errors="${errorCount}" skipped="0" time="${time}" timestamp="${escapeXml(result.startedAt)}">`,
     '    <properties>',
     ...props.map(([k, v]) => `      <property name="${escapeXml(k)}" value="${escapeXml(v)}"/>`),
     '    </properties>',

@@ -21,8 +21,9 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
   }
   if (result.selfCheck.warning) out.push(`> [!WARNING]\n> ${cell(result.selfCheck.warning)}`, '');
   if (result.stoppedEarly) out.push(`Stopped early: ${cell(result.stoppedEarly)}`, '');
-  out.push(row(['', 'conns', 'failed', 'reconnects', 'delivered', 'lost', 'dup', 'out-of-order', 'latency p50', 'p99', 'max', 'events/s']));
-  out.push(row(Array(12).fill('---')));
+  for (const p of result.problems ?? []) out.push(`> [!CAUTION]\n> Run failed: ${cell(p.message)}`, '');
+  out.push(row(['', 'conns', 'failed', 'reconnects', 'delivered', 'lost', 'dup', 'out-of-order', 'misrouted', 'latency p50', 'p99', 'max', 'events/s']));
+  out.push(row(Array(13).fill('---')));
   const scopes: [string, TransportSummary][] = [];
   for (const n of TRANSPORT_NAMES) if (result.summary.transports[n]) scopes.push([n, result.summary.transports[n]!]);
   scopes.push(['**total**', result.summary.total]);
@@ -30,13 +31,16 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
     const l = s.latency;
     out.push(row([
       name, s.connections.target, s.connections.failed, s.connections.reconnects, `${s.events.delivered} (${pct(s.events.deliveredRate)})`,
-      `${s.events.lost} (${pct(s.events.lostRate)})`, s.events.duplicated, s.events.outOfOrder,
+      `${s.events.lost} (${pct(s.events.lostRate)})`, s.events.duplicated, s.events.outOfOrder, s.events.misrouted,
       l.count ? ms(l.p50) : '-', l.count ? ms(l.p99) : '-', l.count ? ms(l.max) : '-', s.deliveredPerSec.toFixed(1),
     ]));
   }
+  const causes = (c: Record<string, number>) => Object.entries(c).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  for (const [name, s] of scopes) if (causes(s.errors) && name !== '**total**') out.push('', `Errors (${name}): ${cell(causes(s.errors))}`);
+  if (causes(result.publisher.failures)) out.push('', `Publisher: sent ${result.publisher.sent}, accepted ${result.publisher.accepted}; failed: ${cell(causes(result.publisher.failures))}`);
   if (result.thresholds.length) {
     out.push('', row(['', 'threshold', 'actual']), row(['---', '---', '---']));
-    for (const t of result.thresholds) out.push(row([t.ok ? '✅' : '❌', `\`${t.expr}\``, formatValue(t.kind, t.actual)]));
+    for (const t of result.thresholds) out.push(row([t.ok ? '✅' : '❌', `\`${t.expr}\``, t.noData ?? formatValue(t.kind, t.actual)]));
   }
   return out.join('\n') + '\n\n';
 }

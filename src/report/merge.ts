@@ -15,6 +15,7 @@ import { TRANSPORT_NAMES, withRates, type RunSummary, type TransportName, type T
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
 import type { EncodedHistograms, StormReport } from '../swarm/aggregate.js';
 import type { TimelinePoint } from '../swarm/live.js';
+import { runProblems } from '../swarm/verdict.js';
 import type { ResultFile } from './result.js';
 
 export interface NamedResult {
@@ -47,7 +48,7 @@ function mergeScope(parts: { file: string; summary: TransportSummary; histograms
 } {
   const h = { latency: createHistogram(), connect: createHistogram(), reconnect: createHistogram() };
   const connections = { target: 0, peakOpen: 0, failed: 0, reconnects: 0 };
-  const events = { published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
+  const events = { published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0 };
   const errors: Record<string, number> = {};
   let deliveredPerSec = 0;
   for (const p of parts) {
@@ -207,6 +208,14 @@ export function mergeResults(files: NamedResult[]): ResultFile {
   const publisherFailures: Record<string, number> = {};
   for (const f of files) addCounts(publisherFailures, f.result.publisher.failures);
   const stopped = files.filter((f) => f.result.stoppedEarly).map((f) => `${f.file}: ${f.result.stoppedEarly}`);
+  const publisher = {
+    sent: files.reduce((a, f) => a + f.result.publisher.sent, 0),
+    accepted: files.reduce((a, f) => a + f.result.publisher.accepted, 0),
+    failures: publisherFailures,
+    ack,
+  };
+  // Problems the figures show are judged again on the merged figures; a lost worker stays a problem of the whole.
+  const lostWorkers = files.flatMap((f) => f.result.problems.filter((p) => p.code === 'worker-failed').map((p) => ({ ...p, message: `${f.file}: ${p.message}` })));
 
   return {
     schema: first.schema,
@@ -220,12 +229,7 @@ export function mergeResults(files: NamedResult[]): ResultFile {
     summary,
     histograms,
     storms: mergeStorms(files),
-    publisher: {
-      sent: files.reduce((a, f) => a + f.result.publisher.sent, 0),
-      accepted: files.reduce((a, f) => a + f.result.publisher.accepted, 0),
-      failures: publisherFailures,
-      ack,
-    },
+    publisher,
     selfCheck: {
       workers: files.flatMap((f) => f.result.selfCheck.workers),
       saturated: files.some((f) => f.result.selfCheck.saturated),
@@ -233,6 +237,7 @@ export function mergeResults(files: NamedResult[]): ResultFile {
     },
     timeline: mergeTimelines(files.map((f) => f.result.timeline)),
     thresholds,
+    problems: [...lostWorkers, ...runProblems(summary, publisher)],
     merged: {
       from: files.map((f) => ({ file: f.file, run: f.result.run, startedAt: f.result.startedAt, conns: f.result.summary.total.connections.target })),
       notes: [

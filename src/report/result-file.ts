@@ -15,6 +15,8 @@ const transport = z.object({
   events: z.object({
     published: num, expected: num, delivered: num, lost: num, duplicated: num, outOfOrder: num, recovered: num,
     deliveredRate: num, lostRate: num, duplicatedRate: num, outOfOrderRate: num, recoveredRate: num,
+    // Added after the first files were written: absent in those, which did not count it.
+    misrouted: num.default(0), misroutedRate: num.default(0),
   }),
   latency: duration,
   connect: duration,
@@ -56,10 +58,12 @@ const resultSchema = z
       z
         .object({
           expr: z.string(), metric: z.string(), kind: z.enum(['time', 'rate', 'count', 'perSec']), op: z.enum(['<', '<=', '>', '>=', '==', '!=']),
-          value: num, actual: num, ok: z.boolean(), transport: z.enum(['sse', 'ws', 'poll']).optional(),
+          value: num, actual: num, ok: z.boolean(), transport: z.enum(['sse', 'ws', 'poll']).optional(), noData: z.string().optional(),
         })
         .passthrough(),
     ),
+    // Absent in files written before runs could fail this way.
+    problems: z.array(z.object({ code: z.enum(['no-connection', 'no-probe-accepted', 'worker-failed']), message: z.string() })).default([]),
     merged: z.object({ from: z.array(z.object({ file: z.string(), run: z.string(), startedAt: z.string(), conns: num })), notes: z.array(z.string()) }).optional(),
   })
   .passthrough();

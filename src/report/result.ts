@@ -5,6 +5,7 @@ import type { ThresholdResult } from '../metrics/thresholds.js';
 import type { EncodedHistograms, StormReport } from '../swarm/aggregate.js';
 import type { TimelinePoint } from '../swarm/live.js';
 import type { SwarmOutcome } from '../swarm/run.js';
+import type { RunProblem } from '../swarm/verdict.js';
 
 export const RESULT_SCHEMA = 'notify.result/1';
 
@@ -35,6 +36,8 @@ export interface ResultFile {
   selfCheck: { workers: WorkerSelfCheck[]; saturated: boolean; warning?: string };
   timeline: TimelinePoint[];
   thresholds: ThresholdResult[];
+  /** Why the run is a runtime failure (exit 1): no connection opened, no probe accepted, a worker lost. */
+  problems: RunProblem[];
   /** Set on a result made by `notify report --merge`: the files it was made from, and how each figure was combined. */
   merged?: { from: { file: string; run: string; startedAt: string; conns: number }[]; notes: string[] };
 }
@@ -59,6 +62,7 @@ export function buildResult(outcome: SwarmOutcome, version: string): ResultFile 
     selfCheck: outcome.selfCheck,
     timeline: outcome.timeline,
     thresholds: outcome.thresholds,
+    problems: outcome.problems,
   };
 }
 

@@ -1,9 +1,14 @@
-/** The final summary of a run as cli-table3 tables (stderr): per transport and total, storms, thresholds. */
+/**
+ * The final summary of a run as cli-table3 tables (stderr): per transport and total, errors by cause per transport,
+ * the publisher's failures by cause, storms, thresholds (with the reason when one had no data) and, last, why the run
+ * is a runtime failure. Every failure class the result file holds shows here too, so nothing fails only in the JSON.
+ */
 import Table from 'cli-table3';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import type { ThresholdResult } from '../metrics/thresholds.js';
 import type { StormReport } from '../swarm/aggregate.js';
+import { formatCauses, type PublisherFigures, type RunProblem } from '../swarm/verdict.js';
 
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)}s` : v >= 10 ? `${v.toFixed(0)}ms` : `${v.toFixed(2)}ms`);
 const pct = (v: number) => `${(v * 100).toFixed(v > 0 && v < 0.001 ? 4 : 2)}%`;
@@ -15,26 +20,40 @@ export interface SummaryView {
   thresholds?: ThresholdResult[];
   selfCheckWarning?: string;
   durationS?: number;
+  publisher?: PublisherFigures;
+  problems?: readonly RunProblem[];
 }
 
 export function renderSummary(view: SummaryView, color: boolean): string {
   const style = color ? {} : { head: [], border: [] };
   const rows: [string, TransportSummary][] = [...Object.entries(view.summary.transports), ['total', view.summary.total]] as [string, TransportSummary][];
   const conns = new Table({ head: ['', 'conns', 'peak open', 'failed', 'reconnects', 'connect p50/p90/p99/max', 'reconnect p99'], style });
-  const events = new Table({ head: ['', 'expected', 'delivered', 'lost', 'duplicated', 'out-of-order', 'recovered', 'events/s'], style });
+  const events = new Table({ head: ['', 'expected', 'delivered', 'lost', 'duplicated', 'out-of-order', 'recovered', 'misrouted', 'events/s'], style });
   const latency = new Table({ head: ['', 'latency p50', 'p90', 'p99', 'p99.9', 'max', 'mean'], style });
   for (const [name, s] of rows) {
     const c = s.connections;
     const e = s.events;
     conns.push([name, c.target, c.peakOpen, c.failed, c.reconnects, dist(s.connect), s.reconnect.count ? ms(s.reconnect.p99) : '-']);
-    events.push([name, e.expected, `${e.delivered} (${pct(e.deliveredRate)})`, `${e.lost} (${pct(e.lostRate)})`, e.duplicated, e.outOfOrder, e.recovered, s.deliveredPerSec.toFixed(0)]);
+    events.push([name, e.expected, `${e.delivered} (${pct(e.deliveredRate)})`, `${e.lost} (${pct(e.lostRate)})`, e.duplicated, e.outOfOrder, e.recovered, e.misrouted, s.deliveredPerSec.toFixed(0)]);
     const l = s.latency;
     latency.push(l.count === 0 ? [name, '-', '-', '-', '-', '-', '-'] : [name, ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), ms(l.mean)]);
   }
   let out = `published ${view.summary.total.events.published} probes\n${conns.toString()}\n${events.toString()}\n${latency.toString()}\n`;
   if (view.selfCheckWarning) out += `WARNING: ${view.selfCheckWarning}\n`;
-  const errors = Object.entries(view.summary.total.errors).sort((a, b) => b[1] - a[1]);
-  if (errors.length) out += `errors: ${errors.map(([k, v]) => `${k} ${v}`).join(', ')}\n`;
+  const perTransport = Object.entries(view.summary.transports);
+  if (perTransport.length > 1) {
+    for (const [name, s] of perTransport) if (formatCauses(s.errors)) out += `errors (${name}): ${formatCauses(s.errors, Infinity)}\n`;
+  } else if (formatCauses(view.summary.total.errors)) {
+    out += `errors${perTransport[0] ? ` (${perTransport[0][0]})` : ''}: ${formatCauses(view.summary.total.errors, Infinity)}\n`;
+  }
+  if (view.summary.total.events.misrouted > 0) {
+    out += `MISROUTED: ${view.summary.total.events.misrouted} receipts of probes of another user's stream: the server sent notifications to subscribers they were not for\n`;
+  }
+  if (view.publisher) {
+    const p = view.publisher;
+    const failed = formatCauses(p.failures, Infinity);
+    out += `publisher: sent ${p.sent}, accepted ${p.accepted}${failed ? `; failed: ${failed}` : ''}\n`;
+  }
   for (const [i, s] of (view.storms ?? []).entries()) {
     const t = (v: number | null) => (v === null ? 'never' : ms(v));
     out += `storm ${i + 1} (${Math.round(s.share * 100)}% at ${ms(s.atMs)}): aborted ${s.aborted}, back ${s.back}; 99% back in ${t(s.back99Ms)}, 100% in ${t(s.back100Ms)}`;
@@ -42,7 +61,8 @@ export function renderSummary(view: SummaryView, color: boolean): string {
     out += f.length ? `; failed attempts: ${f.map(([k, v]) => `${k} ${v}`).join(', ')}\n` : '\n';
   }
   for (const r of view.thresholds ?? []) {
-    out += `${r.ok ? 'PASS' : 'FAIL'} ${r.expr} (actual ${Number.isInteger(r.actual) ? r.actual : r.actual.toFixed(3)})\n`;
+    out += `${r.ok ? 'PASS' : 'FAIL'} ${r.expr} (${r.noData ?? `actual ${Number.isInteger(r.actual) ? r.actual : r.actual.toFixed(3)}`})\n`;
   }
+  for (const p of view.problems ?? []) out += `RUN FAILED: ${p.message}\n`;
   return out;
 }

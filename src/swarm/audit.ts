@@ -25,8 +25,11 @@
  *   connection: ECONNREFUSED, DNS, connect timeout), was never stored; it is not expected and, if it arrives anyway,
  *   not delivered. (A publish sent but not answered, e.g. a timeout or a reset, stays expected: the server may have
  *   stored it.)
- * - ignored: receipts of another run's probes, of a stream the subscriber did not subscribe to, with a malformed
- *   seq or one far ahead of the publisher, or before the first open. Counted, never expected.
+ * - misrouted: receipts of this run's probes of a stream the subscriber must not receive (the publisher's `user:7`
+ *   at the subscriber of user 3; `broadcast` goes to everyone): a server leaking one user's notifications to another.
+ *   Counted per receipt, whenever it arrives (before the first open too); never expected, never delivered.
+ * - ignored: receipts of another run's probes, with a malformed seq or one far ahead of the publisher, or before
+ *   the first open. Counted, never expected.
  * All figures are plain counts, summable across subscribers, workers and machines (`addCounts`, `AuditTally`).
  */
 import type { EventCounts } from '../metrics/summary.js';
@@ -83,6 +86,7 @@ export const Receipt = {
   OutOfOrder: 2,
   Recovered: 4,
   Duplicate: 8,
+  Misrouted: 16,
   Ignored: 32,
 } as const;
 
@@ -98,10 +102,10 @@ export interface StreamAuditCounts extends AuditCounts {
 }
 
 export function emptyCounts(): AuditCounts {
-  return { expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, early: 0, ignored: 0 };
+  return { expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0, early: 0, ignored: 0 };
 }
 
-const COUNT_KEYS = ['expected', 'delivered', 'lost', 'duplicated', 'outOfOrder', 'recovered', 'early', 'ignored'] as const;
+const COUNT_KEYS = ['expected', 'delivered', 'lost', 'duplicated', 'outOfOrder', 'recovered', 'misrouted', 'early', 'ignored'] as const;
 
 /** Adds `from` into `into` (mutates and returns `into`). */
 export function addCounts(into: AuditCounts, from: AuditCounts): AuditCounts {
@@ -111,8 +115,8 @@ export function addCounts(into: AuditCounts, from: AuditCounts): AuditCounts {
 
 /** The event figures of a run summary from audit totals and the publisher's probe count. */
 export function toEventCounts(c: AuditCounts, published: number): EventCounts {
-  const { expected, delivered, lost, duplicated, outOfOrder, recovered } = c;
-  return { published, expected, delivered, lost, duplicated, outOfOrder, recovered };
+  const { expected, delivered, lost, duplicated, outOfOrder, recovered, misrouted } = c;
+  return { published, expected, delivered, lost, duplicated, outOfOrder, recovered, misrouted };
 }
 
 /** How far a received seq may run ahead of the publisher's known progress (which may lag in another process). */
@@ -125,6 +129,7 @@ class StreamTrack {
   duplicated = 0;
   outOfOrder = 0;
   recovered = 0;
+  misrouted = 0;
   early = 0;
   ignored = 0;
   constructor(readonly stream: string) {}
@@ -205,8 +210,12 @@ export class SubscriberAudit {
         break;
       }
     }
+    if (tr === undefined && run === this.run) {
+      // Our run's probe of a stream that is not ours: charged to the first stream, so that totals still add up.
+      tracks[0]!.misrouted++;
+      return Receipt.Misrouted;
+    }
     if (tr === undefined || run !== this.run || !this.hasOpened || !Number.isInteger(seq) || seq < 1) {
-      // Charged to the first stream when the stream is not ours, so that totals still add up.
       (tr ?? tracks[0]!).ignored++;
       return Receipt.Ignored;
     }
@@ -265,6 +274,7 @@ export class SubscriberAudit {
         duplicated: tr.duplicated,
         outOfOrder: tr.outOfOrder,
         recovered: tr.recovered,
+        misrouted: tr.misrouted,
         early: countBits(tr.bits, watermark),
         ignored: tr.ignored,
       };

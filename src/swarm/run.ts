@@ -13,10 +13,13 @@ import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoint } from './live.js';
 import type { MainToWorker, WorkerPlan, WorkerResult, WorkerToMain } from './messages.js';
 import { Publisher } from './publisher.js';
+import { runProblems, type RunProblem } from './verdict.js';
 
 const WORKER = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
 const RAMP_SETTLE_MAX_MS = 10_000;
+/** How long the main process waits for every worker's final result after asking for it. */
+const WORKER_RESULT_WAIT_MS = 30_000;
 
 export interface RunHooks {
   /** Called about once a second with the live snapshot. */
@@ -37,10 +40,20 @@ export interface SwarmOutcome extends Aggregate {
   publisher: { sent: number; accepted: number; failures: Record<string, number>; ack: ReturnType<Publisher['ack']['summary']> };
   selfCheck: { workers: WorkerResult['selfCheck'][]; saturated: boolean; warning?: string };
   thresholds: ThresholdResult[];
+  /** Why the run is a runtime failure (exit 1): nothing opened, nothing accepted, a worker lost. Empty when it is not. */
+  problems: RunProblem[];
   stoppedEarly?: string;
 }
 
-export function planWorkers(config: SwarmConfig, isLoopback: boolean): { workers: number; localAddresses: string[]; notes: string[] } {
+/**
+ * Worker processes and source addresses for the run, or a usage error (exit 2) naming the limit and the fix when the
+ * machine cannot hold it; `embeddedServer` also checks the server the run would start itself.
+ */
+export function planWorkers(
+  config: SwarmConfig,
+  isLoopback: boolean,
+  embeddedServer = false,
+): { workers: number; localAddresses: string[]; notes: string[] } {
   const limits = readLimits();
   const auto = planCapacity(limits, config.conns);
   const workers = config.workers || auto.workersNeeded;
@@ -48,7 +61,7 @@ export function planWorkers(config: SwarmConfig, isLoopback: boolean): { workers
   if (localAddresses.length === 0 && auto.addressesNeeded > 1 && isLoopback) {
     localAddresses = Array.from({ length: auto.addressesNeeded }, (_, i) => `127.0.0.${i + 1}`);
   }
-  const plan = planCapacity(limits, config.conns, { workers, addresses: Math.max(1, localAddresses.length) });
+  const plan = planCapacity(limits, config.conns, { workers, addresses: Math.max(1, localAddresses.length), embeddedServer });
   if (!plan.fits) {
     throw new NotifyError('E_CAPACITY', `--conns ${config.conns} does not fit this machine: ${plan.problems.join('; ')}`, {
       exitCode: ExitCode.usage,
@@ -77,14 +90,15 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
   let publisher: Publisher | undefined;
   try {
     let urls = config.urls;
+    const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
+    // Before anything starts: a run that cannot fit (its own server included) is refused, not begun and lost.
+    const { workers: workerCount, localAddresses } = planWorkers(config, loopback, urls.length === 0);
     if (urls.length === 0) {
       embedded = await startEmbeddedServer();
       urls = [embedded.url];
       note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
     }
     await Promise.all(urls.map(preflight));
-    const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
-    const { workers: workerCount, localAddresses } = planWorkers(config, loopback);
     const startedAt = new Date();
     const t0 = Date.now() + 300;
     // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
@@ -111,6 +125,12 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const rampDone = new Promise<void>((r) => (wakeRamped = r));
 
     const resultsIn = new Promise<void>((resolve) => {
+      // Every worker either sends its result or exits without one; the wait ends when all have done one or the other.
+      const done = new Set<number>();
+      const settle = (w: number) => {
+        done.add(w);
+        if (done.size === workerCount) resolve();
+      };
       for (let w = 0; w < workerCount; w++) {
         const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         workers.push(child);
@@ -123,17 +143,17 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
             if (++ramped === workerCount) wakeRamped();
           } else if (msg.type === 'result') {
             results.push(msg);
-            if (results.length === workerCount) resolve();
+            settle(w);
           } else if (msg.type === 'fatal') {
             fatal = msg.message;
             stop(`worker failed: ${msg.message}`);
           }
         });
-        child.on('exit', (code) => {
-          if (code !== 0 && results.length < workerCount) {
-            fatal ??= `worker ${w} exited with code ${code}`;
-            resolve();
-          }
+        child.on('exit', (code, signal) => {
+          if (results.some((r) => r.index === w)) return;
+          fatal ??= `worker ${w} exited with ${signal ?? `code ${code}`}`;
+          stop(`worker failed: ${fatal}`);
+          settle(w);
         });
         const plan: WorkerPlan = {
           run: config.run, index: w, workers: workerCount, conns: config.conns, users: config.users, userPrefix: config.userPrefix,
@@ -189,9 +209,20 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const sendTimes = pub.sendTimesJson();
     const refused = pub.refusedJson();
     for (const child of workers) if (child.connected) child.send({ type: 'finish', sendTimes, refused } satisfies MainToWorker);
-    await Promise.race([resultsIn, new Promise((r) => setTimeout(r, 30_000).unref())]);
-    if (results.length < workerCount) throw new NotifyError('E_WORKER', `swarm worker failed: ${fatal ?? 'no result within 30s'}`);
-    if (fatal && !stopReason) throw new NotifyError('E_WORKER', `swarm worker failed: ${fatal}`);
+    await Promise.race([resultsIn, new Promise((r) => setTimeout(r, WORKER_RESULT_WAIT_MS).unref())]);
+    // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
+    const workerProblems: RunProblem[] = [];
+    if (results.length < workerCount) {
+      const missing = Array.from({ length: workerCount }, (_, w) => w).filter((w) => !results.some((r) => r.index === w));
+      const held = missing.reduce((n, w) => n + Math.ceil((config.conns - w) / workerCount), 0);
+      workerProblems.push({
+        code: 'worker-failed',
+        message: `swarm worker${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${workerCount} sent no result (${fatal ?? `none within ${WORKER_RESULT_WAIT_MS / 1000}s`}): ` +
+          `the figures leave out their ${held} connections`,
+      });
+    } else if (fatal && !stopReason) {
+      workerProblems.push({ code: 'worker-failed', message: `a swarm worker failed: ${fatal}` });
+    }
 
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
     const agg = aggregate(results, pub.sent, publishingMs, config.storms);
@@ -217,6 +248,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
           : undefined,
       },
       thresholds: evaluateThresholds(config.thresholds, agg.summary),
+      problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: stopReason,
     };
   } finally {

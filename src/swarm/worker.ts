@@ -164,13 +164,19 @@ export class SwarmWorker implements TransportSink {
 
   notification(i: number, n: ReceivedNotification, _cursor: string | undefined, at: number): void {
     const p = probeOf(n);
-    if (p === undefined) return;
+    // A notification without a readable probe cannot be audited: counted, so a server (or a target profile) whose
+    // messages the swarm cannot read shows why everything is lost.
+    if (p === undefined) return this.countError(i, 'no-probe');
     const flags = this.audits[i]!.receive(p.run, p.stream, p.seq, p.t);
     if (flags & Receipt.New) {
       const ms = performance.timeOrigin + at - p.t;
       this.stats[this.kind[i]!]!.tickLatency.recordMs(ms);
       this.received++;
     }
+  }
+
+  unparsable(i: number): void {
+    this.countError(i, 'unparsable');
   }
 
   reset(i: number, reason: string): void {
@@ -303,6 +309,13 @@ export class SwarmWorker implements TransportSink {
 
   /** Stops, audits every subscriber against the publisher's send log, and closes everything. */
   async finish(sendTimes: Record<string, number[]>, refused: Record<string, number[]> = {}): Promise<WorkerResult> {
+    // An attempt still waiting for its answer at the end never reached an open stream: a failure, by its own cause
+    // (a long-poll that is never answered would otherwise end the run with 0 failed and no error).
+    for (const i of this.mine) {
+      if (this.state[i] !== State.Connecting) continue;
+      this.stats[this.kind[i]!]!.failed++;
+      this.countError(i, 'no-answer');
+    }
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     this.tick();

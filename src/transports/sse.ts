@@ -53,6 +53,10 @@ class SseConn {
       onRetry: (ms) => {
         this.retryMs = ms;
       },
+      // A line that is no SSE field (`event:`, `data:`, `id:`, `retry:`, a `:` comment) is not the protocol.
+      onError: (err) => {
+        if (err.type === 'unknown-field' && this.feeding !== undefined && this.attempt === this.feeding) transport.sink.unparsable?.(conn);
+      },
     });
   }
 }
@@ -176,6 +180,8 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
       body = JSON.parse(ev.data);
     } catch {
       if (KNOWN_EVENTS.has(ev.event ?? '')) this.badEvent(st, attempt);
+      // Unnamed events are where a server's stray text lands; other names are some other protocol's business.
+      else if (ev.event === undefined || ev.event === '' || ev.event === 'message') sink.unparsable?.(st.conn);
       return;
     }
     if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;

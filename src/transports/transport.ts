@@ -61,6 +61,11 @@ export interface TransportSink {
   /** Another connection of the same user marked a notification read. */
   read?(conn: number, id: string, readAt: string | undefined): void;
   /**
+   * The open stream carried something that is not the protocol and was skipped without closing: an SSE line that is
+   * no SSE field, an unnamed SSE event whose data is not JSON. (What breaks a known event closes with 'bad-event'.)
+   */
+  unparsable?(conn: number): void;
+  /**
    * An open stream ended. `cause`: 'server-closed' (clean end), 'ECONNRESET' and other socket codes,
    * 'ws-<close code>', 'http-<status>' (poll), 'close-<reason>' (SSE `close` event, e.g. 'close-slow-consumer'),
    * 'idle-timeout', 'bad-event' (unparsable event; the transport dropped the connection), 'aborted', 'client-closed'.

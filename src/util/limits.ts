@@ -16,6 +16,8 @@ export const FD_RESERVE = 100;
 export const MAX_LOOPBACK_ADDRESSES = 254;
 /** Ports 1024-65535: the widest ephemeral range that leaves the well-known ports alone. */
 export const WIDEST_PORT_RANGE = 65535 - 1024 + 1;
+/** Sockets the swarm's publisher may hold to a server (its pool size), on top of the subscribers. */
+export const PUBLISHER_SOCKETS = 32;
 /** Rough client-side memory per open connection (socket buffers, parser, bookkeeping), for the memory check. */
 export const BYTES_PER_CONNECTION = 16 * 1024;
 
@@ -138,6 +140,11 @@ export interface CapacityGiven {
   workers?: number;
   /** Source addresses the run will use. Default 1. */
   addresses?: number;
+  /**
+   * The run starts its own notify serve on this machine (no --url): one process under the same `ulimit -n`, which
+   * must hold every subscriber plus the publisher's sockets, so a run that cannot fit it is refused.
+   */
+  embeddedServer?: boolean;
 }
 
 /**
@@ -167,7 +174,16 @@ export function planCapacity(limits: SystemLimits, conns: number, given: Capacit
         : `ulimit -n is ${soft} (hard ${hard}${soft >= hard ? ', a hard limit here' : ''}): use`;
       problems.push(`${conns} connections need ${workersNeeded} worker processes at ${perProcess} per process; ${raise} --workers ${workersNeeded} or more`);
     }
-    if (conns > perProcess) {
+    const serverNeeds = conns + PUBLISHER_SOCKETS;
+    if (given.embeddedServer && serverNeeds > perProcess) {
+      const { soft, hard } = limits.openFiles!;
+      const raise = soft < hard && serverNeeds <= hard - FD_RESERVE ? `raise the limit with \`ulimit -n ${hard}\` before running, or ` : '';
+      problems.push(
+        `the embedded notify serve is one process and holds at most ${perProcess} connections at ulimit -n ${soft} (${FD_RESERVE} descriptors kept back), ` +
+          `but ${conns} subscribers and ${PUBLISHER_SOCKETS} publisher sockets need ${serverNeeds}: ${raise}start several \`notify serve\` with a higher limit ` +
+          `(or on other machines) and pass each with --url`,
+      );
+    } else if (conns > perProcess) {
       notes.push(`a notify serve on this machine is one process: it can hold ${perProcess} connections at this ulimit -n; run it with a higher limit or on another machine`);
     }
   }

@@ -43,6 +43,7 @@ export interface ScopeSpec {
   duplicated?: number;
   outOfOrder?: number;
   recovered?: number;
+  misrouted?: number;
   failed?: number;
   reconnects?: number;
   latencyMs: number[];
@@ -57,7 +58,7 @@ function scope(spec: ScopeSpec): { summary: TransportSummary; h: Record<'latency
   const lost = spec.lost ?? 0;
   const events = withRates({
     published: spec.published, expected: spec.expected, delivered: spec.expected - lost, lost,
-    duplicated: spec.duplicated ?? 0, outOfOrder: spec.outOfOrder ?? 0, recovered: spec.recovered ?? 0,
+    duplicated: spec.duplicated ?? 0, outOfOrder: spec.outOfOrder ?? 0, recovered: spec.recovered ?? 0, misrouted: spec.misrouted ?? 0,
   });
   return {
     h,
@@ -96,6 +97,7 @@ export function fixtureResult(opts: { run: string; transport?: TransportName; th
     selfCheck: { workers: [{ eldP99Ms: 3, eldMaxMs: 5, cpuMean: 0.2, cpuMax: 0.3, rssBytes: 80 * 2 ** 20 }], saturated: false },
     timeline: opts.timeline ?? Array.from({ length: 14 }, (_, i) => ({ t: i + 1, published: i >= 2 && i < 12 ? 10 : 0, delivered: i >= 2 && i < 12 ? 10 * opts.conns : 0, p99: i >= 2 && i < 12 ? 8 + i : 0, p50: i >= 2 && i < 12 ? 3 : 0, open: Math.min(opts.conns, Math.round(((i + 1) / 2) * opts.conns)), reconnects: 0, errors: 0 })),
     thresholds: evaluateThresholds(parseThresholds(exprs), runSummary),
+    problems: [],
   };
 }
 

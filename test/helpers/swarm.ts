@@ -52,6 +52,6 @@ export function scheduled(rate: number, durationMs: number): number {
 
 /** The event figures of a summary without the rates, for exact comparisons in one `toEqual`. */
 export function eventCounts(s: TransportSummary): Record<string, number> {
-  const { published, expected, delivered, lost, duplicated, outOfOrder, recovered } = s.events;
-  return { published, expected, delivered, lost, duplicated, outOfOrder, recovered };
+  const { published, expected, delivered, lost, duplicated, outOfOrder, recovered, misrouted } = s.events;
+  return { published, expected, delivered, lost, duplicated, outOfOrder, recovered, misrouted };
 }
