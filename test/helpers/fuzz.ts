@@ -61,7 +61,9 @@ export async function spawnGateway(args: string[] = []): Promise<SpawnedGateway>
         await expectAlive(Number(port), what);
       } catch (err) {
         await until(() => exit !== undefined, 'exit', 300).catch(() => {});
-        if (exit !== undefined) throw new Error(`gateway process exited (${exit}) after ${what}; stderr:\n${proc.stderr().slice(-2000)}`);
+        // until() gives the exit handler time to set it; TS still narrows it to undefined from the check above.
+        const code = exit as number | string | undefined;
+        if (code !== undefined) throw new Error(`gateway process exited (${code}) after ${what}; stderr:\n${proc.stderr().slice(-2000)}`);
         throw err;
       }
     },

@@ -25,7 +25,8 @@ export class WsClient {
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data, isBinary) => {
-      const frame = JSON.parse(isBinary ? '' : data.toString()) as WsFrame;
+      // A Buffer: the socket keeps ws's default binaryType ('nodebuffer'); RawData also allows ArrayBuffer and Buffer[].
+      const frame = JSON.parse(isBinary ? '' : (data as Buffer).toString()) as WsFrame;
       if (typeof frame.cursor === 'string' && frame.type !== 'reset') this.lastCursor = frame.cursor;
       this.inbox.push(frame);
     });
