@@ -52,11 +52,13 @@ describe('a resume that is not read', () => {
     for (const b of buffered(gw)) expect(b).toBeLessThanOrEqual(256 * KB + 64 * KB);
     expect(gw.hub.size).toBe(5);
 
+    // Published while they stall between pages: not queued per connection, read from the history by the next page.
+    const during = await publishEach(gw.url, { user: 'r' }, Array.from({ length: 20 }, (_, i) => `during${i}`));
     const [reader] = stalled;
     reader!.resume();
-    const got = await reader!.waitFor(400, 'notification', { timeoutMs: 15_000 });
-    expect(got.map((e) => e.json.id)).toEqual(ids);
-    expect(reader!.lastId).toBe(gw.cursor(400, 0));
+    const got = await reader!.waitFor(420, 'notification', { timeoutMs: 15_000 });
+    expect(got.map((e) => e.json.id)).toEqual([...ids, ...during]);
+    expect(reader!.lastId).toBe(gw.cursor(420, 0));
     // Live after the replay, still exactly once.
     const [live] = await publishEach(gw.url, { user: 'r' }, ['live']);
     expect((await reader!.next('notification')).json.id).toBe(live);

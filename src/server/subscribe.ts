@@ -41,6 +41,7 @@ async function replay(deps: SubscribeDeps, sub: Subscriber, given: { text: strin
   const { history, metrics } = deps;
   let from = given;
   for (;;) {
+    sub.holdLive();
     const result = await history.replay(sub.user, from.cursor);
     if (sub.closed) return true;
     if (!result.ok) {
@@ -55,8 +56,8 @@ async function replay(deps: SubscribeDeps, sub: Subscriber, given: { text: strin
       sub.goLive();
       return true;
     }
-    // Live events queued meanwhile are in the history: the next page reads them from there, in order.
-    sub.requeue();
+    // Live events from now until the next read are in the history: the next page reads them from there, in order.
+    sub.skipLive();
     if (!(await sub.whenWritable())) return true;
     from = { text: sub.cursor, cursor: { epoch: sub.epoch, user: sub.userSeq, broadcast: sub.broadcastSeq } };
   }

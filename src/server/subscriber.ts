@@ -47,6 +47,8 @@ export abstract class Subscriber {
   closed = false;
   /** Live events that arrived before the subscription went live; undefined once live. */
   private queued: StreamEvent[] | undefined = [];
+  /** Between two replay pages: live events are not queued, the next page reads them from the history. */
+  private skipping = false;
   private batch: StreamEvent[] = [];
   private batchTimer: NodeJS.Timeout | undefined;
   /** > 0 while writes are grouped (cork): the send buffer is checked once they have been flushed, not per write. */
@@ -81,6 +83,7 @@ export abstract class Subscriber {
   deliver(ev: StreamEvent): boolean {
     if (this.closed) return false;
     if (this.queued) {
+      if (this.skipping) return false;
       this.queued.push(ev);
       return true;
     }
@@ -138,9 +141,20 @@ export abstract class Subscriber {
     });
   }
 
-  /** Forgets live events queued during the set-up: they are in the history, where the next replay page reads them. */
-  requeue(): void {
-    if (this.queued) this.queued = [];
+  /**
+   * Between replay pages: live events are not kept (a client that never reads would collect them for as long as it
+   * stalls); they are in the history, where the next page reads them. `holdLive` before reading it again.
+   */
+  skipLive(): void {
+    if (!this.queued) return;
+    this.queued = [];
+    this.skipping = true;
+  }
+
+  /** Before each read of the history during set-up: live events from now on are queued, so none falls in between. */
+  holdLive(): void {
+    if (!this.queued) return;
+    this.skipping = false;
   }
 
   /**
