@@ -31,10 +31,6 @@ export class Inbox<T extends Typed> {
     this.wake();
   }
 
-  get ended(): boolean {
-    return this.endedWith !== undefined;
-  }
-
   /** Items not taken yet. */
   get pending(): T[] {
     return this.items.slice(this.taken);

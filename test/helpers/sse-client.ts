@@ -70,10 +70,6 @@ export class SseClient {
     });
   }
 
-  get status(): number {
-    return this.res.statusCode ?? 0;
-  }
-
   get headers(): IncomingHttpHeaders {
     return this.res.headers;
   }
