@@ -87,7 +87,7 @@ describe.skipIf(!hasScript)('notify swarm on a terminal', () => {
     const screen = r.stdout.replace(/\x1b\[\??[0-9;]*[A-Za-z]/g, '');
     expect(screen).toMatch(/notify swarm r[0-9a-f]+ · 20 sse connections\r?\nphase +(ramp|publishing) {2}\d+s left in phase/);
     expect(screen).toMatch(/connections +█{20} 20\/20 open/);
-    expect(screen).toMatch(/audit +lost 0 {2}duplicated 0 {2}out-of-order 0 {2}recovered 0 {2}\(of \d+ expected; final\)/);
+    expect(screen).toMatch(/audit +lost 0 {2}duplicated 0 {2}out-of-order 0 {2}recovered 0 {2}misrouted 0 {2}\(of \d+ expected; final\)/);
     expect(screen).toContain('q or Ctrl-C: stop early');
     expect(screen).toMatch(/│ total │ 20 +│ 20 +│ 0 +│/);
     // No plain status line while the dashboard is up.
