@@ -143,6 +143,28 @@ describe('JUnit XML', () => {
     expect(parsed.out).toContain('WARNING: the swarm client was saturated (<test>)');
   });
 
+  it('a run that measured nothing: a threshold with no data is a failure with its reason, each problem an <error>, in JUnit, Markdown and HTML', () => {
+    const empty = fixtureResult({ run: 'rnone', conns: 3, published: 10, expected: 0, latencyMs: [], connectMs: [], failed: 3, thresholds: ['lost==0'] });
+    empty.publisher = { ...empty.publisher, accepted: 0, failures: { 'http-401': 10 } };
+    empty.problems = [
+      { code: 'no-connection', message: 'no connection ever opened: 3 of the attempts failed (http-500 3)' },
+      { code: 'no-probe-accepted', message: 'the server accepted none of the 10 probes sent (http-401 10)' },
+    ];
+    expect(empty.thresholds).toEqual([expect.objectContaining({ ok: false, noData: 'no data: 0 probes expected' })]);
+    const xml = renderJunit(empty);
+    expect(xml).toContain('<testsuite name="notify swarm rnone" tests="2" failures="1" errors="1"');
+    expect(xml).toContain('<failure type="threshold" message="lost==0 failed: no data: 0 probes expected">');
+    expect(xml).toContain('<error type="no-connection" message="no connection ever opened: 3 of the attempts failed (http-500 3)">');
+    expect(xml).toContain('<error type="no-probe-accepted"');
+    const md = resultMarkdown(empty);
+    expect(md).toContain('> Run failed: no connection ever opened');
+    expect(md).toContain('| ❌ | `lost==0` | no data: 0 probes expected |');
+    expect(md).toContain('Publisher: sent 10, accepted 0; failed: http-401 10');
+    const html = renderHtml(empty);
+    expect(html).toContain('<p class="verdict fail">Run failed: the server accepted none of the 10 probes sent (http-401 10)</p>');
+    expect(html).toContain('<td>no data: 0 probes expected</td>');
+  });
+
   it('escapes markup and drops characters XML cannot carry', () => {
     expect(escapeXml('a<b>&"c\'\u0001\u0008\ud800z')).toBe('a&lt;b&gt;&amp;&quot;c&apos;z');
   });
