@@ -31,6 +31,8 @@ interface Healthy {
   got: () => string[];
   /** The connection ended (a healthy one never should). */
   ended: () => boolean;
+  /** What went wrong on it, if anything. */
+  problems?: () => string[];
   stop?: () => void;
 }
 
@@ -47,7 +49,8 @@ function wsHealthy(c: WsClient, user: string): Healthy {
   return {
     kind: 'ws',
     user,
-    got: () => c.inbox.items.flatMap((f) => (f.type === 'notification' ? [f.notification.id] : f.type === 'batch' ? f.notifications.map((n: any) => n.id) : [])),
+    got: () =>
+      c.inbox.items.flatMap((f) => (f.type === 'notification' ? [f.notification.id] : f.type === 'batch' ? f.notifications.map((n: any) => n.id) : [])),
     ended: () => c.close_ !== undefined,
   };
 }
@@ -84,7 +87,7 @@ async function pollHealthy(base: string, user: string): Promise<Healthy> {
     stop();
     await loop;
   });
-  return { kind: 'poll', user, got: () => ids, ended: () => problems.length > 0, stop };
+  return { kind: 'poll', user, got: () => ids, ended: () => problems.length > 0, problems: () => problems, stop };
 }
 
 /** A raw SSE request resuming from `cursor` that never reads a byte (the kernel buffers fill, then the server's). */
@@ -92,7 +95,12 @@ function stalledReader(port: number, user: string, cursor: string): Socket {
   const s = connect({ host: '127.0.0.1', port });
   s.on('error', () => {});
   s.once('connect', () => {
-    s.write(buildRequest('GET', `/events?user=${user}`, [['Last-Event-ID', cursor], ['Accept', 'text/event-stream']]));
+    s.write(
+      buildRequest('GET', `/events?user=${user}`, [
+        ['Last-Event-ID', cursor],
+        ['Accept', 'text/event-stream'],
+      ]),
+    );
     s.pause();
   });
   onCleanup(() => s.destroy());
@@ -100,14 +108,29 @@ function stalledReader(port: number, user: string, cursor: string): Socket {
 }
 
 const upgrade = (target: string) =>
-  buildRequest('GET', target, [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Key', randomBytes(16).toString('base64')], ['Sec-WebSocket-Version', '13']]);
+  buildRequest('GET', target, [
+    ['Upgrade', 'websocket'],
+    ['Connection', 'Upgrade'],
+    ['Sec-WebSocket-Key', randomBytes(16).toString('base64')],
+    ['Sec-WebSocket-Version', '13'],
+  ]);
 
 /** The malformed traffic of one round `k`: every request answered (or reset) within its own time limit. */
 function chaosRound(port: number, k: number): Promise<unknown> {
   const u = USERS[k % USERS.length]!;
   const note = (title: string) => ({ type: 'comment', title });
   const deep = `{"user":"${u}","notification":{"type":"comment","title":"deep","data":{"k":${'['.repeat(8000)}${']'.repeat(8000)}}}}`;
-  const post = (body: string, type = 'application/json') => buildRequest('POST', '/publish', [['Content-Type', type], ['Content-Length', String(Buffer.byteLength(body))], ['Connection', 'close']], body);
+  const post = (body: string, type = 'application/json') =>
+    buildRequest(
+      'POST',
+      '/publish',
+      [
+        ['Content-Type', type],
+        ['Content-Length', String(Buffer.byteLength(body))],
+        ['Connection', 'close'],
+      ],
+      body,
+    );
   const malformed = [
     Buffer.from(`GET http://[ HTTP/1.1\r\n\r\n`),
     randomBytes(64),
@@ -148,7 +171,10 @@ describe('chaos under load', () => {
   it('300 subscribers lose nothing while malformed requests, aborted upgrades, resets and stalled readers hit the gateway', async () => {
     // A history worth replaying: 300 broadcast events of 4 KB (1.2 MB) for the stalled readers to resume through.
     for (let i = 0; i < 30; i++) {
-      const batch = Array.from({ length: 10 }, (_, j) => ({ broadcast: true, notification: { type: 'system', title: `old ${i * 10 + j}`, body: 'o'.repeat(4000) } }));
+      const batch = Array.from({ length: 10 }, (_, j) => ({
+        broadcast: true,
+        notification: { type: 'system', title: `old ${i * 10 + j}`, body: 'o'.repeat(4000) },
+      }));
       const r = await http(`${gw.url}/publish`, { body: batch });
       expect(r.status, r.text).toBe(202);
     }
@@ -158,8 +184,16 @@ describe('chaos under load', () => {
     const opens: Promise<Healthy>[] = [];
     for (let i = 0; i < 300; i++) {
       const user = USERS[i % USERS.length]!;
-      if (i % 6 < 3) opens.push(openSse(`${gw.url}/events?user=${user}`, { timeoutMs: 10_000 }).then(async (c) => (await c.next('init', { timeoutMs: 10_000 }), sseHealthy(c, user))));
-      else if (i % 6 < 5) opens.push(openWs(`${gw.url.replace(/^http/, 'ws')}/ws?user=${user}`, { timeoutMs: 10_000 }).then(async (c) => (await c.next('init', { timeoutMs: 10_000 }), wsHealthy(c, user))));
+      if (i % 6 < 3)
+        opens.push(
+          openSse(`${gw.url}/events?user=${user}`, { timeoutMs: 10_000 }).then(async (c) => (await c.next('init', { timeoutMs: 10_000 }), sseHealthy(c, user))),
+        );
+      else if (i % 6 < 5)
+        opens.push(
+          openWs(`${gw.url.replace(/^http/, 'ws')}/ws?user=${user}`, { timeoutMs: 10_000 }).then(
+            async (c) => (await c.next('init', { timeoutMs: 10_000 }), wsHealthy(c, user)),
+          ),
+        );
       else opens.push(pollHealthy(gw.url, user));
       if (opens.length % 50 === 0) healthy.push(...(await Promise.all(opens.splice(0))));
     }
@@ -172,14 +206,16 @@ describe('chaos under load', () => {
     const stalled: Socket[] = [];
     for (let k = 0; k < ROUNDS; k++) {
       if (k % Math.ceil(ROUNDS / STALLED) === 0) stalled.push(stalledReader(gw.port, `stall${k}`, `${epoch}.0.0`));
+      const user = USERS[k % USERS.length]!;
+      const users = [USERS[(k * 3 + 1) % USERS.length]!, USERS[(k * 7 + 2) % USERS.length]!];
       const items = [
-        { broadcast: true as const, notification: { type: 'alert', title: `b${k}` } },
-        { user: USERS[k % USERS.length]!, notification: { type: 'comment', title: `u${k}` } },
-        { users: [USERS[(k * 3 + 1) % USERS.length]!, USERS[(k * 7 + 2) % USERS.length]!], notification: { type: 'mention', title: `m${k}` } },
+        { broadcast: true, notification: { type: 'alert', title: `b${k}` } },
+        { user, notification: { type: 'comment', title: `u${k}` } },
+        { users, notification: { type: 'mention', title: `m${k}` } },
       ];
       const [r] = await Promise.all([http<{ ids: string[] }>(`${gw.url}/publish`, { body: items }), chaosRound(gw.port, k)]);
       expect(r.status, r.text).toBe(202);
-      const streams = ['broadcast', `user:${items[1]!.user}`, ...items[2]!.users.map((x) => `user:${x}`)];
+      const streams = ['broadcast', `user:${user}`, ...users.map((x) => `user:${x}`)];
       expect(r.body.ids).toHaveLength(streams.length);
       r.body.ids.forEach((id, i) => published.push({ id, stream: streams[i]! }));
       if (exitCode !== undefined) throw new Error(`gateway exited (${exitCode}) during round ${k}; stderr:\n${gw.proc.stderr().slice(-2000)}`);
@@ -188,16 +224,19 @@ describe('chaos under load', () => {
 
     const expectedFor = (user: string) => published.filter((p) => p.stream === 'broadcast' || p.stream === `user:${user}`).map((p) => p.id);
     const complete = () => healthy.every((h) => h.got().length >= expectedFor(h.user).length);
-    await until(complete, 'every healthy subscriber to have all its events', 15_000).catch(() => {});
+    await until(complete, 'every healthy subscriber to have all its events', 8_000).catch(() => {});
     const wrong = healthy
       .map((h, i) => ({ i, h, want: expectedFor(h.user), got: h.got() }))
       .filter(({ want, got, h }) => got.length !== want.length || got.some((id, j) => id !== want[j]) || h.ended());
     const describeWrong = wrong.slice(0, 5).map(({ i, h, want, got }) => {
       const missing = want.filter((id) => !got.includes(id));
       const extra = got.filter((id) => !want.includes(id));
-      return `#${i} ${h.kind} ${h.user}: got ${got.length}/${want.length}, missing ${missing.slice(0, 3).join(' ')}${missing.length > 3 ? '…' : ''}, extra ${extra.slice(0, 3).join(' ')}, ended ${h.ended()}`;
+      return `#${i} ${h.kind} ${h.user}: got ${got.length}/${want.length}, missing ${missing.slice(0, 3).join(' ')}${missing.length > 3 ? '…' : ''}, extra ${extra.slice(0, 3).join(' ')}, ended ${h.ended()} ${h.problems?.().slice(0, 2).join('; ') ?? ''}`;
     });
-    expect(describeWrong, `${wrong.length} of ${healthy.length} healthy subscribers did not get exactly their events in order`).toEqual([]);
+    expect(
+      describeWrong,
+      `${wrong.length} of ${healthy.length} healthy subscribers did not get exactly their events in order; gateway stderr:\n${gw.proc.stderr().slice(-1500)}`,
+    ).toEqual([]);
     expect(exitCode).toBeUndefined();
     await gw.expectAlive('the drain');
     for (const h of healthy) h.stop?.();

@@ -27,7 +27,8 @@ interface Case {
   target: string;
   headers: [string, string][];
 }
-const show = (c: Case) => `${c.method} ${abbreviate(c.target, 300)}${c.headers.length ? ` ${JSON.stringify(c.headers.map(([k, v]) => [k, abbreviate(v, 100)]))}` : ''}`;
+const show = (c: Case) =>
+  `${c.method} ${abbreviate(c.target, 300)}${c.headers.length ? ` ${JSON.stringify(c.headers.map(([k, v]) => [k, abbreviate(v, 100)]))}` : ''}`;
 
 /** Waits until the hub holds `n` subscribers; the failure names how many it still holds. */
 async function hubBackTo(gw: TestGateway, n: number, when: string, timeoutMs: number): Promise<void> {
@@ -37,7 +38,11 @@ async function hubBackTo(gw: TestGateway, n: number, when: string, timeoutMs: nu
 }
 
 /** Sends `c` and checks the contract; returns the answer. Leaves the connection open until the hub has been checked. */
-async function exchange(gw: TestGateway, c: Case, allowed: (s: number) => boolean = (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500)): Promise<RawResponse> {
+async function exchange(
+  gw: TestGateway,
+  c: Case,
+  allowed: (s: number) => boolean = (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500),
+): Promise<RawResponse> {
   const before = await Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s)));
   const hubBefore = gw.hub.size;
   let socket: Socket | undefined;
@@ -68,19 +73,32 @@ async function exchange(gw: TestGateway, c: Case, allowed: (s: number) => boolea
 /** A query value: arbitrary unicode, percent garbage, near-valid cursors and user ids. */
 function queryValue(epoch: string): fc.Arbitrary<{ raw: string } | { enc: string }> {
   const num = fc.oneof(fc.nat(5), fc.constantFrom('999999999999999', '9999999999999999999999', '-1', '01', '1e3', '0x1', '', ' 1', '1.5', 'NaN'));
-  const cursor = fc.tuple(fc.oneof(fc.constant(epoch), fc.constantFrom('other', '', 'x'.repeat(65), 'é', epoch.toUpperCase())), num, num, fc.constantFrom('.', '..', ',', '%2E')).map(([e, u, b, dot]) => `${e}${dot}${u}${dot}${b}`);
+  const cursor = fc
+    .tuple(
+      fc.oneof(fc.constant(epoch), fc.constantFrom('other', '', 'x'.repeat(65), 'é', epoch.toUpperCase())),
+      num,
+      num,
+      fc.constantFrom('.', '..', ',', '%2E'),
+    )
+    .map(([e, u, b, dot]) => `${e}${dot}${u}${dot}${b}`);
   return fc.oneof(
     fc.string({ unit: 'binary', maxLength: 40 }).map((enc) => ({ enc })),
     fc.constantFrom('u1', 'u2', 'a b', 'é', '\u0000', '', 'x'.repeat(201), '0', 'true', '-1', 'Infinity', '1e309', '0.1', 'NaN').map((enc) => ({ enc })),
     cursor.map((enc) => ({ enc })),
     // Written into the request-target as is: malformed escapes and characters a client should have encoded.
-    fc.constantFrom('%', '%ZZ', '%00', '%E0%A4%A', '%u0041', '%%', 'a+b', '%2', '%C0%AF', "'\"<>", '{}', '|', '\\', '^', '`').map((raw) => ({ raw })),
+    fc.constantFrom('%', '%ZZ', '%00', '%E0%A4%A', '%u0041', '%%', 'a+b', '%2', '%C0%AF', '\'"<>', '{}', '|', '\\', '^', '`').map((raw) => ({ raw })),
   );
 }
 
 function queryString(epoch: string): fc.Arbitrary<string> {
-  const key = fc.oneof(fc.constantFrom('user', 'cursor', 'lastEventId', 'timeout', 'token', 'unread'), fc.string({ maxLength: 6 }).map(encodeURIComponent), fc.constantFrom('user[]', '%ZZ', '', 'USER'));
-  return fc.array(fc.tuple(key, queryValue(epoch)), { maxLength: 5 }).map((pairs) => pairs.map(([k, v]) => `${k}=${'raw' in v ? v.raw : encodeURIComponent(v.enc)}`).join('&'));
+  const key = fc.oneof(
+    fc.constantFrom('user', 'cursor', 'lastEventId', 'timeout', 'token', 'unread'),
+    fc.string({ maxLength: 6 }).map(encodeURIComponent),
+    fc.constantFrom('user[]', '%ZZ', '', 'USER'),
+  );
+  return fc
+    .array(fc.tuple(key, queryValue(epoch)), { maxLength: 5 })
+    .map((pairs) => pairs.map(([k, v]) => `${k}=${'raw' in v ? v.raw : encodeURIComponent(v.enc)}`).join('&'));
 }
 
 describe('GET surfaces under fuzzed input', () => {
@@ -98,7 +116,10 @@ describe('GET surfaces under fuzzed input', () => {
     const c = fc
       .tuple(fc.constantFrom('GET', 'HEAD'), fc.constantFrom('/events', '/poll', '/notifications', '/ws', '/healthz', '/readyz'), queryString(gw.epoch))
       .map(([method, path, q]) => printable<Case>({ method, target: q ? `${path}?${q}` : path, headers: [] }, show));
-    await fc.assert(fc.asyncProperty(c, (x) => exchange(gw, x).then(() => {})), fcParams(250, 15_000));
+    await fc.assert(
+      fc.asyncProperty(c, (x) => exchange(gw, x).then(() => {})),
+      fcParams(250, 15_000),
+    );
   }, 40_000);
 
   it('Last-Event-ID header on /events (any bytes a header may carry) and cursors in every resume parameter', async () => {
@@ -110,7 +131,10 @@ describe('GET surfaces under fuzzed input', () => {
     const c = fc
       .tuple(fc.constantFrom('/events?user=u1', '/events', '/events?user=u2&lastEventId=zz'), headerValue)
       .map(([target, v]) => printable<Case>({ method: 'GET', target, headers: [['Last-Event-ID', Buffer.from(v, 'utf8').toString('latin1')]] }, show));
-    await fc.assert(fc.asyncProperty(c, (x) => exchange(gw, x).then(() => {})), fcParams(150));
+    await fc.assert(
+      fc.asyncProperty(c, (x) => exchange(gw, x).then(() => {})),
+      fcParams(150),
+    );
   }, 30_000);
 
   it('paths and methods: percent-escapes, dot segments, long paths, unknown methods, HEAD on every route', async () => {
@@ -121,12 +145,36 @@ describe('GET surfaces under fuzzed input', () => {
     const path = fc.oneof(
       segment.map((s) => `/notifications/${s}/read`),
       fc.array(segment, { minLength: 1, maxLength: 4 }).map((ss) => `/${ss.join('/')}`),
-      fc.constantFrom('/events', '/poll', '/ws', '/publish', '/notifications', '/metrics', '/healthz', '/readyz', '/', '//events', '/events/', '/events/../healthz', '/EVENTS'),
+      fc.constantFrom(
+        '/events',
+        '/poll',
+        '/ws',
+        '/publish',
+        '/notifications',
+        '/metrics',
+        '/healthz',
+        '/readyz',
+        '/',
+        '//events',
+        '/events/',
+        '/events/../healthz',
+        '/EVENTS',
+      ),
     );
     const c = fc
-      .tuple(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'FOO'), path, fc.constantFrom('', '?user=u1', '?user=%ZZ', '?timeout=0'))
+      .tuple(
+        fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'FOO'),
+        path,
+        fc.constantFrom('', '?user=u1', '?user=%ZZ', '?timeout=0'),
+      )
       .map(([method, p, q]) => {
-        const headers: [string, string][] = method === 'POST' || method === 'PUT' || method === 'PATCH' ? [['Content-Type', 'application/json'], ['Content-Length', '0']] : [];
+        const headers: [string, string][] =
+          method === 'POST' || method === 'PUT' || method === 'PATCH'
+            ? [
+                ['Content-Type', 'application/json'],
+                ['Content-Length', '0'],
+              ]
+            : [];
         return printable<Case>({ method, target: p + q, headers }, show);
       });
     await fc.assert(
@@ -174,7 +222,11 @@ describe('JWT identities under fuzzed tokens', () => {
       fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.constant('u1'), { maxLength: 2 }), fc.constant({ id: 'u1' })),
     );
     const tokenArb: fc.Arbitrary<Promise<Token>> = fc.oneof(
-      sub.map(async (s) => ({ token: await sign({ sub: s }), validSub: typeof s === 'string' && USER_ID.test(s) ? s : undefined, why: `sub ${JSON.stringify(s)}` })),
+      sub.map(async (s) => ({
+        token: await sign({ sub: s }),
+        validSub: typeof s === 'string' && USER_ID.test(s) ? s : undefined,
+        why: `sub ${JSON.stringify(s)}`,
+      })),
       fc.constant(sign({}).then((token) => ({ token, why: 'no sub' }))),
       fc.constant(sign({ sub: 'u1', exp: 1 }).then((token) => ({ token, why: 'expired' }))),
       fc.constant(
@@ -183,8 +235,15 @@ describe('JWT identities under fuzzed tokens', () => {
           why: 'alg none',
         }),
       ),
-      fc.constant(new SignJWT({ sub: 'u1' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('another-secret-another-secret-xx')).then((token) => ({ token, why: 'other secret' }))),
-      fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((n) => String.fromCharCode(n)), maxLength: 60 }).map(async (token) => ({ token, why: 'garbage' })),
+      fc.constant(
+        new SignJWT({ sub: 'u1' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .sign(new TextEncoder().encode('another-secret-another-secret-xx'))
+          .then((token) => ({ token, why: 'other secret' })),
+      ),
+      fc
+        .string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((n) => String.fromCharCode(n)), maxLength: 60 })
+        .map(async (token) => ({ token, why: 'garbage' })),
     );
     const where = fc.constantFrom('header', 'query', 'both-mismatch');
     const path = fc.constantFrom('/poll?timeout=0', '/events?x=1', '/notifications?unread=1');
@@ -209,7 +268,9 @@ describe('JWT identities under fuzzed tokens', () => {
     expect(gw.hub.size).toBe(0);
     await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
-        rawExchange(gw.port, buildRequest('GET', i % 2 ? `/events?token=${token}` : '/events', i % 2 ? [] : [['Authorization', `Bearer ${token}`]]), { rstAfterMs: i % 4 }),
+        rawExchange(gw.port, buildRequest('GET', i % 2 ? `/events?token=${token}` : '/events', i % 2 ? [] : [['Authorization', `Bearer ${token}`]]), {
+          rstAfterMs: i % 4,
+        }),
       ),
     );
     // A request sent after them that completes its subscription: the earlier ones have been verified by then.

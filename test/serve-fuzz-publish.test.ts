@@ -27,7 +27,7 @@ interface Item {
   json: string;
   verdict: Verdict;
   /** Streams a good item publishes on, one event each. */
-  streams: string[];
+  streams: readonly string[];
 }
 
 const title = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 });
@@ -46,12 +46,16 @@ const target = fc.oneof(
   fc.subarray([...POOL], { minLength: 1 }).map((users) => ({ t: { users } as Record<string, unknown>, streams: users.map((u) => `user:${u}`) })),
   fc.constant({ t: { broadcast: true } as Record<string, unknown>, streams: ['broadcast'] }),
 );
-const goodItem: fc.Arbitrary<Item> = fc.tuple(target, goodNotification).map(([{ t, streams }, n]) => ({ json: JSON.stringify({ ...t, notification: n }), verdict: 'good', streams }));
+const goodItem: fc.Arbitrary<Item> = fc
+  .tuple(target, goodNotification)
+  .map(([{ t, streams }, n]) => ({ json: JSON.stringify({ ...t, notification: n }), verdict: 'good', streams }));
 
 /** A user id outside `/^[A-Za-z0-9_.@:+=-]{1,200}$/`: one rule for publish and subscribe. */
 const badUser = fc.oneof(
   fc.constantFrom('', 'a b', 'é', 'u\u0000', 'x'.repeat(201), 'a/b', 'a?b', '😀', 'u\n1', '\ufeffu1'),
-  fc.tuple(fc.string({ maxLength: 5 }), fc.constantFrom(' ', '#', '%', '"', '\u0000', 'ü', '/', '\\'), fc.string({ maxLength: 5 })).map(([a, c, b]) => a + c + b),
+  fc
+    .tuple(fc.string({ maxLength: 5 }), fc.constantFrom(' ', '#', '%', '"', '\u0000', 'ü', '/', '\\'), fc.string({ maxLength: 5 }))
+    .map(([a, c, b]) => a + c + b),
 );
 const deepData = fc.integer({ min: 2000, max: 12_000 }).map((depth) => `{"k":${'['.repeat(depth)}${']'.repeat(depth)}}`);
 
@@ -67,7 +71,10 @@ const badItem: fc.Arbitrary<Item> = fc
       fc.constant((n: object) => ({ notification: n })),
       fc.constant(() => ({ user: 'u1' })),
       fc.constant(() => ({ user: 'u1', notification: null })),
-      fc.string({ maxLength: 10 }).filter((t) => !(TYPES as readonly string[]).includes(t)).map((type) => (n: object) => ({ user: 'u1', notification: { ...n, type } })),
+      fc
+        .string({ maxLength: 10 })
+        .filter((t) => !(TYPES as readonly string[]).includes(t))
+        .map((type) => (n: object) => ({ user: 'u1', notification: { ...n, type } })),
       fc.constant((n: object) => ({ user: 'u1', notification: { ...n, title: '' } })),
       fc.constant((n: object) => ({ user: 'u1', notification: { ...n, title: 'x'.repeat(1001) } })),
       fc.constant((n: object) => ({ user: 'u1', notification: { ...n, id: 'mine' } })),
@@ -92,23 +99,42 @@ const hugeItem: fc.Arbitrary<Item> = fc.integer({ min: 50_000, max: 70_000 }).ma
   verdict: n / 2 > 60_000 ? 'bad' : 'either',
   streams: ['user:u1'],
 }));
-const unicodeItem: fc.Arbitrary<Item> = fc.tuple(fc.string({ unit: 'binary', minLength: 1, maxLength: 50 }), fc.string({ unit: 'binary', maxLength: 200 })).map(([t, b]) => ({
-  json: JSON.stringify({ broadcast: true, notification: { type: 'alert', title: t, body: b } }),
-  verdict: 'good',
-  streams: ['broadcast'],
-}));
+const unicodeItem: fc.Arbitrary<Item> = fc
+  .tuple(fc.string({ unit: 'binary', minLength: 1, maxLength: 50 }), fc.string({ unit: 'binary', maxLength: 200 }))
+  .map(([t, b]) => ({
+    json: JSON.stringify({ broadcast: true, notification: { type: 'alert', title: t, body: b } }),
+    verdict: 'good',
+    streams: ['broadcast'],
+  }));
 
 interface Body {
   text: string;
   verdict: Verdict;
-  streams: string[];
+  streams: readonly string[];
 }
 const single = (i: Item): Body => ({ text: i.json, verdict: i.verdict, streams: i.streams });
-const anyItem = fc.oneof({ weight: 4, arbitrary: goodItem }, { weight: 3, arbitrary: badItem }, { weight: 1, arbitrary: deepItem }, { weight: 1, arbitrary: hugeItem }, { weight: 2, arbitrary: unicodeItem });
+const anyItem = fc.oneof(
+  { weight: 4, arbitrary: goodItem },
+  { weight: 3, arbitrary: badItem },
+  { weight: 1, arbitrary: deepItem },
+  { weight: 1, arbitrary: hugeItem },
+  { weight: 2, arbitrary: unicodeItem },
+);
 const garbage: fc.Arbitrary<Body> = fc
   .oneof(
     fc.string({ unit: 'binary', maxLength: 200 }),
-    fc.constantFrom('', 'null', '[]', '{}', '[null]', '\u0000', '{"user":"u1"', '[{"user":"u1","notification":{"type":"comment","title":"t"}},', '\ufeff{}', '{"__proto__":{"user":"u1"}}'),
+    fc.constantFrom(
+      '',
+      'null',
+      '[]',
+      '{}',
+      '[null]',
+      '\u0000',
+      '{"user":"u1"',
+      '[{"user":"u1","notification":{"type":"comment","title":"t"}},',
+      '\ufeff{}',
+      '{"__proto__":{"user":"u1"}}',
+    ),
     goodItem.chain((i) => fc.integer({ min: 0, max: i.json.length - 1 }).map((n) => i.json.slice(0, n))),
   )
   .map((text) => {
@@ -146,7 +172,10 @@ describe('POST /publish under fuzzed input', () => {
     return Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s)));
   }
 
-  const delivered = () => watcher.inbox.items.flatMap((e) => (e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : []));
+  const delivered = () =>
+    watcher.inbox.items.flatMap((e) =>
+      e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : [],
+    );
   /** Publishes a sentinel to u1 and waits for the watcher to get it; returns how many events the watcher had by then. */
   async function fence(): Promise<number> {
     const id = await publishSentinel(gw.url, 'u1', 'fence');
@@ -158,7 +187,11 @@ describe('POST /publish under fuzzed input', () => {
    * Sends one request between two fences and checks the answer, the history (last seq of every stream before and
    * after) and the watcher (between the fences it got exactly the accepted events of u1 and broadcast, in order).
    */
-  async function check(req: Buffer | Buffer[], b: Body, opts: { endAfterWrite?: boolean; expectStatus?: number; noAnswerOk?: boolean } = {}): Promise<RawResponse> {
+  async function check(
+    req: Buffer | Buffer[],
+    b: Body,
+    opts: { endAfterWrite?: boolean; expectStatus?: number; noAnswerOk?: boolean } = {},
+  ): Promise<RawResponse> {
     const from = await fence();
     const before = await seqs();
     const r = await rawExchange(gw.port, req, { timeoutMs: 5000, endAfterWrite: opts.endAfterWrite });
@@ -169,7 +202,10 @@ describe('POST /publish under fuzzed input', () => {
     if (opts.noAnswerOk && r.status === 0 && r.closed && !r.timedOut) {
       expect(after, `no answer, yet the history changed: ${what}`).toEqual(before);
     } else if (r.status === 202) {
-      expect(b.verdict === 'bad' || tooLarge || opts.expectStatus !== undefined, `accepted a request that must be refused (${opts.expectStatus ?? b.verdict}): ${what}`).toBe(false);
+      expect(
+        b.verdict === 'bad' || tooLarge || opts.expectStatus !== undefined,
+        `accepted a request that must be refused (${opts.expectStatus ?? b.verdict}): ${what}`,
+      ).toBe(false);
       const res = JSON.parse(r.body) as { ids: string[]; delivered: number };
       expect(res.ids.length, what).toBe(b.streams.length);
       const added = STREAMS.map((_, i) => after[i]! - before[i]!);
@@ -191,7 +227,12 @@ describe('POST /publish under fuzzed input', () => {
   }
 
   const post = (text: string, headers: [string, string][] = []) =>
-    buildRequest('POST', '/publish', [['Content-Type', 'application/json'], ['Content-Length', String(Buffer.byteLength(text))], ['Connection', 'close'], ...headers], text);
+    buildRequest(
+      'POST',
+      '/publish',
+      [['Content-Type', 'application/json'], ['Content-Length', String(Buffer.byteLength(text))], ['Connection', 'close'], ...headers],
+      text,
+    );
 
   it('bodies: batches mixing good and bad items, deep nesting, huge and unicode strings, garbage', async () => {
     await fc.assert(
@@ -202,17 +243,49 @@ describe('POST /publish under fuzzed input', () => {
     );
   }, 40_000);
 
-  const jsonTypes = fc.constantFrom('application/json', 'application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8', 'application/vnd.api+json', 'application/merge-patch+json; charset=utf-8', 'application/json ; charset=utf-8');
-  const otherTypes = fc.constantFrom('text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/json', 'application/jsonx', 'application/json-seq', 'json', '*/*', '', 'application/', 'text/html; x=application/json');
+  const jsonTypes = fc.constantFrom(
+    'application/json',
+    'application/json; charset=utf-8',
+    'Application/JSON',
+    'application/json;charset=UTF-8',
+    'application/vnd.api+json',
+    'application/merge-patch+json; charset=utf-8',
+    'application/json ; charset=utf-8',
+  );
+  const otherTypes = fc.constantFrom(
+    'text/plain',
+    'text/plain;charset=UTF-8',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'text/json',
+    'application/jsonx',
+    'application/json-seq',
+    'json',
+    '*/*',
+    '',
+    'application/',
+    'text/html; x=application/json',
+  );
   const okBody = goodItem.map(single).map((b) => printable(b, (v) => JSON.stringify(abbreviate(v.text))));
 
   it('content types: JSON ones (application/json, application/*+json, parameters) are accepted, any other is 415 and stores nothing', async () => {
     await fc.assert(
-      fc.asyncProperty(okBody, fc.oneof(jsonTypes.map((t) => ({ t, json: true })), otherTypes.map((t) => ({ t, json: false })), fc.constant({ t: undefined, json: false })), async (b, ct) => {
-        const headers: [string, string][] = [['Content-Length', String(Buffer.byteLength(b.text))], ['Connection', 'close']];
-        if (ct.t !== undefined) headers.push(['Content-Type', ct.t]);
-        await check(buildRequest('POST', '/publish', headers, b.text), b, ct.json ? {} : { expectStatus: 415 });
-      }),
+      fc.asyncProperty(
+        okBody,
+        fc.oneof(
+          jsonTypes.map((t) => ({ t, json: true })),
+          otherTypes.map((t) => ({ t, json: false })),
+          fc.constant({ t: undefined, json: false }),
+        ),
+        async (b, ct) => {
+          const headers: [string, string][] = [
+            ['Content-Length', String(Buffer.byteLength(b.text))],
+            ['Connection', 'close'],
+          ];
+          if (ct.t !== undefined) headers.push(['Content-Type', ct.t]);
+          await check(buildRequest('POST', '/publish', headers, b.text), b, ct.json ? {} : { expectStatus: 415 });
+        },
+      ),
       fcParams(100),
     );
   });
@@ -230,7 +303,10 @@ describe('POST /publish under fuzzed input', () => {
     await fc.assert(
       fc.asyncProperty(okBody, framing, async (b, f: any) => {
         const len = Buffer.byteLength(b.text);
-        const base: [string, string][] = [['Content-Type', 'application/json'], ['Connection', 'close']];
+        const base: [string, string][] = [
+          ['Content-Type', 'application/json'],
+          ['Connection', 'close'],
+        ];
         const refusedBody = { ...b, verdict: 'bad' as const };
         switch (f.kind) {
           case 'short': {
@@ -240,7 +316,10 @@ describe('POST /publish under fuzzed input', () => {
             break;
           }
           case 'long':
-            await check(buildRequest('POST', '/publish', [...base, ['Content-Length', String(len + f.more)]], b.text), refusedBody, { endAfterWrite: true, noAnswerOk: true });
+            await check(buildRequest('POST', '/publish', [...base, ['Content-Length', String(len + f.more)]], b.text), refusedBody, {
+              endAfterWrite: true,
+              noAnswerOk: true,
+            });
             break;
           case 'invalid':
             await check(buildRequest('POST', '/publish', [...base, ['Content-Length', f.v]], b.text), refusedBody, { expectStatus: 400 });
@@ -249,13 +328,21 @@ describe('POST /publish under fuzzed input', () => {
             await check(buildRequest('POST', '/publish', [...base, ['Content-Length', String(10 * MAX_BODY)]], b.text), refusedBody, { expectStatus: 413 });
             break;
           case 'duplicate':
-            await check(buildRequest('POST', '/publish', [...base, ['Content-Length', String(len)], ['Content-Length', String(len + 1)]], b.text), refusedBody, { expectStatus: 400 });
+            await check(
+              buildRequest('POST', '/publish', [...base, ['Content-Length', String(len)], ['Content-Length', String(len + 1)]], b.text),
+              refusedBody,
+              { expectStatus: 400 },
+            );
             break;
           case 'bad-chunked':
-            await check(buildRequest('POST', '/publish', [...base, ['Transfer-Encoding', 'chunked']], `zz\r\n${b.text}\r\n0\r\n\r\n`), refusedBody, { expectStatus: 400 });
+            await check(buildRequest('POST', '/publish', [...base, ['Transfer-Encoding', 'chunked']], `zz\r\n${b.text}\r\n0\r\n\r\n`), refusedBody, {
+              expectStatus: 400,
+            });
             break;
           case 'cl-and-te':
-            await check(buildRequest('POST', '/publish', [...base, ['Content-Length', String(len)], ['Transfer-Encoding', 'chunked']], b.text), refusedBody, { expectStatus: 400 });
+            await check(buildRequest('POST', '/publish', [...base, ['Content-Length', String(len)], ['Transfer-Encoding', 'chunked']], b.text), refusedBody, {
+              expectStatus: 400,
+            });
             break;
         }
       }),
@@ -265,7 +352,13 @@ describe('POST /publish under fuzzed input', () => {
 
   it('a chunked body past --max-body is 413 and stores nothing', async () => {
     const big = JSON.stringify({ user: 'u1', notification: { type: 'comment', title: 't', body: 'x'.repeat(MAX_BODY) } });
-    const chunks = [buildRequest('POST', '/publish', [['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked'], ['Connection', 'close']])];
+    const chunks = [
+      buildRequest('POST', '/publish', [
+        ['Content-Type', 'application/json'],
+        ['Transfer-Encoding', 'chunked'],
+        ['Connection', 'close'],
+      ]),
+    ];
     for (let i = 0; i < big.length; i += 8192) {
       const part = big.slice(i, i + 8192);
       chunks.push(Buffer.from(`${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`));

@@ -44,7 +44,10 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(runCleanup);
 
-const delivered = () => watcher.inbox.items.flatMap((e) => (e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : []));
+const delivered = () =>
+  watcher.inbox.items.flatMap((e) =>
+    e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : [],
+  );
 async function fence(): Promise<number> {
   const id = await publishSentinel(gw.url, 'u1', 'fence');
   await watcher.inbox.waitUntil(() => delivered().includes(id), `the fence ${id} on the watcher`, { timeoutMs: 3000 });
@@ -91,11 +94,18 @@ async function send(bytes: Buffer, e: Ending): Promise<RawResponse> {
 function checkAnswer(r: RawResponse, e: Ending, what: string, exact?: number): void {
   const answered = r.status !== 0 || (r.raw.length > 0 && !r.error);
   if (e.kind === 'complete') {
-    expect(contractBreach(r, (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500)), what).toBeUndefined();
+    expect(
+      contractBreach(r, (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500)),
+      what,
+    ).toBeUndefined();
     if (exact !== undefined) expect(r.status, `${what}: ${r.raw.slice(0, 200)}`).toBe(exact);
   } else if (answered && !(e.kind === 'stall' && r.timedOut && r.raw.length === 0)) {
     // A peer that hung up or reset may get nothing; what it does get is still a proper answer.
-    if (r.raw.length > 0) expect(contractBreach({ ...r, timedOut: false }, (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500)), what).toBeUndefined();
+    if (r.raw.length > 0)
+      expect(
+        contractBreach({ ...r, timedOut: false }, (s) => (s >= 200 && s < 300) || (s >= 400 && s < 500)),
+        what,
+      ).toBeUndefined();
   }
 }
 
@@ -109,34 +119,69 @@ const head = (line: string, headers: string[]) => Buffer.from(`${line}\r\n${head
 const HOST = 'Host: 127.0.0.1';
 
 const badLine: fc.Arbitrary<RawCase> = fc.oneof(
-  fc.constantFrom(
-    'GET http://[ HTTP/1.1',
-    'GET //[::1 HTTP/1.1',
-    'GET http://x:99999/healthz HTTP/1.1',
-    'GET / HTTP/9.9',
-    'GET /healthz',
-    'GET /healthz HTTP/1.1 extra',
-    'GET  HTTP/1.1',
-    'get /healthz HTTP/1.1',
-    'PRI * HTTP/2.0',
-    'GET /\x7f HTTP/1.1',
-    'GET /a\x00b HTTP/1.1',
-    `GET /${'a'.repeat(20_000)} HTTP/1.1`,
-    'G\u00c9T / HTTP/1.1',
-  ).map((line) => ({ bytes: head(line, [HOST, 'Connection: close']), label: JSON.stringify(abbreviate(line, 80)) })),
-  fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => ({ bytes: Buffer.concat([Buffer.from(b), Buffer.from('\r\n\r\n')]), label: `bytes ${Buffer.from(b).toString('hex').slice(0, 80)}` })),
+  fc
+    .constantFrom(
+      'GET http://[ HTTP/1.1',
+      'GET //[::1 HTTP/1.1',
+      'GET http://x:99999/healthz HTTP/1.1',
+      'GET / HTTP/9.9',
+      'GET /healthz',
+      'GET /healthz HTTP/1.1 extra',
+      'GET  HTTP/1.1',
+      'get /healthz HTTP/1.1',
+      'PRI * HTTP/2.0',
+      'GET /\x7f HTTP/1.1',
+      'GET /a\x00b HTTP/1.1',
+      `GET /${'a'.repeat(20_000)} HTTP/1.1`,
+      'G\u00c9T / HTTP/1.1',
+    )
+    .map((line) => ({ bytes: head(line, [HOST, 'Connection: close']), label: JSON.stringify(abbreviate(line, 80)) })),
+  fc
+    .uint8Array({ minLength: 1, maxLength: 200 })
+    .map((b) => ({ bytes: Buffer.concat([Buffer.from(b), Buffer.from('\r\n\r\n')]), label: `bytes ${Buffer.from(b).toString('hex').slice(0, 80)}` })),
   fc.constant({ bytes: Buffer.from('16030100a5010000a103035c', 'hex'), label: 'TLS ClientHello' }),
 );
 const badHeaders: fc.Arbitrary<RawCase> = fc.oneof(
   fc.constant({ bytes: head('GET /healthz HTTP/1.1', [HOST, `X-Big: ${'a'.repeat(20_000)}`, 'Connection: close']), exact: 431, label: '20 KB header' }),
-  fc.constant({ bytes: head('GET /healthz HTTP/1.1', [HOST, ...Array.from({ length: 400 }, (_, i) => `X-H${i}: ${'v'.repeat(60)}`), 'Connection: close']), exact: 431, label: '400 headers, 26 KB' }),
-  fc.constantFrom('X-Nul: a\x00b', 'X-Cr: a\rb', 'Bad Name: x', 'NoColon', ' folded: x', 'X-\u00e9: x', ': empty-name', 'Content-Length: 5\r\nContent-Length: 6', 'Transfer-Encoding: chunked\r\nContent-Length: 3', 'Transfer-Encoding: gzip, chunked, x').map((h) => ({
-    bytes: head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', h, 'Connection: close']),
+  fc.constant({
+    bytes: head('GET /healthz HTTP/1.1', [HOST, ...Array.from({ length: 400 }, (_, i) => `X-H${i}: ${'v'.repeat(60)}`), 'Connection: close']),
+    exact: 431,
+    label: '400 headers, 26 KB',
+  }),
+  fc
+    .constantFrom(
+      'X-Nul: a\x00b',
+      'X-Cr: a\rb',
+      'Bad Name: x',
+      'NoColon',
+      ' folded: x',
+      'X-\u00e9: x',
+      ': empty-name',
+      'Content-Length: 5\r\nContent-Length: 6',
+      'Transfer-Encoding: chunked\r\nContent-Length: 3',
+      'Transfer-Encoding: gzip, chunked, x',
+    )
+    .map((h) => ({
+      bytes: head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', h, 'Connection: close']),
+      exact: 400,
+      label: JSON.stringify(h),
+    })),
+  fc.constant({
+    bytes: Buffer.concat([
+      head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Transfer-Encoding: chunked', 'Connection: close']),
+      Buffer.from('zz\r\n{}\r\n0\r\n\r\n'),
+    ]),
     exact: 400,
-    label: JSON.stringify(h),
-  })),
-  fc.constant({ bytes: Buffer.concat([head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Transfer-Encoding: chunked', 'Connection: close']), Buffer.from('zz\r\n{}\r\n0\r\n\r\n')]), exact: 400, label: 'bad chunk size' }),
-  fc.constant({ bytes: Buffer.concat([head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Content-Length: 100000000', 'Connection: close']), Buffer.from('{}')]), exact: 413, label: 'Content-Length 100 MB' }),
+    label: 'bad chunk size',
+  }),
+  fc.constant({
+    bytes: Buffer.concat([
+      head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Content-Length: 100000000', 'Connection: close']),
+      Buffer.from('{}'),
+    ]),
+    exact: 413,
+    label: 'Content-Length 100 MB',
+  }),
 );
 
 describe('raw malformed HTTP on a socket', () => {
@@ -167,7 +212,11 @@ describe('raw malformed HTTP on a socket', () => {
     const cutHead = await rawExchange(gw.port, Buffer.from('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: '), { endAfterWrite: true });
     expect(contractBreach(cutHead), `cut head: ${cutHead.raw.slice(0, 200)}`).toBeUndefined();
     expect(cutHead.status).toBe(400);
-    const shortBody = await rawExchange(gw.port, head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Content-Length: 100']).toString() + '{"user":', { endAfterWrite: true });
+    const shortBody = await rawExchange(
+      gw.port,
+      head('POST /publish HTTP/1.1', [HOST, 'Content-Type: application/json', 'Content-Length: 100']).toString() + '{"user":',
+      { endAfterWrite: true },
+    );
     expect(contractBreach(shortBody), `short body: ${shortBody.raw.slice(0, 200)}`).toBeUndefined();
     expect(shortBody.status).toBe(400);
     await gw.expectAlive('cut head and short body');
@@ -220,14 +269,24 @@ describe('WebSocket upgrade requests', () => {
       fc.integer({ min: 0, max: 10 }).map((afterMs) => ({ kind: 'rst' as const, afterMs })),
       fc.constant({ kind: 'end' as const }),
     );
-    const c = fc.tuple(target, fc.nat(8), mutate, behaviour).map(([t, mi, m, b]) => printable({ t, mi, m, b }, (v) => `GET ${abbreviate(v.t, 60)} upgrade, header mutation #${v.mi}, ${JSON.stringify(v.b)}`));
+    const c = fc
+      .tuple(target, fc.nat(8), mutate, behaviour)
+      .map(([t, mi, m, b]) => printable({ t, mi, m, b }, (v) => `GET ${abbreviate(v.t, 60)} upgrade, header mutation #${v.mi}, ${JSON.stringify(v.b)}`));
     await fc.assert(
       fc.asyncProperty(c, async ({ t, m, b }) => {
         const bytes = head(`GET ${t} HTTP/1.1`, m(upgradeHeaders()));
         const what = `upgrade GET ${abbreviate(t, 60)} ${JSON.stringify(b)}`;
         await survives(what, async () => {
-          const r = await rawExchange(gw.port, bytes, { timeoutMs: 3000, rstAfterMs: b.kind === 'rst' ? b.afterMs : undefined, endAfterWrite: b.kind === 'end' });
-          if (b.kind === 'wait') expect(contractBreach(r, (s) => s === 101 || (s >= 400 && s < 500)), what).toBeUndefined();
+          const r = await rawExchange(gw.port, bytes, {
+            timeoutMs: 3000,
+            rstAfterMs: b.kind === 'rst' ? b.afterMs : undefined,
+            endAfterWrite: b.kind === 'end',
+          });
+          if (b.kind === 'wait')
+            expect(
+              contractBreach(r, (s) => s === 101 || (s >= 400 && s < 500)),
+              what,
+            ).toBeUndefined();
         });
       }),
       fcParams(100, 10_000),
@@ -247,7 +306,11 @@ describe('WebSocket upgrade requests', () => {
   it('200 refused upgrades reset by the peer at once do not kill the process', async () => {
     const targets = ['/nope', '/ws?cursor=bad', '/ws?user=a%20b', '/ws?cursor=zz.1.1'];
     await survives('200 reset upgrades', async () => {
-      await Promise.all(Array.from({ length: 200 }, (_, i) => rawExchange(gw.port, head(`GET ${targets[i % targets.length]} HTTP/1.1`, upgradeHeaders()), { rstAfterMs: i % 3 })));
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          rawExchange(gw.port, head(`GET ${targets[i % targets.length]} HTTP/1.1`, upgradeHeaders()), { rstAfterMs: i % 3 }),
+        ),
+      );
     });
   });
 });
@@ -255,7 +318,12 @@ describe('WebSocket upgrade requests', () => {
 /** A WebSocket frame as a client sends it (masked unless told otherwise). */
 function frame(opcode: number, payload: Buffer, { mask = true, fin = true, rsv = 0 }: { mask?: boolean; fin?: boolean; rsv?: number } = {}): Buffer {
   const len = payload.length;
-  const ext = len < 126 ? Buffer.alloc(0) : len < 65536 ? Buffer.from([len >> 8, len & 255]) : Buffer.from([0, 0, 0, 0, (len >>> 24) & 255, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]);
+  const ext =
+    len < 126
+      ? Buffer.alloc(0)
+      : len < 65536
+        ? Buffer.from([len >> 8, len & 255])
+        : Buffer.from([0, 0, 0, 0, (len >>> 24) & 255, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]);
   const b0 = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 15);
   const b1 = (mask ? 0x80 : 0) | (len < 126 ? len : len < 65536 ? 126 : 127);
   const key = mask ? randomBytes(4) : Buffer.alloc(0);
@@ -289,10 +357,16 @@ function openRawWs(target: string): Promise<{ socket: Socket; closed: Promise<vo
 }
 
 describe('WebSocket frames', () => {
-  type FrameCase = { frames: Buffer[]; violation: boolean; label: string };
+  type FrameCase = { frames: readonly Buffer[]; violation: boolean; label: string };
   const text = (s: string, o?: Parameters<typeof frame>[2]) => frame(1, Buffer.from(s, 'utf8'), o);
   const frameCase: fc.Arbitrary<FrameCase> = fc.oneof(
-    fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)), fc.string({ maxLength: 30 }).map((id) => JSON.stringify({ type: 'read', id })), fc.constantFrom('{"type":"read"}', '{"type":"read","id":null}', '{"type":"subscribe","user":"u2"}', '{"type":"__proto__"}', 'null', '[]', '{'))
+    fc
+      .oneof(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        fc.string({ maxLength: 30 }).map((id) => JSON.stringify({ type: 'read', id })),
+        fc.constantFrom('{"type":"read"}', '{"type":"read","id":null}', '{"type":"subscribe","user":"u2"}', '{"type":"__proto__"}', 'null', '[]', '{'),
+      )
       .map((s) => ({ frames: [text(s)], violation: false, label: `text ${JSON.stringify(abbreviate(s, 80))}` })),
     fc.uint8Array({ maxLength: 200 }).map((b) => ({ frames: [frame(2, Buffer.from(b))], violation: false, label: `binary ${b.length} bytes` })),
     fc.constant({ frames: [text('x'.repeat(70_000))], violation: true, label: 'text frame of 70 KB (past maxPayload)' }),
@@ -304,12 +378,14 @@ describe('WebSocket frames', () => {
     fc.constant({ frames: [frame(9, Buffer.from('p'), { fin: false })], violation: true, label: 'fragmented ping' }),
     fc.constant({ frames: [frame(8, Buffer.from([0x03, 0xe7]))], violation: true, label: 'close with code 999' }),
     fc.constant({ frames: [frame(0, Buffer.from('x'))], violation: true, label: 'continuation with nothing to continue' }),
-    fc.uint8Array({ minLength: 1, maxLength: 300 }).map((b) => ({ frames: [Buffer.from(b)], violation: false, label: `garbage ${Buffer.from(b).toString('hex').slice(0, 60)}` })),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 300 })
+      .map((b) => ({ frames: [Buffer.from(b)], violation: false, label: `garbage ${Buffer.from(b).toString('hex').slice(0, 60)}` })),
     fc.constant({ frames: [Buffer.from([0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])], violation: true, label: 'length 2^63-1' }),
   );
-  const c = fc.tuple(fc.array(frameCase, { minLength: 1, maxLength: 3 }), fc.constantFrom('/ws?user=u1', '/ws')).map(([cases, target]) =>
-    printable({ cases, target }, (v) => `${v.target}: ${v.cases.map((x) => x.label).join(' | ')}`),
-  );
+  const c = fc
+    .tuple(fc.array(frameCase, { minLength: 1, maxLength: 3 }), fc.constantFrom('/ws?user=u1', '/ws'))
+    .map(([cases, target]) => printable({ cases, target }, (v) => `${v.target}: ${v.cases.map((x) => x.label).join(' | ')}`));
 
   it('text, binary, garbage, unmasked, reserved and huge frames: the process lives, a protocol violation closes the connection', async () => {
     await fc.assert(

@@ -39,7 +39,11 @@ export interface RawOptions {
 }
 
 /** Parses what is in `raw` so far; `complete` is false while more bytes are expected. */
-export function parseResponse(raw: Buffer, head: boolean, closed: boolean): { res: Omit<RawResponse, 'closed' | 'timedOut' | 'raw' | 'error' | 'head'>; complete: boolean } {
+export function parseResponse(
+  raw: Buffer,
+  head: boolean,
+  closed: boolean,
+): { res: Omit<RawResponse, 'closed' | 'timedOut' | 'raw' | 'error' | 'head'>; complete: boolean } {
   const none = { res: { status: 0, headers: {}, body: '', streaming: false }, complete: closed };
   const end = raw.indexOf('\r\n\r\n');
   if (end < 0) return none;
