@@ -12,6 +12,7 @@
  * a swarm worker holds a handful of histograms, not one per connection.
  */
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
+import { z } from 'zod';
 import { ExitCode, NotifyError } from '../errors.js';
 
 /** One hour in microseconds: the range allocated up front. Larger values still fit (the histogram grows). */
@@ -19,19 +20,25 @@ export const HIGHEST_TRACKABLE_US = 3_600_000_000;
 /** Values keep 3 significant decimal digits: exact below 2.048 ms, within 0.1% above. */
 export const SIGNIFICANT_DIGITS = 3;
 
-/** Percentiles of a duration histogram, all in milliseconds (3 decimals, i.e. microsecond resolution). */
-export interface DurationSummary {
+const ms = z.number().finite();
+
+/**
+ * Percentiles of a duration histogram, all in milliseconds (3 decimals, i.e. microsecond resolution): the schema
+ * result files are checked with, and the type derived from it.
+ */
+export const durationSummarySchema = z.object({
   /** Number of recorded values. */
-  count: number;
-  min: number;
-  p50: number;
-  p90: number;
-  p99: number;
+  count: ms,
+  min: ms,
+  p50: ms,
+  p90: ms,
+  p99: ms,
   /** 99.9th percentile. */
-  p999: number;
-  max: number;
-  mean: number;
-}
+  p999: ms,
+  max: ms,
+  mean: ms,
+});
+export type DurationSummary = z.infer<typeof durationSummarySchema>;
 
 /** The summary of a histogram with no values: all zeros, never NaN or Infinity. */
 export const EMPTY_DURATION_SUMMARY: Readonly<DurationSummary> = Object.freeze({

@@ -1,83 +1,94 @@
 /**
  * The figures of a swarm run, per transport and in total: the `summary` part of a `notify.result/1` file and the
  * input of threshold evaluation. Plain data (JSON-safe), so it crosses worker boundaries and lands in result files
- * as is. Definitions of every event figure: DESIGN.md "notify swarm measurement definitions" and src/swarm/audit.ts.
+ * as is. Declared once, as the zod schemas that check result files (src/report/result-file.ts); the types are
+ * derived from them. Definitions of every event figure: DESIGN.md "notify swarm measurement definitions" and
+ * src/swarm/audit.ts.
  */
-import { EMPTY_DURATION_SUMMARY, type DurationSummary } from './histogram.js';
+import { z } from 'zod';
+import { durationSummarySchema, EMPTY_DURATION_SUMMARY } from './histogram.js';
 
 /** Client transports of the swarm. */
 export type TransportName = 'sse' | 'ws' | 'poll';
 export const TRANSPORT_NAMES: readonly TransportName[] = ['sse', 'ws', 'poll'];
 
+const count = z.number().finite();
+
 /** Connection figures (counts). */
-export interface ConnectionCounts {
+export const connectionCountsSchema = z.object({
   /** Connections the run was asked to hold. */
-  target: number;
+  target: count,
   /** Most connections open at the same moment. */
-  peakOpen: number;
+  peakOpen: count,
   /** Connection attempts (first or re-) that did not reach an open stream. */
-  failed: number;
+  failed: count,
   /** Successful re-opens after a lost connection. */
-  reconnects: number;
-}
+  reconnects: count,
+});
+export type ConnectionCounts = z.infer<typeof connectionCountsSchema>;
 
 /** Delivery audit counts (probes). Summable across subscribers, workers and machines. */
-export interface EventCounts {
+export const eventCountsSchema = z.object({
   /** Probes the publisher sent during the publishing phase (the same figure in every transport summary). */
-  published: number;
+  published: count,
   /** Sum over subscribers of their expected sets. */
-  expected: number;
+  expected: count,
   /** Distinct expected probes received by the end of the drain. */
-  delivered: number;
+  delivered: count,
   /** expected - delivered. */
-  lost: number;
+  lost: count,
   /** Receipts of a probe already received. */
-  duplicated: number;
+  duplicated: count,
   /** Receipts of a new probe whose seq is below the highest already seen on that stream. */
-  outOfOrder: number;
+  outOfOrder: count,
   /** Probes missed live and received through replay after a reconnect (also counted in delivered). */
-  recovered: number;
+  recovered: count,
   /**
    * Receipts of a probe of a stream the subscriber must not receive (another user's `user:<id>`): a server that
-   * leaks one user's notifications to another. Never expected, never delivered; 0 on a correct server.
+   * leaks one user's notifications to another. Never expected, never delivered; 0 on a correct server. Absent in
+   * result files written before it was counted, read as 0.
    */
-  misrouted: number;
-}
+  misrouted: count.default(0),
+});
+export type EventCounts = z.infer<typeof eventCountsSchema>;
 
 /**
- * Every event figure as a fraction of `expected` (0..1; duplicatedRate and misroutedRate may exceed 1). One denominator for all, so
- * rates add up the way counts do: deliveredRate + lostRate = 1. All 0 when nothing was expected.
+ * Every event figure as a fraction of `expected` (0..1; duplicatedRate and misroutedRate may exceed 1). One
+ * denominator for all, so rates add up the way counts do: deliveredRate + lostRate = 1. All 0 when nothing was expected.
  */
-export interface EventRates {
-  deliveredRate: number;
-  lostRate: number;
-  duplicatedRate: number;
-  outOfOrderRate: number;
-  recoveredRate: number;
-  misroutedRate: number;
-}
+export const eventRatesSchema = z.object({
+  deliveredRate: count,
+  lostRate: count,
+  duplicatedRate: count,
+  outOfOrderRate: count,
+  recoveredRate: count,
+  misroutedRate: count.default(0),
+});
+export type EventRates = z.infer<typeof eventRatesSchema>;
 
 /** Summary of one transport's subscribers, or of all of them. */
-export interface TransportSummary {
-  connections: ConnectionCounts;
-  events: EventCounts & EventRates;
+export const transportSummarySchema = z.object({
+  connections: connectionCountsSchema,
+  events: eventCountsSchema.extend(eventRatesSchema.shape),
   /** Receive time - probe's intended send time, in ms. */
-  latency: DurationSummary;
+  latency: durationSummarySchema,
   /** Start of a connection attempt -> stream open, in ms. */
-  connect: DurationSummary;
+  connect: durationSummarySchema,
   /** Loss of a connection -> stream open again, in ms. */
-  reconnect: DurationSummary;
+  reconnect: durationSummarySchema,
   /** Delivered probes per second of the run (events/s). */
-  deliveredPerSec: number;
-  /** Failures by cause (e.g. `ECONNRESET`, `HTTP 503`, `WS 1006`): counts. */
-  errors: Record<string, number>;
-}
+  deliveredPerSec: count,
+  /** Failures by cause (e.g. `ECONNRESET`, `http-503`, `ws-1006`, `unparsable`, `no-answer`): counts. */
+  errors: z.record(z.string(), count),
+});
+export type TransportSummary = z.infer<typeof transportSummarySchema>;
 
 /** Per-transport summaries (only the transports the run used) and their total. */
-export interface RunSummary {
-  total: TransportSummary;
-  transports: Partial<Record<TransportName, TransportSummary>>;
-}
+export const runSummarySchema = z.object({
+  total: transportSummarySchema,
+  transports: z.object({ sse: transportSummarySchema.optional(), ws: transportSummarySchema.optional(), poll: transportSummarySchema.optional() }),
+});
+export type RunSummary = z.infer<typeof runSummarySchema>;
 
 const ratio = (n: number, d: number): number => (d > 0 ? n / d : 0);
 

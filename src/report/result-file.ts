@@ -5,25 +5,12 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ExitCode, NotifyError } from '../errors.js';
+import { durationSummarySchema as duration } from '../metrics/histogram.js';
+import { runSummarySchema } from '../metrics/summary.js';
 import { RESULT_SCHEMA, type ResultFile } from './result.js';
 
 const num = z.number().finite();
 const counts = z.record(z.string(), num);
-const duration = z.object({ count: num, min: num, p50: num, p90: num, p99: num, p999: num, max: num, mean: num });
-const transport = z.object({
-  connections: z.object({ target: num, peakOpen: num, failed: num, reconnects: num }),
-  events: z.object({
-    published: num, expected: num, delivered: num, lost: num, duplicated: num, outOfOrder: num, recovered: num,
-    deliveredRate: num, lostRate: num, duplicatedRate: num, outOfOrderRate: num, recoveredRate: num,
-    // Added after the first files were written: absent in those, which did not count it.
-    misrouted: num.default(0), misroutedRate: num.default(0),
-  }),
-  latency: duration,
-  connect: duration,
-  reconnect: duration,
-  deliveredPerSec: num,
-  errors: counts,
-});
 const encoded = z.object({ latency: z.string(), connect: z.string(), reconnect: z.string() });
 
 // Only what reports read is checked; everything else in the file is carried through untouched.
@@ -37,10 +24,8 @@ const resultSchema = z
     stoppedEarly: z.string().nullable().optional().transform((v) => v ?? null),
     target: z.object({ urls: z.array(z.string()), embedded: z.boolean() }).passthrough(),
     config: z.object({ thresholds: z.array(z.string()) }).passthrough(),
-    summary: z.object({
-      total: transport,
-      transports: z.object({ sse: transport.optional(), ws: transport.optional(), poll: transport.optional() }),
-    }),
+    // The run's figures: the same schema their types are derived from (src/metrics/summary.ts).
+    summary: runSummarySchema,
     histograms: z.object({ total: encoded, sse: encoded.optional(), ws: encoded.optional(), poll: encoded.optional() }),
     storms: z.array(
       z.object({ atMs: num, share: num, aborted: num, back: num, back99Ms: num.nullable(), back100Ms: num.nullable(), failures: counts }),
