@@ -201,6 +201,48 @@ describe('GET surfaces under fuzzed input', () => {
   });
 });
 
+// Issue 7: a head or a body that never finishes held the socket for Node's 60 s / 300 s, then got a bare 400.
+describe('requests that never finish', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({}, { headersTimeoutMs: 500, requestTimeoutMs: 1000 });
+  });
+  afterAll(runCleanup);
+
+  it('a stalled head and a stalled body are answered 408 with a JSON error within the timeouts, others are served meanwhile, nothing is stored', async () => {
+    const before = await Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s)));
+    const started = Date.now();
+    const stalled = Promise.all([
+      rawExchange(gw.port, Buffer.from('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: '), { timeoutMs: 5000 }),
+      rawExchange(
+        gw.port,
+        buildRequest(
+          'POST',
+          '/publish',
+          [
+            ['Content-Type', 'application/json'],
+            ['Content-Length', '100'],
+          ],
+          '{"user":"u1","notification":',
+        ),
+        { timeoutMs: 5000 },
+      ),
+    ]);
+    await expectAlive(gw.port, 'two stalled requests');
+    const [headOnly, bodyShort] = await stalled;
+    // requestTimeout plus Node's check interval (the gateway sets it to at most 1 s), plus slack for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(1000 + 1000 + 1500);
+    for (const [what, r] of [
+      ['stalled head', headOnly],
+      ['stalled body', bodyShort],
+    ] as const) {
+      expect(contractBreach(r), `${what}: ${r.raw.slice(0, 200)}`).toBeUndefined();
+      expect(r.status, what).toBe(408);
+    }
+    expect(await Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s)))).toEqual(before);
+  });
+});
+
 describe('JWT identities under fuzzed tokens', () => {
   const SECRET = 'fuzz-secret-fuzz-secret-fuzz-secret';
   const key = new TextEncoder().encode(SECRET);
