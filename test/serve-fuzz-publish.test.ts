@@ -385,3 +385,50 @@ describe('POST /publish under fuzzed input', () => {
     }
   });
 });
+
+describe('the publish key under fuzzed headers', () => {
+  const KEY = 'k3y-for-fuzzing';
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ publishKey: KEY });
+  });
+  afterAll(runCleanup);
+
+  it('only the exact key (X-Publish-Key or Bearer) publishes; any other value, length or byte is 401 JSON and stores nothing', async () => {
+    const printableAscii = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((n) => String.fromCharCode(n)), maxLength: 40 });
+    const value = fc.oneof(
+      fc.constant(KEY),
+      printableAscii,
+      fc.constantFrom(KEY.toUpperCase(), `${KEY} `, ` ${KEY}`, KEY.slice(0, -1), `${KEY}x`, `${KEY},${KEY}`, '', 'Bearer'),
+      // Bytes past ASCII, as latin1 on the wire: a different length once decoded must not throw in the comparison.
+      fc.string({ unit: fc.integer({ min: 0xa0, max: 0xff }).map((n) => String.fromCharCode(n)), minLength: 1, maxLength: KEY.length }),
+    );
+    const how = fc.constantFrom('x-publish-key', 'bearer', 'both', 'none');
+    const c = fc.tuple(value, how).map(([v, h]) => printable({ v, h }, (x) => `${x.h} ${JSON.stringify(x.v)}`));
+    await fc.assert(
+      fc.asyncProperty(c, async ({ v, h }) => {
+        const text = JSON.stringify({ user: 'u1', notification: { type: 'comment', title: 'keyed' } });
+        const headers: [string, string][] = [
+          ['Content-Type', 'application/json'],
+          ['Content-Length', String(Buffer.byteLength(text))],
+          ['Connection', 'close'],
+        ];
+        if (h === 'x-publish-key' || h === 'both') headers.push(['X-Publish-Key', v]);
+        if (h === 'bearer' || h === 'both') headers.push(['Authorization', `Bearer ${v}`]);
+        const before = await gw.broker.lastSeq('user:u1');
+        const r = await rawExchange(gw.port, buildRequest('POST', '/publish', headers, text), { timeoutMs: 3000 });
+        const what = `${h} ${JSON.stringify(v)}: ${r.raw.slice(0, 200)}`;
+        // Node trims header values, so a key with outer spaces arrives as the key.
+        const ok = h !== 'none' && v.trim() === KEY;
+        if (ok) expect(r.status, what).toBe(202);
+        else {
+          expect(contractBreach(r), what).toBeUndefined();
+          expect(r.status, what).toBe(401);
+          expect(await gw.broker.lastSeq('user:u1'), what).toBe(before);
+        }
+        await expectAlive(gw.port, what);
+      }),
+      fcParams(150),
+    );
+  });
+});
