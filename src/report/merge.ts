@@ -185,7 +185,7 @@ export function scenarioDifferences(files: NamedResult[]): string[] {
 export function mergeResults(files: NamedResult[]): ResultFile {
   if (files.length === 0) throw new NotifyError('E_USAGE', '--merge needs at least one result file', { exitCode: ExitCode.usage });
   const transports: RunSummary['transports'] = {};
-  const histograms: ResultFile['histograms'] = {};
+  const histograms: Partial<Record<TransportName, EncodedHistograms>> = {};
   for (const name of TRANSPORT_NAMES) {
     const parts = files
       .filter((f) => f.result.summary.transports[name])
@@ -196,7 +196,6 @@ export function mergeResults(files: NamedResult[]): ResultFile {
     histograms[name as TransportName] = m.histograms;
   }
   const total = mergeScope(files.map((f) => ({ file: f.file, name: 'total', summary: f.result.summary.total, histograms: f.result.histograms.total })));
-  histograms.total = total.histograms;
   const summary: RunSummary = { total: total.summary, transports };
 
   const exprs = [...new Set(files.flatMap((f) => f.result.config.thresholds))];
@@ -227,7 +226,7 @@ export function mergeResults(files: NamedResult[]): ResultFile {
     target: { urls: [...new Set(files.flatMap((f) => f.result.target.urls))], embedded: files.some((f) => f.result.target.embedded) },
     config: { ...first.config, conns: sum('conns'), users: sum('users'), thresholds: exprs },
     summary,
-    histograms,
+    histograms: { ...histograms, total: total.histograms },
     storms: mergeStorms(files),
     publisher,
     selfCheck: {

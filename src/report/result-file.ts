@@ -7,14 +7,18 @@ import { z } from 'zod';
 import { ExitCode, NotifyError } from '../errors.js';
 import { durationSummarySchema as duration } from '../metrics/histogram.js';
 import { runSummarySchema } from '../metrics/summary.js';
+import { runProblemSchema } from '../swarm/verdict.js';
 import { RESULT_SCHEMA, type ResultFile } from './result.js';
 
 const num = z.number().finite();
 const counts = z.record(z.string(), num);
 const encoded = z.object({ latency: z.string(), connect: z.string(), reconnect: z.string() });
 
-// Only what reports read is checked; everything else in the file is carried through untouched.
-const resultSchema = z
+/**
+ * The `notify.result/1` document: what `ResultFile` (result.ts) is derived from. Only what reports read is checked;
+ * everything else in the file is carried through untouched.
+ */
+export const resultSchema = z
   .object({
     schema: z.literal(RESULT_SCHEMA),
     tool: z.object({ name: z.string(), version: z.string() }).passthrough(),
@@ -44,11 +48,10 @@ const resultSchema = z
         .object({
           expr: z.string(), metric: z.string(), kind: z.enum(['time', 'rate', 'count', 'perSec']), op: z.enum(['<', '<=', '>', '>=', '==', '!=']),
           value: num, actual: num, ok: z.boolean(), transport: z.enum(['sse', 'ws', 'poll']).optional(), noData: z.string().optional(),
-        })
-        .passthrough(),
+        }),
     ),
     // Absent in files written before runs could fail this way.
-    problems: z.array(z.object({ code: z.enum(['no-connection', 'no-probe-accepted', 'worker-failed']), message: z.string() })).default([]),
+    problems: z.array(runProblemSchema).default([]),
     merged: z.object({ from: z.array(z.object({ file: z.string(), run: z.string(), startedAt: z.string(), conns: num })), notes: z.array(z.string()) }).optional(),
   })
   .passthrough();
@@ -77,7 +80,7 @@ export function parseResult(file: string, doc: unknown): ResultFile {
     const where = issue.path.length ? issue.path.join('.') : '(top level)';
     throw bad(file, `not a valid ${RESULT_SCHEMA} file: ${where}: ${issue.message}`, 'was the file edited or truncated?');
   }
-  return parsed.data as unknown as ResultFile;
+  return parsed.data;
 }
 
 /** Parses the text of a result file. @throws NotifyError E_RESULT_FILE (exit 2) when it is not JSON or not a result. */

@@ -1,46 +1,19 @@
 /** The result file, schema `notify.result/1` (DESIGN.md "Result file"): everything a report, merge or compare needs. */
-import type { DurationSummary } from '../metrics/histogram.js';
-import type { RunSummary, TransportName } from '../metrics/summary.js';
-import type { ThresholdResult } from '../metrics/thresholds.js';
-import type { EncodedHistograms, StormReport } from '../swarm/aggregate.js';
-import type { TimelinePoint } from '../swarm/live.js';
+import type { z } from 'zod';
 import type { SwarmOutcome } from '../swarm/run.js';
-import type { RunProblem } from '../swarm/verdict.js';
+import type { resultSchema } from './result-file.js';
 
 export const RESULT_SCHEMA = 'notify.result/1';
 
-export interface WorkerSelfCheck {
-  eldP99Ms: number;
-  eldMaxMs: number;
-  cpuMean: number;
-  cpuMax: number;
-  rssBytes: number;
-}
-
-/** A `notify.result/1` document as written by `notify swarm --out` and `notify report --merge --out`. */
-export interface ResultFile {
-  schema: typeof RESULT_SCHEMA;
-  tool: { name: string; version: string };
-  run: string;
-  startedAt: string;
-  endedAt: string;
-  stoppedEarly: string | null;
-  target: { urls: string[]; embedded: boolean };
-  /** The resolved swarm config, secrets masked; `thresholds` as the expressions given. */
-  config: { thresholds: string[]; [key: string]: unknown };
-  summary: RunSummary;
-  /** Encoded HDR histograms (compressed base64, microseconds) per transport and in total: what merges exactly. */
-  histograms: Partial<Record<TransportName | 'total', EncodedHistograms>>;
-  storms: StormReport[];
-  publisher: { sent: number; accepted: number; failures: Record<string, number>; ack: DurationSummary };
-  selfCheck: { workers: WorkerSelfCheck[]; saturated: boolean; warning?: string };
-  timeline: TimelinePoint[];
-  thresholds: ThresholdResult[];
-  /** Why the run is a runtime failure (exit 1): no connection opened, no probe accepted, a worker lost. */
-  problems: RunProblem[];
-  /** Set on a result made by `notify report --merge`: the files it was made from, and how each figure was combined. */
-  merged?: { from: { file: string; run: string; startedAt: string; conns: number }[]; notes: string[] };
-}
+/**
+ * A `notify.result/1` document as written by `notify swarm --out` and `notify report --merge --out`: the type of what
+ * the file schema (result-file.ts) accepts, so the two cannot drift. Beside `summary` (see metrics/summary.ts):
+ * `config` is the resolved swarm config with secrets masked and `thresholds` as the expressions given; `histograms`
+ * are encoded HDR histograms (compressed base64, microseconds) per transport and in total, what merges exactly;
+ * `problems` says why the run is a runtime failure (exit 1); `merged` is set on a result made by
+ * `notify report --merge`: the files it was made from, and how each figure was combined.
+ */
+export type ResultFile = z.output<typeof resultSchema>;
 
 export function buildResult(outcome: SwarmOutcome, version: string): ResultFile {
   const { config } = outcome;

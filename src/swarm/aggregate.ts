@@ -27,7 +27,8 @@ export interface StormReport {
 
 export interface Aggregate {
   summary: RunSummary;
-  histograms: Partial<Record<TransportName | 'total', EncodedHistograms>>;
+  /** Per transport the run used, and in total (always there). */
+  histograms: { total: EncodedHistograms } & Partial<Record<TransportName, EncodedHistograms>>;
   storms: StormReport[];
 }
 
@@ -37,7 +38,7 @@ function addErrors(into: Record<string, number>, from: Record<string, number>): 
 
 export function aggregate(results: WorkerResult[], published: number, publishingMs: number, storms: Storm[]): Aggregate {
   const transports: RunSummary['transports'] = {};
-  const histograms: Aggregate['histograms'] = {};
+  const histograms: Partial<Record<TransportName, EncodedHistograms>> = {};
   const totalH = { latency: createHistogram(), connect: createHistogram(), reconnect: createHistogram() };
   const totalTally = new AuditTally();
   const total: TransportSummary['connections'] = { target: 0, peakOpen: 0, failed: 0, reconnects: 0 };
@@ -92,8 +93,8 @@ export function aggregate(results: WorkerResult[], published: number, publishing
     },
     transports,
   };
-  histograms.total = { latency: totalH.latency.encode(), connect: totalH.connect.encode(), reconnect: totalH.reconnect.encode() };
-  return { summary, histograms, storms: storms.map((s, i) => stormReport(s, results.map((r) => r.storms[i]))) };
+  const totalEncoded = { latency: totalH.latency.encode(), connect: totalH.connect.encode(), reconnect: totalH.reconnect.encode() };
+  return { summary, histograms: { ...histograms, total: totalEncoded }, storms: storms.map((s, i) => stormReport(s, results.map((r) => r.storms[i]))) };
 }
 
 function stormReport(storm: Storm, parts: (WorkerResult['storms'][number] | undefined)[]): StormReport {

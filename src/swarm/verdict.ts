@@ -4,13 +4,15 @@
  * thresholds say: its figures describe a server that was not tested. Each problem is one sentence a person can act
  * on; they go to the result file (`problems`), the printed summary and every report.
  */
+import { z } from 'zod';
 import type { RunSummary } from '../metrics/summary.js';
 
 /** Why a run is a runtime failure. `code` is stable; `message` names the figures and what to check. */
-export interface RunProblem {
-  code: 'no-connection' | 'no-probe-accepted' | 'worker-failed';
-  message: string;
-}
+export const runProblemSchema = z.object({
+  code: z.enum(['no-connection', 'no-probe-accepted', 'worker-failed']),
+  message: z.string(),
+});
+export type RunProblem = z.infer<typeof runProblemSchema>;
 
 /** The publisher's figures a verdict needs. */
 export interface PublisherFigures {
