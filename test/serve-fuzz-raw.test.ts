@@ -18,6 +18,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from './helpers/cli.js';
 import { abbreviate, fcParams, printable, publishSentinel, spawnGateway, type SpawnedGateway } from './helpers/fuzz.js';
+import { http } from './helpers/http.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { contractBreach, rawExchange, type RawResponse } from './helpers/raw-http.js';
 import { openSse, type SseClient } from './helpers/sse-client.js';
@@ -409,4 +410,32 @@ describe('WebSocket frames', () => {
       fcParams(80, 10_000),
     );
   }, 30_000);
+});
+
+describe('read receipts from the wrong user', () => {
+  it("a WS read frame for u1's notification from u2 or from an anonymous socket marks nothing and tells u1 nothing", async () => {
+    if (exited) await restart();
+    const id = await publishSentinel(gw.url, 'u1', 'not yours');
+    await watcher.inbox.waitUntil(() => delivered().includes(id), `${id} on the watcher`);
+    mark = undefined;
+    await survives('foreign read receipts', async () => {
+      const readsBefore = watcher.inbox.items.filter((e) => e.type === 'read').length;
+      for (const target of ['/ws?user=u2', '/ws']) {
+        const { socket, closed } = await openRawWs(target);
+        socket.write(frame(1, Buffer.from(JSON.stringify({ type: 'read', id }))));
+        // The server's answer to the frame (an error frame, or nothing) is followed by this pong: then it has handled it.
+        const pong = new Promise<void>((resolve) => socket.on('data', (c: Buffer) => c.includes(0x8a) && resolve()));
+        socket.write(frame(9, Buffer.from('p')));
+        await Promise.race([pong, closed, new Promise((r) => setTimeout(r, 2000))]);
+        socket.destroy();
+      }
+      const list = await http<{ notifications?: { id: string; readAt?: string }[] } | { id: string; readAt?: string }[]>(`${gw.url}/notifications?user=u1`);
+      expect(list.status, list.text).toBe(200);
+      const items = Array.isArray(list.body) ? list.body : (list.body.notifications ?? []);
+      const mine = items.find((n) => n.id === id);
+      expect(mine, `${id} in GET /notifications?user=u1: ${list.text.slice(0, 300)}`).toBeDefined();
+      expect(mine!.readAt, `${id} was marked read by another user`).toBeUndefined();
+      expect(watcher.inbox.items.filter((e) => e.type === 'read').length, "read events on u1's stream").toBe(readsBefore);
+    });
+  });
 });
