@@ -239,7 +239,7 @@ describe('POST /publish under fuzzed input', () => {
       fc.asyncProperty(body, async (b) => {
         await check(post(b.text), b);
       }),
-      fcParams(200, 15_000),
+      fcParams(150, 10_000),
     );
   }, 40_000);
 
