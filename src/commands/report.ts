@@ -12,7 +12,7 @@ import { appendStepSummary, comparisonMarkdown, resultMarkdown } from '../report
 import { mergeResults, scenarioDifferences } from '../report/merge.js';
 import { readResultFile } from '../report/result-file.js';
 import type { ResultFile } from '../report/result.js';
-import { renderSummary } from '../report/summary-table.js';
+import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 
 export interface RawReportOptions {
   compare?: string;
@@ -101,15 +101,7 @@ Exit codes: 0 ok, 1 merged result that measured nothing (no connection opened, n
         result = await readResultFile(name);
         io.stderr.write(`${name}: run ${result.run}, ${result.startedAt} - ${result.endedAt}${result.stoppedEarly ? `, stopped early (${result.stoppedEarly})` : ''}\n`);
       }
-      io.stderr.write(
-        renderSummary(
-          {
-            summary: result.summary, storms: result.storms, thresholds: result.thresholds, selfCheckWarning: result.selfCheck.warning,
-            publisher: result.publisher, problems: result.problems,
-          },
-          io.color,
-        ),
-      );
+      io.stderr.write(renderSummary(summaryViewOf(result), io.color));
       // A merged run is judged like a run: measured nothing -> 1, thresholds crossed -> 99.
       let code: number = !config.merge ? ExitCode.ok : result.problems.length ? ExitCode.runtime : thresholdsPassed(result.thresholds) ? ExitCode.ok : ExitCode.thresholds;
       let markdown = resultMarkdown(result, config.merge ? `notify report: merged \`${result.run}\`` : undefined);

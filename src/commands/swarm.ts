@@ -7,7 +7,7 @@ import { writeArtifacts } from '../report/artifacts.js';
 import { appendStepSummary, resultMarkdown } from '../report/markdown.js';
 import { createProgressView } from '../report/progress.js';
 import { buildResult } from '../report/result.js';
-import { renderSummary } from '../report/summary-table.js';
+import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
 import { runSwarm } from '../swarm/run.js';
 import { VERSION } from '../version.js';
@@ -80,16 +80,7 @@ Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99
         });
         await view.finish(outcome.summary.total.events);
         const result = buildResult(outcome, VERSION);
-        io.stderr.write(
-          '\n' +
-            renderSummary(
-              {
-                summary: outcome.summary, storms: outcome.storms, thresholds: outcome.thresholds, selfCheckWarning: outcome.selfCheck.warning,
-                publisher: outcome.publisher, problems: outcome.problems,
-              },
-              io.color,
-            ),
-        );
+        io.stderr.write('\n' + renderSummary(summaryViewOf(result), io.color));
         await writeArtifacts(result, { out: config.out, html: raw.html, junit: raw.junit }, io);
         const summaryFile = await appendStepSummary(io.env, resultMarkdown(result));
         if (summaryFile) io.stderr.write(`job summary appended to ${summaryFile}\n`);

@@ -9,6 +9,7 @@ import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import type { ThresholdResult } from '../metrics/thresholds.js';
 import type { StormReport } from '../swarm/aggregate.js';
 import { formatCauses, type PublisherFigures, type RunProblem } from '../swarm/verdict.js';
+import type { ResultFile } from './result.js';
 
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)}s` : v >= 10 ? `${v.toFixed(0)}ms` : `${v.toFixed(2)}ms`);
 const pct = (v: number) => `${(v * 100).toFixed(v > 0 && v < 0.001 ? 4 : 2)}%`;
@@ -22,6 +23,14 @@ export interface SummaryView {
   durationS?: number;
   publisher?: PublisherFigures;
   problems?: readonly RunProblem[];
+}
+
+/** What the summary shows of a result: the same for a run that just ended and for `notify report`. */
+export function summaryViewOf(result: ResultFile): SummaryView {
+  return {
+    summary: result.summary, storms: result.storms, thresholds: result.thresholds, selfCheckWarning: result.selfCheck.warning,
+    publisher: result.publisher, problems: result.problems,
+  };
 }
 
 export function renderSummary(view: SummaryView, color: boolean): string {

@@ -13,7 +13,7 @@ import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoint } from './live.js';
 import type { MainToWorker, WorkerPlan, WorkerResult, WorkerToMain } from './messages.js';
 import { Publisher } from './publisher.js';
-import { runProblems, type RunProblem } from './verdict.js';
+import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
 
 const WORKER = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
@@ -211,18 +211,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     for (const child of workers) if (child.connected) child.send({ type: 'finish', sendTimes, refused } satisfies MainToWorker);
     await Promise.race([resultsIn, new Promise((r) => setTimeout(r, WORKER_RESULT_WAIT_MS).unref())]);
     // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
-    const workerProblems: RunProblem[] = [];
-    if (results.length < workerCount) {
-      const missing = Array.from({ length: workerCount }, (_, w) => w).filter((w) => !results.some((r) => r.index === w));
-      const held = missing.reduce((n, w) => n + Math.ceil((config.conns - w) / workerCount), 0);
-      workerProblems.push({
-        code: 'worker-failed',
-        message: `swarm worker${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${workerCount} sent no result (${fatal ?? `none within ${WORKER_RESULT_WAIT_MS / 1000}s`}): ` +
-          `the figures leave out their ${held} connections`,
-      });
-    } else if (fatal && !stopReason) {
-      workerProblems.push({ code: 'worker-failed', message: `a swarm worker failed: ${fatal}` });
-    }
+    const workerProblems = lostWorkers(workerCount, config.conns, results.map((r) => r.index), fatal ?? (results.length < workerCount ? `none within ${WORKER_RESULT_WAIT_MS / 1000}s` : undefined), stopReason !== undefined && !stopReason.startsWith('worker failed'));
 
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
     const agg = aggregate(results, pub.sent, publishingMs, config.storms);
