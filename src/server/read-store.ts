@@ -16,7 +16,7 @@ export class MemoryReadStore implements ReadStore {
 
   markRead(user: string, id: string, at: Date): string {
     let m = this.marks.get(user);
-    if (!m) this.marks.set(user, (m = new Map()));
+    if (!m) this.marks.set(user, (m = new Map<string, string>()));
     const existing = m.get(id);
     if (existing) return existing;
     const readAt = at.toISOString();

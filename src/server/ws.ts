@@ -1,5 +1,5 @@
 /** `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`. */
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import type { StreamEvent } from './brokers/broker.js';
 import { SLOW_CUT_GRACE_MS } from './sse.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
@@ -21,10 +21,10 @@ export class WsSubscriber extends Subscriber {
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => this.finish('client'));
     ws.on('error', () => this.finish('error'));
-    ws.on('message', (data, isBinary) => {
-      let msg: { type?: unknown; id?: unknown };
+    ws.on('message', (data: RawData, isBinary) => {
+      let msg: { type?: unknown; id?: unknown } | null;
       try {
-        msg = JSON.parse(isBinary ? '' : data.toString());
+        msg = JSON.parse(isBinary ? '' : frameText(data)) as { type?: unknown; id?: unknown } | null;
       } catch {
         this.sendError('E_JSON', 'frame is not valid JSON');
         return;
@@ -102,4 +102,9 @@ export class WsSubscriber extends Subscriber {
     // A peer that does not read will not read the close frame either.
     setTimeout(() => this.ws.terminate(), SLOW_CUT_GRACE_MS).unref();
   }
+}
+
+function frameText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8');
 }
