@@ -98,6 +98,9 @@ describe('ink dashboard in a fake terminal', () => {
     d.update(fixtureSnapshot({ selfCheck: { eldP99Ms: 180, cpu: 0.99, saturated: true } }));
     await until(() => plain(term.text()), /WARNING: the swarm client is saturated; latency includes client-side delay/);
     expect(plain(term.text())).toContain('event-loop p99 180ms  CPU 99%  SATURATED');
+    // Misrouted receipts are known at once, so they show live, before the drain's final audit.
+    d.update(fixtureSnapshot({ misrouted: 12 }));
+    await until(() => plain(term.text()), /audit +misrouted 12 so far \(another user's notifications\)/);
     expect(term.text()).toMatch(SGR);
     await d.finish();
   });
@@ -127,13 +130,13 @@ describe('progress view choice', () => {
     expect(view.kind).toBe('lines');
     view.onNote('started embedded notify serve at http://127.0.0.1:9');
     for (let i = 1; i <= 7; i++) view.onSnapshot(fixtureSnapshot({ elapsedMs: i * 1000 }));
-    view.onSnapshot(fixtureSnapshot({ phase: 'done', elapsedMs: 15_000 }));
+    view.onSnapshot(fixtureSnapshot({ phase: 'done', elapsedMs: 15_000, misrouted: 3 }));
     await view.finish();
     const lines = f.stderr().trimEnd().split('\n');
     expect(lines).toEqual([
       'started embedded notify serve at http://127.0.0.1:9',
       expect.stringMatching(/^\[publishing 5s\/15s\] open 987\/1000 connecting 4 reconnecting 9 failed 7 \| pub 50\/s recv 48000\/s \| p50 5\.3ms p99 95\.5ms max 131ms \| errors 4 \| storm1 back 471\/480$/),
-      expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000/),
+      expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000 .* \| errors 4 \| MISROUTED 3 \| storm1/),
     ]);
     expect(f.stderr()).not.toContain('\x1b');
   });

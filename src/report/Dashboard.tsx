@@ -117,7 +117,9 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
       <Row label="audit">
         {final
           ? (bad ? c.red : c.green)(`lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`)
-          : c.dim('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain')}
+          : s.misrouted
+            ? c.bold.red(`misrouted ${s.misrouted} so far (another user's notifications)`) + c.dim('  lost / duplicated / out-of-order / recovered: counted after the drain')
+            : c.dim('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain')}
       </Row>
       <Row label="reconnects">
         {`${n.reconnects}`}

@@ -29,6 +29,8 @@ export interface SwarmSnapshot {
   deliveredPerSec: number;
   published: number;
   delivered: number;
+  /** Receipts of another user's probes so far (a privacy leak of the server; the final audit counts the same). */
+  misrouted: number;
   /** Latency of the last second and of the run so far. */
   latencyLast: DurationSummary;
   latencyAll: DurationSummary;
@@ -50,6 +52,7 @@ export class LiveView {
   readonly errors: Record<string, number> = {};
   readonly timeline: TimelinePoint[] = [];
   delivered = 0;
+  misrouted = 0;
 
   constructor(
     private readonly target: number,
@@ -69,6 +72,7 @@ export class LiveView {
     this.second.add(tick.latency);
     this.receivedSecond += tick.received;
     this.delivered += tick.received;
+    this.misrouted += tick.misrouted;
     for (const [k, v] of Object.entries(tick.errors)) {
       this.errors[k] = (this.errors[k] ?? 0) + v;
       this.errorsSecond += v;
@@ -105,6 +109,7 @@ export class LiveView {
       deliveredPerSec: this.receivedSecond,
       published,
       delivered: this.delivered,
+      misrouted: this.misrouted,
       latencyLast: last,
       latencyAll: this.all.summary(),
       errors: { ...this.errors },

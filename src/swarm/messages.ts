@@ -47,6 +47,8 @@ export interface WorkerTick {
   reconnects: number;
   /** New probes received since the last tick. */
   received: number;
+  /** Receipts of another user's probes since the last tick (misrouted: known at once, unlike lost). */
+  misrouted: number;
   /** Latency of those probes (encoded histogram). */
   latency: string;
   /** Errors by cause since the last tick. */

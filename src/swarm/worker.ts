@@ -62,6 +62,7 @@ export class SwarmWorker implements TransportSink {
   /** The tick's latency over all transports, summed from theirs at each tick. */
   private readonly tickLatency: DurationHistogram = createHistogram();
   private received = 0;
+  private misrouted = 0;
   private tickErrors: Record<string, number> = {};
   private readonly eld = monitorEventLoopDelay({ resolution: 10 });
   private cpuPrev = process.cpuUsage();
@@ -172,6 +173,8 @@ export class SwarmWorker implements TransportSink {
       const ms = performance.timeOrigin + at - p.t;
       this.stats[this.kind[i]!]!.tickLatency.recordMs(ms);
       this.received++;
+    } else if (flags & Receipt.Misrouted) {
+      this.misrouted++;
     }
   }
 
@@ -294,6 +297,7 @@ export class SwarmWorker implements TransportSink {
       failed: this.stats.reduce((a, s) => a + s.failed, 0),
       reconnects: this.stats.reduce((a, s) => a + s.reconnects, 0),
       received: this.received,
+      misrouted: this.misrouted,
       latency: this.tickLatency.encode(),
       errors: this.tickErrors,
       stormsAborted: this.storms.map((s) => s.aborted),
@@ -303,6 +307,7 @@ export class SwarmWorker implements TransportSink {
       cpu: cpuShare,
     });
     this.received = 0;
+    this.misrouted = 0;
     this.tickLatency.reset();
     this.tickErrors = {};
   }

@@ -118,6 +118,7 @@ export function fixtureSnapshot(over: Partial<SwarmSnapshot> = {}): SwarmSnapsho
     deliveredPerSec: 48_000,
     published: 100,
     delivered: 78_000,
+    misrouted: 0,
     latencyLast: { count: 48_000, min: 0.8, p50: 5.25, p90: 17.5, p99: 95.5, p999: 120, max: 131, mean: 7 },
     latencyAll: { count: 78_000, min: 0.5, p50: 4.75, p90: 15.5, p99: 88.5, p999: 110, max: 131, mean: 6 },
     errors: { ECONNRESET: 3, 'HTTP 503': 1 },
