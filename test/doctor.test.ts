@@ -86,6 +86,24 @@ describe('planCapacity', () => {
     expect(plan.problems[0]).toContain('`ulimit -n 524288`');
   });
 
+  it('an embedded server must hold every subscriber and the publisher in one process: refused past that, whatever the workers', () => {
+    const hard = limits({ openFiles: { soft: 1024, hard: 1024 } });
+    // 1500 fits the swarm side with 2 workers, but not one server process at 924 connections.
+    expect(planCapacity(hard, 1500, { workers: 2 }).fits).toBe(true);
+    const refused = planCapacity(hard, 1500, { workers: 2, embeddedServer: true });
+    expect(refused.fits).toBe(false);
+    expect(refused.problems).toEqual([expect.stringContaining('the embedded notify serve is one process and holds at most 924 connections at ulimit -n 1024')]);
+    expect(refused.problems[0]).toContain('1500 subscribers and 32 publisher sockets need 1532');
+    expect(refused.problems[0]).toContain('pass each with --url');
+    expect(refused.problems[0]).not.toContain('ulimit -n 1024`');
+    // The subscribers plus the publisher's sockets: 892 + 32 = 924 fits, one more does not.
+    expect(planCapacity(hard, 892, { embeddedServer: true }).fits).toBe(true);
+    expect(planCapacity(hard, 893, { embeddedServer: true }).fits).toBe(false);
+    // A soft limit below the hard one: raising it is the first fix named.
+    const soft = planCapacity(limits({ openFiles: { soft: 1024, hard: 65_536 } }), 1500, { workers: 2, embeddedServer: true });
+    expect(soft.problems.join(' ')).toContain('raise the limit with `ulimit -n 65536` before running');
+  });
+
   it('needs source addresses past the ephemeral range', () => {
     const l = limits({ ephemeralPorts: { low: 32768, high: 60999 } });
     const plan = planCapacity(l, 100_000);

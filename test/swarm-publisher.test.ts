@@ -7,6 +7,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Publisher } from '../src/swarm/publisher.js';
+import { failedBeforeSending } from '../src/transports/codes.js';
 import { onCleanup, runCleanup } from './helpers/lifecycle.js';
 
 afterEach(runCleanup);
@@ -36,6 +37,23 @@ async function publishTen(url: string): Promise<Publisher> {
 }
 
 const allTen = Array.from({ length: 10 }, (_, i) => i + 1);
+
+describe('failedBeforeSending', () => {
+  it('is true only for failures before a connection exists (nothing was sent)', () => {
+    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']) {
+      expect(failedBeforeSending(Object.assign(new Error(code), { code })), code).toBe(true);
+    }
+    for (const code of ['ECONNRESET', 'EPIPE', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_ABORTED']) {
+      expect(failedBeforeSending(Object.assign(new Error(code), { code })), code).toBe(false);
+    }
+    // Happy eyeballs: every address refused, or one of them connected and then failed.
+    const refused = (code: string) => Object.assign(new Error(code), { code });
+    expect(failedBeforeSending(new AggregateError([refused('ECONNREFUSED'), refused('ENETUNREACH')]))).toBe(true);
+    expect(failedBeforeSending(new AggregateError([refused('ECONNREFUSED'), refused('ECONNRESET')]))).toBe(false);
+    expect(failedBeforeSending(new Error('no code'))).toBe(false);
+    expect(failedBeforeSending(undefined)).toBe(false);
+  });
+});
 
 describe('probes the server cannot have stored are owed to nobody', () => {
   it('ECONNREFUSED: every probe is refused (never reached a server), none stays expected', async () => {
