@@ -10,10 +10,6 @@ export interface Cursor {
 
 const CURSOR = /^([A-Za-z0-9_-]{1,64})\.(\d{1,15})\.(\d{1,15})$/;
 
-export function formatCursor(c: Cursor): string {
-  return `${c.epoch}.${c.user}.${c.broadcast}`;
-}
-
 /** Parses a cursor; returns undefined when the string is not one (the caller answers 400). */
 export function parseCursor(text: string): Cursor | undefined {
   const m = CURSOR.exec(text);

@@ -7,7 +7,6 @@ import type { ServerTransport } from './config.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly connections: Gauge<'transport'>;
   readonly connectionsOpened: Counter<'transport'>;
   readonly connectionsRejected: Counter<'reason'>;
   readonly published: Counter<'stream'>;
@@ -22,7 +21,7 @@ export class GatewayMetrics {
   constructor(openConnections: () => Record<ServerTransport, number>, bufferedBytes: () => number = () => 0) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'notify_' });
-    this.connections = new Gauge({
+    new Gauge({
       name: 'notify_connections',
       help: 'Live subscriber connections (held long-polls included)',
       labelNames: ['transport'],

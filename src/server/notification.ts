@@ -66,7 +66,6 @@ export const notificationInputSchema = z
     createdAt: z.string().datetime({ offset: true }).optional(),
   })
   .strict();
-export type NotificationInput = z.infer<typeof notificationInputSchema>;
 
 const userId = z
   .union([z.string(), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)])

@@ -4,7 +4,7 @@
  * same for every subscriber is encoded once per event; only the `id:` line (the cursor) differs per connection.
  * Before/after figures: BENCHMARKS.md.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { StreamEvent } from './brokers/broker.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
@@ -52,10 +52,6 @@ export class SseSubscriber extends Subscriber {
     // everything goes through res.
     if ((socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength) this.socket = socket;
     res.on('close', () => this.finish('client'));
-  }
-
-  static accepts(req: IncomingMessage): boolean {
-    return req.httpVersionMajor >= 1;
   }
 
   private write(data: string | Buffer): void {
