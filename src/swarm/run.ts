@@ -149,7 +149,8 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
             stop(`worker failed: ${msg.message}`);
           }
         });
-        child.on('exit', (code, signal) => {
+        // 'close', not 'exit': it comes after the IPC channel is drained, so a result sent just before exiting is in.
+        child.on('close', (code, signal) => {
           if (results.some((r) => r.index === w)) return;
           fatal ??= `worker ${w} exited with ${signal ?? `code ${code}`}`;
           stop(`worker failed: ${fatal}`);
