@@ -32,7 +32,7 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--reconnect <policy>', 'immediate, backoff (exponential, full jitter) or retry (the server\'s SSE retry:)', D.reconnect)
     .option('--backoff-base <duration>', 'first backoff step', D.backoffBase)
     .option('--backoff-cap <duration>', 'longest backoff', D.backoffCap)
-    .option('--threshold <expr>', 'fail (exit 99) unless this holds, e.g. \'p99<250ms\', \'lost==0\' (repeatable)', collect)
+    .option('--threshold <expr>', 'fail (exit 99) unless this holds, e.g. \'p99<250ms\', \'lost==0\', \'misrouted==0\' (repeatable; one with no data to measure fails)', collect)
     .option('--out <file>', 'write the result (notify.result/1 JSON) to this file, or - for stdout')
     .option('--html <file>', 'write a self-contained HTML report at the end of the run')
     .option('--junit <file>', 'write the thresholds as JUnit XML test cases at the end of the run')
@@ -57,7 +57,9 @@ Latency = receive time - the probe's intended send time (a late publisher shows 
 On a terminal a live dashboard shows the run (q or Ctrl-C stops early; the result is still written); with
 --no-dashboard, in CI, with TERM=dumb or when stderr is not a terminal: a plain status line every few seconds.
 With GITHUB_STEP_SUMMARY set, a Markdown summary is appended to that file.
-Exit codes: 0 ok, 1 runtime failure (e.g. server unreachable), 2 usage error, 99 thresholds crossed.`,
+Exit codes: 0 ok, 1 runtime failure (server unreachable, or a run that measured nothing: no connection opened, no
+probe accepted, a worker lost; the result is still written), 2 usage error (also: --conns that this machine or the
+embedded server cannot hold), 99 thresholds crossed.`,
     )
     .action(async (raw: RawSwarmOptions & { html?: string; junit?: string }) => {
       const config = resolveSwarmOptions(raw, io.env);
