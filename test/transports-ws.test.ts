@@ -32,7 +32,7 @@ async function fakeServer(
   await once(wss, 'listening', 'ws server');
   wss.on('connection', (ws, req) => {
     const s: Seen = { url: new URL(req.url!, 'http://x'), headers: req.headers, remoteAddress: req.socket.remoteAddress!, ws, received: [] };
-    ws.on('message', (d) => s.received.push(d.toString()));
+    ws.on('message', (d, isBinary) => s.received.push(isBinary ? '<binary>' : Buffer.isBuffer(d) ? d.toString('utf8') : '<not a Buffer>'));
     seen.push(s);
     onConnection(s);
   });

@@ -31,7 +31,7 @@ export interface DashboardProps {
   width: number;
   /** True when keypresses are read (stdin is a raw-mode TTY): `q` works; otherwise only Ctrl-C (SIGINT) does. */
   keys: boolean;
-  onStop(reason: string): void;
+  onStop: (reason: string) => void;
 }
 
 const LABEL = 13;
@@ -52,7 +52,7 @@ function Row({ label, children }: { label: string; children: ReactNode }) {
   );
 }
 
-function Keys({ onStop }: { onStop(reason: string): void }) {
+function Keys({ onStop }: { onStop: (reason: string) => void }) {
   const { isRawModeSupported } = useStdin();
   useInput(
     (input, key) => {

@@ -24,12 +24,12 @@ export interface DashboardOptions {
 }
 
 export interface DashboardController {
-  update(snapshot: SwarmSnapshot): void;
-  note(line: string): void;
+  update: (snapshot: SwarmSnapshot) => void;
+  note: (line: string) => void;
   /** Resolves with a reason when the user presses `q` or Ctrl-C. */
   readonly stopRequested: Promise<string>;
   /** Draws the last frame (with the final audit figures when given), unmounts and restores the terminal. */
-  finish(final?: FinalFigures): Promise<void>;
+  finish: (final?: FinalFigures) => Promise<void>;
 }
 
 export function startDashboard(options: DashboardOptions): DashboardController {

@@ -15,12 +15,12 @@ import { statusLine } from './status-line.js';
 
 export interface ProgressView {
   readonly kind: 'dashboard' | 'lines';
-  onSnapshot(snapshot: SwarmSnapshot): void;
-  onNote(line: string): void;
+  onSnapshot: (snapshot: SwarmSnapshot) => void;
+  onNote: (line: string) => void;
   /** Resolves when the user asks the view to stop (q / Ctrl-C in the dashboard); never for plain lines. */
   readonly stopRequested: Promise<string>;
   /** Ends the view (the dashboard keeps its last frame, with the final audit figures when given). */
-  finish(final?: FinalFigures): Promise<void>;
+  finish: (final?: FinalFigures) => Promise<void>;
 }
 
 export interface ProgressOptions {

@@ -23,9 +23,9 @@ const WORKER_RESULT_WAIT_MS = 30_000;
 
 export interface RunHooks {
   /** Called about once a second with the live snapshot. */
-  onSnapshot?(snap: SwarmSnapshot): void;
+  onSnapshot?: (snap: SwarmSnapshot) => void;
   /** Progress messages worth a line (start, storms, early stop). */
-  onNote?(line: string): void;
+  onNote?: (line: string) => void;
   /** Resolves when the user asks to stop early (Ctrl-C, `q`). */
   stopSignal?: Promise<string>;
 }
@@ -119,7 +119,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       note(`stopping early: ${why}`);
       wakeStop();
     };
-    hooks.stopSignal?.then(stop);
+    void hooks.stopSignal?.then(stop);
     let ramped = 0;
     let wakeRamped: () => void = () => {};
     const rampDone = new Promise<void>((r) => (wakeRamped = r));

@@ -82,8 +82,8 @@ export class SwarmWorker implements TransportSink {
     this.firstSettled = new Uint8Array(n);
     this.failures = new Uint16Array(n);
     this.stormOf = new Int16Array(n).fill(-1);
-    this.audits = new Array(n);
-    this.targets = new Array(n);
+    this.audits = new Array<SubscriberAudit | undefined>(n);
+    this.targets = new Array<SubscribeTarget | undefined>(n);
     this.kind = Uint8Array.from(plan.transports);
     for (let i = plan.index; i < n; i += plan.workers) this.mine.push(i);
   }
@@ -327,7 +327,7 @@ export class SwarmWorker implements TransportSink {
     const log = publishLogFromTimes(new Map(Object.entries(sendTimes)), new Map(Object.entries(refused)));
     const tallies = [new AuditTally(), new AuditTally(), new AuditTally()];
     for (const i of this.mine) tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
-    await Promise.all(this.transports.map((t) => t?.dispose()));
+    await Promise.all(this.transports.filter((t) => t !== undefined).map((t) => t.dispose()));
     this.eld.disable();
     const transports: WorkerResult['transports'] = {};
     this.stats.forEach((s, k) => {
