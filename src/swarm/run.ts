@@ -2,20 +2,18 @@
  * One swarm run, end to end: check the machine can hold it, start the embedded server if no --url, fork workers,
  * ramp, publish on schedule, fire storms, drain, collect every worker's audit and histograms, and build the result.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { NotifyError, ExitCode } from '../errors.js';
 import { planCapacity, readLimits } from '../util/limits.js';
 import { evaluateThresholds, type ThresholdResult } from '../metrics/thresholds.js';
 import { aggregate, type Aggregate } from './aggregate.js';
 import { assignTransports, type SwarmConfig } from './config.js';
 import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
+import { WorkerFleet } from './fleet.js';
 import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoint } from './live.js';
-import type { MainToWorker, WorkerPlan, WorkerResult, WorkerToMain } from './messages.js';
+import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
 import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
 
-const WORKER = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
 const RAMP_SETTLE_MAX_MS = 10_000;
 /** How long the main process waits for every worker's final result after asking for it. */
@@ -83,10 +81,22 @@ async function preflight(url: string): Promise<void> {
   }
 }
 
+/** The workers' self-check, and a warning when one of them was too busy to time receipts well. */
+function selfCheckOf(results: readonly WorkerResult[]): SwarmOutcome['selfCheck'] {
+  const workers = results.map((r) => r.selfCheck);
+  const worstEld = Math.max(0, ...workers.map((s) => s.eldP99Ms));
+  const worstCpu = Math.max(0, ...workers.map((s) => s.cpuMax));
+  const saturated = worstEld > SATURATION.eldP99Ms || worstCpu > SATURATION.cpu;
+  const warning = saturated
+    ? `the swarm client was saturated (event-loop delay p99 ${worstEld.toFixed(1)} ms, CPU ${(worstCpu * 100).toFixed(0)}% of a core): latency figures include client-side delay; use more --workers or fewer --conns`
+    : undefined;
+  return { workers, saturated, warning };
+}
+
 export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promise<SwarmOutcome> {
   const note = hooks.onNote ?? (() => {});
   let embedded: EmbeddedServer | undefined;
-  const workers: ChildProcess[] = [];
+  let fleet: WorkerFleet | undefined;
   let publisher: Publisher | undefined;
   try {
     let urls = config.urls;
@@ -108,8 +118,6 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const transports = Array.from(assignTransports(config.mix, config.conns));
 
     const live = new LiveView(config.conns, config.storms);
-    const results: WorkerResult[] = [];
-    let fatal: string | undefined;
     let stopReason: string | undefined;
     let wakeStop: () => void = () => {};
     const stopped = new Promise<void>((r) => (wakeStop = r));
@@ -120,50 +128,20 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       wakeStop();
     };
     void hooks.stopSignal?.then(stop);
-    let ramped = 0;
-    let wakeRamped: () => void = () => {};
-    const rampDone = new Promise<void>((r) => (wakeRamped = r));
 
-    const resultsIn = new Promise<void>((resolve) => {
-      // Every worker either sends its result or exits without one; the wait ends when all have done one or the other.
-      const done = new Set<number>();
-      const settle = (w: number) => {
-        done.add(w);
-        if (done.size === workerCount) resolve();
-      };
-      for (let w = 0; w < workerCount; w++) {
-        const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        workers.push(child);
-        child.on('message', (msg: WorkerToMain) => {
-          if (msg.type === 'tick') {
-            live.onTick(msg);
-            const failed = live.failed();
-            if (config.bailout > 0 && failed >= config.bailout) stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
-          } else if (msg.type === 'ramped') {
-            if (++ramped === workerCount) wakeRamped();
-          } else if (msg.type === 'result') {
-            results.push(msg);
-            settle(w);
-          } else if (msg.type === 'fatal') {
-            fatal = msg.message;
-            stop(`worker failed: ${msg.message}`);
-          }
-        });
-        // 'close', not 'exit': it comes after the IPC channel is drained, so a result sent just before exiting is in.
-        child.on('close', (code, signal) => {
-          if (results.some((r) => r.index === w)) return;
-          fatal ??= `worker ${w} exited with ${signal ?? `code ${code}`}`;
-          stop(`worker failed: ${fatal}`);
-          settle(w);
-        });
-        const plan: WorkerPlan = {
-          run: config.run, index: w, workers: workerCount, conns: config.conns, users: config.users, userPrefix: config.userPrefix,
-          urls, transports, localAddresses, startAt: t0, rampMs: config.rampMs, reconnect: config.reconnect,
-          backoffBaseMs: config.backoffBaseMs, backoffCapMs: config.backoffCapMs, pollTimeoutS: config.pollTimeoutS, jwtSecret: config.jwtSecret,
-        };
-        child.send({ type: 'start', plan } satisfies MainToWorker);
-      }
-    });
+    const plans = Array.from({ length: workerCount }, (_, w): WorkerPlan => ({
+      run: config.run, index: w, workers: workerCount, conns: config.conns, users: config.users, userPrefix: config.userPrefix,
+      urls, transports, localAddresses, startAt: t0, rampMs: config.rampMs, reconnect: config.reconnect,
+      backoffBaseMs: config.backoffBaseMs, backoffCapMs: config.backoffCapMs, pollTimeoutS: config.pollTimeoutS, jwtSecret: config.jwtSecret,
+    }));
+    const workers = (fleet = new WorkerFleet(plans, {
+      tick: (msg) => {
+        live.onTick(msg);
+        const failed = live.failed();
+        if (config.bailout > 0 && failed >= config.bailout) stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
+      },
+      failed: (why) => stop(`worker failed: ${why}`),
+    }));
 
     publisher = new Publisher({ run: config.run, urls: config.publishTo === 'each' ? urls : [urls[0]!], publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix });
     const pub = publisher;
@@ -176,7 +154,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const stormTimers = config.storms.map((s, index) =>
       setTimeout(() => {
         note(`storm ${index + 1}: aborting ${Math.round(s.share * 100)}% of open connections`);
-        for (const child of workers) child.send({ type: 'storm', index, share: s.share } satisfies MainToWorker);
+        workers.send({ type: 'storm', index, share: s.share });
       }, Math.max(0, t0 + s.atMs - Date.now())),
     );
 
@@ -191,7 +169,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     // Publishing starts when the ramp is over: every connection's first attempt has opened or failed. The last
     // connections are due just before the planned start; publishing without them would give them a partial
     // expected set and the first probes a partial audience.
-    await sleepUntil(publishStart + RAMP_SETTLE_MAX_MS, rampDone);
+    await sleepUntil(publishStart + RAMP_SETTLE_MAX_MS, workers.rampDone);
     const lateBy = Date.now() - publishStart;
     if (lateBy > 0) {
       publishStart += lateBy;
@@ -207,19 +185,13 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     for (const t of stormTimers) clearTimeout(t);
     await pub.close(2000);
 
-    const sendTimes = pub.sendTimesJson();
-    const refused = pub.refusedJson();
-    for (const child of workers) if (child.connected) child.send({ type: 'finish', sendTimes, refused } satisfies MainToWorker);
-    await Promise.race([resultsIn, new Promise((r) => setTimeout(r, WORKER_RESULT_WAIT_MS).unref())]);
+    const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS);
     // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
-    const workerProblems = lostWorkers(workerCount, config.conns, results.map((r) => r.index), fatal ?? (results.length < workerCount ? `none within ${WORKER_RESULT_WAIT_MS / 1000}s` : undefined), stopReason !== undefined && !stopReason.startsWith('worker failed'));
+    const why = workers.fatal ?? (results.length < workerCount ? `none within ${WORKER_RESULT_WAIT_MS / 1000}s` : undefined);
+    const workerProblems = lostWorkers(workerCount, config.conns, results.map((r) => r.index), why, stopReason !== undefined && !stopReason.startsWith('worker failed'));
 
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
     const agg = aggregate(results, pub.sent, publishingMs, config.storms);
-    const selfChecks = results.map((r) => r.selfCheck);
-    const worstEld = Math.max(0, ...selfChecks.map((s) => s.eldP99Ms));
-    const worstCpu = Math.max(0, ...selfChecks.map((s) => s.cpuMax));
-    const saturated = worstEld > SATURATION.eldP99Ms || worstCpu > SATURATION.cpu;
     hooks.onSnapshot?.(live.snapshot('done', Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
     return {
       ...agg,
@@ -230,20 +202,14 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       endedAt: new Date().toISOString(),
       timeline: live.timeline,
       publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
-      selfCheck: {
-        workers: selfChecks,
-        saturated,
-        warning: saturated
-          ? `the swarm client was saturated (event-loop delay p99 ${worstEld.toFixed(1)} ms, CPU ${(worstCpu * 100).toFixed(0)}% of a core): latency figures include client-side delay; use more --workers or fewer --conns`
-          : undefined,
-      },
+      selfCheck: selfCheckOf(results),
       thresholds: evaluateThresholds(config.thresholds, agg.summary),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: stopReason,
     };
   } finally {
     await publisher?.close(0).catch(() => {});
-    for (const child of workers) if (child.exitCode === null) child.kill();
+    fleet?.kill();
     await embedded?.stop();
   }
 }
