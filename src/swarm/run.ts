@@ -81,6 +81,44 @@ async function preflight(url: string): Promise<void> {
   }
 }
 
+/** An early stop (Ctrl-C, q, --bailout, a worker lost): the first reason given wins, and `stopped` resolves then. */
+class EarlyStop {
+  reason: string | undefined;
+  readonly stopped: Promise<void>;
+  private wake: () => void = () => {};
+
+  constructor(private readonly note: (line: string) => void) {
+    this.stopped = new Promise<void>((r) => (this.wake = r));
+  }
+
+  readonly stop = (why: string): void => {
+    if (this.reason) return;
+    this.reason = why;
+    this.note(`stopping early: ${why}`);
+    this.wake();
+  };
+
+  /**
+   * Wakes at `at`, on an early stop, or when `orUntil` settles; the timer is cleared either way, since a pending one
+   * would hold the process open after the run.
+   */
+  readonly sleepUntil = (at: number, orUntil?: Promise<void>): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const slept = new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, at - Date.now()))));
+    return Promise.race(orUntil ? [this.stopped, slept, orUntil] : [this.stopped, slept]).finally(() => clearTimeout(timer));
+  };
+}
+
+/** Fires each storm at its time from the run start `t0`; the timers are cleared by the caller when the run ends. */
+function scheduleStorms(storms: SwarmConfig['storms'], t0: number, workers: WorkerFleet, note: (line: string) => void): NodeJS.Timeout[] {
+  return storms.map((s, index) =>
+    setTimeout(() => {
+      note(`storm ${index + 1}: aborting ${Math.round(s.share * 100)}% of open connections`);
+      workers.send({ type: 'storm', index, share: s.share });
+    }, Math.max(0, t0 + s.atMs - Date.now())),
+  );
+}
+
 /** The workers' self-check, and a warning when one of them was too busy to time receipts well. */
 function selfCheckOf(results: readonly WorkerResult[]): SwarmOutcome['selfCheck'] {
   const workers = results.map((r) => r.selfCheck);
@@ -93,41 +131,47 @@ function selfCheckOf(results: readonly WorkerResult[]): SwarmOutcome['selfCheck'
   return { workers, saturated, warning };
 }
 
+/**
+ * The servers of the run, each answering: the --url ones, or a notify serve started for it (handed to `started` at
+ * once, so that it is stopped whatever happens next). Before anything starts, a run that cannot fit (its own server
+ * included) is refused rather than begun and lost.
+ */
+async function prepare(
+  config: SwarmConfig,
+  note: (line: string) => void,
+  started: (server: EmbeddedServer) => void,
+): Promise<{ urls: string[]; workers: number; localAddresses: string[] }> {
+  let urls = config.urls;
+  const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
+  const plan = planWorkers(config, loopback, urls.length === 0);
+  if (urls.length === 0) {
+    const embedded = await startEmbeddedServer();
+    started(embedded);
+    urls = [embedded.url];
+    note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
+  }
+  await Promise.all(urls.map(preflight));
+  return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
+}
+
 export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promise<SwarmOutcome> {
   const note = hooks.onNote ?? (() => {});
   let embedded: EmbeddedServer | undefined;
   let fleet: WorkerFleet | undefined;
   let publisher: Publisher | undefined;
   try {
-    let urls = config.urls;
-    const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
-    // Before anything starts: a run that cannot fit (its own server included) is refused, not begun and lost.
-    const { workers: workerCount, localAddresses } = planWorkers(config, loopback, urls.length === 0);
-    if (urls.length === 0) {
-      embedded = await startEmbeddedServer();
-      urls = [embedded.url];
-      note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
-    }
-    await Promise.all(urls.map(preflight));
+    const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e));
     const startedAt = new Date();
     const t0 = Date.now() + 300;
     // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
     let publishStart = t0 + config.rampMs;
     let publishEnd = publishStart + config.durationMs;
     let totalMs = config.rampMs + config.durationMs + config.drainMs;
-    const transports = Array.from(assignTransports(config.mix, config.conns));
 
     const live = new LiveView(config.conns, config.storms);
-    let stopReason: string | undefined;
-    let wakeStop: () => void = () => {};
-    const stopped = new Promise<void>((r) => (wakeStop = r));
-    const stop = (why: string) => {
-      if (stopReason) return;
-      stopReason = why;
-      note(`stopping early: ${why}`);
-      wakeStop();
-    };
-    void hooks.stopSignal?.then(stop);
+    const transports = Array.from(assignTransports(config.mix, config.conns));
+    const early = new EarlyStop(note);
+    void hooks.stopSignal?.then(early.stop);
 
     const plans = Array.from({ length: workerCount }, (_, w): WorkerPlan => ({
       run: config.run, index: w, workers: workerCount, conns: config.conns, users: config.users, userPrefix: config.userPrefix,
@@ -138,33 +182,19 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       tick: (msg) => {
         live.onTick(msg);
         const failed = live.failed();
-        if (config.bailout > 0 && failed >= config.bailout) stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
+        if (config.bailout > 0 && failed >= config.bailout) early.stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
       },
-      failed: (why) => stop(`worker failed: ${why}`),
+      failed: (why) => early.stop(`worker failed: ${why}`),
     }));
 
-    publisher = new Publisher({ run: config.run, urls: config.publishTo === 'each' ? urls : [urls[0]!], publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix });
-    const pub = publisher;
-    let phase: Phase = 'ramp';
-    const phaseAt = (now: number): Phase => (stopReason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
-    const snapTimer = setInterval(() => {
-      phase = phaseAt(Date.now());
-      hooks.onSnapshot?.(live.snapshot(phase, Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
-    }, 1000);
-    const stormTimers = config.storms.map((s, index) =>
-      setTimeout(() => {
-        note(`storm ${index + 1}: aborting ${Math.round(s.share * 100)}% of open connections`);
-        workers.send({ type: 'storm', index, share: s.share });
-      }, Math.max(0, t0 + s.atMs - Date.now())),
-    );
+    const pub = (publisher = new Publisher({
+      run: config.run, urls: config.publishTo === 'each' ? urls : [urls[0]!], publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix,
+    }));
+    const phaseAt = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
+    const snapTimer = setInterval(() => hooks.onSnapshot?.(live.snapshot(phaseAt(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent())), 1000);
+    const stormTimers = scheduleStorms(config.storms, t0, workers, note);
 
-    // Wakes at `at`, on an early stop, or when `orUntil` settles; the timer is cleared either way, since a pending
-    // one would hold the process open after the run.
-    const sleepUntil = (at: number, orUntil?: Promise<void>) => {
-      let timer: NodeJS.Timeout | undefined;
-      const slept = new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, at - Date.now()))));
-      return Promise.race(orUntil ? [stopped, slept, orUntil] : [stopped, slept]).finally(() => clearTimeout(timer));
-    };
+    const sleepUntil = early.sleepUntil;
     await sleepUntil(publishStart);
     // Publishing starts when the ramp is over: every connection's first attempt has opened or failed. The last
     // connections are due just before the planned start; publishing without them would give them a partial
@@ -177,18 +207,18 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       totalMs += lateBy;
       if (lateBy >= 100) note(`publishing starts ${lateBy} ms after the ramp: waited for the last connection attempts`);
     }
-    if (!stopReason) await Promise.race([stopped, pub.run(publishStart, config.durationMs)]);
+    if (!early.reason) await Promise.race([early.stopped, pub.run(publishStart, config.durationMs)]);
     pub.stop();
     const publishedUntil = Date.now();
-    await sleepUntil(stopReason ? Date.now() + 1000 : publishEnd + config.drainMs);
+    await sleepUntil(early.reason ? Date.now() + 1000 : publishEnd + config.drainMs);
     clearInterval(snapTimer);
     for (const t of stormTimers) clearTimeout(t);
     await pub.close(2000);
 
     const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS);
     // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
-    const why = workers.fatal ?? (results.length < workerCount ? `none within ${WORKER_RESULT_WAIT_MS / 1000}s` : undefined);
-    const workerProblems = lostWorkers(workerCount, config.conns, results.map((r) => r.index), why, stopReason !== undefined && !stopReason.startsWith('worker failed'));
+    const stoppingAnyway = early.reason !== undefined && !early.reason.startsWith('worker failed');
+    const workerProblems = lostWorkers(workerCount, config.conns, results.map((r) => r.index), workers.fatal, stoppingAnyway);
 
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
     const agg = aggregate(results, pub.sent, publishingMs, config.storms);
@@ -205,7 +235,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       selfCheck: selfCheckOf(results),
       thresholds: evaluateThresholds(config.thresholds, agg.summary),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
-      stoppedEarly: stopReason,
+      stoppedEarly: early.reason,
     };
   } finally {
     await publisher?.close(0).catch(() => {});

@@ -45,7 +45,8 @@ export function lostWorkers(workers: number, conns: number, reported: readonly n
   if (missing.length === 0) return fatal && !stopping ? [{ code: 'worker-failed', message: `a swarm worker failed: ${fatal}` }] : [];
   const held = missing.reduce((n, w) => n + Math.ceil((conns - w) / workers), 0);
   const which = `swarm worker${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${workers}`;
-  return [{ code: 'worker-failed', message: `${which} sent no result (${fatal ?? 'none in time'}): the figures leave out their ${held} connections` }];
+  const why = fatal ?? 'none came in time';
+  return [{ code: 'worker-failed', message: `${which} sent no result (${why}): the figures leave out their ${held} connections` }];
 }
 
 /** The problems the figures show (none for a run that measured something). */
