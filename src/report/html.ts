@@ -121,6 +121,22 @@ function selfCheckSection(result: ResultFile): string {
   return table(['', 'event-loop delay p99', 'max', 'CPU mean', 'CPU max', 'RSS'], rows);
 }
 
+/** The report's own look, next to uPlot's stylesheet. */
+const PAGE_CSS = `
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #111827; margin: 0; padding: 24px; max-width: 1180px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #e5e7eb; padding-bottom: 4px; } h3 { font-size: 15px; margin: 16px 0 6px; }
+.muted { color: #6b7280; } code { font-family: ui-monospace, monospace; font-size: 13px; }
+table { border-collapse: collapse; margin: 4px 0 12px; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #e5e7eb; padding: 4px 8px; text-align: right; } thead th { background: #f9fafb; } tbody th { text-align: left; font-weight: 600; }
+table.config td { text-align: left; font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; }
+.card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; min-width: 140px; }
+.card .label { color: #6b7280; font-size: 12px; } .card .value { font-size: 20px; font-weight: 600; } .card .sub { color: #6b7280; font-size: 12px; }
+.verdict { padding: 8px 12px; border-radius: 6px; font-weight: 600; } .pass { background: #dcfce7; color: #166534; } .fail { background: #fee2e2; color: #991b1b; }
+.warning { background: #fef3c7; color: #92400e; padding: 8px 12px; border-radius: 6px; }
+.chart { margin: 8px 0 20px; min-height: 40px; } .chart.empty { color: #6b7280; border: 1px dashed #d1d5db; padding: 16px; }
+`;
+
 /** The whole report as one HTML document. */
 export function renderHtml(result: ResultFile, title = `notify swarm ${result.run}`): string {
   const assets = uplot();
@@ -152,20 +168,7 @@ export function renderHtml(result: ResultFile, title = `notify swarm ${result.ru
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <style>${assets.css}</style>
-<style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #111827; margin: 0; padding: 24px; max-width: 1180px; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #e5e7eb; padding-bottom: 4px; } h3 { font-size: 15px; margin: 16px 0 6px; }
-.muted { color: #6b7280; } code { font-family: ui-monospace, monospace; font-size: 13px; }
-table { border-collapse: collapse; margin: 4px 0 12px; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #e5e7eb; padding: 4px 8px; text-align: right; } thead th { background: #f9fafb; } tbody th { text-align: left; font-weight: 600; }
-table.config td { text-align: left; font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
-.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; }
-.card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; min-width: 140px; }
-.card .label { color: #6b7280; font-size: 12px; } .card .value { font-size: 20px; font-weight: 600; } .card .sub { color: #6b7280; font-size: 12px; }
-.verdict { padding: 8px 12px; border-radius: 6px; font-weight: 600; } .pass { background: #dcfce7; color: #166534; } .fail { background: #fee2e2; color: #991b1b; }
-.warning { background: #fef3c7; color: #92400e; padding: 8px 12px; border-radius: 6px; }
-.chart { margin: 8px 0 20px; min-height: 40px; } .chart.empty { color: #6b7280; border: 1px dashed #d1d5db; padding: 16px; }
-</style>
+<style>${PAGE_CSS}</style>
 </head>
 <body>
 <h1>${escapeHtml(title)}</h1>
