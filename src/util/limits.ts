@@ -240,6 +240,30 @@ export interface LimitCheck {
 
 const MIN_NODE = [20, 18] as const;
 
+/** The doctor's lines for `ulimit -n`: the limit itself and the connections one process can hold under it. */
+function openFilesRows(limits: SystemLimits, unknown: (check: string, path: string, how: string) => LimitCheck): LimitCheck[] {
+  const out: LimitCheck[] = [];
+  const perProcess = connectionsPerProcess(limits);
+  if (!limits.openFiles || perProcess === undefined) {
+    out.push(unknown('Open files (ulimit -n)', '/proc/self/limits', '`ulimit -Sn` and `ulimit -Hn`'));
+  } else {
+    const { soft, hard } = limits.openFiles;
+    const raiseHard = 'beyond it: LimitNOFILE= (systemd), /etc/security/limits.conf, or docker run --ulimit nofile=N:N';
+    out.push({
+      check: 'Open files (ulimit -n)', value: `soft ${soft}, hard ${hard}`,
+      verdict: soft >= 100_000 ? 'ok' : soft < hard ? 'warn' : 'limit',
+      advice: soft < hard
+        ? `raise the soft limit to the hard one with \`ulimit -n ${hard}\` in the shell that runs notify; ${raiseHard}`
+        : `\`ulimit -n\` is a hard limit here: use several worker processes (--workers); ${raiseHard}`,
+    });
+    out.push({
+      check: 'Connections per process', value: String(perProcess), verdict: soft >= 100_000 ? 'ok' : 'limit',
+      advice: `soft limit minus ${FD_RESERVE} reserved descriptors; a swarm worker or one notify serve holds at most this`,
+    });
+  }
+  return out;
+}
+
 /** The doctor's lines for these limits; `addresses` is the source-address count shown in the spread line. */
 export function checkLimits(limits: SystemLimits, addresses = 8): LimitCheck[] {
   const rows: LimitCheck[] = [];
@@ -266,23 +290,7 @@ export function checkLimits(limits: SystemLimits, addresses = 8): LimitCheck[] {
   });
 
   const perProcess = connectionsPerProcess(limits);
-  if (!limits.openFiles || perProcess === undefined) {
-    rows.push(unknown('Open files (ulimit -n)', '/proc/self/limits', '`ulimit -Sn` and `ulimit -Hn`'));
-  } else {
-    const { soft, hard } = limits.openFiles;
-    const raiseHard = 'beyond it: LimitNOFILE= (systemd), /etc/security/limits.conf, or docker run --ulimit nofile=N:N';
-    rows.push({
-      check: 'Open files (ulimit -n)', value: `soft ${soft}, hard ${hard}`,
-      verdict: soft >= 100_000 ? 'ok' : soft < hard ? 'warn' : 'limit',
-      advice: soft < hard
-        ? `raise the soft limit to the hard one with \`ulimit -n ${hard}\` in the shell that runs notify; ${raiseHard}`
-        : `\`ulimit -n\` is a hard limit here: use several worker processes (--workers); ${raiseHard}`,
-    });
-    rows.push({
-      check: 'Connections per process', value: String(perProcess), verdict: soft >= 100_000 ? 'ok' : 'limit',
-      advice: `soft limit minus ${FD_RESERVE} reserved descriptors; a swarm worker or one notify serve holds at most this`,
-    });
-  }
+  rows.push(...openFilesRows(limits, unknown));
 
   const perAddress = connectionsPerAddress(limits);
   if (!limits.ephemeralPorts || perAddress === undefined) {
