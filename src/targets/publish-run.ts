@@ -9,7 +9,7 @@ import type { Io } from '../io.js';
 import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
 import {
   acceptedOrThrow, describeFailure, PublishError,
-  type PublishClient, type PublishFailure, type PublishNotification, type PublishTarget,
+  type PublishClient, type PublishFailure, type PublishNotification, type PublishOutcome, type PublishTarget,
 } from './publish-client.js';
 import type { PublishConfig } from './publish-config.js';
 
@@ -73,6 +73,23 @@ interface RunState {
   firstFailure?: PublishFailure;
 }
 
+/** Counts one answer into the run; true when it is the first failure with nothing accepted yet (the run stops). */
+function record(s: RunState, outcome: PublishOutcome, intendedAt: number): boolean {
+  s.inFlight--;
+  if (outcome.ok) {
+    s.accepted++;
+    s.delivered += outcome.delivered;
+    s.latency.recordMs(performance.now() - intendedAt);
+    return false;
+  }
+  s.failed++;
+  s.failures[outcome.cause] = (s.failures[outcome.cause] ?? 0) + 1;
+  s.firstFailure ??= outcome;
+  if (s.accepted > 0 || s.fatal) return false;
+  s.fatal = outcome;
+  return true;
+}
+
 /**
  * Sends `config.count` publishes at intended times t0 + i/rate without waiting for answers, at most
  * `maxInFlight` at once; stops early on Ctrl-C (a second Ctrl-C aborts what is in flight) or when the very first
@@ -111,21 +128,8 @@ export async function publishSchedule(client: PublishClient, config: PublishConf
     s.lastSendAt = performance.now();
     if (index === 0) s.firstSendAt = s.lastSendAt;
     const p = fixedBody !== undefined ? client.publishRaw(fixedBody) : client.publish({ ...config.target, notification: notificationAt(config, index + 1) });
-    p.then((outcome) => {
-      s.inFlight--;
-      if (outcome.ok) {
-        s.accepted++;
-        s.delivered += outcome.delivered;
-        s.latency.recordMs(performance.now() - intendedAt);
-      } else {
-        s.failed++;
-        s.failures[outcome.cause] = (s.failures[outcome.cause] ?? 0) + 1;
-        s.firstFailure ??= outcome;
-        if (s.accepted === 0 && !s.fatal) {
-          s.fatal = outcome;
-          stop();
-        }
-      }
+    void p.then((outcome) => {
+      if (record(s, outcome, intendedAt)) stop();
       if (stopping || next >= count) {
         if (s.inFlight === 0) finish();
       } else if (timer === undefined) {
