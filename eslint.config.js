@@ -43,23 +43,6 @@ function processOnly(names, reason) {
   };
 }
 
-/**
- * Findings in files that others were editing when lint arrived (issue 7), each reported to its owner with the fix.
- * Here they warn instead of failing CI. Whoever fixes a file deletes its entry, and the rule is an error there again;
- * add nothing to this list.
- */
-const KNOWN_FINDINGS = {
-  'src/commands/swarm.ts': ['max-lines-per-function', '@typescript-eslint/unbound-method'],
-  'src/report/Dashboard.tsx': ['@typescript-eslint/unbound-method'],
-  'src/report/html.ts': ['max-lines-per-function'],
-  'src/report/progress.ts': ['@typescript-eslint/unbound-method'],
-  'src/swarm/run.ts': ['max-lines-per-function', '@typescript-eslint/unbound-method', '@typescript-eslint/no-floating-promises'],
-  'src/swarm/worker.ts': ['@typescript-eslint/no-unsafe-assignment', '@typescript-eslint/await-thenable'],
-  'src/targets/publish-run.ts': ['max-lines-per-function', '@typescript-eslint/no-floating-promises'],
-  'src/transports/ws.ts': ['@typescript-eslint/no-base-to-string'],
-  'src/util/limits.ts': ['max-lines-per-function'],
-  'test/transports-ws.test.ts': ['@typescript-eslint/no-base-to-string'],
-};
 
 export default defineConfig(
   {
@@ -142,9 +125,6 @@ export default defineConfig(
       '@typescript-eslint/prefer-promise-reject-errors': 'off',
     },
   },
-
-  // Severity only: each rule keeps the options set above.
-  ...Object.entries(KNOWN_FINDINGS).map(([file, rules]) => ({ files: [file], rules: Object.fromEntries(rules.map((rule) => [rule, 'warn'])) })),
 
   // Plain JavaScript: the bin entry, benchmarks, scripts, this file. No type information.
   {
