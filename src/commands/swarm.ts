@@ -29,10 +29,14 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--rate <rate>', 'broadcast probes per second (N/s or N/m)', D.rate)
     .option('--user-rate <rate>', 'per-user probes per second in total, spread over the users', D.userRate)
     .option('--storm <share@time>', 'abort that share of open connections at once, e.g. 50%@20s (repeatable; time from the run start)', collect)
-    .option('--reconnect <policy>', 'immediate, backoff (exponential, full jitter) or retry (the server\'s SSE retry:)', D.reconnect)
+    .option('--reconnect <policy>', "immediate, backoff (exponential, full jitter) or retry (the server's SSE retry:)", D.reconnect)
     .option('--backoff-base <duration>', 'first backoff step', D.backoffBase)
     .option('--backoff-cap <duration>', 'longest backoff', D.backoffCap)
-    .option('--threshold <expr>', 'fail (exit 99) unless this holds, e.g. \'p99<250ms\', \'lost==0\', \'misrouted==0\' (repeatable; one with no data to measure fails)', collect)
+    .option(
+      '--threshold <expr>',
+      "fail (exit 99) unless this holds, e.g. 'p99<250ms', 'lost==0', 'misrouted==0' (repeatable; one with no data to measure fails)",
+      collect,
+    )
     .option('--out <file>', 'write the result (notify.result/1 JSON) to this file, or - for stdout')
     .option('--html <file>', 'write a self-contained HTML report at the end of the run')
     .option('--junit <file>', 'write the thresholds as JUnit XML test cases at the end of the run')
@@ -61,36 +65,41 @@ Exit codes: 0 ok, 1 runtime failure (server unreachable, or a run that measured 
 probe accepted, a worker lost; the result is still written), 2 usage error (also: --conns that this machine or the
 embedded server cannot hold), 99 thresholds crossed.`,
     )
-    .action(async (raw: RawSwarmOptions & { html?: string; junit?: string }) => {
-      const config = resolveSwarmOptions(raw, io.env);
-      let unsubscribe = () => {};
-      const signalled = new Promise<string>((resolve) => {
-        unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));
-      });
-      const transports = Object.keys(config.mix).join('+');
-      io.stderr.write(`notify swarm run ${config.run}: ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`);
-      const view = await createProgressView(io, {
-        dashboard: config.dashboard,
-        title: `notify swarm ${config.run} · ${config.conns} ${transports} connections`,
-        plan: { rampMs: config.rampMs, durationMs: config.durationMs, drainMs: config.drainMs },
-      });
-      try {
-        const outcome = await runSwarm(config, {
-          stopSignal: Promise.race([signalled, view.stopRequested]),
-          onNote: view.onNote,
-          onSnapshot: view.onSnapshot,
-        });
-        await view.finish(outcome.summary.total.events);
-        const result = buildResult(outcome, VERSION);
-        io.stderr.write('\n' + renderSummary(summaryViewOf(result), io.color));
-        await writeArtifacts(result, { out: config.out, html: raw.html, junit: raw.junit }, io);
-        const summaryFile = await appendStepSummary(io.env, resultMarkdown(result));
-        if (summaryFile) io.stderr.write(`job summary appended to ${summaryFile}\n`);
-        // A run that measured nothing (or lost a worker) is a runtime failure before it is a threshold verdict.
-        done(outcome.problems.length > 0 ? ExitCode.runtime : thresholdsPassed(outcome.thresholds) ? ExitCode.ok : ExitCode.thresholds);
-      } finally {
-        await view.finish();
-        unsubscribe();
-      }
+    .action((raw: SwarmFlags) => runCommand(raw, io, done));
+}
+
+type SwarmFlags = RawSwarmOptions & { html?: string; junit?: string };
+
+/** The action: resolve the flags, run with the progress view, print and write the result, set the exit code. */
+async function runCommand(raw: SwarmFlags, io: Io, done: (code: number) => void): Promise<void> {
+  const config = resolveSwarmOptions(raw, io.env);
+  let unsubscribe = () => {};
+  const signalled = new Promise<string>((resolve) => {
+    unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));
+  });
+  const transports = Object.keys(config.mix).join('+');
+  io.stderr.write(`notify swarm run ${config.run}: ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`);
+  const view = await createProgressView(io, {
+    dashboard: config.dashboard,
+    title: `notify swarm ${config.run} · ${config.conns} ${transports} connections`,
+    plan: { rampMs: config.rampMs, durationMs: config.durationMs, drainMs: config.drainMs },
+  });
+  try {
+    const outcome = await runSwarm(config, {
+      stopSignal: Promise.race([signalled, view.stopRequested]),
+      onNote: view.onNote,
+      onSnapshot: view.onSnapshot,
     });
+    await view.finish(outcome.summary.total.events);
+    const result = buildResult(outcome, VERSION);
+    io.stderr.write('\n' + renderSummary(summaryViewOf(result), io.color));
+    await writeArtifacts(result, { out: config.out, html: raw.html, junit: raw.junit }, io);
+    const summaryFile = await appendStepSummary(io.env, resultMarkdown(result));
+    if (summaryFile) io.stderr.write(`job summary appended to ${summaryFile}\n`);
+    // A run that measured nothing (or lost a worker) is a runtime failure before it is a threshold verdict.
+    done(outcome.problems.length > 0 ? ExitCode.runtime : thresholdsPassed(outcome.thresholds) ? ExitCode.ok : ExitCode.thresholds);
+  } finally {
+    await view.finish();
+    unsubscribe();
+  }
 }

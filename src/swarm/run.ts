@@ -47,11 +47,7 @@ export interface SwarmOutcome extends Aggregate {
  * Worker processes and source addresses for the run, or a usage error (exit 2) naming the limit and the fix when the
  * machine cannot hold it; `embeddedServer` also checks the server the run would start itself.
  */
-export function planWorkers(
-  config: SwarmConfig,
-  isLoopback: boolean,
-  embeddedServer = false,
-): { workers: number; localAddresses: string[]; notes: string[] } {
+export function planWorkers(config: SwarmConfig, isLoopback: boolean, embeddedServer = false): { workers: number; localAddresses: string[]; notes: string[] } {
   const limits = readLimits();
   const auto = planCapacity(limits, config.conns);
   const workers = config.workers || auto.workersNeeded;
@@ -112,10 +108,13 @@ class EarlyStop {
 /** Fires each storm at its time from the run start `t0`; the timers are cleared by the caller when the run ends. */
 function scheduleStorms(storms: SwarmConfig['storms'], t0: number, workers: WorkerFleet, note: (line: string) => void): NodeJS.Timeout[] {
   return storms.map((s, index) =>
-    setTimeout(() => {
-      note(`storm ${index + 1}: aborting ${Math.round(s.share * 100)}% of open connections`);
-      workers.send({ type: 'storm', index, share: s.share });
-    }, Math.max(0, t0 + s.atMs - Date.now())),
+    setTimeout(
+      () => {
+        note(`storm ${index + 1}: aborting ${Math.round(s.share * 100)}% of open connections`);
+        workers.send({ type: 'storm', index, share: s.share });
+      },
+      Math.max(0, t0 + s.atMs - Date.now()),
+    ),
   );
 }
 
@@ -154,6 +153,43 @@ async function prepare(
   return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
 }
 
+/** What each worker process is told: the run's shape and its own index. */
+function workerPlans(
+  config: SwarmConfig,
+  at: { urls: string[]; transports: WorkerPlan['transports']; localAddresses: string[]; startAt: number; workers: number },
+): WorkerPlan[] {
+  return Array.from({ length: at.workers }, (_, w): WorkerPlan => ({
+    run: config.run,
+    index: w,
+    workers: at.workers,
+    conns: config.conns,
+    users: config.users,
+    userPrefix: config.userPrefix,
+    urls: at.urls,
+    transports: at.transports,
+    localAddresses: at.localAddresses,
+    startAt: at.startAt,
+    rampMs: config.rampMs,
+    reconnect: config.reconnect,
+    backoffBaseMs: config.backoffBaseMs,
+    backoffCapMs: config.backoffCapMs,
+    pollTimeoutS: config.pollTimeoutS,
+    jwtSecret: config.jwtSecret,
+  }));
+}
+
+function publisherFor(config: SwarmConfig, urls: string[]): Publisher {
+  return new Publisher({
+    run: config.run,
+    urls: config.publishTo === 'each' ? urls : [urls[0]!],
+    publishKey: config.publishKey,
+    rate: config.rate,
+    userRate: config.userRate,
+    users: config.users,
+    userPrefix: config.userPrefix,
+  });
+}
+
 export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promise<SwarmOutcome> {
   const note = hooks.onNote ?? (() => {});
   let embedded: EmbeddedServer | undefined;
@@ -173,11 +209,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const early = new EarlyStop(note);
     void hooks.stopSignal?.then(early.stop);
 
-    const plans = Array.from({ length: workerCount }, (_, w): WorkerPlan => ({
-      run: config.run, index: w, workers: workerCount, conns: config.conns, users: config.users, userPrefix: config.userPrefix,
-      urls, transports, localAddresses, startAt: t0, rampMs: config.rampMs, reconnect: config.reconnect,
-      backoffBaseMs: config.backoffBaseMs, backoffCapMs: config.backoffCapMs, pollTimeoutS: config.pollTimeoutS, jwtSecret: config.jwtSecret,
-    }));
+    const plans = workerPlans(config, { urls, transports, localAddresses, startAt: t0, workers: workerCount });
     const workers = (fleet = new WorkerFleet(plans, {
       tick: (msg) => {
         live.onTick(msg);
@@ -187,9 +219,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       failed: (why) => early.stop(`worker failed: ${why}`),
     }));
 
-    const pub = (publisher = new Publisher({
-      run: config.run, urls: config.publishTo === 'each' ? urls : [urls[0]!], publishKey: config.publishKey, rate: config.rate, userRate: config.userRate, users: config.users, userPrefix: config.userPrefix,
-    }));
+    const pub = (publisher = publisherFor(config, urls));
     const phaseAt = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
     const snapTimer = setInterval(() => hooks.onSnapshot?.(live.snapshot(phaseAt(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent())), 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
@@ -218,7 +248,13 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS);
     // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
     const stoppingAnyway = early.reason !== undefined && !early.reason.startsWith('worker failed');
-    const workerProblems = lostWorkers(workerCount, config.conns, results.map((r) => r.index), workers.fatal, stoppingAnyway);
+    const workerProblems = lostWorkers(
+      workerCount,
+      config.conns,
+      results.map((r) => r.index),
+      workers.fatal,
+      stoppingAnyway,
+    );
 
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
     const agg = aggregate(results, pub.sent, publishingMs, config.storms);

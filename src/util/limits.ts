@@ -164,14 +164,17 @@ export function planCapacity(limits: SystemLimits, conns: number, given: Capacit
     notes.push(`open-files limit unknown (${unreadableOf(limits, '/proc/self/limits')}): check \`ulimit -n\`; each connection needs one`);
   } else if (perProcess === 0) {
     workersNeeded = conns;
-    problems.push(`ulimit -n is ${limits.openFiles!.soft}, below the ${FD_RESERVE} descriptors a process needs for itself: raise it with \`ulimit -n ${limits.openFiles!.hard}\``);
+    problems.push(
+      `ulimit -n is ${limits.openFiles!.soft}, below the ${FD_RESERVE} descriptors a process needs for itself: raise it with \`ulimit -n ${limits.openFiles!.hard}\``,
+    );
   } else {
     workersNeeded = Math.max(1, Math.ceil(conns / perProcess));
     if (workersNeeded > workers) {
       const { soft, hard } = limits.openFiles!;
-      const raise = soft < hard && conns <= hard - FD_RESERVE
-        ? `raise the soft limit with \`ulimit -n ${hard}\` before running, or use`
-        : `ulimit -n is ${soft} (hard ${hard}${soft >= hard ? ', a hard limit here' : ''}): use`;
+      const raise =
+        soft < hard && conns <= hard - FD_RESERVE
+          ? `raise the soft limit with \`ulimit -n ${hard}\` before running, or use`
+          : `ulimit -n is ${soft} (hard ${hard}${soft >= hard ? ', a hard limit here' : ''}): use`;
       problems.push(`${conns} connections need ${workersNeeded} worker processes at ${perProcess} per process; ${raise} --workers ${workersNeeded} or more`);
     }
     const serverNeeds = conns + PUBLISHER_SOCKETS;
@@ -184,13 +187,17 @@ export function planCapacity(limits: SystemLimits, conns: number, given: Capacit
           `(or on other machines) and pass each with --url`,
       );
     } else if (conns > perProcess) {
-      notes.push(`a notify serve on this machine is one process: it can hold ${perProcess} connections at this ulimit -n; run it with a higher limit or on another machine`);
+      notes.push(
+        `a notify serve on this machine is one process: it can hold ${perProcess} connections at this ulimit -n; run it with a higher limit or on another machine`,
+      );
     }
   }
 
   let addressesNeeded = 1;
   if (perAddress === undefined) {
-    notes.push(`ephemeral port range unknown (${unreadableOf(limits, '/proc/sys/net/ipv4/ip_local_port_range')}): one source address reaches one server address with at most ~28000 connections on Linux defaults`);
+    notes.push(
+      `ephemeral port range unknown (${unreadableOf(limits, '/proc/sys/net/ipv4/ip_local_port_range')}): one source address reaches one server address with at most ~28000 connections on Linux defaults`,
+    );
   } else {
     addressesNeeded = Math.max(1, Math.ceil(conns / perAddress));
     const { low, high } = limits.ephemeralPorts!;
@@ -250,14 +257,18 @@ function openFilesRows(limits: SystemLimits, unknown: (check: string, path: stri
     const { soft, hard } = limits.openFiles;
     const raiseHard = 'beyond it: LimitNOFILE= (systemd), /etc/security/limits.conf, or docker run --ulimit nofile=N:N';
     out.push({
-      check: 'Open files (ulimit -n)', value: `soft ${soft}, hard ${hard}`,
+      check: 'Open files (ulimit -n)',
+      value: `soft ${soft}, hard ${hard}`,
       verdict: soft >= 100_000 ? 'ok' : soft < hard ? 'warn' : 'limit',
-      advice: soft < hard
-        ? `raise the soft limit to the hard one with \`ulimit -n ${hard}\` in the shell that runs notify; ${raiseHard}`
-        : `\`ulimit -n\` is a hard limit here: use several worker processes (--workers); ${raiseHard}`,
+      advice:
+        soft < hard
+          ? `raise the soft limit to the hard one with \`ulimit -n ${hard}\` in the shell that runs notify; ${raiseHard}`
+          : `\`ulimit -n\` is a hard limit here: use several worker processes (--workers); ${raiseHard}`,
     });
     out.push({
-      check: 'Connections per process', value: String(perProcess), verdict: soft >= 100_000 ? 'ok' : 'limit',
+      check: 'Connections per process',
+      value: String(perProcess),
+      verdict: soft >= 100_000 ? 'ok' : 'limit',
       advice: `soft limit minus ${FD_RESERVE} reserved descriptors; a swarm worker or one notify serve holds at most this`,
     });
   }
@@ -268,58 +279,52 @@ function openFilesRows(limits: SystemLimits, unknown: (check: string, path: stri
 export function checkLimits(limits: SystemLimits, addresses = 8): LimitCheck[] {
   const rows: LimitCheck[] = [];
   const unknown = (check: string, path: string, how: string): LimitCheck => ({
-    check, value: 'unknown', verdict: 'unknown', advice: `could not read ${unreadableOf(limits, path)}: check with ${how}`,
+    check,
+    value: 'unknown',
+    verdict: 'unknown',
+    advice: `could not read ${unreadableOf(limits, path)}: check with ${how}`,
   });
 
   const [major = 0, minor = 0] = limits.nodeVersion.split('.').map(Number);
   const nodeOk = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
   rows.push({
-    check: 'Node.js', value: `v${limits.nodeVersion}`, verdict: nodeOk ? 'ok' : 'warn',
+    check: 'Node.js',
+    value: `v${limits.nodeVersion}`,
+    verdict: nodeOk ? 'ok' : 'warn',
     advice: nodeOk ? '' : `notify needs Node >= ${MIN_NODE.join('.')}: upgrade Node`,
   });
   rows.push({
-    check: 'CPU cores', value: String(limits.cpus), verdict: limits.cpus >= 2 ? 'ok' : 'warn',
-    advice: limits.cpus >= 2
-      ? `more than ${limits.cpus} workers share cores; the swarm's self-check says when the client is saturated`
-      : 'one core: client and server compete for it, latency under load reads high; use another machine for one of them',
+    check: 'CPU cores',
+    value: String(limits.cpus),
+    verdict: limits.cpus >= 2 ? 'ok' : 'warn',
+    advice:
+      limits.cpus >= 2
+        ? `more than ${limits.cpus} workers share cores; the swarm's self-check says when the client is saturated`
+        : 'one core: client and server compete for it, latency under load reads high; use another machine for one of them',
   });
   const memConns = Math.floor(limits.freeMemoryBytes / BYTES_PER_CONNECTION);
   rows.push({
-    check: 'Free memory', value: `${mb(limits.freeMemoryBytes)} of ${mb(limits.totalMemoryBytes)}`, verdict: 'ok',
+    check: 'Free memory',
+    value: `${mb(limits.freeMemoryBytes)} of ${mb(limits.totalMemoryBytes)}`,
+    verdict: 'ok',
     advice: `room for ~${memConns} client connections at ~${BYTES_PER_CONNECTION / 1024} KB each`,
   });
 
   const perProcess = connectionsPerProcess(limits);
   rows.push(...openFilesRows(limits, unknown));
 
-  const perAddress = connectionsPerAddress(limits);
-  if (!limits.ephemeralPorts || perAddress === undefined) {
-    rows.push(unknown('Ephemeral ports', '/proc/sys/net/ipv4/ip_local_port_range', '`sysctl net.ipv4.ip_local_port_range`'));
-  } else {
-    const { low, high } = limits.ephemeralPorts;
-    const wide = perAddress >= 60_000;
-    rows.push({
-      check: 'Ephemeral ports', value: `${low}-${high} (${perAddress})`, verdict: wide ? 'ok' : 'limit',
-      advice: wide ? '' : 'more with `sysctl -w net.ipv4.ip_local_port_range="1024 65535"`',
-    });
-    rows.push({
-      check: 'Connections per source address', value: String(perAddress), verdict: 'limit',
-      advice: 'to one server address:port from one source address: use several --local-address (127.0.0.x on loopback)',
-    });
-    rows.push({
-      check: `With ${addresses} source addresses`, value: String(perAddress * addresses), verdict: 'ok',
-      advice: `--local-address 127.0.0.1-127.0.0.${addresses}` +
-        (perProcess !== undefined ? ` and --workers ${Math.max(1, Math.ceil((perAddress * addresses) / Math.max(1, perProcess)))} to hold them all` : ''),
-    });
-  }
+  rows.push(...portRows(limits, addresses, perProcess, unknown));
 
   if (limits.somaxconn === undefined) {
     rows.push(unknown('Accept backlog (somaxconn)', '/proc/sys/net/core/somaxconn', '`sysctl net.core.somaxconn`'));
   } else {
     const ok = limits.somaxconn >= 4096;
     rows.push({
-      check: 'Accept backlog (somaxconn)', value: String(limits.somaxconn), verdict: ok ? 'ok' : 'warn',
-      advice: ok ? 'caps every server\'s listen backlog (Node asks for 511)'
+      check: 'Accept backlog (somaxconn)',
+      value: String(limits.somaxconn),
+      verdict: ok ? 'ok' : 'warn',
+      advice: ok
+        ? "caps every server's listen backlog (Node asks for 511)"
         : 'a reconnect storm overflows the accept queue and clients wait for SYN retries (1s, 3s, ...): `sysctl -w net.core.somaxconn=4096`',
     });
   }
@@ -329,11 +334,55 @@ export function checkLimits(limits: SystemLimits, addresses = 8): LimitCheck[] {
   } else {
     const v = limits.tcpTwReuse;
     rows.push({
-      check: 'TIME_WAIT reuse (tcp_tw_reuse)', value: `${v}${v === 2 ? ' (loopback only)' : v === 1 ? ' (on)' : ' (off)'}`, verdict: v === 0 ? 'warn' : 'ok',
-      advice: v === 0
-        ? 'ports of closed connections stay in TIME_WAIT for 60s, so reconnect storms run out of ports: `sysctl -w net.ipv4.tcp_tw_reuse=1`'
-        : v === 2 ? 'reconnects over loopback reuse TIME_WAIT ports; for a remote server: `sysctl -w net.ipv4.tcp_tw_reuse=1`' : '',
+      check: 'TIME_WAIT reuse (tcp_tw_reuse)',
+      value: `${v}${v === 2 ? ' (loopback only)' : v === 1 ? ' (on)' : ' (off)'}`,
+      verdict: v === 0 ? 'warn' : 'ok',
+      advice:
+        v === 0
+          ? 'ports of closed connections stay in TIME_WAIT for 60s, so reconnect storms run out of ports: `sysctl -w net.ipv4.tcp_tw_reuse=1`'
+          : v === 2
+            ? 'reconnects over loopback reuse TIME_WAIT ports; for a remote server: `sysctl -w net.ipv4.tcp_tw_reuse=1`'
+            : '',
     });
   }
   return rows;
+}
+
+/** Ephemeral ports, and what they allow per source address and with several. */
+function portRows(
+  limits: SystemLimits,
+  addresses: number,
+  perProcess: number | undefined,
+  unknown: (check: string, path: string, how: string) => LimitCheck,
+): LimitCheck[] {
+  const out: LimitCheck[] = [];
+  const perAddress = connectionsPerAddress(limits);
+  if (!limits.ephemeralPorts || perAddress === undefined) {
+    out.push(unknown('Ephemeral ports', '/proc/sys/net/ipv4/ip_local_port_range', '`sysctl net.ipv4.ip_local_port_range`'));
+  } else {
+    const { low, high } = limits.ephemeralPorts;
+    const wide = perAddress >= 60_000;
+    out.push({
+      check: 'Ephemeral ports',
+      value: `${low}-${high} (${perAddress})`,
+      verdict: wide ? 'ok' : 'limit',
+      advice: wide ? '' : 'more with `sysctl -w net.ipv4.ip_local_port_range="1024 65535"`',
+    });
+    out.push({
+      check: 'Connections per source address',
+      value: String(perAddress),
+      verdict: 'limit',
+      advice: 'to one server address:port from one source address: use several --local-address (127.0.0.x on loopback)',
+    });
+    out.push({
+      check: `With ${addresses} source addresses`,
+      value: String(perAddress * addresses),
+      verdict: 'ok',
+      advice:
+        `--local-address 127.0.0.1-127.0.0.${addresses}` +
+        (perProcess !== undefined ? ` and --workers ${Math.max(1, Math.ceil((perAddress * addresses) / Math.max(1, perProcess)))} to hold them all` : ''),
+    });
+  }
+
+  return out;
 }
