@@ -43,7 +43,6 @@ function processOnly(names, reason) {
   };
 }
 
-
 export default defineConfig(
   {
     ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.vitest-report.json'],

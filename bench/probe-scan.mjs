@@ -14,7 +14,9 @@ const texts = [];
 for (let seq = 1; seq <= 1000; seq++) {
   const t = 1763727600000 + seq * 50.123;
   const user = seq % 100;
-  texts.push(`{"id":"k3Jx9aQ2-${seq.toString(36)}","type":"system","title":"swarm probe ${seq}","body":"","data":{"probe":{"run":"r8f3k2","stream":"user:${user}","seq":${seq},"t":${t}}},"createdAt":"2026-11-21T12:00:00.000Z","userId":"${user}"}`);
+  texts.push(
+    `{"id":"k3Jx9aQ2-${seq.toString(36)}","type":"system","title":"swarm probe ${seq}","body":"","data":{"probe":{"run":"r8f3k2","stream":"user:${user}","seq":${seq},"t":${t}}},"createdAt":"2026-11-21T12:00:00.000Z","userId":"${user}"}`,
+  );
 }
 const scanner = new ProbeScanner();
 const ways = {

@@ -85,7 +85,10 @@ for (let seq = 1; seq <= opt.events; seq++) {
   const t = start + (seq - 1) * interval;
   const wait = t - (performance.timeOrigin + performance.now());
   if (wait > 0) await sleep(wait);
-  const body = JSON.stringify({ broadcast: true, notification: { type: 'system', title: `bench ${seq}`, data: { probe: { run: 'bench', stream: 'broadcast', seq, t } } } });
+  const body = JSON.stringify({
+    broadcast: true,
+    notification: { type: 'system', title: `bench ${seq}`, data: { probe: { run: 'bench', stream: 'broadcast', seq, t } } },
+  });
   fetch(`${url}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).catch((e) => console.error('publish failed', e.message));
 }
 const expected = opt.events * opt.conns;

@@ -18,7 +18,9 @@ const cmd = `node bench/serve-memory.mjs --resumers ${opt.resumers} --stalled ${
 const MB = 1024 * 1024;
 
 async function startServer(extra = []) {
-  const server = spawn(process.execPath, [opt.bin, 'serve', '--port', '0', '--log-level', 'error', '--max-body', '4mb', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(process.execPath, [opt.bin, 'serve', '--port', '0', '--log-level', 'error', '--max-body', '4mb', ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const url = await new Promise((resolve, reject) => {
     let text = '';
     server.stderr.on('data', (d) => {
@@ -42,7 +44,9 @@ function stalledSse(url, path, headers = {}) {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: hostname, port: Number(port) });
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n${extra}\r\n`));
     s.once('data', () => {
       s.pause();
@@ -70,13 +74,22 @@ const results = { command: cmd };
 
 if (opt.case === 'all' || opt.case === 'stalled-resume') {
   const s = await startServer(['--history', '1000']);
-  for (let i = 0; i < 1000; i += 50) await publish(s.url, Array.from({ length: 50 }, () => ({ user: 'r', notification: { type: 'system', title: 't', body } })));
+  for (let i = 0; i < 1000; i += 50)
+    await publish(
+      s.url,
+      Array.from({ length: 50 }, () => ({ user: 'r', notification: { type: 'system', title: 't', body } })),
+    );
   const before = await settledRss(s.rss);
   const epoch = (await (await fetch(`${s.url}/poll?timeout=0`)).json()).cursor.split('.')[0];
   const socks = [];
   for (let i = 0; i < opt.resumers; i++) socks.push(await stalledSse(s.url, '/events?user=r', { 'Last-Event-ID': `${epoch}.0.0` }));
   const after = await settledRss(s.rss);
-  results.stalledResume = { resumers: opt.resumers, rssBeforeMB: +(before / MB).toFixed(1), rssAfterMB: +(after / MB).toFixed(1), perResumerKB: Math.round((after - before) / 1024 / opt.resumers) };
+  results.stalledResume = {
+    resumers: opt.resumers,
+    rssBeforeMB: +(before / MB).toFixed(1),
+    rssAfterMB: +(after / MB).toFixed(1),
+    perResumerKB: Math.round((after - before) / 1024 / opt.resumers),
+  };
   socks.forEach((x) => x.destroy());
   s.server.kill('SIGKILL');
 }
@@ -93,7 +106,13 @@ if (opt.case === 'all' || opt.case === 'stalled') {
   }
   const after = await settledRss(s.rss);
   const open = (await (await fetch(`${s.url}/readyz`)).json()).connections;
-  results.stalled = { stalled: opt.stalled, broadcasts: opt.broadcasts, rssBeforeMB: +(before / MB).toFixed(1), rssAfterMB: +(Math.max(peak, after) / MB).toFixed(1), stillOpen: open };
+  results.stalled = {
+    stalled: opt.stalled,
+    broadcasts: opt.broadcasts,
+    rssBeforeMB: +(before / MB).toFixed(1),
+    rssAfterMB: +(Math.max(peak, after) / MB).toFixed(1),
+    stillOpen: open,
+  };
   socks.forEach((x) => x.destroy());
   s.server.kill('SIGKILL');
 }
@@ -106,7 +125,12 @@ if (opt.case === 'all' || opt.case === 'ids') {
     await publish(s.url, { users, notification: { type: 'system', title: 'hello' } });
   }
   const after = await settledRss(s.rss);
-  results.ids = { ids: 100_000, rssBeforeMB: +(before / MB).toFixed(1), rssAfterMB: +(after / MB).toFixed(1), perIdBytes: Math.round((after - before) / 100_000) };
+  results.ids = {
+    ids: 100_000,
+    rssBeforeMB: +(before / MB).toFixed(1),
+    rssAfterMB: +(after / MB).toFixed(1),
+    perIdBytes: Math.round((after - before) / 100_000),
+  };
   s.server.kill('SIGKILL');
 }
 

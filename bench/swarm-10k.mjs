@@ -12,7 +12,9 @@ const opt = args({ conns: 10000, rate: 10, duration: 60, ramp: 20, drain: 10, tr
 const cmd = `node bench/swarm-10k.mjs --conns ${opt.conns} --rate ${opt.rate} --duration ${opt.duration} --ramp ${opt.ramp} --drain ${opt.drain} --transport ${opt.transport} --workers ${opt.workers} --servers ${opt.servers}`;
 
 function startServer() {
-  const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let text = '';
     server.stderr.on('data', (d) => {
@@ -37,9 +39,28 @@ function childrenCpu() {
 }
 const cpu0 = childrenCpu();
 const started = Date.now();
-const swarmArgs = ['bin/notify.js', 'swarm', ...servers.flatMap((s) => ['--url', s.url]), '--publish-to', 'each', '--conns', String(opt.conns),
-  '--transport', opt.transport, '--ramp', `${opt.ramp}s`, '--duration', `${opt.duration}s`, '--drain', `${opt.drain}s`, '--rate', `${opt.rate}/s`,
-  '--no-dashboard', '--out', opt.out];
+const swarmArgs = [
+  'bin/notify.js',
+  'swarm',
+  ...servers.flatMap((s) => ['--url', s.url]),
+  '--publish-to',
+  'each',
+  '--conns',
+  String(opt.conns),
+  '--transport',
+  opt.transport,
+  '--ramp',
+  `${opt.ramp}s`,
+  '--duration',
+  `${opt.duration}s`,
+  '--drain',
+  `${opt.drain}s`,
+  '--rate',
+  `${opt.rate}/s`,
+  '--no-dashboard',
+  '--out',
+  opt.out,
+];
 if (opt.workers) swarmArgs.push('--workers', String(opt.workers));
 const swarm = spawn(process.execPath, swarmArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
 let swarmPeakRss = 0;
@@ -61,30 +82,39 @@ const r = JSON.parse(readFileSync(opt.out, 'utf8'));
 const t = r.summary.total;
 const delivered = t.events.delivered;
 const workerRss = r.selfCheck.workers.reduce((a, w) => a + w.rssBytes, 0);
-console.log(JSON.stringify({
-  command: cmd,
-  exitCode: code,
-  wallSeconds: +wallS.toFixed(1),
-  conns: opt.conns,
-  peakOpen: t.connections.peakOpen,
-  failed: t.connections.failed,
-  published: t.events.published,
-  expected: t.events.expected,
-  delivered,
-  lost: t.events.lost,
-  duplicated: t.events.duplicated,
-  outOfOrder: t.events.outOfOrder,
-  latencyMs: { p50: t.latency.p50, p99: t.latency.p99, max: t.latency.max },
-  connectMs: { p50: t.connect.p50, p99: t.connect.p99 },
-  swarmCpuSeconds: +swarmCpu.toFixed(2),
-  swarmCpuSecondsPer100kDelivered: +((swarmCpu / delivered) * 1e5).toFixed(2),
-  servers: opt.servers,
-  serverCpuSeconds: +serverCpuUsed.toFixed(2),
-  serverCpuSecondsPer100kDelivered: +((serverCpuUsed / delivered) * 1e5).toFixed(2),
-  swarmWorkers: r.selfCheck.workers.length,
-  swarmWorkerRssPerConnKB: +(workerRss / opt.conns / 1024).toFixed(1),
-  swarmPeakRssMB: +(swarmPeakRss / 1048576).toFixed(1),
-  serverRssPerConnKB: +((serverRssAfter - serverRssBefore) / opt.conns / 1024).toFixed(1),
-  serverPeakRssMB: +(serverPeakRss / 1048576).toFixed(1),
-  selfCheck: { saturated: r.selfCheck.saturated, workers: r.selfCheck.workers.map((w) => ({ eldP99Ms: +w.eldP99Ms.toFixed(1), cpuMean: +w.cpuMean.toFixed(2), cpuMax: +w.cpuMax.toFixed(2) })) },
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      command: cmd,
+      exitCode: code,
+      wallSeconds: +wallS.toFixed(1),
+      conns: opt.conns,
+      peakOpen: t.connections.peakOpen,
+      failed: t.connections.failed,
+      published: t.events.published,
+      expected: t.events.expected,
+      delivered,
+      lost: t.events.lost,
+      duplicated: t.events.duplicated,
+      outOfOrder: t.events.outOfOrder,
+      latencyMs: { p50: t.latency.p50, p99: t.latency.p99, max: t.latency.max },
+      connectMs: { p50: t.connect.p50, p99: t.connect.p99 },
+      swarmCpuSeconds: +swarmCpu.toFixed(2),
+      swarmCpuSecondsPer100kDelivered: +((swarmCpu / delivered) * 1e5).toFixed(2),
+      servers: opt.servers,
+      serverCpuSeconds: +serverCpuUsed.toFixed(2),
+      serverCpuSecondsPer100kDelivered: +((serverCpuUsed / delivered) * 1e5).toFixed(2),
+      swarmWorkers: r.selfCheck.workers.length,
+      swarmWorkerRssPerConnKB: +(workerRss / opt.conns / 1024).toFixed(1),
+      swarmPeakRssMB: +(swarmPeakRss / 1048576).toFixed(1),
+      serverRssPerConnKB: +((serverRssAfter - serverRssBefore) / opt.conns / 1024).toFixed(1),
+      serverPeakRssMB: +(serverPeakRss / 1048576).toFixed(1),
+      selfCheck: {
+        saturated: r.selfCheck.saturated,
+        workers: r.selfCheck.workers.map((w) => ({ eldP99Ms: +w.eldP99Ms.toFixed(1), cpuMean: +w.cpuMean.toFixed(2), cpuMax: +w.cpuMax.toFixed(2) })),
+      },
+    },
+    null,
+    2,
+  ),
+);

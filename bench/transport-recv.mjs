@@ -22,9 +22,15 @@ import { args, percentile, sleep } from './lib.mjs';
 
 const role = process.env.BENCH_ROLE ?? 'main';
 const send = (m) => process.send(m);
-const nextMessage = (child, type) => new Promise((resolve) => child.on('message', function on(m) {
-  if (m.type === type) { child.off('message', on); resolve(m); }
-}));
+const nextMessage = (child, type) =>
+  new Promise((resolve) =>
+    child.on('message', function on(m) {
+      if (m.type === type) {
+        child.off('message', on);
+        resolve(m);
+      }
+    }),
+  );
 
 if (role === 'server') await server();
 else if (role === 'client') await client(JSON.parse(process.env.BENCH_OPT));
@@ -55,8 +61,10 @@ async function main() {
   console.log('mode       received   cpu us/msg  (user/sys)  rss KB/conn  connect s  latency p50/p99 ms');
   for (const r of rows) {
     const split = `${r.userPerMsg.toFixed(2)}/${r.sysPerMsg.toFixed(2)}`;
-    console.log(`${r.mode.padEnd(10)} ${String(r.received).padStart(9)} ${r.cpuPerMsg.toFixed(2).padStart(11)} ${split.padStart(11)} ${(r.rssPerConn / 1024).toFixed(1).padStart(12)}`
-      + ` ${r.connectS.toFixed(2).padStart(10)}  ${r.p50.toFixed(2)}/${r.p99.toFixed(2)}`);
+    console.log(
+      `${r.mode.padEnd(10)} ${String(r.received).padStart(9)} ${r.cpuPerMsg.toFixed(2).padStart(11)} ${split.padStart(11)} ${(r.rssPerConn / 1024).toFixed(1).padStart(12)}` +
+        ` ${r.connectS.toFixed(2).padStart(10)}  ${r.p50.toFixed(2)}/${r.p99.toFixed(2)}`,
+    );
   }
 }
 
@@ -138,9 +146,20 @@ async function client(opt) {
   } else {
     const { createTransport, probeOf } = lib;
     const sink = {
-      opened, init() {}, reset() {}, read() {}, error(c, code) { console.error('error', c, code); },
-      closed(c, cause) { if (measuring) console.error('closed', c, cause); },
-      notification(c, n, cursor, at) { const p = probeOf(n); if (p) record(p, at); },
+      opened,
+      init() {},
+      reset() {},
+      read() {},
+      error(c, code) {
+        console.error('error', c, code);
+      },
+      closed(c, cause) {
+        if (measuring) console.error('closed', c, cause);
+      },
+      notification(c, n, cursor, at) {
+        const p = probeOf(n);
+        if (p) record(p, at);
+      },
     };
     const [name, variant] = opt.mode.split('-');
     keep = createTransport(name, sink, { probeOnly: variant === 'probe' });
@@ -167,8 +186,13 @@ async function client(opt) {
   const cpu = process.cpuUsage(cpu0);
   const sorted = Array.from(latencies.subarray(0, received)).sort((a, b) => a - b);
   const result = {
-    type: 'done', received, cpuPerMsg: (cpu.user + cpu.system) / received, userPerMsg: cpu.user / received, sysPerMsg: cpu.system / received,
-    p50: percentile(sorted, 50), p99: percentile(sorted, 99),
+    type: 'done',
+    received,
+    cpuPerMsg: (cpu.user + cpu.system) / received,
+    userPerMsg: cpu.user / received,
+    sysPerMsg: cpu.system / received,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
   };
   // Exit by itself (not killed) so that --cpu-prof (BENCH_PROF=1) can write its profile.
   process.send(result, () => process.exit(0));

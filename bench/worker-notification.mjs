@@ -16,9 +16,21 @@ const TICK_EVERY = 80_000;
 let best = Infinity;
 for (let round = 0; round < 7; round++) {
   const plan = {
-    run: 'bench', index: 0, workers: 1, conns, users: conns, userPrefix: 'u', urls: ['http://127.0.0.1:1'],
-    transports: new Array(conns).fill(0), localAddresses: [], startAt: 0, rampMs: 0, reconnect: 'backoff',
-    backoffBaseMs: 100, backoffCapMs: 1000, pollTimeoutS: 25,
+    run: 'bench',
+    index: 0,
+    workers: 1,
+    conns,
+    users: conns,
+    userPrefix: 'u',
+    urls: ['http://127.0.0.1:1'],
+    transports: new Array(conns).fill(0),
+    localAddresses: [],
+    startAt: 0,
+    rampMs: 0,
+    reconnect: 'backoff',
+    backoffBaseMs: 100,
+    backoffCapMs: 1000,
+    pollTimeoutS: 25,
   };
   const worker = new SwarmWorker(plan, () => {});
   // What start() would set up, without opening connections.
@@ -28,7 +40,9 @@ for (let round = 0; round < 7; round++) {
   }
   const t0 = performance.timeOrigin + performance.now();
   // As probeOnly transports pass them; latencies spread over 5-45 ms.
-  const notes = Array.from({ length: probes }, (_, k) => ({ data: { probe: { run: 'bench', stream: 'broadcast', seq: k + 1, t: t0 - 5 - Math.random() * 40 } } }));
+  const notes = Array.from({ length: probes }, (_, k) => ({
+    data: { probe: { run: 'bench', stream: 'broadcast', seq: k + 1, t: t0 - 5 - Math.random() * 40 } },
+  }));
   let receipts = 0;
   const start = process.hrtime.bigint();
   for (let k = 0; k < probes; k++) {

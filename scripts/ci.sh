@@ -21,6 +21,5 @@ node scripts/test-summary.mjs .vitest-report.json || status=1
 # Static checks run after the tests, so a finding never hides a test result; each one failing fails the run.
 npm run --silent typecheck:test || status=1
 npm run --silent lint || status=1
-# FORMAT-CHECK: enable once the tree has had its one-time `npm run format` commit.
-# npm run --silent format:check || status=1
+npm run --silent format:check || status=1
 exit $status

@@ -8,7 +8,6 @@ import { processIo, setExitCode, type Io } from './io.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from './version.js';
 
-
 /** What an action reports back: the exit code it wants. */
 export type ActionResult = number | void;
 

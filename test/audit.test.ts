@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
-  addCounts, AuditTally, emptyCounts, parseProbe, publishLogFromTimes, Receipt, streamKind, SubscriberAudit as Core,
-  toEventCounts, type PublishLog, type StreamAuditCounts,
+  addCounts,
+  AuditTally,
+  emptyCounts,
+  parseProbe,
+  publishLogFromTimes,
+  Receipt,
+  streamKind,
+  SubscriberAudit as Core,
+  toEventCounts,
+  type PublishLog,
+  type StreamAuditCounts,
 } from '../src/swarm/audit.js';
 
 const RUN = 'run-a';
@@ -25,7 +34,11 @@ class Publisher {
 /** The audit as a worker drives it: open times on the publisher's clock, probe t from the send log. */
 class SubscriberAudit {
   private readonly core: Core;
-  constructor(run: string, streams: string[], private readonly pub: Publisher) {
+  constructor(
+    run: string,
+    streams: string[],
+    private readonly pub: Publisher,
+  ) {
     this.core = new Core(run, streams);
   }
   opened(): void {
@@ -66,7 +79,16 @@ describe('SubscriberAudit', () => {
     pub.publish('broadcast', 10);
     expect(feed(audit, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).every((f) => f === Receipt.New)).toBe(true);
     expect(only(audit.finish(pub.lookup))).toEqual({
-      stream: 'broadcast', expected: 10, delivered: 10, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0, early: 0, ignored: 0,
+      stream: 'broadcast',
+      expected: 10,
+      delivered: 10,
+      lost: 0,
+      duplicated: 0,
+      outOfOrder: 0,
+      recovered: 0,
+      misrouted: 0,
+      early: 0,
+      ignored: 0,
     });
   });
 
@@ -82,9 +104,7 @@ describe('SubscriberAudit', () => {
     const { pub, audit } = setup();
     audit.opened();
     pub.publish('broadcast', 3);
-    expect(feed(audit, [1, 2, 2, 3, 3, 3])).toEqual([
-      Receipt.New, Receipt.New, Receipt.Duplicate, Receipt.New, Receipt.Duplicate, Receipt.Duplicate,
-    ]);
+    expect(feed(audit, [1, 2, 2, 3, 3, 3])).toEqual([Receipt.New, Receipt.New, Receipt.Duplicate, Receipt.New, Receipt.Duplicate, Receipt.Duplicate]);
     expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 3, delivered: 3, lost: 0, duplicated: 3 });
   });
 
@@ -138,7 +158,10 @@ describe('SubscriberAudit', () => {
     audit.opened();
     pub.publish('broadcast'); // 5 live
     expect(feed(audit, [5, 3, 4, 4])).toEqual([
-      Receipt.New, Receipt.New | Receipt.OutOfOrder | Receipt.Recovered, Receipt.New | Receipt.OutOfOrder | Receipt.Recovered, Receipt.Duplicate,
+      Receipt.New,
+      Receipt.New | Receipt.OutOfOrder | Receipt.Recovered,
+      Receipt.New | Receipt.OutOfOrder | Receipt.Recovered,
+      Receipt.Duplicate,
     ]);
     expect(only(audit.finish(pub.lookup))).toMatchObject({ delivered: 5, lost: 0, recovered: 2, outOfOrder: 2, duplicated: 1 });
   });
@@ -195,7 +218,7 @@ describe('SubscriberAudit', () => {
     expect(only(audit.finish(pub.lookup))).toMatchObject({ expected: 2, delivered: 1, lost: 1, duplicated: 0, misrouted: 0, ignored: 7 });
   });
 
-  it('counts every receipt of this run\'s probe of a stream the subscriber must not get as misrouted, before the first open too', () => {
+  it("counts every receipt of this run's probe of a stream the subscriber must not get as misrouted, before the first open too", () => {
     const { pub, audit } = setup(['user:3', 'broadcast']);
     expect(audit.receive(RUN, 'user:7', 1)).toBe(Receipt.Misrouted); // before the open: still a leak
     audit.opened();
@@ -255,7 +278,10 @@ describe('SubscriberAudit', () => {
     const { pub, audit } = setup();
     audit.opened();
     pub.publish('broadcast', 40);
-    feed(audit, Array.from({ length: 40 }, (_, i) => i + 1));
+    feed(
+      audit,
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
     expect(only(audit.finish(finalAt(pub, 33)))).toMatchObject({ expected: 33, delivered: 33, lost: 0 });
   });
 });
@@ -264,7 +290,16 @@ describe('parseProbe', () => {
   it('accepts the probe shape and rejects anything else', () => {
     const probe = { run: RUN, stream: 'user:1', seq: 3, t: 1_763_726_400_000.25 };
     expect(parseProbe({ ...probe, extra: true })).toEqual(probe);
-    for (const bad of [null, 'x', {}, { ...probe, seq: 0 }, { ...probe, seq: 1.5 }, { ...probe, seq: '3' }, { ...probe, t: Number.NaN }, { ...probe, run: 1 }]) {
+    for (const bad of [
+      null,
+      'x',
+      {},
+      { ...probe, seq: 0 },
+      { ...probe, seq: 1.5 },
+      { ...probe, seq: '3' },
+      { ...probe, t: Number.NaN },
+      { ...probe, run: 1 },
+    ]) {
       expect(parseProbe(bad)).toBeUndefined();
     }
   });
@@ -272,7 +307,11 @@ describe('parseProbe', () => {
 
 describe('AuditTally', () => {
   const sub = (stream: string, delivered: number, expected: number): StreamAuditCounts => ({
-    ...emptyCounts(), stream, expected, delivered, lost: expected - delivered,
+    ...emptyCounts(),
+    stream,
+    expected,
+    delivered,
+    lost: expected - delivered,
   });
 
   it('groups by stream kind and merges worker totals exactly', () => {
@@ -293,7 +332,14 @@ describe('AuditTally', () => {
     const total = main.total();
     expect(total).toEqual(addCounts(addCounts(emptyCounts(), main.toJSON().broadcast!), main.toJSON().user!));
     expect(toEventCounts(total, 25)).toEqual({
-      published: 25, expected: 40, delivered: 38, lost: 2, duplicated: 2, outOfOrder: 0, recovered: 0, misrouted: 0,
+      published: 25,
+      expected: 40,
+      delivered: 38,
+      lost: 2,
+      duplicated: 2,
+      outOfOrder: 0,
+      recovered: 0,
+      misrouted: 0,
     });
   });
 

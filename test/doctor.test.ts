@@ -4,18 +4,24 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
 import type { Io } from '../src/io.js';
-import {
-  checkLimits, FD_RESERVE, parseOpenFiles, parsePortRange, planCapacity, readLimits, type LimitSources, type SystemLimits,
-} from '../src/util/limits.js';
+import { checkLimits, FD_RESERVE, parseOpenFiles, parsePortRange, planCapacity, readLimits, type LimitSources, type SystemLimits } from '../src/util/limits.js';
 import type { DoctorReport } from '../src/commands/doctor.js';
 
 const GB = 1024 ** 3;
 
 function limits(over: Partial<SystemLimits> = {}): SystemLimits {
   return {
-    platform: 'linux', nodeVersion: '20.20.2', cpus: 8, freeMemoryBytes: 16 * GB, totalMemoryBytes: 32 * GB,
-    openFiles: { soft: 1_048_576, hard: 1_048_576 }, ephemeralPorts: { low: 1024, high: 65535 }, somaxconn: 4096, tcpTwReuse: 2,
-    unreadable: [], ...over,
+    platform: 'linux',
+    nodeVersion: '20.20.2',
+    cpus: 8,
+    freeMemoryBytes: 16 * GB,
+    totalMemoryBytes: 32 * GB,
+    openFiles: { soft: 1_048_576, hard: 1_048_576 },
+    ephemeralPorts: { low: 1024, high: 65535 },
+    somaxconn: 4096,
+    tcpTwReuse: 2,
+    unreadable: [],
+    ...over,
   };
 }
 
@@ -44,13 +50,19 @@ describe('/proc parsers', () => {
         if (path === '/proc/self/limits') return PROC_LIMITS;
         throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
       },
-      platform: 'darwin', nodeVersion: '22.1.0', cpus: 4, freeMemoryBytes: GB, totalMemoryBytes: 8 * GB,
+      platform: 'darwin',
+      nodeVersion: '22.1.0',
+      cpus: 4,
+      freeMemoryBytes: GB,
+      totalMemoryBytes: 8 * GB,
     };
     const l = readLimits(src);
     expect(l.openFiles).toEqual({ soft: 1024, hard: 524288 });
     expect(l.ephemeralPorts).toBeUndefined();
     expect(l.unreadable).toEqual([
-      '/proc/sys/net/ipv4/ip_local_port_range (ENOENT)', '/proc/sys/net/core/somaxconn (ENOENT)', '/proc/sys/net/ipv4/tcp_tw_reuse (ENOENT)',
+      '/proc/sys/net/ipv4/ip_local_port_range (ENOENT)',
+      '/proc/sys/net/core/somaxconn (ENOENT)',
+      '/proc/sys/net/ipv4/tcp_tw_reuse (ENOENT)',
     ]);
     const rows = checkLimits(l);
     expect(rows.find((r) => r.check === 'Ephemeral ports')).toMatchObject({ value: 'unknown', verdict: 'unknown' });
@@ -146,7 +158,7 @@ function fakeIo(): { io: Io; out: () => string; err: () => string } {
 const shell = (cmd: string) => new Promise<string>((resolve, reject) => execFile('sh', ['-c', cmd], (err, out) => (err ? reject(err) : resolve(out.trim()))));
 
 describe('notify doctor on this machine', () => {
-  it('--json returns sane numbers that match the shell\'s ulimit', async () => {
+  it("--json returns sane numbers that match the shell's ulimit", async () => {
     const f = fakeIo();
     expect(await run(['doctor', '--json'], f.io)).toBe(0);
     const r = JSON.parse(f.out()) as DoctorReport;
@@ -173,7 +185,15 @@ describe('notify doctor on this machine', () => {
     const f = fakeIo();
     expect(await run(['doctor'], f.io)).toBe(0);
     const out = f.out();
-    for (const label of ['Open files (ulimit -n)', 'Ephemeral ports', 'Connections per process', 'With 8 source addresses', 'somaxconn', 'tcp_tw_reuse', 'Node.js']) {
+    for (const label of [
+      'Open files (ulimit -n)',
+      'Ephemeral ports',
+      'Connections per process',
+      'With 8 source addresses',
+      'somaxconn',
+      'tcp_tw_reuse',
+      'Node.js',
+    ]) {
       expect(out).toContain(label);
     }
     expect(out).toContain('what to change');

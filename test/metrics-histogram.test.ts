@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  createHistogram, decodeHistogram, DurationHistogram, EMPTY_DURATION_SUMMARY, mergeHistograms,
-} from '../src/metrics/histogram.js';
+import { createHistogram, decodeHistogram, DurationHistogram, EMPTY_DURATION_SUMMARY, mergeHistograms } from '../src/metrics/histogram.js';
 import { NotifyError } from '../src/errors.js';
 
 /** 1..n microseconds: below 2048 us the histogram is exact, so percentiles are known integers. */
@@ -23,7 +21,14 @@ describe('DurationHistogram', () => {
     const s = histogramOf(range(1, 1000)).summary();
     // The mean, 500.5 us, is reported to the microsecond like every other figure.
     expect(s).toEqual({
-      count: 1000, min: 0.001, p50: 0.5, p90: 0.9, p99: 0.99, p999: 0.999, max: 1, mean: 0.501,
+      count: 1000,
+      min: 0.001,
+      p50: 0.5,
+      p90: 0.9,
+      p99: 0.99,
+      p999: 0.999,
+      max: 1,
+      mean: 0.501,
     });
   });
 

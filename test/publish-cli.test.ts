@@ -296,7 +296,11 @@ describe('publish client', () => {
       expect(ok.ok && ok.ids.length).toBe(2);
       const bad = await client.publishRaw('{"user":"jo","notification":{"type":"weird","title":"x"}}');
       expect(bad).toMatchObject({ ok: false, cause: 'http-400', status: 400, code: 'E_INVALID' });
-      expect(await key.publish({ user: 'jo', notification: { type: 'system', title: 'x' } })).toMatchObject({ ok: false, cause: 'http-401', code: 'E_PUBLISH_KEY' });
+      expect(await key.publish({ user: 'jo', notification: { type: 'system', title: 'x' } })).toMatchObject({
+        ok: false,
+        cause: 'http-401',
+        code: 'E_PUBLISH_KEY',
+      });
       expect(await down.publish({ user: 'jo', notification: { type: 'system', title: 'x' } })).toMatchObject({ ok: false, cause: 'ECONNREFUSED' });
     } finally {
       await Promise.all([client.close(), key.close(), down.close()]);
@@ -306,7 +310,11 @@ describe('publish client', () => {
   it('interprets odd answers without throwing', () => {
     expect(interpret(202, 'not json')).toMatchObject({ ok: false, cause: 'bad-response' });
     expect(interpret(503, '')).toMatchObject({ ok: false, cause: 'http-503', message: 'HTTP 503' });
-    expect(interpret(413, '{"error":{"code":"E_TOO_LARGE","message":"too big"}}')).toMatchObject({ cause: 'http-413', code: 'E_TOO_LARGE', message: 'too big' });
+    expect(interpret(413, '{"error":{"code":"E_TOO_LARGE","message":"too big"}}')).toMatchObject({
+      cause: 'http-413',
+      code: 'E_TOO_LARGE',
+      message: 'too big',
+    });
   });
 
   it('keeps a path prefix of the base URL', () => {

@@ -77,7 +77,8 @@ describe('ink dashboard in a fake terminal', () => {
       'ECONNRESET 3  HTTP 503 1',
       'event-loop p99 12.5ms  CPU 40%',
       'started embedded notify serve at http://127.0.0.1:1234',
-    ]) expect(out).toContain(s);
+    ])
+      expect(out).toContain(s);
     // Sparklines of delivered/s and p99 from the timeline (0, 0, 30k, 48k and 0, 0, 40, 95 ms).
     expect(out).toMatch(/delivered\/s\s+▁▁▅█ 48k\/s/);
     expect(out).toMatch(/p99\s+▁▁▄█ 95\.0ms/);
@@ -89,7 +90,9 @@ describe('ink dashboard in a fake terminal', () => {
   it('re-renders as snapshots arrive: ramp bar, then the saturation warning', async () => {
     const term = fakeTerminal(160, 40);
     const d = startDashboard({ out: term, color: true, title: 'notify swarm rlive', plan });
-    d.update(fixtureSnapshot({ phase: 'ramp', elapsedMs: 1000, conns: { target: 1000, open: 250, connecting: 10, reconnecting: 0, failed: 0, reconnects: 0 } }));
+    d.update(
+      fixtureSnapshot({ phase: 'ramp', elapsedMs: 1000, conns: { target: 1000, open: 250, connecting: 10, reconnecting: 0, failed: 0, reconnects: 0 } }),
+    );
     await until(() => plain(term.text()), /█{5}░{15} 250\/1000 open \(ramping\)/);
     expect(plain(term.text())).toContain('phase        ramp  1s left in phase · 14s left in run');
     expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain');
@@ -106,7 +109,10 @@ describe('ink dashboard in a fake terminal', () => {
   });
 
   it('q and Ctrl-C on a raw-mode stdin request a stop; the frame says so', async () => {
-    for (const [key, reason] of [['q', 'q pressed'], ['\x03', 'Ctrl-C pressed']] as const) {
+    for (const [key, reason] of [
+      ['q', 'q pressed'],
+      ['\x03', 'Ctrl-C pressed'],
+    ] as const) {
       const term = fakeTerminal();
       const keyboard = fakeKeyboard();
       const d = startDashboard({ out: term, stdin: keyboard, color: false, title: 't', plan });
@@ -135,7 +141,9 @@ describe('progress view choice', () => {
     const lines = f.stderr().trimEnd().split('\n');
     expect(lines).toEqual([
       'started embedded notify serve at http://127.0.0.1:9',
-      expect.stringMatching(/^\[publishing 5s\/15s\] open 987\/1000 connecting 4 reconnecting 9 failed 7 \| pub 50\/s recv 48000\/s \| p50 5\.3ms p99 95\.5ms max 131ms \| errors 4 \| storm1 back 471\/480$/),
+      expect.stringMatching(
+        /^\[publishing 5s\/15s\] open 987\/1000 connecting 4 reconnecting 9 failed 7 \| pub 50\/s recv 48000\/s \| p50 5\.3ms p99 95\.5ms max 131ms \| errors 4 \| storm1 back 471\/480$/,
+      ),
       expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000 .* \| errors 4 \| MISROUTED 3 \| storm1/),
     ]);
     expect(f.stderr()).not.toContain('\x1b');

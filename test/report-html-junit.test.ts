@@ -50,10 +50,27 @@ async function open(file: string): Promise<Opened> {
 // A result with two transports, a storm, a failed threshold and text that needs escaping.
 function richResult(): ResultFile {
   const r = fixtureResult({
-    run: 'r<html>&"x"', conns: 200, published: 100, expected: 20_000, lost: 3, reconnects: 20, latencyMs: latencies(20_000, 11), connectMs: latencies(200, 12, 10),
-    reconnectMs: latencies(20, 13, 40), errors: { 'WS 1006': 2 }, thresholds: ['p99<5ms', 'lost_rate<1%', 'connect.p99<1s'],
+    run: 'r<html>&"x"',
+    conns: 200,
+    published: 100,
+    expected: 20_000,
+    lost: 3,
+    reconnects: 20,
+    latencyMs: latencies(20_000, 11),
+    connectMs: latencies(200, 12, 10),
+    reconnectMs: latencies(20, 13, 40),
+    errors: { 'WS 1006': 2 },
+    thresholds: ['p99<5ms', 'lost_rate<1%', 'connect.p99<1s'],
   });
-  const ws = fixtureResult({ run: 'w', transport: 'ws', conns: 50, published: 100, expected: 5000, latencyMs: latencies(5000, 14, 2), connectMs: latencies(50, 15, 5) });
+  const ws = fixtureResult({
+    run: 'w',
+    transport: 'ws',
+    conns: 50,
+    published: 100,
+    expected: 5000,
+    latencyMs: latencies(5000, 14, 2),
+    connectMs: latencies(50, 15, 5),
+  });
   r.summary.transports.ws = ws.summary.transports.ws;
   r.histograms.ws = ws.histograms.ws;
   r.storms = [{ atMs: 5000, share: 0.5, aborted: 100, back: 100, back99Ms: 850, back100Ms: 1200, failures: { ECONNREFUSED: 4 } }];
@@ -127,7 +144,10 @@ describe('JUnit XML', () => {
         suiteName: suite.getAttribute('name'),
         tests: suite.getAttribute('tests'),
         failures: suite.getAttribute('failures'),
-        cases: [...doc.querySelectorAll('testcase')].map((c) => ({ name: c.getAttribute('name'), failure: c.querySelector('failure')?.getAttribute('message') ?? null })),
+        cases: [...doc.querySelectorAll('testcase')].map((c) => ({
+          name: c.getAttribute('name'),
+          failure: c.querySelector('failure')?.getAttribute('message') ?? null,
+        })),
         out: suite.querySelector(':scope > system-out')!.textContent,
       };
     }, xml);

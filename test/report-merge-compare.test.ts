@@ -36,17 +36,40 @@ const conA = latencies(300, 3, 10);
 const conB = latencies(200, 4, 20);
 const recA = latencies(40, 5, 50);
 const shardA = fixtureResult({
-  run: 'ra', conns: 300, published: 100, expected: 30_000, lost: 2, duplicated: 1, failed: 3, reconnects: 40, latencyMs: latA, connectMs: conA, reconnectMs: recA,
-  errors: { ECONNRESET: 3 }, thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
+  run: 'ra',
+  conns: 300,
+  published: 100,
+  expected: 30_000,
+  lost: 2,
+  duplicated: 1,
+  failed: 3,
+  reconnects: 40,
+  latencyMs: latA,
+  connectMs: conA,
+  reconnectMs: recA,
+  errors: { ECONNRESET: 3 },
+  thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
 });
 const shardB = fixtureResult({
-  run: 'rb', conns: 200, published: 100, expected: 20_000, lost: 0, outOfOrder: 4, misrouted: 6, latencyMs: latB, connectMs: conB,
-  errors: { ECONNRESET: 1, 'HTTP 503': 2 }, thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
+  run: 'rb',
+  conns: 200,
+  published: 100,
+  expected: 20_000,
+  lost: 0,
+  outOfOrder: 4,
+  misrouted: 6,
+  latencyMs: latB,
+  connectMs: conB,
+  errors: { ECONNRESET: 1, 'HTTP 503': 2 },
+  thresholds: ['p99<50ms', 'lost==0', 'connect.p99<1s'],
 });
 
 describe('merge', () => {
   it('equals the histogram of the combined data: counts and every percentile exact', () => {
-    const merged = mergeResults([{ file: 'a.json', result: shardA }, { file: 'b.json', result: shardB }]);
+    const merged = mergeResults([
+      { file: 'a.json', result: shardA },
+      { file: 'b.json', result: shardB },
+    ]);
     const all = { latency: histogramOf([...latA, ...latB]), connect: histogramOf([...conA, ...conB]), reconnect: histogramOf(recA) };
     for (const scope of [merged.summary.total, merged.summary.transports.sse!]) {
       expect(scope.latency).toEqual(all.latency.summary());
@@ -61,7 +84,10 @@ describe('merge', () => {
   });
 
   it('sums connections, counts and errors, recomputes rates, and re-evaluates thresholds on the merged figures', () => {
-    const merged = mergeResults([{ file: 'a.json', result: shardA }, { file: 'b.json', result: shardB }]);
+    const merged = mergeResults([
+      { file: 'a.json', result: shardA },
+      { file: 'b.json', result: shardB },
+    ]);
     const t = merged.summary.total;
     expect(t.connections).toEqual({ target: 500, peakOpen: 500, failed: 3, reconnects: 40 });
     expect(t.events).toMatchObject({ published: 200, expected: 50_000, delivered: 49_998, lost: 2, duplicated: 1, outOfOrder: 4, misrouted: 6 });
@@ -127,8 +153,23 @@ describe('merge', () => {
 describe('compare', () => {
   const base = fixtureResult({ run: 'base', conns: 100, published: 100, expected: 10_000, latencyMs: latencies(10_000, 7), connectMs: latencies(100, 8, 10) });
   // Same run shape, every latency 1.5x: p99 grows by 50%.
-  const slower = fixtureResult({ run: 'slow', conns: 100, published: 100, expected: 10_000, latencyMs: latencies(10_000, 7, 1.5), connectMs: latencies(100, 8, 10) });
-  const lossy = fixtureResult({ run: 'lossy', conns: 100, published: 100, expected: 10_000, lost: 1, latencyMs: latencies(10_000, 7), connectMs: latencies(100, 8, 10) });
+  const slower = fixtureResult({
+    run: 'slow',
+    conns: 100,
+    published: 100,
+    expected: 10_000,
+    latencyMs: latencies(10_000, 7, 1.5),
+    connectMs: latencies(100, 8, 10),
+  });
+  const lossy = fixtureResult({
+    run: 'lossy',
+    conns: 100,
+    published: 100,
+    expected: 10_000,
+    lost: 1,
+    latencyMs: latencies(10_000, 7),
+    connectMs: latencies(100, 8, 10),
+  });
 
   it('parses rules: direction, relative or absolute, units', () => {
     expect(parseRegressionRule('p99:+10%')).toMatchObject({ direction: 'up', relative: true, amount: 0.1, target: { metric: 'latency.p99' } });
@@ -151,11 +192,25 @@ describe('compare', () => {
     expect(compareSummaries(slower.summary, base.summary, parseRegressionRules(['p99:+0%'])).regressions).toEqual([]);
     const lost = compareSummaries(base.summary, lossy.summary, parseRegressionRules(['lost:+0', 'delivered_rate:-1%']));
     expect(lost.regressions.map((r) => r.name)).toEqual(['lost']);
-    expect(compareSummaries(base.summary, lossy.summary, parseRegressionRules(['delivered_rate:-0.001%'])).regressions.map((r) => r.name)).toEqual(['delivered_rate']);
+    expect(compareSummaries(base.summary, lossy.summary, parseRegressionRules(['delivered_rate:-0.001%'])).regressions.map((r) => r.name)).toEqual([
+      'delivered_rate',
+    ]);
     // Every headline figure is in the table, with and without rules.
-    expect(lost.rows.map((r) => r.name)).toEqual(
-      ['p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'misrouted', 'conns.failed', 'delivered_per_sec'],
-    );
+    expect(lost.rows.map((r) => r.name)).toEqual([
+      'p50',
+      'p99',
+      'max',
+      'connect.p99',
+      'reconnect.p99',
+      'lost',
+      'lost_rate',
+      'delivered_rate',
+      'duplicated',
+      'out_of_order',
+      'misrouted',
+      'conns.failed',
+      'delivered_per_sec',
+    ]);
   });
 
   it('CLI: exit 99 on a constructed regression, 0 without; default rules when none given', async () => {
@@ -201,7 +256,11 @@ describe('bad input files', () => {
     ];
     const partial = structuredClone(shardA) as unknown as { summary: { total: { latency: { p99: unknown } } } };
     partial.summary.total.latency.p99 = 'fast';
-    cases.push(['partial.json', JSON.stringify(partial), /partial\.json: not a valid notify\.result\/1 file: summary\.total\.latency\.p99: Expected number, received string/]);
+    cases.push([
+      'partial.json',
+      JSON.stringify(partial),
+      /partial\.json: not a valid notify\.result\/1 file: summary\.total\.latency\.p99: Expected number, received string/,
+    ]);
     for (const [name, text, re] of cases) {
       const file = save(name, text);
       const r = await cli(['report', file]);
@@ -230,7 +289,9 @@ describe('bad input files', () => {
 describe('result files written before misrouted and problems existed', () => {
   it('read with misrouted 0 and no problems, and merge', async () => {
     const { parseResult } = await import('../src/report/result-file.js');
-    const old = JSON.parse(JSON.stringify(shardA)) as Record<string, unknown> & { summary: { total: { events: Record<string, unknown> }; transports: { sse: { events: Record<string, unknown> } } } };
+    const old = JSON.parse(JSON.stringify(shardA)) as Record<string, unknown> & {
+      summary: { total: { events: Record<string, unknown> }; transports: { sse: { events: Record<string, unknown> } } };
+    };
     for (const e of [old.summary.total.events, old.summary.transports.sse.events]) {
       delete e.misrouted;
       delete e.misroutedRate;
@@ -239,6 +300,11 @@ describe('result files written before misrouted and problems existed', () => {
     const read = parseResult('old.json', old);
     expect(read.summary.total.events).toMatchObject({ misrouted: 0, misroutedRate: 0 });
     expect(read.problems).toEqual([]);
-    expect(mergeResults([{ file: 'old.json', result: read }, { file: 'b.json', result: shardB }]).summary.total.events.misrouted).toBe(6);
+    expect(
+      mergeResults([
+        { file: 'old.json', result: read },
+        { file: 'b.json', result: shardB },
+      ]).summary.total.events.misrouted,
+    ).toBe(6);
   });
 });

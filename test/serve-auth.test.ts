@@ -18,7 +18,10 @@ afterEach(runCleanup);
 
 const SECRET = 'test-secret-of-32-characters-xyz';
 
-function token(sub: string | undefined, { secret = SECRET, expiresIn = '5m', alg = 'HS256' }: { secret?: string; expiresIn?: string | number; alg?: string } = {}): Promise<string> {
+function token(
+  sub: string | undefined,
+  { secret = SECRET, expiresIn = '5m', alg = 'HS256' }: { secret?: string; expiresIn?: string | number; alg?: string } = {},
+): Promise<string> {
   const jwt = new SignJWT({}).setProtectedHeader({ alg }).setIssuedAt().setExpirationTime(expiresIn);
   if (sub !== undefined) jwt.setSubject(sub);
   return jwt.sign(new TextEncoder().encode(secret));
@@ -37,7 +40,7 @@ async function jwtGateway() {
 }
 
 describe('auth jwt', () => {
-  it('a valid token in the Authorization header or ?token= opens the token user\'s stream on SSE, WS and poll', async () => {
+  it("a valid token in the Authorization header or ?token= opens the token user's stream on SSE, WS and poll", async () => {
     const gw = await jwtGateway();
     const t = await token('alice');
     const viaHeader = await openSse(`${gw.url}/events`, { headers: bearer(t) });
@@ -101,7 +104,7 @@ describe('auth jwt', () => {
     expect(gw.hub.size).toBe(0);
   });
 
-  it('?user= naming another user with a token -> 403 (another user\'s stream), the same user is fine', async () => {
+  it("?user= naming another user with a token -> 403 (another user's stream), the same user is fine", async () => {
     const gw = await jwtGateway();
     const t = await token('alice');
     expect(expectRefusal(await refused(openSse(`${gw.url}/events?user=bob`, { headers: bearer(t) })), 403, 'E_FORBIDDEN')).toMatch(/alice.*bob/);
@@ -112,7 +115,7 @@ describe('auth jwt', () => {
     expect((await own.next('init')).json.cursor).toBe(gw.cursor(0, 0));
   });
 
-  it('a user cannot mark another user\'s notification read -> 403, and bob\'s stream never hears of it', async () => {
+  it("a user cannot mark another user's notification read -> 403, and bob's stream never hears of it", async () => {
     const gw = await jwtGateway();
     const bob = await openSse(`${gw.url}/events`, { headers: bearer(await token('bob')) });
     await bob.next('init');

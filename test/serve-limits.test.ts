@@ -53,7 +53,11 @@ describe('a resume that is not read', () => {
     expect(gw.hub.size).toBe(5);
 
     // Published while they stall between pages: not queued per connection, read from the history by the next page.
-    const during = await publishEach(gw.url, { user: 'r' }, Array.from({ length: 20 }, (_, i) => `during${i}`));
+    const during = await publishEach(
+      gw.url,
+      { user: 'r' },
+      Array.from({ length: 20 }, (_, i) => `during${i}`),
+    );
     const [reader] = stalled;
     reader!.resume();
     const got = await reader!.waitFor(420, 'notification', { timeoutMs: 15_000 });
@@ -69,7 +73,9 @@ describe('a resume that is not read', () => {
     const gw = await startTestGateway({ maxBuffer: '64kb', maxBody: '1mb', history: '1000', batch: '20ms' });
     const ids = await fill(gw, 'w', 300, 4 * KB);
     const ws = await openWs(`${gw.wsUrl}/ws?user=w&cursor=${gw.cursor(0, 0)}`);
-    const frames = await ws.inbox.waitUntil(() => ws.inbox.items.flatMap((f) => f.notifications ?? []).length >= 300, '300 notifications in batches', { timeoutMs: 15_000 });
+    const frames = await ws.inbox.waitUntil(() => ws.inbox.items.flatMap((f) => f.notifications ?? []).length >= 300, '300 notifications in batches', {
+      timeoutMs: 15_000,
+    });
     void frames;
     const got = ws.inbox.items.flatMap((f) => (f.type === 'batch' ? f.notifications : []));
     expect(got.map((n: { id: string }) => n.id)).toEqual(ids);
@@ -112,7 +118,11 @@ describe('--max-buffer-total', () => {
     const sub = (u: string) => [...gw.hub.subscribers()].find((s) => s.user === u);
     // The kernel takes a few MB per socket first; then the server's own buffers grow: c past 40 KB, b past 100 KB, then a.
     const published: Record<string, string[]> = { a: [], b: [], c: [] };
-    for (const [u, atLeast] of [['c', 40 * KB], ['b', 100 * KB], ['a', Infinity]] as const) {
+    for (const [u, atLeast] of [
+      ['c', 40 * KB],
+      ['b', 100 * KB],
+      ['a', Infinity],
+    ] as const) {
       for (let i = 0; i < 400 && gw.hub.size === 4 && (sub(u)?.buffered ?? 0) < atLeast; i++) published[u]!.push(...(await fill(gw, u, 5, 8 * KB)));
     }
     await publishEach(gw.url, { user: 'h' }, ['to the healthy one']);

@@ -36,7 +36,12 @@ describe('poll: receive', () => {
     const r = await poll(gw.url, { user: 'p' });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(r.body).toEqual({ cursor: gw.cursor(1, 0), unread: [expect.objectContaining({ id, title: 'earlier', userId: 'p' })], unreadCount: 1, notifications: [] });
+    expect(r.body).toEqual({
+      cursor: gw.cursor(1, 0),
+      unread: [expect.objectContaining({ id, title: 'earlier', userId: 'p' })],
+      unreadCount: 1,
+      notifications: [],
+    });
   });
 
   it('with a cursor answers at once with every event after it, from both streams, oldest first', async () => {
@@ -187,13 +192,23 @@ describe('poll: reset', () => {
     const [id] = await publishEach(gw.url, { user: 'r' }, ['kept']);
     const r = await poll(gw.url, { user: 'r', cursor: 'gone.4.4', timeout: 5 });
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ cursor: gw.cursor(1, 0), reset: { reason: 'epoch' }, unread: [expect.objectContaining({ id })], unreadCount: 1, notifications: [] });
+    expect(r.body).toEqual({
+      cursor: gw.cursor(1, 0),
+      reset: { reason: 'epoch' },
+      unread: [expect.objectContaining({ id })],
+      unreadCount: 1,
+      notifications: [],
+    });
   });
 
   it('a cursor whose events left the history window is answered with reset (window)', async () => {
     const gw = await startTestGateway({ history: '3' });
     const { cursor } = (await poll(gw.url, { user: 'w' })).body;
-    await publishEach(gw.url, { user: 'w' }, Array.from({ length: 10 }, (_, i) => `w${i + 1}`));
+    await publishEach(
+      gw.url,
+      { user: 'w' },
+      Array.from({ length: 10 }, (_, i) => `w${i + 1}`),
+    );
     const r = await poll(gw.url, { user: 'w', cursor, timeout: 5 });
     expect(r.body.reset).toEqual({ reason: 'window' });
     expect(r.body.cursor).toBe(gw.cursor(10, 0));

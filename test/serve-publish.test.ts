@@ -119,7 +119,14 @@ describe('bad input', () => {
     });
 
     it('a batch with one bad item -> 400 naming the item, and none of the batch is published', async () => {
-      const msg = expectError(await publish([{ user: 'w', notification: { ...valid, title: 'good one' } }, { user: 'w', notification: { type: 'comment' } }]), 400, 'E_INVALID');
+      const msg = expectError(
+        await publish([
+          { user: 'w', notification: { ...valid, title: 'good one' } },
+          { user: 'w', notification: { type: 'comment' } },
+        ]),
+        400,
+        'E_INVALID',
+      );
       expect(msg).toMatch(/^\[1\]\.notification\.title:/);
     });
 
@@ -136,7 +143,14 @@ describe('bad input', () => {
 
     it('a chunked body (no Content-Length) over the limit -> 413 E_TOO_LARGE', async () => {
       const chunk = Buffer.alloc(16 * 1024, 'x');
-      const r = await postChunked(`${gw.url}/publish`, [Buffer.from('{"user":"w","notification":{"type":"comment","title":"t","body":"'), chunk, chunk, chunk, chunk, chunk]);
+      const r = await postChunked(`${gw.url}/publish`, [
+        Buffer.from('{"user":"w","notification":{"type":"comment","title":"t","body":"'),
+        chunk,
+        chunk,
+        chunk,
+        chunk,
+        chunk,
+      ]);
       expectError(r, 413, 'E_TOO_LARGE');
     });
 

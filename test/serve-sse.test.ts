@@ -35,7 +35,16 @@ describe('SSE: receive', () => {
     const [userId] = await publishOk(gw.url, { user: 'alice' }, note('one', { data: { k: 1 }, entityType: 'post', entityId: 'p1' }));
     const one = await c.next('notification');
     expect(one.id).toBe(gw.cursor(1, 0));
-    expect(one.json).toMatchObject({ id: userId, userId: 'alice', type: 'comment', title: 'one', body: 'body of one', data: { k: 1 }, entityType: 'post', entityId: 'p1' });
+    expect(one.json).toMatchObject({
+      id: userId,
+      userId: 'alice',
+      type: 'comment',
+      title: 'one',
+      body: 'body of one',
+      data: { k: 1 },
+      entityType: 'post',
+      entityId: 'p1',
+    });
     expect(new Date(one.json.createdAt).toISOString()).toBe(one.json.createdAt);
 
     const [bId] = await publishOk(gw.url, { broadcast: true }, note('all', { type: 'system' }));
@@ -81,9 +90,11 @@ describe('SSE: resume after a dropped connection', () => {
 
       const enc = encodeURIComponent(cursor);
       const again =
-        how === 'Last-Event-ID header' ? await subscribe(gw, '?user=u1', { 'Last-Event-ID': cursor })
-        : how === '?lastEventId=' ? await subscribe(gw, `?user=u1&lastEventId=${enc}`)
-        : await subscribe(gw, `?user=u1&cursor=${enc}`);
+        how === 'Last-Event-ID header'
+          ? await subscribe(gw, '?user=u1', { 'Last-Event-ID': cursor })
+          : how === '?lastEventId='
+            ? await subscribe(gw, `?user=u1&lastEventId=${enc}`)
+            : await subscribe(gw, `?user=u1&cursor=${enc}`);
       const missed = await again.waitFor(5, 'notification');
       expect(titles(missed)).toEqual(['a2', 'b2', 'a3', 'a4', 'b3']);
       expect(missed.map((e) => e.id)).toEqual([gw.cursor(2, 1), gw.cursor(2, 2), gw.cursor(3, 2), gw.cursor(4, 2), gw.cursor(4, 3)]);
@@ -136,7 +147,7 @@ describe('SSE: resume after a dropped connection', () => {
 });
 
 describe('SSE: broadcast and per-user isolation', () => {
-  it('a user never gets another user\'s events; every subscriber gets broadcast', async () => {
+  it("a user never gets another user's events; every subscriber gets broadcast", async () => {
     const gw = await startTestGateway();
     const a = await subscribe(gw, '?user=A');
     const b = await subscribe(gw, '?user=B');
@@ -209,7 +220,12 @@ describe('SSE: slow consumer', () => {
     // It took more than one publish: the close came from the client's stall, not from the size of one publish.
     expect(published.length).toBeGreaterThan(10);
     // Published after the close (more than --max-buffer of them): the resume must bring them.
-    const after = await publishEach(gw.url, { user: 'slow' }, Array.from({ length: 10 }, (_, i) => `after${i}`), { body: 'a'.repeat(3000) });
+    const after = await publishEach(
+      gw.url,
+      { user: 'slow' },
+      Array.from({ length: 10 }, (_, i) => `after${i}`),
+      { body: 'a'.repeat(3000) },
+    );
     published.push(...after);
 
     slow.resume();
@@ -242,7 +258,12 @@ describe('SSE: slow consumer', () => {
 
   it('a fresh subscription whose unread snapshot is larger than --max-buffer gets its init', async () => {
     const gw = await startTestGateway({ maxBuffer: '4kb' });
-    const ids = await publishEach(gw.url, { user: 'u' }, Array.from({ length: 30 }, (_, i) => `u${i}`), { body: 'q'.repeat(4000) });
+    const ids = await publishEach(
+      gw.url,
+      { user: 'u' },
+      Array.from({ length: 30 }, (_, i) => `u${i}`),
+      { body: 'q'.repeat(4000) },
+    );
     const c = await subscribe(gw, '?user=u');
     const init = await c.next('init');
     expect(init.json.unreadCount).toBe(30);
@@ -253,7 +274,12 @@ describe('SSE: slow consumer', () => {
 
   it('a resume whose replay is larger than --max-buffer is served in full', async () => {
     const gw = await startTestGateway({ maxBuffer: '4kb', history: '1000' });
-    const ids = await publishEach(gw.url, { user: 'r' }, Array.from({ length: 100 }, (_, i) => `r${i}`), { body: 'q'.repeat(4000) });
+    const ids = await publishEach(
+      gw.url,
+      { user: 'r' },
+      Array.from({ length: 100 }, (_, i) => `r${i}`),
+      { body: 'q'.repeat(4000) },
+    );
     const c = await subscribe(gw, '?user=r', { 'Last-Event-ID': gw.cursor(0, 0) });
     const got = await c.waitFor(100, 'notification', { timeoutMs: 5000 });
     expect(got.map((e) => e.json.id)).toEqual(ids);
@@ -300,7 +326,11 @@ describe('SSE: reset', () => {
     const first = await subscribe(gw, '?user=w');
     const cursor = (await first.next('init')).json.cursor as string;
     await first.close();
-    await publishEach(gw.url, { user: 'w' }, Array.from({ length: 10 }, (_, i) => `w${i + 1}`));
+    await publishEach(
+      gw.url,
+      { user: 'w' },
+      Array.from({ length: 10 }, (_, i) => `w${i + 1}`),
+    );
 
     const c = await subscribe(gw, '?user=w', { 'Last-Event-ID': cursor });
     expect((await c.next('reset')).json).toEqual({ reason: 'window', cursor });
@@ -344,7 +374,7 @@ describe('SSE: unread snapshot and read receipts', () => {
     expect(all.body.notifications[2].readAt).toBe(read.body.readAt);
   });
 
-  it('POST /notifications/:id/read reaches the user\'s other SSE and WS connections, and no one else', async () => {
+  it("POST /notifications/:id/read reaches the user's other SSE and WS connections, and no one else", async () => {
     const gw = await startTestGateway();
     const s1 = await subscribe(gw, '?user=rr');
     const s2 = await subscribe(gw, '?user=rr');
@@ -391,7 +421,7 @@ describe('SSE: unread snapshot and read receipts', () => {
     expect(zz.body.unreadCount).toBe(2);
   });
 
-  it('marking another user\'s notification is 403, an unknown id 404, and neither moves anything', async () => {
+  it("marking another user's notification is 403, an unknown id 404, and neither moves anything", async () => {
     const gw = await startTestGateway();
     const [theirs] = await publishEach(gw.url, { user: 'owner' }, ['private']);
     const r = await http(`${gw.url}/notifications/${theirs}/read?user=intruder`, { method: 'POST' });

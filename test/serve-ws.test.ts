@@ -69,7 +69,7 @@ describe('WS: resume after a dropped connection', () => {
 });
 
 describe('WS: broadcast and per-user isolation', () => {
-  it('a user never gets another user\'s events; every subscriber gets broadcast', async () => {
+  it("a user never gets another user's events; every subscriber gets broadcast", async () => {
     const gw = await startTestGateway();
     const a = await subscribe(gw, '?user=A');
     const b = await subscribe(gw, '?user=B');
@@ -98,10 +98,7 @@ describe('WS: batching', () => {
     const gw = await startTestGateway({ batch: '200ms' });
     const c = await subscribe(gw, '?user=u');
     await c.next('init');
-    const ids = [
-      ...(await publishEach(gw.url, { broadcast: true }, ['n1'])),
-      ...(await publishEach(gw.url, { user: 'u' }, ['n2', 'n3'])),
-    ];
+    const ids = [...(await publishEach(gw.url, { broadcast: true }, ['n1'])), ...(await publishEach(gw.url, { user: 'u' }, ['n2', 'n3']))];
     const batch = await c.next('batch');
     expect(batch.cursor).toBe(gw.cursor(2, 1));
     expect(batch.notifications.map((n: any) => n.id)).toEqual(ids);
@@ -127,7 +124,12 @@ describe('WS: slow consumer', () => {
     expect(metricValue(metrics, 'notify_slow_consumer_closes_total', { transport: 'ws' })).toBe(1);
     expect(metricValue(metrics, 'notify_connections', { transport: 'ws' })).toBe(0);
 
-    const after = await publishEach(gw.url, { user: 'slow' }, Array.from({ length: 10 }, (_, i) => `after${i}`), { body: 'a'.repeat(3000) });
+    const after = await publishEach(
+      gw.url,
+      { user: 'slow' },
+      Array.from({ length: 10 }, (_, i) => `after${i}`),
+      { body: 'a'.repeat(3000) },
+    );
     published.push(...after);
 
     slow.resume();
@@ -145,7 +147,12 @@ describe('WS: slow consumer', () => {
 
   it('a resume whose replay is larger than --max-buffer is served in full', async () => {
     const gw = await startTestGateway({ maxBuffer: '4kb' });
-    const ids = await publishEach(gw.url, { user: 'r' }, Array.from({ length: 100 }, (_, i) => `r${i}`), { body: 'q'.repeat(4000) });
+    const ids = await publishEach(
+      gw.url,
+      { user: 'r' },
+      Array.from({ length: 100 }, (_, i) => `r${i}`),
+      { body: 'q'.repeat(4000) },
+    );
     const c = await subscribe(gw, `?user=r&cursor=${gw.cursor(0, 0)}`);
     const got = await c.waitFor(100, 'notification', { timeoutMs: 5000 });
     expect(got.map((f) => f.notification.id)).toEqual(ids);
@@ -190,7 +197,11 @@ describe('WS: reset', () => {
 
   it('a cursor whose events left the history window gets a reset frame (window) and a fresh init', async () => {
     const gw = await startTestGateway({ history: '3' });
-    await publishEach(gw.url, { broadcast: true }, Array.from({ length: 10 }, (_, i) => `b${i + 1}`));
+    await publishEach(
+      gw.url,
+      { broadcast: true },
+      Array.from({ length: 10 }, (_, i) => `b${i + 1}`),
+    );
     const c = await subscribe(gw, `?user=w&cursor=${gw.cursor(0, 0)}`);
     expect(await c.next('reset')).toEqual({ type: 'reset', reason: 'window', cursor: gw.cursor(0, 0) });
     const init = await c.next('init');
@@ -231,7 +242,7 @@ describe('WS: read receipts from the client', () => {
     expect((await stranger.next('notification')).notification.title).toBe('marker');
   });
 
-  it('bad frames and other users\' notifications get an error frame; the connection stays usable', async () => {
+  it("bad frames and other users' notifications get an error frame; the connection stays usable", async () => {
     const gw = await startTestGateway();
     const [theirs] = await publishEach(gw.url, { user: 'owner' }, ['private']);
     const c = await subscribe(gw, '?user=me');

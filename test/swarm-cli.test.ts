@@ -70,7 +70,7 @@ const notify = (args: string[], timeoutMs?: number) => start(args, { timeoutMs }
 async function closedPort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = (srv.address() as { port: number });
+  const { port } = srv.address() as { port: number };
   await new Promise((r) => srv.close(r));
   return port;
 }
@@ -175,10 +175,13 @@ describe('notify swarm output', () => {
     const gw = await startTestGateway();
     const file = join(dir, 'interrupted.json');
     // A 30 s publishing phase that the test cuts short once probes are flowing.
-    const run = start(['swarm', '--url', gw.url, '--conns', String(CONNS), '--ramp', '200ms', '--duration', '30s', '--rate', '20/s', '--no-dashboard', '--out', file], {
-      timeoutMs: 20_000,
-      detached: true,
-    });
+    const run = start(
+      ['swarm', '--url', gw.url, '--conns', String(CONNS), '--ramp', '200ms', '--duration', '30s', '--rate', '20/s', '--no-dashboard', '--out', file],
+      {
+        timeoutMs: 20_000,
+        detached: true,
+      },
+    );
     // Probes the gateway has accepted so far (its own counter, read in this process).
     const published = async () => (await gw.metrics.published.get()).values.reduce((a, v) => a + v.value, 0);
     const deadline = Date.now() + 10_000;

@@ -2,7 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { NotifyError } from '../src/errors.js';
 import {
-  assignTransports, parseAddressRange, parseMix, parseStorm, resolveSwarmOptions, SWARM_DEFAULTS, TRANSPORT_ORDER, type RawSwarmOptions,
+  assignTransports,
+  parseAddressRange,
+  parseMix,
+  parseStorm,
+  resolveSwarmOptions,
+  SWARM_DEFAULTS,
+  TRANSPORT_ORDER,
+  type RawSwarmOptions,
 } from '../src/swarm/config.js';
 
 /** The usage error `fn` throws: exit code 2, and the message (which must name the flag). */
@@ -189,7 +196,10 @@ describe('resolveSwarmOptions', () => {
       drainMs: 500,
       rate: 10,
       userRate: 20,
-      storms: [{ share: 0.5, atMs: 20_000 }, { share: 0.1, atMs: 30_000 }],
+      storms: [
+        { share: 0.5, atMs: 20_000 },
+        { share: 0.1, atMs: 30_000 },
+      ],
       reconnect: 'immediate',
       backoffBaseMs: 50,
       backoffCapMs: 2000,
@@ -200,7 +210,10 @@ describe('resolveSwarmOptions', () => {
       bailout: 10,
       pollTimeoutS: 5,
     });
-    expect(c.thresholds.map((t) => [t.metric, t.op, t.value])).toEqual([['latency.p99', '<', 250], ['lost', '==', 0]]);
+    expect(c.thresholds.map((t) => [t.metric, t.op, t.value])).toEqual([
+      ['latency.p99', '<', 250],
+      ['lost', '==', 0],
+    ]);
     expect(resolveSwarmOptions({ conns: '10', users: '3' }, {}).users).toBe(3);
   });
 

@@ -32,71 +32,85 @@ const cases: [transport: string, label: string][] = [
 ];
 
 describe('notify swarm against notify serve', () => {
-  it.each(cases)('%s: every probe to every subscriber, once (%s)', async (transport) => {
-    const gw = await startTestGateway();
-    const config = swarmConfig({ ...FLAGS, transport, url: [gw.url] });
-    const { outcome } = await swarm(config);
-    const total = outcome.summary.total;
+  it.each(cases)(
+    '%s: every probe to every subscriber, once (%s)',
+    async (transport) => {
+      const gw = await startTestGateway();
+      const config = swarmConfig({ ...FLAGS, transport, url: [gw.url] });
+      const { outcome } = await swarm(config);
+      const total = outcome.summary.total;
 
-    // The publisher kept its schedule and the gateway accepted every probe.
-    expect(BROADCASTS).toBe(60);
-    expect(USER_PROBES).toBe(60);
-    expect(outcome.publisher).toMatchObject({ sent: BROADCASTS + USER_PROBES, accepted: BROADCASTS + USER_PROBES, failures: {} });
-    const metrics = await scrape(gw.url);
-    expect(metricValue(metrics, 'notify_published_total', { stream: 'broadcast' })).toBe(BROADCASTS);
-    expect(metricValue(metrics, 'notify_published_total', { stream: 'user' })).toBe(USER_PROBES);
+      // The publisher kept its schedule and the gateway accepted every probe.
+      expect(BROADCASTS).toBe(60);
+      expect(USER_PROBES).toBe(60);
+      expect(outcome.publisher).toMatchObject({ sent: BROADCASTS + USER_PROBES, accepted: BROADCASTS + USER_PROBES, failures: {} });
+      const metrics = await scrape(gw.url);
+      expect(metricValue(metrics, 'notify_published_total', { stream: 'broadcast' })).toBe(BROADCASTS);
+      expect(metricValue(metrics, 'notify_published_total', { stream: 'user' })).toBe(USER_PROBES);
 
-    // Every connection opened once and stayed open.
-    expect(total.connections).toEqual({ target: CONNS, peakOpen: CONNS, failed: 0, reconnects: 0 });
-    expect(total.errors).toEqual({});
-    expect(total.connect.count).toBe(CONNS);
+      // Every connection opened once and stayed open.
+      expect(total.connections).toEqual({ target: CONNS, peakOpen: CONNS, failed: 0, reconnects: 0 });
+      expect(total.errors).toEqual({});
+      expect(total.connect.count).toBe(CONNS);
 
-    // Expected, independently: each connection every broadcast, plus one user probe for each of users 1..60.
-    const expected = CONNS * BROADCASTS + USER_PROBES;
-    expect(eventCounts(total)).toEqual({
-      published: BROADCASTS + USER_PROBES,
-      expected,
-      delivered: expected,
-      lost: 0,
-      duplicated: 0,
-      outOfOrder: 0,
-      recovered: 0,
-      misrouted: 0,
-    });
-    expect(total.events.deliveredRate).toBe(1);
-    expect(total.latency.count).toBe(expected);
-    expect(total.latency.min).toBeGreaterThan(0);
+      // Expected, independently: each connection every broadcast, plus one user probe for each of users 1..60.
+      const expected = CONNS * BROADCASTS + USER_PROBES;
+      expect(eventCounts(total)).toEqual({
+        published: BROADCASTS + USER_PROBES,
+        expected,
+        delivered: expected,
+        lost: 0,
+        duplicated: 0,
+        outOfOrder: 0,
+        recovered: 0,
+        misrouted: 0,
+      });
+      expect(total.events.deliveredRate).toBe(1);
+      expect(total.latency.count).toBe(expected);
+      expect(total.latency.min).toBeGreaterThan(0);
 
-    // Per transport: its share of the connections (the mix keeps its shares in every prefix, so also among users
-    // 1..60) and the gateway's count of events it wrote to that transport's connections, live or from history.
-    const order = assignTransports(config.mix, CONNS);
-    const used = TRANSPORT_ORDER.filter((t) => (config.mix[t] ?? 0) > 0);
-    expect(Object.keys(outcome.summary.transports).sort()).toEqual([...used].sort());
-    let sum = 0;
-    for (const t of used) {
-      const k = TRANSPORT_ORDER.indexOf(t);
-      const conns = order.filter((x) => x === k).length;
-      const userProbes = order.subarray(0, USER_PROBES).filter((x) => x === k).length;
-      const s = outcome.summary.transports[t as TransportName]!;
-      const want = conns * BROADCASTS + userProbes;
-      expect(s.connections, t).toEqual({ target: conns, peakOpen: conns, failed: 0, reconnects: 0 });
-      expect(eventCounts(s), t).toEqual({ published: BROADCASTS + USER_PROBES, expected: want, delivered: want, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0 });
-      expect(s.latency.count, t).toBe(want);
-      const written = (metricValue(metrics, 'notify_delivered_total', { transport: t }) ?? 0) + (metricValue(metrics, 'notify_replayed_total', { transport: t }) ?? 0);
-      expect(written, `${t}: events the gateway wrote to its connections`).toBe(want);
-      sum += want;
-    }
-    expect(sum).toBe(expected);
-    if (transport.startsWith('mix:')) {
-      expect(Object.fromEntries(used.map((t) => [t, outcome.summary.transports[t]!.connections.target]))).toEqual({ sse: 75, ws: 45, poll: 30 });
-    }
+      // Per transport: its share of the connections (the mix keeps its shares in every prefix, so also among users
+      // 1..60) and the gateway's count of events it wrote to that transport's connections, live or from history.
+      const order = assignTransports(config.mix, CONNS);
+      const used = TRANSPORT_ORDER.filter((t) => (config.mix[t] ?? 0) > 0);
+      expect(Object.keys(outcome.summary.transports).sort()).toEqual([...used].sort());
+      let sum = 0;
+      for (const t of used) {
+        const k = TRANSPORT_ORDER.indexOf(t);
+        const conns = order.filter((x) => x === k).length;
+        const userProbes = order.subarray(0, USER_PROBES).filter((x) => x === k).length;
+        const s = outcome.summary.transports[t as TransportName]!;
+        const want = conns * BROADCASTS + userProbes;
+        expect(s.connections, t).toEqual({ target: conns, peakOpen: conns, failed: 0, reconnects: 0 });
+        expect(eventCounts(s), t).toEqual({
+          published: BROADCASTS + USER_PROBES,
+          expected: want,
+          delivered: want,
+          lost: 0,
+          duplicated: 0,
+          outOfOrder: 0,
+          recovered: 0,
+          misrouted: 0,
+        });
+        expect(s.latency.count, t).toBe(want);
+        const written =
+          (metricValue(metrics, 'notify_delivered_total', { transport: t }) ?? 0) + (metricValue(metrics, 'notify_replayed_total', { transport: t }) ?? 0);
+        expect(written, `${t}: events the gateway wrote to its connections`).toBe(want);
+        sum += want;
+      }
+      expect(sum).toBe(expected);
+      if (transport.startsWith('mix:')) {
+        expect(Object.fromEntries(used.map((t) => [t, outcome.summary.transports[t]!.connections.target]))).toEqual({ sse: 75, ws: 45, poll: 30 });
+      }
 
-    // The encoded histograms (what result files carry and merge) hold the same values as the summary.
-    const latency = decodeHistogram(outcome.histograms.total!.latency);
-    expect(latency.count).toBe(expected);
-    expect(latency.summary()).toEqual(total.latency);
-    expect(decodeHistogram(outcome.histograms.total!.connect).count).toBe(CONNS);
-    expect(outcome.selfCheck.workers.length).toBeGreaterThan(0);
-    expect(outcome.stoppedEarly).toBeUndefined();
-  }, 30_000);
+      // The encoded histograms (what result files carry and merge) hold the same values as the summary.
+      const latency = decodeHistogram(outcome.histograms.total!.latency);
+      expect(latency.count).toBe(expected);
+      expect(latency.summary()).toEqual(total.latency);
+      expect(decodeHistogram(outcome.histograms.total!.connect).count).toBe(CONNS);
+      expect(outcome.selfCheck.workers.length).toBeGreaterThan(0);
+      expect(outcome.stoppedEarly).toBeUndefined();
+    },
+    30_000,
+  );
 });

@@ -35,9 +35,13 @@ interface Running {
 /** `node bin/notify.js swarm <args>`, optionally under `ulimit -n`. */
 function swarmCli(args: string[], { ulimit, timeoutMs = 40_000 }: { ulimit?: number; timeoutMs?: number } = {}): Running {
   const argv = [`${ROOT}bin/notify.js`, 'swarm', ...args];
-  const child = ulimit === undefined
-    ? spawn(process.execPath, argv, { env: { PATH: process.env.PATH, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn('bash', ['-c', `ulimit -n ${ulimit} && exec "$0" "$@"`, process.execPath, ...argv], { env: { PATH: process.env.PATH, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child =
+    ulimit === undefined
+      ? spawn(process.execPath, argv, { env: { PATH: process.env.PATH, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('bash', ['-c', `ulimit -n ${ulimit} && exec "$0" "$@"`, process.execPath, ...argv], {
+          env: { PATH: process.env.PATH, NO_COLOR: '1' },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   onCleanup(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
@@ -86,8 +90,10 @@ const GATE = ['--threshold', 'p99<250ms', '--threshold', 'lost==0'];
 const readResult = (file: string) => JSON.parse(readFileSync(file, 'utf8'));
 
 describe('a run that measured nothing is a runtime failure, and says why', () => {
-  it('the README\'s CI gate against a server answering 500 to every subscribe and publish: exit 1, not 0', async () => {
-    const url = await serve((req, res) => req.resume().on('end', () => res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":{"code":"E_INTERNAL","message":"boom"}}')));
+  it("the README's CI gate against a server answering 500 to every subscribe and publish: exit 1, not 0", async () => {
+    const url = await serve((req, res) =>
+      req.resume().on('end', () => res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":{"code":"E_INTERNAL","message":"boom"}}')),
+    );
     const out = join(dir, 'refused.json');
     const { code, stderr } = await swarmCli(['--url', url, ...SHORT, ...GATE, '--out', out]).exited;
     expect(code, stderr).toBe(1);
@@ -110,7 +116,9 @@ describe('a run that measured nothing is a runtime failure, and says why', () =>
     const { code, stderr } = await swarmCli(['--url', gw.url, ...SHORT, ...GATE, '--out', out]).exited;
     expect(code, stderr).toBe(1);
     expect(stderr).toMatch(/publisher: sent 10, accepted 0; failed: http-401 10/);
-    expect(stderr).toMatch(/RUN FAILED: the server accepted none of the 10 probes sent \(http-401 10\): the server refused the publish key; pass the key it was started with \(--publish-key/);
+    expect(stderr).toMatch(
+      /RUN FAILED: the server accepted none of the 10 probes sent \(http-401 10\): the server refused the publish key; pass the key it was started with \(--publish-key/,
+    );
     expect(readResult(out).publisher.failures).toEqual({ 'http-401': 10 });
   }, 45_000);
 });
@@ -168,7 +176,25 @@ describe('a run never ends without a result file', () => {
   it('a worker killed mid-run: the result is written from the others, the loss recorded, exit 1', async () => {
     const gw = await startTestGateway();
     const out = join(dir, 'killed.json');
-    const run = swarmCli(['--url', gw.url, '--conns', '10', '--workers', '2', '--ramp', '200ms', '--duration', '3s', '--rate', '10/s', '--drain', '300ms', '--no-dashboard', '--out', out]);
+    const run = swarmCli([
+      '--url',
+      gw.url,
+      '--conns',
+      '10',
+      '--workers',
+      '2',
+      '--ramp',
+      '200ms',
+      '--duration',
+      '3s',
+      '--rate',
+      '10/s',
+      '--drain',
+      '300ms',
+      '--no-dashboard',
+      '--out',
+      out,
+    ]);
     let pids: number[] = [];
     await until(() => (pids = workerPids(run.pid)).length === 2 && gw.hub.size === 10, 'two workers holding 10 subscribers', 15_000);
     process.kill(pids[0]!, 'SIGKILL');
@@ -177,7 +203,9 @@ describe('a run never ends without a result file', () => {
     expect(existsSync(out)).toBe(true);
     const result = readResult(out);
     expect(result.problems).toEqual([expect.objectContaining({ code: 'worker-failed' })]);
-    expect(result.problems[0].message).toMatch(/swarm worker \d of 2 sent no result \(worker \d exited with SIGKILL\): the figures leave out their 5 connections/);
+    expect(result.problems[0].message).toMatch(
+      /swarm worker \d of 2 sent no result \(worker \d exited with SIGKILL\): the figures leave out their 5 connections/,
+    );
     expect(result.summary.total.connections.target).toBe(5);
     expect(stderr).toMatch(/RUN FAILED: swarm worker \d of 2 sent no result/);
   }, 45_000);
@@ -192,6 +220,3 @@ describe('capacity is checked up front, the embedded server included', () => {
     expect(stderr).not.toContain('started embedded notify serve');
   }, 20_000);
 });
-
-
-

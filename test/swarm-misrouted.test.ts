@@ -73,7 +73,10 @@ interface Exit {
 }
 
 function swarmCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<Exit> {
-  const child = spawn(process.execPath, [`${ROOT}bin/notify.js`, 'swarm', ...args], { env: { PATH: process.env.PATH, NO_COLOR: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [`${ROOT}bin/notify.js`, 'swarm', ...args], {
+    env: { PATH: process.env.PATH, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   onCleanup(() => void (child.exitCode === null && child.kill('SIGKILL')));
@@ -90,13 +93,36 @@ function swarmCli(args: string[], env: Record<string, string>, timeoutMs = 30_00
 // open, so the leaky server hands each subscriber the other users' 15 probes: 60 misrouted receipts in all.
 const CONNS = 4;
 const USER_PROBES = 20;
-const RUN = ['--transport', 'sse', '--conns', String(CONNS), '--users', String(CONNS), '--ramp', '200ms', '--duration', '1s', '--user-rate', `${USER_PROBES}/s`, '--rate', '10/s', '--drain', '500ms', '--no-dashboard'];
+const RUN = [
+  '--transport',
+  'sse',
+  '--conns',
+  String(CONNS),
+  '--users',
+  String(CONNS),
+  '--ramp',
+  '200ms',
+  '--duration',
+  '1s',
+  '--user-rate',
+  `${USER_PROBES}/s`,
+  '--rate',
+  '10/s',
+  '--drain',
+  '500ms',
+  '--no-dashboard',
+];
 const GATE = ['--threshold', 'misrouted==0', '--threshold', 'lost==0'];
 
-describe('misrouted: probes of another user\'s stream', () => {
-  it('a server that sends every user\'s notifications to everyone: misrouted in every output, misrouted==0 fails with exit 99', async () => {
+describe("misrouted: probes of another user's stream", () => {
+  it("a server that sends every user's notifications to everyone: misrouted in every output, misrouted==0 fails with exit 99", async () => {
     const [leaky, right] = await Promise.all([startServer(true), startServer(false)]);
-    const files = (name: string) => ({ out: join(dir, `${name}.json`), junit: join(dir, `${name}.xml`), html: join(dir, `${name}.html`), md: join(dir, `${name}.md`) });
+    const files = (name: string) => ({
+      out: join(dir, `${name}.json`),
+      junit: join(dir, `${name}.xml`),
+      html: join(dir, `${name}.html`),
+      md: join(dir, `${name}.md`),
+    });
     const bad = files('leaky');
     const good = files('right');
     const run = (url: string, f: ReturnType<typeof files>) =>

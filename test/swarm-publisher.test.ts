@@ -82,7 +82,10 @@ describe('probes the server cannot have stored are owed to nobody', () => {
     const pub = await publishTen(await listen(server));
     expect(pub.accepted).toBe(0);
     expect(Object.values(pub.failures).reduce((a, b) => a + b, 0)).toBe(10);
-    expect(Object.keys(pub.failures).every((cause) => ['ECONNRESET', 'socket-closed'].includes(cause)), JSON.stringify(pub.failures)).toBe(true);
+    expect(
+      Object.keys(pub.failures).every((cause) => ['ECONNRESET', 'socket-closed'].includes(cause)),
+      JSON.stringify(pub.failures),
+    ).toBe(true);
     expect(pub.refusedJson()).toEqual({});
   });
 });

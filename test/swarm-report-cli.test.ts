@@ -97,7 +97,11 @@ describe.skipIf(!hasScript)('notify swarm on a terminal', () => {
   it('q stops a long run early: the last frame says so, the result is still written', async () => {
     const out = join(dir, 'stopped.json');
     const cmd = `stty cols 120 rows 40; exec ${process.execPath} ${ROOT}bin/notify.js swarm --conns 20 --ramp 500ms --duration 60s --out '${out}'`;
-    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', TERM: 'xterm' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let screen = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (screen += c));
     const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));

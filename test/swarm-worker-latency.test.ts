@@ -13,8 +13,21 @@ describe('swarm worker latency', () => {
     // sse, ws, sse, poll, sse: what a mix assigns; no connection is opened (the transports are never created).
     const kinds = [0, 1, 0, 2, 0];
     const plan: WorkerPlan = {
-      run: 'r1', index: 0, workers: 1, conns: kinds.length, users: kinds.length, userPrefix: 'u', urls: ['http://127.0.0.1:1'],
-      transports: kinds, localAddresses: [], startAt: 0, rampMs: 0, reconnect: 'backoff', backoffBaseMs: 100, backoffCapMs: 1000, pollTimeoutS: 25,
+      run: 'r1',
+      index: 0,
+      workers: 1,
+      conns: kinds.length,
+      users: kinds.length,
+      userPrefix: 'u',
+      urls: ['http://127.0.0.1:1'],
+      transports: kinds,
+      localAddresses: [],
+      startAt: 0,
+      rampMs: 0,
+      reconnect: 'backoff',
+      backoffBaseMs: 100,
+      backoffCapMs: 1000,
+      pollTimeoutS: 25,
     };
     const ticks: WorkerTick[] = [];
     const worker = new SwarmWorker(plan, (m) => void (m.type === 'tick' && ticks.push(m)));
@@ -34,7 +47,9 @@ describe('swarm worker latency', () => {
         seq++;
         const at = performance.now();
         // Latencies differ per connection and probe: 1..~70 ms.
-        kinds.forEach((_, i) => worker.notification(i, { data: { probe: { run: 'r1', stream: 'broadcast', seq, t: epoch - 1 - i * 13 - k * 2.5 } } }, undefined, at));
+        kinds.forEach((_, i) =>
+          worker.notification(i, { data: { probe: { run: 'r1', stream: 'broadcast', seq, t: epoch - 1 - i * 13 - k * 2.5 } } }, undefined, at),
+        );
         // A duplicate is not timed again.
         worker.notification(0, { data: { probe: { run: 'r1', stream: 'broadcast', seq, t: epoch } } }, undefined, at);
       }

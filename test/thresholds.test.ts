@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  evaluateThresholds, parseThreshold, parseThresholds, THRESHOLD_METRICS, thresholdsPassed, type Threshold,
-} from '../src/metrics/thresholds.js';
+import { evaluateThresholds, parseThreshold, parseThresholds, THRESHOLD_METRICS, thresholdsPassed, type Threshold } from '../src/metrics/thresholds.js';
 import { emptyTransportSummary, withRates, type RunSummary, type TransportSummary } from '../src/metrics/summary.js';
 import { NotifyError } from '../src/errors.js';
 
@@ -162,7 +160,10 @@ describe('evaluateThresholds', () => {
 
   it('a threshold over no data fails, with the reason, whatever its operator', () => {
     const idle: RunSummary = { total: emptyTransportSummary(), transports: {} };
-    const results = evaluateThresholds(parseThresholds(['reconnect.p99<5s', 'lost_rate<0.1%', 'delivered>0', 'lost==0', 'connect.p99<1s', 'conns.failed==0']), idle);
+    const results = evaluateThresholds(
+      parseThresholds(['reconnect.p99<5s', 'lost_rate<0.1%', 'delivered>0', 'lost==0', 'connect.p99<1s', 'conns.failed==0']),
+      idle,
+    );
     expect(results.map((r) => [r.actual, r.ok, r.noData])).toEqual([
       [0, false, 'no data: 0 reconnects'],
       [0, false, 'no data: 0 probes expected'],
@@ -188,7 +189,7 @@ describe('evaluateThresholds', () => {
     }
   });
 
-  it('the README\'s CI gate fails against a server that refused every subscribe and publish', () => {
+  it("the README's CI gate fails against a server that refused every subscribe and publish", () => {
     // What a run against a server answering 500 to everything measures: attempts that all failed, nothing expected.
     const refused = transport((s) => {
       s.connections = { target: 100, peakOpen: 0, failed: 100, reconnects: 0 };
@@ -206,7 +207,14 @@ describe('evaluateThresholds', () => {
   it('keeps the expression and limit in each result', () => {
     const [r] = evaluateThresholds(parseThresholds(['ws.reconnect.p99 < 5s']), summary);
     expect(r).toEqual({
-      expr: 'ws.reconnect.p99 < 5s', transport: 'ws', metric: 'reconnect.p99', kind: 'time', op: '<', value: 5000, actual: 4900, ok: true,
+      expr: 'ws.reconnect.p99 < 5s',
+      transport: 'ws',
+      metric: 'reconnect.p99',
+      kind: 'time',
+      op: '<',
+      value: 5000,
+      actual: 4900,
+      ok: true,
     });
   });
 });

@@ -18,7 +18,14 @@ interface Seen {
 async function fakeServer(reply: (s: Seen, i: number) => void): Promise<{ url: string; seen: Seen[]; server: http.Server }> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
-    const s = { url: new URL(req.url!, 'http://x'), headers: req.headers, remoteAddress: req.socket.remoteAddress!, remotePort: req.socket.remotePort!, req, res };
+    const s = {
+      url: new URL(req.url!, 'http://x'),
+      headers: req.headers,
+      remoteAddress: req.socket.remoteAddress!,
+      remotePort: req.socket.remotePort!,
+      req,
+      res,
+    };
     seen.push(s);
     reply(s, seen.length - 1);
   });
@@ -102,12 +109,7 @@ describe('poll transport', () => {
     ]);
     poll.open(2, { url }, poll.cursor(2));
     await sink.waitFor(() => seen.length === 4, 'the next held poll');
-    expect(seen.map((s) => s.url.search)).toEqual([
-      '?cursor=E.0.9&timeout=0',
-      '?cursor=F.0.0&timeout=7',
-      '?cursor=F.0.0&timeout=0',
-      '?cursor=F.0.1&timeout=7',
-    ]);
+    expect(seen.map((s) => s.url.search)).toEqual(['?cursor=E.0.9&timeout=0', '?cursor=F.0.0&timeout=7', '?cursor=F.0.0&timeout=0', '?cursor=F.0.1&timeout=7']);
     expect(sink.plain(2).slice(4)).toEqual([{ kind: 'opened' }, { kind: 'notification', id: 'F-1', cursor: 'F.0.1' }]);
     poll.close(2);
     expect(sink.plain(2).at(-1)).toEqual({ kind: 'closed', cause: 'client-closed', retryMs: undefined });

@@ -93,7 +93,11 @@ describe('probe scan: one notification', () => {
       expect(fullProbe(text)).not.toEqual(PROBE);
     }
     // Nested objects outside the probe are outside the grammar: parsed in full (which finds the same probe).
-    const nested = [`{"meta":{"a":1},"data":{"probe":${probeJson()}}}`, `{"tags":["a"],"data":{"probe":${probeJson()}}}`, `{"data":{"probe":${probeJson()},"x":{}}}`];
+    const nested = [
+      `{"meta":{"a":1},"data":{"probe":${probeJson()}}}`,
+      `{"tags":["a"],"data":{"probe":${probeJson()}}}`,
+      `{"data":{"probe":${probeJson()},"x":{}}}`,
+    ];
     for (const text of nested) {
       expect(scanner.notification(text), text).toBeUndefined();
       expect(fullProbe(text)).toEqual(PROBE);
@@ -237,7 +241,18 @@ describe('probe scan: batches and envelopes', () => {
     expect(scanner.list(`[${n(1)},${n(2)},${n(3)}]`)).toEqual([p(1), p(2), p(3)]);
     expect(scanner.list(`[${n(1)}]`)).toEqual([p(1)]);
     expect(scanner.list('[]')).toEqual([]);
-    for (const text of [`[${n(1)},${served('{"run":"r","stream":"s","seq":0,"t":1}')}]`, `[${n(1)},{"id":"no probe"}]`, `[${n(1)},]`, `[${n(1)}`, `[${n(1)}]]`, `[${n(1)}] `, `[,${n(1)}]`, n(1), '[1]', '[']) {
+    for (const text of [
+      `[${n(1)},${served('{"run":"r","stream":"s","seq":0,"t":1}')}]`,
+      `[${n(1)},{"id":"no probe"}]`,
+      `[${n(1)},]`,
+      `[${n(1)}`,
+      `[${n(1)}]]`,
+      `[${n(1)}] `,
+      `[,${n(1)}]`,
+      n(1),
+      '[1]',
+      '[',
+    ]) {
       expect(scanner.list(text), text).toBeUndefined();
     }
   });
@@ -281,12 +296,19 @@ describe('probe scan: batches and envelopes', () => {
 describe('probeOnly transports against notify serve', () => {
   const probe = (seq: number) => ({ run: 'run-1', stream: 'broadcast', seq, t: 1763727600000 + seq / 4 });
   /** A notification exactly as the swarm's publisher sends it. */
-  const swarmProbe = (seq: number) => `{"broadcast":true,"notification":{"type":"system","title":"swarm probe ${seq}","data":{"probe":${JSON.stringify(probe(seq))}}}}`;
+  const swarmProbe = (seq: number) =>
+    `{"broadcast":true,"notification":{"type":"system","title":"swarm probe ${seq}","data":{"probe":${JSON.stringify(probe(seq))}}}}`;
   /** Published in one request, then two more probes in another; `fast`: whether the scan can take it on its own. */
   const mixed = [
     { fast: true, body: swarmProbe(1) },
     // The text of another probe, escaped in a title, and a real probe: parsed in full, which finds the real one.
-    { fast: false, body: JSON.stringify({ broadcast: true, notification: { type: 'system', title: `"data":{"probe":${JSON.stringify(probe(9))}}`, data: { probe: probe(2) } } }) },
+    {
+      fast: false,
+      body: JSON.stringify({
+        broadcast: true,
+        notification: { type: 'system', title: `"data":{"probe":${JSON.stringify(probe(9))}}`, data: { probe: probe(2) } },
+      }),
+    },
     // No probe at all, and a probe nested where the audit does not look.
     { fast: false, body: JSON.stringify({ broadcast: true, notification: { type: 'comment', title: 'plain' } }) },
     { fast: false, body: JSON.stringify({ broadcast: true, notification: { type: 'comment', title: 'nested', data: { meta: { probe: probe(3) } } } }) },

@@ -42,8 +42,7 @@ async function fakeServer(handler: Handler): Promise<{ url: string; seen: Seen[]
 
 const HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n\r\n';
 const TITLE = 'Héllo ✓ 𝄞'; // 2-, 3- and 4-byte UTF-8 characters, so cuts land inside them
-const note = (id: string, extra = '') =>
-  `{"id":"${id}","type":"system","title":"${TITLE}","body":"","createdAt":"2026-11-21T12:00:00.000Z"${extra}}`;
+const note = (id: string, extra = '') => `{"id":"${id}","type":"system","title":"${TITLE}","body":"","createdAt":"2026-11-21T12:00:00.000Z"${extra}}`;
 
 const STREAM =
   'retry: 3000\n\n' +

@@ -107,11 +107,10 @@ describe('codes', () => {
 
 describe('subscribeRequest', () => {
   it('builds path, query and headers from a target', () => {
-    const r = subscribeRequest(
-      { url: 'http://127.0.0.1:8080/gw/?tenant=a', user: 'u 1', token: 'T', headers: { 'x-a': 'b' } },
-      '/events',
-      [['cursor', 'E.1.2'], ['timeout', undefined]],
-    );
+    const r = subscribeRequest({ url: 'http://127.0.0.1:8080/gw/?tenant=a', user: 'u 1', token: 'T', headers: { 'x-a': 'b' } }, '/events', [
+      ['cursor', 'E.1.2'],
+      ['timeout', undefined],
+    ]);
     expect(r).toEqual({
       origin: 'http://127.0.0.1:8080',
       path: '/gw/events?tenant=a&user=u+1&cursor=E.1.2',

@@ -9,8 +9,16 @@ import { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import type { Io } from '../io.js';
 import {
-  checkLimits, connectionsPerAddress, connectionsPerProcess, planCapacity, readLimits,
-  type CapacityPlan, type LimitCheck, type LimitSources, type SystemLimits, type Verdict,
+  checkLimits,
+  connectionsPerAddress,
+  connectionsPerProcess,
+  planCapacity,
+  readLimits,
+  type CapacityPlan,
+  type LimitCheck,
+  type LimitSources,
+  type SystemLimits,
+  type Verdict,
 } from '../util/limits.js';
 import { parseInteger } from '../util/parse.js';
 
@@ -71,7 +79,7 @@ export function doctorReport(config: DoctorConfig, limits: SystemLimits): Doctor
 
 export function doctorCommand(io: Io, done: (code: number) => void, sources?: () => LimitSources): Command {
   return new Command('doctor')
-    .description('Check this machine\'s limits for load tests: open files, ephemeral ports, backlog, memory; say what to change.')
+    .description("Check this machine's limits for load tests: open files, ephemeral ports, backlog, memory; say what to change.")
     .option('--json', 'machine output (JSON) on stdout')
     .option('--conns <n>', 'also plan N connections: workers and source addresses needed (exit 1 if they do not fit)')
     .option('--workers <n>', 'worker processes the planned run would use (default: 1)')
@@ -109,7 +117,8 @@ export function renderDoctor(report: DoctorReport, color: boolean): string {
   let out = `notify doctor: ${report.limits.platform}, Node v${report.limits.nodeVersion}\n${table.toString()}\n`;
   const { plan } = report;
   if (plan) {
-    out += `\nplan for ${plan.conns} connections with ${plan.workers} worker(s) and ${plan.addresses} source address(es): ` +
+    out +=
+      `\nplan for ${plan.conns} connections with ${plan.workers} worker(s) and ${plan.addresses} source address(es): ` +
       `${plan.fits ? c.green('fits') : c.red('does not fit')} (needs ${plan.workersNeeded} worker(s), ${plan.addressesNeeded} source address(es))\n`;
     for (const p of plan.problems) out += `  - ${p}\n`;
   }

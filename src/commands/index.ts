@@ -10,10 +10,4 @@ import { reportCommand } from './report.js';
 /** `done(code)` sets the process exit code when the command's action finishes. */
 export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
 
-export const COMMANDS: CommandFactory[] = [
-  serveCommand,
-  publishCommand,
-  swarmCommand,
-  reportCommand,
-  doctorCommand,
-];
+export const COMMANDS: CommandFactory[] = [serveCommand, publishCommand, swarmCommand, reportCommand, doctorCommand];

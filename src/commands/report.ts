@@ -42,7 +42,11 @@ export function resolveReportOptions(args: string[], raw: RawReportOptions): Rep
   const merge = raw.merge !== undefined;
   const files = [...args, ...(raw.merge ?? [])];
   if (files.length === 0) throw usageError('give a result file: notify report result.json (or --merge a.json b.json ...)');
-  if (!merge && files.length > 1) throw usageError(`one result file at a time (got ${files.length}: ${files.join(', ')})`, 'to combine results of several machines use --merge a.json b.json ...');
+  if (!merge && files.length > 1)
+    throw usageError(
+      `one result file at a time (got ${files.length}: ${files.join(', ')})`,
+      'to combine results of several machines use --merge a.json b.json ...',
+    );
   if (raw.maxRegression && !raw.compare) throw usageError('--max-regression needs --compare base.json');
   const given = raw.maxRegression ?? [];
   return {
@@ -62,7 +66,11 @@ export function reportCommand(io: Io, done: (code: number) => void): Command {
     .description('Show a result file again, compare it with a baseline (exit 99 on a regression), merge shards, write HTML / JUnit.')
     .argument('[result...]', 'result file(s) written by notify swarm --out')
     .option('--compare <base.json>', 'show the change of the headline figures against this baseline result')
-    .option('--max-regression <rule>', `allowed change, e.g. p99:+10%, lost:+0, delivered_rate:-5%, connect.p99:+50ms (repeatable; default ${DEFAULT_REGRESSION_RULES.join(' ')})`, collect)
+    .option(
+      '--max-regression <rule>',
+      `allowed change, e.g. p99:+10%, lost:+0, delivered_rate:-5%, connect.p99:+50ms (repeatable; default ${DEFAULT_REGRESSION_RULES.join(' ')})`,
+      collect,
+    )
     .option('--merge <files...>', 'merge results of the same scenario from several machines or shards (counts summed, histograms merged exactly)')
     .option('--out <file>', 'write the (merged) result as notify.result/1 JSON, or - for stdout')
     .option('--html <file>', 'write a self-contained HTML report (charts work offline)')
@@ -99,11 +107,19 @@ Exit codes: 0 ok, 1 merged result that measured nothing (no connection opened, n
       } else {
         name = config.files[0]!;
         result = await readResultFile(name);
-        io.stderr.write(`${name}: run ${result.run}, ${result.startedAt} - ${result.endedAt}${result.stoppedEarly ? `, stopped early (${result.stoppedEarly})` : ''}\n`);
+        io.stderr.write(
+          `${name}: run ${result.run}, ${result.startedAt} - ${result.endedAt}${result.stoppedEarly ? `, stopped early (${result.stoppedEarly})` : ''}\n`,
+        );
       }
       io.stderr.write(renderSummary(summaryViewOf(result), io.color));
       // A merged run is judged like a run: measured nothing -> 1, thresholds crossed -> 99.
-      let code: number = !config.merge ? ExitCode.ok : result.problems.length ? ExitCode.runtime : thresholdsPassed(result.thresholds) ? ExitCode.ok : ExitCode.thresholds;
+      let code: number = !config.merge
+        ? ExitCode.ok
+        : result.problems.length
+          ? ExitCode.runtime
+          : thresholdsPassed(result.thresholds)
+            ? ExitCode.ok
+            : ExitCode.thresholds;
       let markdown = resultMarkdown(result, config.merge ? `notify report: merged \`${result.run}\`` : undefined);
       if (config.compare) {
         const base = await readResultFile(config.compare);
@@ -113,7 +129,12 @@ Exit codes: 0 ok, 1 merged result that measured nothing (no connection opened, n
         markdown = comparisonMarkdown(comparison, config.compare, name);
         if (comparison.regressions.length) code = ExitCode.thresholds;
       }
-      await writeArtifacts(result, { out: config.out, html: config.html, junit: config.junit }, io, config.merge ? `notify report: merged ${result.run}` : undefined);
+      await writeArtifacts(
+        result,
+        { out: config.out, html: config.html, junit: config.junit },
+        io,
+        config.merge ? `notify report: merged ${result.run}` : undefined,
+      );
       const summaryFile = await appendStepSummary(io.env, markdown);
       if (summaryFile) io.stderr.write(`job summary appended to ${summaryFile}\n`);
       done(code);

@@ -18,7 +18,7 @@ export function serveCommand(io: Io, done: (code: number) => void): Command {
     .option('--heartbeat <duration>', 'SSE :hb comment and WebSocket ping interval', D.heartbeat)
     .option('--history <n>', 'events kept per stream for replay after reconnect', D.history)
     .option('--history-bytes <size>', 'bytes the history of all streams may hold together; past it the oldest events go first', D.historyBytes)
-    .option('--batch <duration>', 'send one connection\'s events within this window as one batch (0 = each at once)', D.batch)
+    .option('--batch <duration>', "send one connection's events within this window as one batch (0 = each at once)", D.batch)
     .option('--max-buffer <size>', 'bytes waiting on one connection before it is closed as a slow consumer', D.maxBuffer)
     .option('--max-buffer-total <size>', 'bytes all connections together may have waiting; past it the largest are cut first', D.maxBufferTotal)
     .option('--max-conns <n>', 'live subscriptions allowed at once; past it 503 + Retry-After (0 = no limit)', D.maxConns)

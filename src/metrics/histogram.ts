@@ -42,7 +42,14 @@ export type DurationSummary = z.infer<typeof durationSummarySchema>;
 
 /** The summary of a histogram with no values: all zeros, never NaN or Infinity. */
 export const EMPTY_DURATION_SUMMARY: Readonly<DurationSummary> = Object.freeze({
-  count: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0,
+  count: 0,
+  min: 0,
+  p50: 0,
+  p90: 0,
+  p99: 0,
+  p999: 0,
+  max: 0,
+  mean: 0,
 });
 
 function newHdr(): Histogram {

@@ -73,7 +73,13 @@ const METRICS = new Map<string, MetricDef>();
 const ALIASES = new Map<string, string>();
 
 const PERCENTILES: ReadonlyArray<[name: string, key: keyof DurationSummary]> = [
-  ['min', 'min'], ['p50', 'p50'], ['p90', 'p90'], ['p99', 'p99'], ['p99.9', 'p999'], ['max', 'max'], ['mean', 'mean'],
+  ['min', 'min'],
+  ['p50', 'p50'],
+  ['p90', 'p90'],
+  ['p99', 'p99'],
+  ['p99.9', 'p999'],
+  ['max', 'max'],
+  ['mean', 'mean'],
 ];
 for (const group of ['latency', 'connect', 'reconnect'] as const) {
   for (const [name, key] of PERCENTILES) {
@@ -161,9 +167,7 @@ export function parseThreshold(expr: string): Threshold {
       if (unit !== undefined && unit !== '/s') fail(expr, `${metric} is events per second; give a number like 1000 or 1000/s (got "${unit}")`);
       break;
   }
-  return transport === undefined
-    ? { expr, metric, kind: def.kind, op, value }
-    : { expr, transport, metric, kind: def.kind, op, value };
+  return transport === undefined ? { expr, metric, kind: def.kind, op, value } : { expr, transport, metric, kind: def.kind, op, value };
 }
 
 /** Parses every `--threshold` flag; the first bad one throws (see `parseThreshold`). */
@@ -173,12 +177,18 @@ export function parseThresholds(exprs: readonly string[]): Threshold[] {
 
 function compare(actual: number, op: ThresholdOp, limit: number): boolean {
   switch (op) {
-    case '<': return actual < limit;
-    case '<=': return actual <= limit;
-    case '>': return actual > limit;
-    case '>=': return actual >= limit;
-    case '==': return actual === limit;
-    case '!=': return actual !== limit;
+    case '<':
+      return actual < limit;
+    case '<=':
+      return actual <= limit;
+    case '>':
+      return actual > limit;
+    case '>=':
+      return actual >= limit;
+    case '==':
+      return actual === limit;
+    case '!=':
+      return actual !== limit;
   }
 }
 

@@ -86,7 +86,13 @@ export function Dashboard(props: DashboardProps) {
         <Row label="phase">{status}</Row>
         {s ? <Body snapshot={s} final={final} sparkWidth={sparkWidth} /> : null}
         {final ? null : (
-          <Text>{c.dim(props.stopping ? `stopping: ${props.stopping} (draining, then writing the result)` : `${props.keys ? 'q or Ctrl-C' : 'Ctrl-C'}: stop early (the result is still written)`)}</Text>
+          <Text>
+            {c.dim(
+              props.stopping
+                ? `stopping: ${props.stopping} (draining, then writing the result)`
+                : `${props.keys ? 'q or Ctrl-C' : 'Ctrl-C'}: stop early (the result is still written)`,
+            )}
+          </Text>
         )}
       </Box>
     </StyleContext.Provider>
@@ -116,9 +122,12 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
       <Row label="latency all">{dist(s.latencyAll)}</Row>
       <Row label="audit">
         {final
-          ? (bad ? c.red : c.green)(`lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`)
+          ? (bad ? c.red : c.green)(
+              `lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`,
+            )
           : s.misrouted
-            ? c.bold.red(`misrouted ${s.misrouted} so far (another user's notifications)`) + c.dim('  lost / duplicated / out-of-order / recovered: counted after the drain')
+            ? c.bold.red(`misrouted ${s.misrouted} so far (another user's notifications)`) +
+              c.dim('  lost / duplicated / out-of-order / recovered: counted after the drain')
             : c.dim('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain')}
       </Row>
       <Row label="reconnects">
@@ -126,7 +135,14 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
         {stormsFired.map((st, i) => `  storm ${i + 1} (${Math.round(st.share * 100)}% @ ${clock(st.atMs)}): back ${st.back}/${st.aborted}`).join('')}
       </Row>
       <Row label="errors">
-        {errors.length === 0 ? 'none' : c.red(errors.slice(0, 6).map(([k, v]) => `${k} ${v}`).join('  ') + (errors.length > 6 ? `  +${errors.length - 6} more` : ''))}
+        {errors.length === 0
+          ? 'none'
+          : c.red(
+              errors
+                .slice(0, 6)
+                .map(([k, v]) => `${k} ${v}`)
+                .join('  ') + (errors.length > 6 ? `  +${errors.length - 6} more` : ''),
+            )}
       </Row>
       <Row label="client">
         {`event-loop p99 ${ms(s.selfCheck.eldP99Ms)}  CPU ${(s.selfCheck.cpu * 100).toFixed(0)}%`}
@@ -134,14 +150,26 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
       </Row>
       {s.selfCheck.saturated ? (
         // Wrapped, not truncated: this warning must stay readable on a narrow terminal.
-        <Text wrap="wrap">{c.bold.red('WARNING: the swarm client is saturated; latency includes client-side delay (use more --workers or fewer --conns)')}</Text>
+        <Text wrap="wrap">
+          {c.bold.red('WARNING: the swarm client is saturated; latency includes client-side delay (use more --workers or fewer --conns)')}
+        </Text>
       ) : null}
       <Row label="delivered/s">
-        {c.green(sparkline(tl.map((p) => p.delivered), sparkWidth))}
+        {c.green(
+          sparkline(
+            tl.map((p) => p.delivered),
+            sparkWidth,
+          ),
+        )}
         {` ${compact(last?.delivered ?? 0)}/s`}
       </Row>
       <Row label="p99">
-        {c.magenta(sparkline(tl.map((p) => p.p99), sparkWidth))}
+        {c.magenta(
+          sparkline(
+            tl.map((p) => p.p99),
+            sparkWidth,
+          ),
+        )}
         {` ${last?.delivered ? ms(last.p99) : '-'}`}
       </Row>
     </Box>

@@ -30,7 +30,19 @@ export const DEFAULT_REGRESSION_RULES: readonly string[] = ['p99:+20%', 'lost:+0
 
 /** The figures every comparison shows, by their `--threshold` names. */
 export const HEADLINE_METRICS: readonly string[] = [
-  'p50', 'p99', 'max', 'connect.p99', 'reconnect.p99', 'lost', 'lost_rate', 'delivered_rate', 'duplicated', 'out_of_order', 'misrouted', 'conns.failed', 'delivered_per_sec',
+  'p50',
+  'p99',
+  'max',
+  'connect.p99',
+  'reconnect.p99',
+  'lost',
+  'lost_rate',
+  'delivered_rate',
+  'duplicated',
+  'out_of_order',
+  'misrouted',
+  'conns.failed',
+  'delivered_per_sec',
 ];
 
 const RULE = /^([a-z][\w.]*?)\s*:\s*([+-])\s*(\d+(?:\.\d+)?|\.\d+)\s*(%|us|µs|ms|s|m)?$/;
@@ -62,7 +74,9 @@ export function parseRegressionRule(expr: string): RegressionRule {
   if (relative) amount = tidy(amount / 100);
   else if (target.kind === 'time') amount = tidy(amount * TIME_UNIT_MS[unit ?? 'ms']!);
   else if (unit !== undefined) {
-    throw usageError(`${flag} "${expr}": ${target.metric} is a ${target.kind === 'rate' ? 'rate (give % of the baseline, or a fraction)' : 'count (give % of the baseline, or a number)'}; "${unit}" does not fit`);
+    throw usageError(
+      `${flag} "${expr}": ${target.metric} is a ${target.kind === 'rate' ? 'rate (give % of the baseline, or a fraction)' : 'count (give % of the baseline, or a number)'}; "${unit}" does not fit`,
+    );
   }
   return { expr, target, direction: sign === '+' ? 'up' : 'down', relative, amount };
 }
@@ -133,10 +147,14 @@ const fmtPct = (v: number) => `${(v * 100).toFixed(Math.abs(v) > 0 && Math.abs(v
 /** A figure in its metric's unit, for tables and Markdown. */
 export function formatValue(kind: MetricKind, v: number): string {
   switch (kind) {
-    case 'time': return fmtMs(v);
-    case 'rate': return fmtPct(v);
-    case 'perSec': return `${v.toFixed(1)}/s`;
-    case 'count': return String(Math.round(v * 1000) / 1000);
+    case 'time':
+      return fmtMs(v);
+    case 'rate':
+      return fmtPct(v);
+    case 'perSec':
+      return `${v.toFixed(1)}/s`;
+    case 'count':
+      return String(Math.round(v * 1000) / 1000);
   }
 }
 
@@ -159,8 +177,13 @@ export function renderComparison(c: Comparison, color: boolean): string {
   const table = new Table({ head: ['', 'base', 'current', 'delta', 'delta %', 'rule', 'verdict'], style });
   for (const r of c.rows) {
     table.push([
-      r.name, formatValue(r.kind, r.base), formatValue(r.kind, r.current), formatDelta(r.kind, r.delta), formatRatio(r.deltaRatio),
-      r.rules.join(' '), r.rules.length === 0 ? '' : r.regressed ? 'REGRESSION' : 'ok',
+      r.name,
+      formatValue(r.kind, r.base),
+      formatValue(r.kind, r.current),
+      formatDelta(r.kind, r.delta),
+      formatRatio(r.deltaRatio),
+      r.rules.join(' '),
+      r.rules.length === 0 ? '' : r.regressed ? 'REGRESSION' : 'ok',
     ]);
   }
   let out = `${table.toString()}\nrules: ${c.rulesUsed.join(', ')}\n`;

@@ -29,14 +29,19 @@ export const escapeHtml = (s: unknown): string => String(s).replace(/[&<>"']/g, 
 
 /** JSON safe inside a <script> element: no `</script>`, no `<!--`, no line separators that end a JS string. */
 const scriptJson = (v: unknown): string =>
-  JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 
 const ms = (v: number) => formatValue('time', v);
 const pct = (v: number) => formatValue('rate', v);
 
 function table(head: string[], rows: (string | number)[][], cls = ''): string {
   const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
-  const tr = rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th scope="row">${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`).join('\n');
+  const tr = rows
+    .map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th scope="row">${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`)
+    .join('\n');
   return `<table class="${cls}"><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
 }
 
@@ -52,26 +57,49 @@ function scopes(result: ResultFile): [string, TransportSummary][] {
 
 function transportTables(result: ResultFile): string {
   const rows = scopes(result);
-  const dist = (d: TransportSummary['latency']) => (d.count === 0 ? ['-', '-', '-', '-', '-', '-', '-'] : [ms(d.min), ms(d.p50), ms(d.p90), ms(d.p99), ms(d.p999), ms(d.max), ms(d.mean)]);
+  const dist = (d: TransportSummary['latency']) =>
+    d.count === 0 ? ['-', '-', '-', '-', '-', '-', '-'] : [ms(d.min), ms(d.p50), ms(d.p90), ms(d.p99), ms(d.p999), ms(d.max), ms(d.mean)];
   const distHead = ['min', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean'];
   return [
     '<h3>Connections</h3>',
-    table(['', 'target', 'peak open', 'failed', 'reconnects'], rows.map(([n, s]) => [n, s.connections.target, s.connections.peakOpen, s.connections.failed, s.connections.reconnects])),
+    table(
+      ['', 'target', 'peak open', 'failed', 'reconnects'],
+      rows.map(([n, s]) => [n, s.connections.target, s.connections.peakOpen, s.connections.failed, s.connections.reconnects]),
+    ),
     '<h3>Events</h3>',
     table(
       ['', 'published', 'expected', 'delivered', 'lost', 'duplicated', 'out-of-order', 'recovered', 'misrouted', 'delivered/s'],
       rows.map(([n, s]) => {
         const e = s.events;
-        return [n, e.published, e.expected, `${e.delivered} (${pct(e.deliveredRate)})`, `${e.lost} (${pct(e.lostRate)})`, `${e.duplicated} (${pct(e.duplicatedRate)})`,
-          `${e.outOfOrder} (${pct(e.outOfOrderRate)})`, `${e.recovered} (${pct(e.recoveredRate)})`, String(e.misrouted), s.deliveredPerSec.toFixed(1)];
+        return [
+          n,
+          e.published,
+          e.expected,
+          `${e.delivered} (${pct(e.deliveredRate)})`,
+          `${e.lost} (${pct(e.lostRate)})`,
+          `${e.duplicated} (${pct(e.duplicatedRate)})`,
+          `${e.outOfOrder} (${pct(e.outOfOrderRate)})`,
+          `${e.recovered} (${pct(e.recoveredRate)})`,
+          String(e.misrouted),
+          s.deliveredPerSec.toFixed(1),
+        ];
       }),
     ),
     '<h3>Latency (receive time - intended send time)</h3>',
-    table(['', 'count', ...distHead], rows.map(([n, s]) => [n, s.latency.count, ...dist(s.latency)])),
+    table(
+      ['', 'count', ...distHead],
+      rows.map(([n, s]) => [n, s.latency.count, ...dist(s.latency)]),
+    ),
     '<h3>Connect time</h3>',
-    table(['', 'count', ...distHead], rows.map(([n, s]) => [n, s.connect.count, ...dist(s.connect)])),
+    table(
+      ['', 'count', ...distHead],
+      rows.map(([n, s]) => [n, s.connect.count, ...dist(s.connect)]),
+    ),
     '<h3>Reconnect time</h3>',
-    table(['', 'count', ...distHead], rows.map(([n, s]) => [n, s.reconnect.count, ...dist(s.reconnect)])),
+    table(
+      ['', 'count', ...distHead],
+      rows.map(([n, s]) => [n, s.reconnect.count, ...dist(s.reconnect)]),
+    ),
   ].join('\n');
 }
 
@@ -90,8 +118,16 @@ function stormsSection(result: ResultFile): string {
   return `<h2>Reconnect storms</h2>\n${table(
     ['storm', 'at', 'share', 'aborted', 'back', '99% back in', '100% back in', 'failed attempts'],
     result.storms.map((s, i) => [
-      `#${i + 1}`, ms(s.atMs), `${Math.round(s.share * 100)}%`, s.aborted, s.back, t(s.back99Ms), t(s.back100Ms),
-      Object.entries(s.failures).map(([k, v]) => `${k} ${v}`).join(', ') || '-',
+      `#${i + 1}`,
+      ms(s.atMs),
+      `${Math.round(s.share * 100)}%`,
+      s.aborted,
+      s.back,
+      t(s.back99Ms),
+      t(s.back100Ms),
+      Object.entries(s.failures)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '-',
     ]),
   )}`;
 }
@@ -117,7 +153,14 @@ function configSection(result: ResultFile): string {
 
 function selfCheckSection(result: ResultFile): string {
   const w = result.selfCheck.workers;
-  const rows = w.map((s, i) => [`worker ${i}`, ms(s.eldP99Ms), ms(s.eldMaxMs), `${(s.cpuMean * 100).toFixed(0)}%`, `${(s.cpuMax * 100).toFixed(0)}%`, `${(s.rssBytes / 2 ** 20).toFixed(0)} MiB`]);
+  const rows = w.map((s, i) => [
+    `worker ${i}`,
+    ms(s.eldP99Ms),
+    ms(s.eldMaxMs),
+    `${(s.cpuMean * 100).toFixed(0)}%`,
+    `${(s.cpuMax * 100).toFixed(0)}%`,
+    `${(s.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+  ]);
   return table(['', 'event-loop delay p99', 'max', 'CPU mean', 'CPU max', 'RSS'], rows);
 }
 
@@ -148,10 +191,14 @@ export function renderHtml(result: ResultFile, title = `notify swarm ${result.ru
   const data = { distribution, timeline: normalizeTimeline(result.timeline) };
   const total = result.summary.total;
   const failed = result.thresholds.filter((t) => !t.ok);
-  const verdict = result.thresholds.length === 0 ? '' : failed.length === 0
-    ? `<p class="verdict pass">All ${result.thresholds.length} thresholds passed.</p>`
-    : `<p class="verdict fail">${failed.length} of ${result.thresholds.length} thresholds crossed: ${failed.map((t) => `<code>${escapeHtml(t.expr)}</code>`).join(', ')}</p>`;
-  const card = (label: string, value: string, sub = '') => `<div class="card"><div class="label">${escapeHtml(label)}</div><div class="value">${escapeHtml(value)}</div><div class="sub">${escapeHtml(sub)}</div></div>`;
+  const verdict =
+    result.thresholds.length === 0
+      ? ''
+      : failed.length === 0
+        ? `<p class="verdict pass">All ${result.thresholds.length} thresholds passed.</p>`
+        : `<p class="verdict fail">${failed.length} of ${result.thresholds.length} thresholds crossed: ${failed.map((t) => `<code>${escapeHtml(t.expr)}</code>`).join(', ')}</p>`;
+  const card = (label: string, value: string, sub = '') =>
+    `<div class="card"><div class="label">${escapeHtml(label)}</div><div class="value">${escapeHtml(value)}</div><div class="sub">${escapeHtml(sub)}</div></div>`;
   const e = total.events;
   const warnings = [
     result.selfCheck.warning ? `<p class="warning">Client self-check: ${escapeHtml(result.selfCheck.warning)}</p>` : '',

@@ -12,7 +12,10 @@ const NOT_XML = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu;
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
 
 /** Text safe in an XML attribute or element: escaped, and characters XML cannot hold dropped. */
-export const escapeXml = (s: unknown): string => String(s).replace(NOT_XML, '').replace(/[&<>"']/g, (c) => ESC[c]!);
+export const escapeXml = (s: unknown): string =>
+  String(s)
+    .replace(NOT_XML, '')
+    .replace(/[&<>"']/g, (c) => ESC[c]!);
 
 const seconds = (from: string, to: string): string => {
   const d = (Date.parse(to) - Date.parse(from)) / 1000;
@@ -27,7 +30,9 @@ function headline(result: ResultFile): string {
   const lines = [
     `run ${result.run}: ${t.connections.target} connections (peak open ${t.connections.peakOpen}, failed ${t.connections.failed}, reconnects ${t.connections.reconnects})`,
     `events: published ${e.published}, expected ${e.expected}, delivered ${e.delivered}, lost ${e.lost}, duplicated ${e.duplicated}, out-of-order ${e.outOfOrder}, recovered ${e.recovered}, misrouted ${e.misrouted}`,
-    t.latency.count ? `latency: p50 ${ms(t.latency.p50)}, p90 ${ms(t.latency.p90)}, p99 ${ms(t.latency.p99)}, max ${ms(t.latency.max)}` : 'latency: no probe received',
+    t.latency.count
+      ? `latency: p50 ${ms(t.latency.p50)}, p90 ${ms(t.latency.p90)}, p99 ${ms(t.latency.p99)}, max ${ms(t.latency.max)}`
+      : 'latency: no probe received',
   ];
   if (result.selfCheck.warning) lines.push(`WARNING: ${result.selfCheck.warning}`);
   if (result.stoppedEarly) lines.push(`stopped early: ${result.stoppedEarly}`);

@@ -17,7 +17,10 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
   const out: string[] = [`### ${title}`, ''];
   const failed = result.thresholds.filter((t) => !t.ok);
   if (result.thresholds.length) {
-    out.push(failed.length ? `**${failed.length} of ${result.thresholds.length} thresholds crossed**` : `**All ${result.thresholds.length} thresholds passed**`, '');
+    out.push(
+      failed.length ? `**${failed.length} of ${result.thresholds.length} thresholds crossed**` : `**All ${result.thresholds.length} thresholds passed**`,
+      '',
+    );
   }
   if (result.selfCheck.warning) out.push(`> [!WARNING]\n> ${cell(result.selfCheck.warning)}`, '');
   if (result.stoppedEarly) out.push(`Stopped early: ${cell(result.stoppedEarly)}`, '');
@@ -29,15 +32,32 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
   scopes.push(['**total**', result.summary.total]);
   for (const [name, s] of scopes) {
     const l = s.latency;
-    out.push(row([
-      name, s.connections.target, s.connections.failed, s.connections.reconnects, `${s.events.delivered} (${pct(s.events.deliveredRate)})`,
-      `${s.events.lost} (${pct(s.events.lostRate)})`, s.events.duplicated, s.events.outOfOrder, s.events.misrouted,
-      l.count ? ms(l.p50) : '-', l.count ? ms(l.p99) : '-', l.count ? ms(l.max) : '-', s.deliveredPerSec.toFixed(1),
-    ]));
+    out.push(
+      row([
+        name,
+        s.connections.target,
+        s.connections.failed,
+        s.connections.reconnects,
+        `${s.events.delivered} (${pct(s.events.deliveredRate)})`,
+        `${s.events.lost} (${pct(s.events.lostRate)})`,
+        s.events.duplicated,
+        s.events.outOfOrder,
+        s.events.misrouted,
+        l.count ? ms(l.p50) : '-',
+        l.count ? ms(l.p99) : '-',
+        l.count ? ms(l.max) : '-',
+        s.deliveredPerSec.toFixed(1),
+      ]),
+    );
   }
-  const causes = (c: Record<string, number>) => Object.entries(c).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  const causes = (c: Record<string, number>) =>
+    Object.entries(c)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
   for (const [name, s] of scopes) if (causes(s.errors) && name !== '**total**') out.push('', `Errors (${name}): ${cell(causes(s.errors))}`);
-  if (causes(result.publisher.failures)) out.push('', `Publisher: sent ${result.publisher.sent}, accepted ${result.publisher.accepted}; failed: ${cell(causes(result.publisher.failures))}`);
+  if (causes(result.publisher.failures))
+    out.push('', `Publisher: sent ${result.publisher.sent}, accepted ${result.publisher.accepted}; failed: ${cell(causes(result.publisher.failures))}`);
   if (result.thresholds.length) {
     out.push('', row(['', 'threshold', 'actual']), row(['---', '---', '---']));
     for (const t of result.thresholds) out.push(row([t.ok ? '✅' : '❌', `\`${t.expr}\``, t.noData ?? formatValue(t.kind, t.actual)]));
@@ -53,10 +73,17 @@ export function comparisonMarkdown(c: Comparison, baseName: string, currentName:
     '',
     row(['', 'base', 'current', 'delta', 'delta %', 'rule', '']),
     row(Array(7).fill('---')),
-    ...c.rows.map((r) => row([
-      r.name, formatValue(r.kind, r.base), formatValue(r.kind, r.current), formatDelta(r.kind, r.delta), formatRatio(r.deltaRatio),
-      r.rules.map((x) => `\`${x}\``).join(' '), r.rules.length === 0 ? '' : r.regressed ? '❌' : '✅',
-    ])),
+    ...c.rows.map((r) =>
+      row([
+        r.name,
+        formatValue(r.kind, r.base),
+        formatValue(r.kind, r.current),
+        formatDelta(r.kind, r.delta),
+        formatRatio(r.deltaRatio),
+        r.rules.map((x) => `\`${x}\``).join(' '),
+        r.rules.length === 0 ? '' : r.regressed ? '❌' : '✅',
+      ]),
+    ),
   ];
   return out.join('\n') + '\n\n';
 }

@@ -214,14 +214,19 @@ export function mergeResults(files: NamedResult[]): ResultFile {
     ack,
   };
   // Problems the figures show are judged again on the merged figures; a lost worker stays a problem of the whole.
-  const lostWorkers = files.flatMap((f) => f.result.problems.filter((p) => p.code === 'worker-failed').map((p) => ({ ...p, message: `${f.file}: ${p.message}` })));
+  const lostWorkers = files.flatMap((f) =>
+    f.result.problems.filter((p) => p.code === 'worker-failed').map((p) => ({ ...p, message: `${f.file}: ${p.message}` })),
+  );
 
   return {
     schema: first.schema,
     tool: first.tool,
     run: files.map((f) => f.result.run).join('+'),
     startedAt: files.map((f) => f.result.startedAt).sort()[0]!,
-    endedAt: files.map((f) => f.result.endedAt).sort().at(-1)!,
+    endedAt: files
+      .map((f) => f.result.endedAt)
+      .sort()
+      .at(-1)!,
     stoppedEarly: stopped.length ? stopped.join('; ') : null,
     target: { urls: [...new Set(files.flatMap((f) => f.result.target.urls))], embedded: files.some((f) => f.result.target.embedded) },
     config: { ...first.config, conns: sum('conns'), users: sum('users'), thresholds: exprs },
@@ -241,8 +246,8 @@ export function mergeResults(files: NamedResult[]): ResultFile {
       from: files.map((f) => ({ file: f.file, run: f.result.run, startedAt: f.result.startedAt, conns: f.result.summary.total.connections.target })),
       notes: [
         'counts summed, rates recomputed from the sums; latency, connect and reconnect percentiles recomputed from the merged HDR histograms',
-        'peak open is the sum of the shards\' peaks (an upper bound)',
-        'timeline aligned on seconds since each shard\'s start; its per-second p50/p99, storm return times and publisher 202 percentiles are the worst shard\'s',
+        "peak open is the sum of the shards' peaks (an upper bound)",
+        "timeline aligned on seconds since each shard's start; its per-second p50/p99, storm return times and publisher 202 percentiles are the worst shard's",
       ],
     },
   };

@@ -25,15 +25,17 @@ export const resultSchema = z
     run: z.string(),
     startedAt: z.string(),
     endedAt: z.string(),
-    stoppedEarly: z.string().nullable().optional().transform((v) => v ?? null),
+    stoppedEarly: z
+      .string()
+      .nullable()
+      .optional()
+      .transform((v) => v ?? null),
     target: z.object({ urls: z.array(z.string()), embedded: z.boolean() }).passthrough(),
     config: z.object({ thresholds: z.array(z.string()) }).passthrough(),
     // The run's figures: the same schema their types are derived from (src/metrics/summary.ts).
     summary: runSummarySchema,
     histograms: z.object({ total: encoded, sse: encoded.optional(), ws: encoded.optional(), poll: encoded.optional() }),
-    storms: z.array(
-      z.object({ atMs: num, share: num, aborted: num, back: num, back99Ms: num.nullable(), back100Ms: num.nullable(), failures: counts }),
-    ),
+    storms: z.array(z.object({ atMs: num, share: num, aborted: num, back: num, back99Ms: num.nullable(), back100Ms: num.nullable(), failures: counts })),
     publisher: z.object({ sent: num, accepted: num, failures: counts, ack: duration }).passthrough(),
     selfCheck: z
       .object({
@@ -44,15 +46,23 @@ export const resultSchema = z
       .passthrough(),
     timeline: z.array(z.object({ t: num, published: num, delivered: num, p99: num, p50: num, open: num, reconnects: num, errors: num })),
     thresholds: z.array(
-      z
-        .object({
-          expr: z.string(), metric: z.string(), kind: z.enum(['time', 'rate', 'count', 'perSec']), op: z.enum(['<', '<=', '>', '>=', '==', '!=']),
-          value: num, actual: num, ok: z.boolean(), transport: z.enum(['sse', 'ws', 'poll']).optional(), noData: z.string().optional(),
-        }),
+      z.object({
+        expr: z.string(),
+        metric: z.string(),
+        kind: z.enum(['time', 'rate', 'count', 'perSec']),
+        op: z.enum(['<', '<=', '>', '>=', '==', '!=']),
+        value: num,
+        actual: num,
+        ok: z.boolean(),
+        transport: z.enum(['sse', 'ws', 'poll']).optional(),
+        noData: z.string().optional(),
+      }),
     ),
     // Absent in files written before runs could fail this way.
     problems: z.array(runProblemSchema).default([]),
-    merged: z.object({ from: z.array(z.object({ file: z.string(), run: z.string(), startedAt: z.string(), conns: num })), notes: z.array(z.string()) }).optional(),
+    merged: z
+      .object({ from: z.array(z.object({ file: z.string(), run: z.string(), startedAt: z.string(), conns: num })), notes: z.array(z.string()) })
+      .optional(),
   })
   .passthrough();
 
@@ -65,12 +75,15 @@ function bad(file: string, what: string, hint?: string): NotifyError {
  * @throws NotifyError E_RESULT_FILE (exit 2) naming `file` and the first field that is wrong.
  */
 export function parseResult(file: string, doc: unknown): ResultFile {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad(file, `not a notify result: the JSON is ${Array.isArray(doc) ? 'an array' : typeof doc}, not an object`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw bad(file, `not a notify result: the JSON is ${Array.isArray(doc) ? 'an array' : typeof doc}, not an object`);
   const schema = (doc as { schema?: unknown }).schema;
   if (schema !== RESULT_SCHEMA) {
     throw bad(
       file,
-      schema === undefined ? `not a notify result: no "schema" field (expected "${RESULT_SCHEMA}")` : `wrong schema ${JSON.stringify(schema)} (expected "${RESULT_SCHEMA}")`,
+      schema === undefined
+        ? `not a notify result: no "schema" field (expected "${RESULT_SCHEMA}")`
+        : `wrong schema ${JSON.stringify(schema)} (expected "${RESULT_SCHEMA}")`,
       'result files are written by `notify swarm --out FILE` or `notify report --merge ... --out FILE`',
     );
   }
@@ -89,7 +102,11 @@ export function parseResultText(file: string, text: string): ResultFile {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw bad(file, `not JSON (${(err as Error).message.replace(/\s+/g, ' ')})`, text.trim() === '' ? 'the file is empty' : 'result files are the JSON written by `notify swarm --out FILE`');
+    throw bad(
+      file,
+      `not JSON (${(err as Error).message.replace(/\s+/g, ' ')})`,
+      text.trim() === '' ? 'the file is empty' : 'result files are the JSON written by `notify swarm --out FILE`',
+    );
   }
   return parseResult(file, doc);
 }
@@ -101,7 +118,10 @@ export async function readResultFile(file: string): Promise<ResultFile> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw bad(file, `cannot read the file (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message)})`);
+    throw bad(
+      file,
+      `cannot read the file (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message)})`,
+    );
   }
   return parseResultText(file, text);
 }

@@ -38,4 +38,3 @@ export function buildResult(outcome: SwarmOutcome, version: string): ResultFile 
     problems: outcome.problems,
   };
 }
-

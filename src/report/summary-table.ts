@@ -28,8 +28,12 @@ export interface SummaryView {
 /** What the summary shows of a result: the same for a run that just ended and for `notify report`. */
 export function summaryViewOf(result: ResultFile): SummaryView {
   return {
-    summary: result.summary, storms: result.storms, thresholds: result.thresholds, selfCheckWarning: result.selfCheck.warning,
-    publisher: result.publisher, problems: result.problems,
+    summary: result.summary,
+    storms: result.storms,
+    thresholds: result.thresholds,
+    selfCheckWarning: result.selfCheck.warning,
+    publisher: result.publisher,
+    problems: result.problems,
   };
 }
 
@@ -43,7 +47,17 @@ export function renderSummary(view: SummaryView, color: boolean): string {
     const c = s.connections;
     const e = s.events;
     conns.push([name, c.target, c.peakOpen, c.failed, c.reconnects, dist(s.connect), s.reconnect.count ? ms(s.reconnect.p99) : '-']);
-    events.push([name, e.expected, `${e.delivered} (${pct(e.deliveredRate)})`, `${e.lost} (${pct(e.lostRate)})`, e.duplicated, e.outOfOrder, e.recovered, e.misrouted, s.deliveredPerSec.toFixed(0)]);
+    events.push([
+      name,
+      e.expected,
+      `${e.delivered} (${pct(e.deliveredRate)})`,
+      `${e.lost} (${pct(e.lostRate)})`,
+      e.duplicated,
+      e.outOfOrder,
+      e.recovered,
+      e.misrouted,
+      s.deliveredPerSec.toFixed(0),
+    ]);
     const l = s.latency;
     latency.push(l.count === 0 ? [name, '-', '-', '-', '-', '-', '-'] : [name, ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), ms(l.mean)]);
   }

@@ -108,7 +108,10 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
   if (auth === 'jwt' && jwtSecret!.length < 16) {
     throw usageError(`--jwt-secret must be at least 16 characters for HS256 (got ${jwtSecret!.length})`);
   }
-  const transports = (raw.transports ?? d.transports).split(',').map((t) => t.trim()).filter(Boolean);
+  const transports = (raw.transports ?? d.transports)
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   for (const t of transports) {
     if (!(SERVER_TRANSPORTS as readonly string[]).includes(t)) {
       throw usageError(`--transports must be a list of ${SERVER_TRANSPORTS.join(', ')} (got "${t}")`);

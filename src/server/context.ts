@@ -50,7 +50,11 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
     () => budget.recount(),
   );
   const hub: Hub = new Hub(metrics);
-  const budget = new BufferBudget(config.maxBufferTotal, () => hub.subscribers(), (sub) => metrics.bufferTotalCloses.inc({ transport: sub.transport }));
+  const budget = new BufferBudget(
+    config.maxBufferTotal,
+    () => hub.subscribers(),
+    (sub) => metrics.bufferTotalCloses.inc({ transport: sub.transport }),
+  );
   const history = new History(broker, new MemoryReadStore(), config.history);
   const enabled = new Set<ServerTransport>(config.transports);
   broker.onEvents((events) => hub.fanout(events));

@@ -8,9 +8,7 @@ import type { Cursor } from './cursor.js';
 import type { ReadStore } from './read-store.js';
 import { HttpError } from './http-error.js';
 
-export type ReplayResult =
-  | { ok: true; events: StreamEvent[] }
-  | { ok: false; reason: 'epoch' | 'window' | 'ahead' };
+export type ReplayResult = { ok: true; events: StreamEvent[] } | { ok: false; reason: 'epoch' | 'window' | 'ahead' };
 
 export class History {
   constructor(

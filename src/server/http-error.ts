@@ -35,7 +35,9 @@ export function sendError(res: ServerResponse, err: HttpError): void {
 /** The bytes of a refusal written on a raw socket (WebSocket upgrade requests have no ServerResponse). */
 export function rawErrorResponse(err: HttpError): string {
   const body = JSON.stringify({ error: { code: err.code, message: err.message } });
-  const extra = Object.entries(err.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const extra = Object.entries(err.headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   return (
     `HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extra}\r\n${body}`
@@ -43,9 +45,18 @@ export function rawErrorResponse(err: HttpError): string {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  408: 'Request Timeout', 413: 'Content Too Large', 415: 'Unsupported Media Type', 426: 'Upgrade Required',
-  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  426: 'Upgrade Required',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 /**

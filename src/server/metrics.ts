@@ -31,12 +31,27 @@ export class GatewayMetrics {
       },
     });
     this.connectionsOpened = new Counter({ name: 'notify_connections_opened_total', help: 'Subscriptions opened', labelNames: ['transport'], registers });
-    this.connectionsRejected = new Counter({ name: 'notify_connections_rejected_total', help: 'Subscriptions refused (max_conns, draining, auth)', labelNames: ['reason'], registers });
+    this.connectionsRejected = new Counter({
+      name: 'notify_connections_rejected_total',
+      help: 'Subscriptions refused (max_conns, draining, auth)',
+      labelNames: ['reason'],
+      registers,
+    });
     this.published = new Counter({ name: 'notify_published_total', help: 'Events accepted by /publish', labelNames: ['stream'], registers });
-    this.delivered = new Counter({ name: 'notify_delivered_total', help: 'Events written to subscriber connections (live)', labelNames: ['transport'], registers });
+    this.delivered = new Counter({
+      name: 'notify_delivered_total',
+      help: 'Events written to subscriber connections (live)',
+      labelNames: ['transport'],
+      registers,
+    });
     this.replayed = new Counter({ name: 'notify_replayed_total', help: 'Events sent from history on resume', labelNames: ['transport'], registers });
     this.resets = new Counter({ name: 'notify_resets_total', help: 'Resumes that could not be served from history', labelNames: ['reason'], registers });
-    this.slowConsumerCloses = new Counter({ name: 'notify_slow_consumer_closes_total', help: 'Connections closed as slow consumers (--max-buffer or --max-buffer-total)', labelNames: ['transport'], registers });
+    this.slowConsumerCloses = new Counter({
+      name: 'notify_slow_consumer_closes_total',
+      help: 'Connections closed as slow consumers (--max-buffer or --max-buffer-total)',
+      labelNames: ['transport'],
+      registers,
+    });
     this.bufferTotalCloses = new Counter({
       name: 'notify_buffer_total_closes_total',
       help: 'Slow consumers cut because all connections together passed --max-buffer-total (also in slow_consumer_closes)',

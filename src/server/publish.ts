@@ -13,7 +13,10 @@ export interface PublishResult {
   delivered: number;
 }
 
-export async function handlePublish(req: IncomingMessage, deps: { broker: Broker; hub: Hub; metrics: GatewayMetrics; maxBody: number }): Promise<PublishResult> {
+export async function handlePublish(
+  req: IncomingMessage,
+  deps: { broker: Broker; hub: Hub; metrics: GatewayMetrics; maxBody: number },
+): Promise<PublishResult> {
   requireJsonBody(req.headers);
   const body = await readBody(req, deps.maxBody);
   let parsed: unknown;

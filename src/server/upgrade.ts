@@ -16,7 +16,8 @@ const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 function checkHandshake(req: IncomingMessage): void {
   if (req.method !== 'GET') throw new HttpError(405, 'E_METHOD', `a WebSocket upgrade must be GET (got ${req.method})`, { Allow: 'GET' });
   const upgrade = req.headers.upgrade ?? '';
-  if (upgrade.toLowerCase() !== 'websocket') throw new HttpError(400, 'E_UPGRADE', `only WebSocket upgrades are served (got Upgrade: "${upgrade.slice(0, 40)}")`);
+  if (upgrade.toLowerCase() !== 'websocket')
+    throw new HttpError(400, 'E_UPGRADE', `only WebSocket upgrades are served (got Upgrade: "${upgrade.slice(0, 40)}")`);
   const key = req.headers['sec-websocket-key'];
   if (key === undefined || !WS_KEY.test(key)) throw new HttpError(400, 'E_HANDSHAKE', 'missing or invalid Sec-WebSocket-Key header');
   const version = req.headers['sec-websocket-version'];

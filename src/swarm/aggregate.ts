@@ -94,7 +94,16 @@ export function aggregate(results: WorkerResult[], published: number, publishing
     transports,
   };
   const totalEncoded = { latency: totalH.latency.encode(), connect: totalH.connect.encode(), reconnect: totalH.reconnect.encode() };
-  return { summary, histograms: { ...histograms, total: totalEncoded }, storms: storms.map((s, i) => stormReport(s, results.map((r) => r.storms[i]))) };
+  return {
+    summary,
+    histograms: { ...histograms, total: totalEncoded },
+    storms: storms.map((s, i) =>
+      stormReport(
+        s,
+        results.map((r) => r.storms[i]),
+      ),
+    ),
+  };
 }
 
 function stormReport(storm: Storm, parts: (WorkerResult['storms'][number] | undefined)[]): StormReport {

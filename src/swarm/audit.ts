@@ -138,7 +138,7 @@ class StreamTrack {
 function popcount32(x: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 /** Number of set bits among the first `n` bits. */
@@ -172,7 +172,10 @@ export class SubscriberAudit {
    * @param run this run's id; probes of other runs are ignored.
    * @param streams the streams this subscriber listens to, e.g. `['broadcast', 'user:42']` (at least one).
    */
-  constructor(private readonly run: string, streams: readonly string[]) {
+  constructor(
+    private readonly run: string,
+    streams: readonly string[],
+  ) {
     if (streams.length === 0) throw new Error('SubscriberAudit needs at least one stream');
     this.tracks = streams.map((s) => new StreamTrack(s));
   }
@@ -264,7 +267,7 @@ export class SubscriberAudit {
         if (seq <= watermark || seq > final) continue;
         expected--;
         const i = seq - 1;
-        if ((i >>> 5) < tr.bits.length && (tr.bits[i >>> 5]! & (1 << (i & 31))) !== 0) delivered--;
+        if (i >>> 5 < tr.bits.length && (tr.bits[i >>> 5]! & (1 << (i & 31))) !== 0) delivered--;
       }
       return {
         stream: tr.stream,
@@ -283,10 +286,7 @@ export class SubscriberAudit {
 }
 
 /** A PublishLog over per-stream arrays of send times (epoch ms, ascending, index i = seq i+1) and refused seqs. */
-export function publishLogFromTimes(
-  times: ReadonlyMap<string, ArrayLike<number>>,
-  refused: ReadonlyMap<string, readonly number[]> = new Map(),
-): PublishLog {
+export function publishLogFromTimes(times: ReadonlyMap<string, ArrayLike<number>>, refused: ReadonlyMap<string, readonly number[]> = new Map()): PublishLog {
   return {
     refused: (stream) => refused.get(stream) ?? [],
     final: (stream) => times.get(stream)?.length ?? 0,

@@ -140,7 +140,10 @@ export function parseStorm(value: string): Storm {
 /** `127.0.0.1-127.0.0.8`, `127.0.0.2`, or a comma list of either; loopback only. */
 export function parseAddressRange(value: string): string[] {
   const out: string[] = [];
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:-127\.\1\.\2\.(\d{1,3}))?$/.exec(part);
     if (!m) throw usageError(`--local-address must be 127.x.y.z or a range like 127.0.0.1-127.0.0.8 (got "${part}")`);
     const from = Number(m[3]);

@@ -89,7 +89,10 @@ export class Publisher {
     if (!queue) this.queued.set(stream, (queue = []));
     probe.seq = (this.sendTimes.get(stream)?.length ?? 0) + queue.length + 1;
     const target = user === undefined ? '"broadcast":true' : `"user":${JSON.stringify(user)}`;
-    queue.push({ seq: probe.seq, body: `{${target},"notification":{"type":"system","title":"swarm probe ${probe.seq}","data":{"probe":${JSON.stringify(probe)}}}}` });
+    queue.push({
+      seq: probe.seq,
+      body: `{${target},"notification":{"type":"system","title":"swarm probe ${probe.seq}","data":{"probe":${JSON.stringify(probe)}}}}`,
+    });
     if (!this.busy.has(stream)) this.flush(stream);
   }
 

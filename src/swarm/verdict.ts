@@ -23,14 +23,20 @@ export interface PublisherFigures {
 
 /** `http-401 50, ECONNREFUSED 3`: counts by cause, largest first. */
 export function formatCauses(counts: Record<string, number>, limit = 5): string {
-  const entries = Object.entries(counts).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
-  const shown = entries.slice(0, limit).map(([k, v]) => `${k} ${v}`).join(', ');
+  const entries = Object.entries(counts)
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const shown = entries
+    .slice(0, limit)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   return entries.length > limit ? `${shown}, +${entries.length - limit} more` : shown;
 }
 
 /** What to check for the commonest publish failure causes. */
 function publishHint(failures: Record<string, number>): string {
-  if (failures['http-401'] || failures['http-403']) return ': the server refused the publish key; pass the key it was started with (--publish-key or NOTIFY_PUBLISH_KEY)';
+  if (failures['http-401'] || failures['http-403'])
+    return ': the server refused the publish key; pass the key it was started with (--publish-key or NOTIFY_PUBLISH_KEY)';
   if (failures.ECONNREFUSED) return ': nothing listens at the publish URL';
   return '';
 }

@@ -351,7 +351,13 @@ export class SwarmWorker implements TransportSink {
       index: this.plan.index,
       transports,
       storms: this.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
-      selfCheck: { eldP99Ms: sc.eldP99Ms, eldMaxMs: sc.eldMaxMs, cpuMean: sc.ticks ? sc.cpuSum / sc.ticks : 0, cpuMax: sc.cpuMax, rssBytes: process.memoryUsage().rss },
+      selfCheck: {
+        eldP99Ms: sc.eldP99Ms,
+        eldMaxMs: sc.eldMaxMs,
+        cpuMean: sc.ticks ? sc.cpuSum / sc.ticks : 0,
+        cpuMax: sc.cpuMax,
+        rssBytes: process.memoryUsage().rss,
+      },
     };
   }
 }

@@ -187,14 +187,28 @@ export function describeFailure(f: PublishFailure, url: string): { message: stri
     };
   }
   if (f.cause === 'http-400') return { message: `${url} rejected the notification (${server}): ${f.message}` };
-  if (f.cause === 'http-413') return { message: `${url} says the notification is too large (${server}): ${f.message}`, hint: 'shorten --body or --data, or start notify serve with a larger --max-body' };
+  if (f.cause === 'http-413')
+    return {
+      message: `${url} says the notification is too large (${server}): ${f.message}`,
+      hint: 'shorten --body or --data, or start notify serve with a larger --max-body',
+    };
   if (f.cause === 'http-404' || f.cause === 'http-405') {
-    return { message: `${url} has no POST /publish (${server}): is it a notify serve gateway?`, hint: '--url is the gateway\'s base URL, e.g. http://127.0.0.1:8080' };
+    return {
+      message: `${url} has no POST /publish (${server}): is it a notify serve gateway?`,
+      hint: "--url is the gateway's base URL, e.g. http://127.0.0.1:8080",
+    };
   }
   if (f.status !== undefined) return { message: `${url}/publish answered ${server}: ${f.message}` };
   if (f.cause === 'timeout') {
-    return { message: `no answer from ${url} in time (timeout): is notify serve running and not overloaded?`, hint: 'notify publish waits --timeout (default 10s) per request' };
+    return {
+      message: `no answer from ${url} in time (timeout): is notify serve running and not overloaded?`,
+      hint: 'notify publish waits --timeout (default 10s) per request',
+    };
   }
-  if (UNREACHABLE.has(f.cause)) return { message: `cannot reach ${url} (${f.cause}): is notify serve running?`, hint: 'start it with `notify serve`, or point --url (or NOTIFY_URL) at it' };
+  if (UNREACHABLE.has(f.cause))
+    return {
+      message: `cannot reach ${url} (${f.cause}): is notify serve running?`,
+      hint: 'start it with `notify serve`, or point --url (or NOTIFY_URL) at it',
+    };
   return { message: `publishing to ${url} failed (${f.cause}): ${f.message}` };
 }

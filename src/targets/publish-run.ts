@@ -8,8 +8,14 @@ import { ExitCode, NotifyError } from '../errors.js';
 import type { Io } from '../io.js';
 import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
 import {
-  acceptedOrThrow, describeFailure, PublishError,
-  type PublishClient, type PublishFailure, type PublishNotification, type PublishOutcome, type PublishTarget,
+  acceptedOrThrow,
+  describeFailure,
+  PublishError,
+  type PublishClient,
+  type PublishFailure,
+  type PublishNotification,
+  type PublishOutcome,
+  type PublishTarget,
 } from './publish-client.js';
 import type { PublishConfig } from './publish-config.js';
 
@@ -201,7 +207,10 @@ function summarise(s: RunState, config: PublishConfig, url: string, durationMs: 
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
-const formatFailures = (f: Record<string, number>) => Object.entries(f).map(([cause, n]) => `${cause} ${n}`).join(', ');
+const formatFailures = (f: Record<string, number>) =>
+  Object.entries(f)
+    .map(([cause, n]) => `${cause} ${n}`)
+    .join(', ');
 const ms = (n: number) => `${n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0)}ms`;
 
 function progressLine(s: RunState, count: number, elapsedS: number, lastSecond: number): string {

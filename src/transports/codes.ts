@@ -30,7 +30,15 @@ export function errorCode(err: unknown): string {
  * A reset or a timeout after connecting is not among them: the request may have arrived.
  */
 const BEFORE_SENDING = new Set([
-  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EMFILE', 'ENFILE',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_NONAME',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'EMFILE',
+  'ENFILE',
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
@@ -55,5 +63,11 @@ export function retryAfterMs(value: string | string[] | undefined): number | und
 /** A server-given reason as a code fragment: 'slow consumer' -> 'slow-consumer'. */
 export function slug(reason: unknown): string {
   if (typeof reason !== 'string' || reason === '') return 'unknown';
-  return reason.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'unknown';
+  return (
+    reason
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'unknown'
+  );
 }

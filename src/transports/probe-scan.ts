@@ -32,10 +32,7 @@ const DATA_MEMBER = memberNot('probe');
 /** From a notification's `{` to the first character of its probe's run. */
 const HEAD = new RegExp(String.raw`\{(?:${ROOT_MEMBER},)*"data":\{(?:${DATA_MEMBER},)*"probe":\{"run":"`, 'y');
 /** From the probe's run to just past the notification's `}`. */
-const TAIL = new RegExp(
-  String.raw`${STRING_BODY}","stream":"${STRING_BODY}","seq":[1-9]\d*,"t":${NUMBER}\}(?:,${DATA_MEMBER})*\}(?:,${ROOT_MEMBER})*\}`,
-  'y',
-);
+const TAIL = new RegExp(String.raw`${STRING_BODY}","stream":"${STRING_BODY}","seq":[1-9]\d*,"t":${NUMBER}\}(?:,${DATA_MEMBER})*\}(?:,${ROOT_MEMBER})*\}`, 'y');
 /** The rest of a string (its body and closing quote). */
 const STRING_REST = new RegExp(`${STRING_BODY}"`, 'y');
 

@@ -173,7 +173,11 @@ export class WsTransport implements Transport, ReadReceipts {
   /** One frame: the hot path. */
   onFrame(st: WsConn, ws: WsSocket, data: WebSocket.RawData, at: number): void {
     // binaryType stays 'nodebuffer', so a frame is one Buffer; the other RawData forms are read the same way.
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
     if (this.scanner !== undefined && this.probesOnly(st, ws, text, at)) return;
     let m: unknown;
     try {

@@ -48,7 +48,12 @@ export interface PublishTarget {
 }
 
 /** POST /publish, expecting 202; returns the ids. */
-export async function publishOk(baseUrl: string, target: PublishTarget, notification: Record<string, unknown>, headers: Record<string, string> = {}): Promise<string[]> {
+export async function publishOk(
+  baseUrl: string,
+  target: PublishTarget,
+  notification: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<string[]> {
   const r = await http<{ ids: string[]; delivered: number }>(`${baseUrl}/publish`, { body: { ...target, notification }, headers });
   expect(r.status, r.text).toBe(202);
   return r.body.ids;

@@ -52,7 +52,8 @@ export class Inbox<T extends Typed> {
       };
       const waiter = () => {
         if (check()) done();
-        else if (failOnEnd && this.endedWith !== undefined) done(new Error(`connection ended (${this.endedWith}) while waiting for ${what}; ${this.describePending()}`));
+        else if (failOnEnd && this.endedWith !== undefined)
+          done(new Error(`connection ended (${this.endedWith}) while waiting for ${what}; ${this.describePending()}`));
       };
       const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; ${this.describePending()}`)), timeoutMs);
       this.waiters.add(waiter);

@@ -57,8 +57,14 @@ function scope(spec: ScopeSpec): { summary: TransportSummary; h: Record<'latency
   const h = { latency: histogramOf(spec.latencyMs), connect: histogramOf(spec.connectMs), reconnect: histogramOf(spec.reconnectMs ?? []) };
   const lost = spec.lost ?? 0;
   const events = withRates({
-    published: spec.published, expected: spec.expected, delivered: spec.expected - lost, lost,
-    duplicated: spec.duplicated ?? 0, outOfOrder: spec.outOfOrder ?? 0, recovered: spec.recovered ?? 0, misrouted: spec.misrouted ?? 0,
+    published: spec.published,
+    expected: spec.expected,
+    delivered: spec.expected - lost,
+    lost,
+    duplicated: spec.duplicated ?? 0,
+    outOfOrder: spec.outOfOrder ?? 0,
+    recovered: spec.recovered ?? 0,
+    misrouted: spec.misrouted ?? 0,
   });
   return {
     h,
@@ -89,13 +95,42 @@ export function fixtureResult(opts: { run: string; transport?: TransportName; th
     endedAt: '2026-01-01T00:00:14.000Z',
     stoppedEarly: null,
     target: { urls: ['http://127.0.0.1:8080'], embedded: false },
-    config: { run: opts.run, mix: { [transport]: 1 }, conns: opts.conns, users: opts.conns, rampMs: 2000, durationMs: 10_000, drainMs: 2000, rate: 10, userRate: 0, storms: [], reconnect: 'backoff', thresholds: exprs },
+    config: {
+      run: opts.run,
+      mix: { [transport]: 1 },
+      conns: opts.conns,
+      users: opts.conns,
+      rampMs: 2000,
+      durationMs: 10_000,
+      drainMs: 2000,
+      rate: 10,
+      userRate: 0,
+      storms: [],
+      reconnect: 'backoff',
+      thresholds: exprs,
+    },
     summary: runSummary,
     histograms: { total: encoded, [transport]: encoded },
     storms: [],
-    publisher: { sent: opts.published, accepted: opts.published, failures: {}, ack: { count: opts.published, min: 1, p50: 2, p90: 3, p99: 4, p999: 5, max: 5, mean: 2.5 } },
+    publisher: {
+      sent: opts.published,
+      accepted: opts.published,
+      failures: {},
+      ack: { count: opts.published, min: 1, p50: 2, p90: 3, p99: 4, p999: 5, max: 5, mean: 2.5 },
+    },
     selfCheck: { workers: [{ eldP99Ms: 3, eldMaxMs: 5, cpuMean: 0.2, cpuMax: 0.3, rssBytes: 80 * 2 ** 20 }], saturated: false },
-    timeline: opts.timeline ?? Array.from({ length: 14 }, (_, i) => ({ t: i + 1, published: i >= 2 && i < 12 ? 10 : 0, delivered: i >= 2 && i < 12 ? 10 * opts.conns : 0, p99: i >= 2 && i < 12 ? 8 + i : 0, p50: i >= 2 && i < 12 ? 3 : 0, open: Math.min(opts.conns, Math.round(((i + 1) / 2) * opts.conns)), reconnects: 0, errors: 0 })),
+    timeline:
+      opts.timeline ??
+      Array.from({ length: 14 }, (_, i) => ({
+        t: i + 1,
+        published: i >= 2 && i < 12 ? 10 : 0,
+        delivered: i >= 2 && i < 12 ? 10 * opts.conns : 0,
+        p99: i >= 2 && i < 12 ? 8 + i : 0,
+        p50: i >= 2 && i < 12 ? 3 : 0,
+        open: Math.min(opts.conns, Math.round(((i + 1) / 2) * opts.conns)),
+        reconnects: 0,
+        errors: 0,
+      })),
     thresholds: evaluateThresholds(parseThresholds(exprs), runSummary),
     problems: [],
   };
