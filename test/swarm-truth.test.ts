@@ -64,9 +64,22 @@ async function startFaultServer(faults: Faults): Promise<FaultServer> {
     for (const res of subs) res.write(chunk);
     written += frames.length * subs.size;
   };
+  // Delayed writes leave in publish order: each waits for its own time and for the one before it. Two timers due
+  // within the last 2 ms of a wait could otherwise fire in either order, and a swap would be the test's own.
+  const due: { at: number; frames: string[] }[] = [];
+  const pump = () => {
+    const next = due[0];
+    if (!next) return;
+    waitUntil(next.at, () => {
+      due.shift();
+      writeAll(next.frames);
+      pump();
+    });
+  };
   const writeAt = (t: number | undefined, frames: string[]) => {
-    if (faults.delayMs && t !== undefined) waitUntil(t + faults.delayMs, () => writeAll(frames));
-    else writeAll(frames);
+    if (!faults.delayMs || t === undefined) return writeAll(frames);
+    due.push({ at: t + faults.delayMs, frames });
+    if (due.length === 1) pump();
   };
 
   /** Frames to write for one broadcast notification, after the faults for its probe seq. */
