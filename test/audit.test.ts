@@ -1,9 +1,9 @@
+import { asProbe } from '../src/protocol/probe.js';
 import { describe, expect, it } from 'vitest';
 import {
   addCounts,
   AuditTally,
   emptyCounts,
-  parseProbe,
   publishLogFromTimes,
   Receipt,
   streamKind,
@@ -286,10 +286,11 @@ describe('SubscriberAudit', () => {
   });
 });
 
-describe('parseProbe', () => {
-  it('accepts the probe shape and rejects anything else', () => {
+describe('asProbe', () => {
+  it('accepts the probe shape (the object itself, not a copy) and rejects anything else', () => {
     const probe = { run: RUN, stream: 'user:1', seq: 3, t: 1_763_726_400_000.25 };
-    expect(parseProbe({ ...probe, extra: true })).toEqual(probe);
+    const extra = { ...probe, extra: true };
+    expect(asProbe(extra)).toBe(extra);
     for (const bad of [
       null,
       'x',
@@ -300,7 +301,7 @@ describe('parseProbe', () => {
       { ...probe, t: Number.NaN },
       { ...probe, run: 1 },
     ]) {
-      expect(parseProbe(bad)).toBeUndefined();
+      expect(asProbe(bad)).toBeUndefined();
     }
   });
 });

@@ -50,7 +50,9 @@ function wsHealthy(c: WsClient, user: string): Healthy {
     kind: 'ws',
     user,
     got: () =>
-      c.inbox.items.flatMap((f) => (f.type === 'notification' ? [f.notification.id] : f.type === 'batch' ? f.notifications.map((n: any) => n.id) : [])),
+      c.inbox.items.flatMap((f) =>
+        f.type === 'notification' ? [f.notification.id] : f.type === 'notifications:batch' ? f.notifications.map((n: any) => n.id) : [],
+      ),
     ended: () => c.close_ !== undefined,
   };
 }

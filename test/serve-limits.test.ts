@@ -77,10 +77,10 @@ describe('a resume that is not read', () => {
       timeoutMs: 15_000,
     });
     void frames;
-    const got = ws.inbox.items.flatMap((f) => (f.type === 'batch' ? f.notifications : []));
+    const got = ws.inbox.items.flatMap((f) => (f.type === 'notifications:batch' ? f.notifications : []));
     expect(got.map((n: { id: string }) => n.id)).toEqual(ids);
     // More than one page: no single frame carried the whole window.
-    expect(ws.inbox.items.filter((f) => f.type === 'batch').length).toBeGreaterThan(1);
+    expect(ws.inbox.items.filter((f) => f.type === 'notifications:batch').length).toBeGreaterThan(1);
   });
 
   it('a long-poll answer carries about --max-buffer of replay; the next poll goes on from its cursor', async () => {

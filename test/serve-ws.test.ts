@@ -99,13 +99,13 @@ describe('WS: batching', () => {
     const c = await subscribe(gw, '?user=u');
     await c.next('init');
     const ids = [...(await publishEach(gw.url, { broadcast: true }, ['n1'])), ...(await publishEach(gw.url, { user: 'u' }, ['n2', 'n3']))];
-    const batch = await c.next('batch');
+    const batch = await c.next('notifications:batch');
     expect(batch.cursor).toBe(gw.cursor(2, 1));
     expect(batch.notifications.map((n: any) => n.id)).toEqual(ids);
     expect(batch.notifications.map((n: any) => n.title)).toEqual(['n1', 'n2', 'n3']);
 
     await publishEach(gw.url, { user: 'u' }, ['n4']);
-    const next = await c.next('batch');
+    const next = await c.next('notifications:batch');
     expect(next.notifications.map((n: any) => n.title)).toEqual(['n4']);
     expect(next.cursor).toBe(gw.cursor(3, 1));
   });

@@ -1,16 +1,8 @@
 /** `notify swarm` flag parsing (src/swarm/config.ts): pure functions, no I/O. */
 import { describe, expect, it } from 'vitest';
 import { NotifyError } from '../src/errors.js';
-import {
-  assignTransports,
-  parseAddressRange,
-  parseMix,
-  parseStorm,
-  resolveSwarmOptions,
-  SWARM_DEFAULTS,
-  TRANSPORT_ORDER,
-  type RawSwarmOptions,
-} from '../src/swarm/config.js';
+import { assignTransports, parseAddressRange, parseMix, parseStorm, resolveSwarmOptions, SWARM_DEFAULTS, type RawSwarmOptions } from '../src/swarm/config.js';
+import { TRANSPORT_NAMES } from '../src/protocol/transports.js';
 
 /** The usage error `fn` throws: exit code 2, and the message (which must name the flag). */
 function usage(fn: () => unknown): string {
@@ -28,7 +20,7 @@ function usage(fn: () => unknown): string {
 /** How many connections of the first `n` got each transport. */
 function counts(order: Uint8Array, n = order.length): Record<string, number> {
   const c: Record<string, number> = { sse: 0, ws: 0, poll: 0 };
-  for (let i = 0; i < n; i++) c[TRANSPORT_ORDER[order[i]!]!]!++;
+  for (let i = 0; i < n; i++) c[TRANSPORT_NAMES[order[i]!]!]!++;
   return c;
 }
 

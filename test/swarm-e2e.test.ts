@@ -6,8 +6,8 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHistogram } from '../src/metrics/histogram.js';
-import { assignTransports, TRANSPORT_ORDER } from '../src/swarm/config.js';
-import type { TransportName } from '../src/metrics/summary.js';
+import { assignTransports } from '../src/swarm/config.js';
+import { TRANSPORT_NAMES, type TransportName } from '../src/protocol/transports.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { metricValue, scrape } from './helpers/http.js';
 import { runCleanup } from './helpers/lifecycle.js';
@@ -72,11 +72,11 @@ describe('notify swarm against notify serve', () => {
       // Per transport: its share of the connections (the mix keeps its shares in every prefix, so also among users
       // 1..60) and the gateway's count of events it wrote to that transport's connections, live or from history.
       const order = assignTransports(config.mix, CONNS);
-      const used = TRANSPORT_ORDER.filter((t) => (config.mix[t] ?? 0) > 0);
+      const used = TRANSPORT_NAMES.filter((t) => (config.mix[t] ?? 0) > 0);
       expect(Object.keys(outcome.summary.transports).sort()).toEqual([...used].sort());
       let sum = 0;
       for (const t of used) {
-        const k = TRANSPORT_ORDER.indexOf(t);
+        const k = TRANSPORT_NAMES.indexOf(t);
         const conns = order.filter((x) => x === k).length;
         const userProbes = order.subarray(0, USER_PROBES).filter((x) => x === k).length;
         const s = outcome.summary.transports[t as TransportName]!;

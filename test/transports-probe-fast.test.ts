@@ -260,18 +260,18 @@ describe('probe scan: batches and envelopes', () => {
   it('reads WS notification and batch frames with their cursor, and nothing else', () => {
     expect(scanner.wsFrame(`{"type":"notification","cursor":"E.3.4","notification":${n(4)}}`)).toEqual(p(4));
     expect(scanner.cursor).toBe('E.3.4');
-    expect(scanner.wsFrame(`{"type":"batch","cursor":"E.5.6","notifications":[${n(5)},${n(6)}]}`)).toEqual([p(5), p(6)]);
+    expect(scanner.wsFrame(`{"type":"notifications:batch","cursor":"E.5.6","notifications":[${n(5)},${n(6)}]}`)).toEqual([p(5), p(6)]);
     expect(scanner.cursor).toBe('E.5.6');
-    expect(scanner.wsFrame('{"type":"batch","cursor":"E.5.6","notifications":[]}')).toEqual([]);
+    expect(scanner.wsFrame('{"type":"notifications:batch","cursor":"E.5.6","notifications":[]}')).toEqual([]);
     const others = [
       '{"type":"init","cursor":"E.0.1","unread":[],"unreadCount":0}',
       `{"cursor":"E.3.4","type":"notification","notification":${n(4)}}`,
-      `{"type":"notification","cursor":"E.3.4","notification":${n(4)},"type":"batch"}`,
+      `{"type":"notification","cursor":"E.3.4","notification":${n(4)},"type":"notifications:batch"}`,
       `{"type":"notification","cursor":"E.3.4","notification":${n(4)}} `,
       `{"type":"notification","cursor":"E.3.4","notification":${n(4)}`,
       `{"type":"notification","cursor":"E.3\\u002e4","notification":${n(4)}}`,
       `{"type":"notification","cursor":"E.3.4","notification":[${n(4)}]}`,
-      `{"type":"batch","cursor":"E.3.4","notifications":${n(4)}}`,
+      `{"type":"notifications:batch","cursor":"E.3.4","notifications":${n(4)}}`,
       `{"type":"notification","cursor":5,"notification":${n(4)}}`,
       `{"type":"notification","cursor":"E.3.4","notification":{"id":"no probe"}}`,
     ];

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { isNotifyError } from '../src/errors.js';
 import { errorCode, retryAfterMs, slug } from '../src/transports/codes.js';
-import { createTransport, epochMs, hasReadReceipts, latencyMs, nowEpochMs, probeOf, transportNames } from '../src/transports/index.js';
+import { epochMs, latencyMs, nowEpochMs } from '../src/protocol/probe.js';
+import { createTransport, hasReadReceipts, probeOf, transportNames } from '../src/transports/index.js';
 import { subscribeRequest } from '../src/transports/target-url.js';
 import { completeLength } from '../src/transports/utf8.js';
 import { RecordingSink } from './transports-helpers.js';

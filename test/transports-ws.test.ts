@@ -43,7 +43,7 @@ const note = (id: string) => ({ id, type: 'system', title: 'Héllo ✓', body: '
 const FRAMES = [
   { type: 'init', cursor: 'E.0.1', unread: [note('E-1')], unreadCount: 5 },
   { type: 'notification', cursor: 'E.0.2', notification: { ...note('E-2'), data: { probe: { run: 'r', stream: 'broadcast', seq: 1, t: 2.5 } } } },
-  { type: 'batch', cursor: 'E.3.4', notifications: [note('E-3'), note('E-4'), note('E-5')] },
+  { type: 'notifications:batch', cursor: 'E.3.4', notifications: [note('E-3'), note('E-4'), note('E-5')] },
   { type: 'read', id: 'E-2', readAt: '2026-11-21T12:00:01.000Z' },
   { type: 'something-new', x: 1 },
 ];

@@ -4,7 +4,7 @@ import type { Io } from '../io.js';
 import { createPublishClient } from '../targets/publish-client.js';
 import { PUBLISH_DEFAULTS, resolvePublishOptions, type RawPublishOptions } from '../targets/publish-config.js';
 import { publishOnce, publishSchedule } from '../targets/publish-run.js';
-import { NOTIFICATION_TYPES } from '../server/notification.js';
+import { NOTIFICATION_TYPES } from '../protocol/notification.js';
 
 export function publishCommand(io: Io, done: (code: number) => void): Command {
   const D = PUBLISH_DEFAULTS;

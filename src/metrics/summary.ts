@@ -8,10 +8,6 @@
 import { z } from 'zod';
 import { durationSummarySchema, EMPTY_DURATION_SUMMARY } from './histogram.js';
 
-/** Client transports of the swarm. */
-export type TransportName = 'sse' | 'ws' | 'poll';
-export const TRANSPORT_NAMES: readonly TransportName[] = ['sse', 'ws', 'poll'];
-
 const count = z.number().finite();
 
 /** Connection figures (counts). */

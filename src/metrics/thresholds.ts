@@ -18,7 +18,8 @@
  */
 import { usageError } from '../errors.js';
 import type { DurationSummary } from './histogram.js';
-import { emptyTransportSummary, totalErrors, TRANSPORT_NAMES, type RunSummary, type TransportName, type TransportSummary } from './summary.js';
+import { emptyTransportSummary, totalErrors, type RunSummary, type TransportSummary } from './summary.js';
+import { isTransportName, type TransportName } from '../protocol/transports.js';
 
 export type ThresholdOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
 /** How a metric's value reads: ms, fraction 0..1, plain count, or events per second. */
@@ -142,7 +143,7 @@ export function parseThreshold(expr: string): Threshold {
   let name = rawName;
   let transport: TransportName | undefined;
   const dot = name.indexOf('.');
-  if (dot > 0 && (TRANSPORT_NAMES as readonly string[]).includes(name.slice(0, dot))) {
+  if (dot > 0 && isTransportName(name.slice(0, dot))) {
     transport = name.slice(0, dot) as TransportName;
     name = name.slice(dot + 1);
   }

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { TRANSPORT_NAMES, type TransportSummary } from '../metrics/summary.js';
+import { type TransportSummary } from '../metrics/summary.js';
+import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import { formatValue } from './compare.js';
 import { percentileDistribution } from './distribution.js';
 import { HTML_CLIENT_SCRIPT } from './html-script.js';

@@ -3,7 +3,8 @@
  * `notify swarm` (the run) and `notify report` (the result shown, or the comparison).
  */
 import { appendFile } from 'node:fs/promises';
-import { TRANSPORT_NAMES, type TransportSummary } from '../metrics/summary.js';
+import { type TransportSummary } from '../metrics/summary.js';
+import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import { formatDelta, formatRatio, formatValue, type Comparison } from './compare.js';
 import type { ResultFile } from './result.js';
 

@@ -11,7 +11,8 @@
  */
 import { ExitCode, isNotifyError, NotifyError } from '../errors.js';
 import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
-import { TRANSPORT_NAMES, withRates, type RunSummary, type TransportName, type TransportSummary } from '../metrics/summary.js';
+import { withRates, type RunSummary, type TransportSummary } from '../metrics/summary.js';
+import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
 import type { EncodedHistograms, StormReport } from '../swarm/aggregate.js';
 import type { TimelinePoint } from '../swarm/live.js';

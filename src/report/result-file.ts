@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ExitCode, NotifyError } from '../errors.js';
 import { durationSummarySchema as duration } from '../metrics/histogram.js';
 import { runSummarySchema } from '../metrics/summary.js';
+import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import { runProblemSchema } from '../swarm/verdict.js';
 import { RESULT_SCHEMA, type ResultFile } from './result.js';
 
@@ -54,7 +55,7 @@ export const resultSchema = z
         value: num,
         actual: num,
         ok: z.boolean(),
-        transport: z.enum(['sse', 'ws', 'poll']).optional(),
+        transport: z.enum(TRANSPORT_NAMES).optional(),
         noData: z.string().optional(),
       }),
     ),

@@ -7,7 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { HttpError } from './http-error.js';
-import { USER_ID, USER_ID_RULE } from './notification.js';
+import { USER_ID, USER_ID_RULE } from '../protocol/streams.js';
 
 export interface Identity {
   /** Undefined: anonymous, sees only the broadcast stream. */

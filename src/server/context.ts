@@ -3,12 +3,13 @@
  * admission checks every subscribe endpoint (SSE, long-poll, WebSocket upgrade) runs before it opens anything.
  */
 import type { IncomingMessage } from 'node:http';
-import type { ServeConfig, ServerTransport } from './config.js';
+import type { ServeConfig } from './config.js';
+import type { TransportName } from '../protocol/transports.js';
 import { createBroker } from './brokers/index.js';
 import type { Broker } from './brokers/broker.js';
 import { createAuthenticator, type Authenticator, type Identity } from './auth.js';
 import { BufferBudget } from './buffer-budget.js';
-import { parseCursor, type Cursor } from './cursor.js';
+import { parseCursor, type Cursor } from '../protocol/cursor.js';
 import { History } from './history.js';
 import { HttpError } from './http-error.js';
 import { Hub } from './hub.js';
@@ -37,7 +38,7 @@ export interface GatewayContext {
   /** True once shutdown began: new subscriptions are refused. */
   draining: boolean;
   /** Checks shared by every subscribe endpoint; returns who is asking and from where to resume. */
-  admit(transport: ServerTransport, req: IncomingMessage, url: URL, cursorText: string | undefined): Promise<Admission>;
+  admit(transport: TransportName, req: IncomingMessage, url: URL, cursorText: string | undefined): Promise<Admission>;
   /** Runs a subscription's start; one that fails is logged and told to come back. */
   started(sub: Subscriber, start: Promise<void>): Promise<void>;
 }
@@ -56,7 +57,7 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
     (sub) => metrics.bufferTotalCloses.inc({ transport: sub.transport }),
   );
   const history = new History(broker, new MemoryReadStore(), config.history);
-  const enabled = new Set<ServerTransport>(config.transports);
+  const enabled = new Set<TransportName>(config.transports);
   broker.onEvents((events) => hub.fanout(events));
 
   const subOptions: SubscriberOptions = {

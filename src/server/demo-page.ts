@@ -1,4 +1,6 @@
 /** `GET /`: a page that subscribes with the browser's own EventSource, so a person can watch a stream. */
+import { EVENT } from '../protocol/events.js';
+
 export const DEMO_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>notify serve</title>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:2rem;max-width:60rem}code,pre{background:#f4f4f4;padding:2px 4px}
@@ -27,10 +29,10 @@ function show(n) {
 }
 es.onopen = () => ($('status').textContent = 'open');
 es.onerror = () => ($('status').textContent = 'reconnecting');
-es.addEventListener('init', (e) => { const d = JSON.parse(e.data); $('cursor').textContent = d.cursor; $('unread').textContent = d.unreadCount; d.unread.slice().reverse().forEach(show); });
-es.addEventListener('notification', (e) => { $('cursor').textContent = e.lastEventId; $('unread').textContent = +$('unread').textContent + 1; show(JSON.parse(e.data)); });
-es.addEventListener('notifications:batch', (e) => { $('cursor').textContent = e.lastEventId; JSON.parse(e.data).forEach(show); });
-es.addEventListener('reset', (e) => { $('status').textContent = 'reset: ' + JSON.parse(e.data).reason; $('log').innerHTML = ''; });
+es.addEventListener('${EVENT.init}', (e) => { const d = JSON.parse(e.data); $('cursor').textContent = d.cursor; $('unread').textContent = d.unreadCount; d.unread.slice().reverse().forEach(show); });
+es.addEventListener('${EVENT.notification}', (e) => { $('cursor').textContent = e.lastEventId; $('unread').textContent = +$('unread').textContent + 1; show(JSON.parse(e.data)); });
+es.addEventListener('${EVENT.batch}', (e) => { $('cursor').textContent = e.lastEventId; JSON.parse(e.data).forEach(show); });
+es.addEventListener('${EVENT.reset}', (e) => { $('status').textContent = 'reset: ' + JSON.parse(e.data).reason; $('log').innerHTML = ''; });
 </script>
 </body></html>
 `;

@@ -2,13 +2,15 @@
  * What a subscriber sees of the past: the unread snapshot, the replay after a cursor, the notification list and
  * read marks. Everything is read through the Broker, so it works the same over memory, Redis or NATS.
  */
-import { BROADCAST, userStream, type Notification } from './notification.js';
+import type { Cursor } from '../protocol/cursor.js';
+import type { ResetReason } from '../protocol/events.js';
+import type { Notification } from '../protocol/notification.js';
+import { BROADCAST, subscriberStreams, userStream } from '../protocol/streams.js';
 import type { Broker, StreamEvent } from './brokers/broker.js';
-import type { Cursor } from './cursor.js';
 import type { ReadStore } from './read-store.js';
 import { HttpError } from './http-error.js';
 
-export type ReplayResult = { ok: true; events: StreamEvent[] } | { ok: false; reason: 'epoch' | 'window' | 'ahead' };
+export type ReplayResult = { ok: true; events: StreamEvent[] } | { ok: false; reason: ResetReason };
 
 export class History {
   constructor(
@@ -16,10 +18,6 @@ export class History {
     private readonly reads: ReadStore,
     private readonly window: number,
   ) {}
-
-  streamsOf(user: string | undefined): string[] {
-    return user === undefined ? [BROADCAST] : [userStream(user), BROADCAST];
-  }
 
   /** Heads of the subscriber's streams: the cursor of "now". */
   async head(user: string | undefined): Promise<Cursor> {
@@ -50,7 +48,7 @@ export class History {
 
   /** The user's notifications in the history window, newest first, with readAt filled in. */
   async list(user: string | undefined, unreadOnly: boolean): Promise<{ notifications: Notification[]; unreadCount: number }> {
-    const recent = await Promise.all(this.streamsOf(user).map((s) => this.broker.recent(s, this.window)));
+    const recent = await Promise.all(subscriberStreams(user).map((s) => this.broker.recent(s, this.window)));
     const events = recent.flat().sort((a, b) => b.acceptedAt - a.acceptedAt);
     const notifications: Notification[] = [];
     let unreadCount = 0;
@@ -84,7 +82,7 @@ export class History {
 
   private async pruneReads(user: string): Promise<void> {
     const live = new Set<string>();
-    for (const s of this.streamsOf(user)) for (const ev of await this.broker.recent(s, this.window)) live.add(ev.notification.id);
+    for (const s of subscriberStreams(user)) for (const ev of await this.broker.recent(s, this.window)) live.add(ev.notification.id);
     this.reads.prune(user, (id) => live.has(id));
   }
 }

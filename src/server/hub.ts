@@ -3,14 +3,11 @@
  * one write per subscriber; counting is plain arithmetic pushed to the metrics once per fan-out.
  */
 import { performance } from 'node:perf_hooks';
-import { BROADCAST } from './notification.js';
+import { BROADCAST, USER_STREAM_PREFIX } from '../protocol/streams.js';
+import { TRANSPORT_INDEX, TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import type { StreamEvent } from './brokers/broker.js';
-import type { ServerTransport } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
-import { TRANSPORT_INDEX, type Subscriber } from './subscriber.js';
-
-const TRANSPORTS: ServerTransport[] = ['sse', 'ws', 'poll'];
-const USER_PREFIX = 'user:';
+import type { Subscriber } from './subscriber.js';
 
 export class Hub {
   private readonly all = new Set<Subscriber>();
@@ -23,7 +20,7 @@ export class Hub {
     return this.all.size;
   }
 
-  openByTransport(): Record<ServerTransport, number> {
+  openByTransport(): Record<TransportName, number> {
     return { sse: this.open[0]!, ws: this.open[1]!, poll: this.open[2]! };
   }
 
@@ -49,7 +46,7 @@ export class Hub {
   /** Live subscribers of a stream in this process. */
   audience(stream: string): number {
     if (stream === BROADCAST) return this.all.size;
-    return this.byUser.get(stream.slice(USER_PREFIX.length))?.size ?? 0;
+    return this.byUser.get(stream.slice(USER_STREAM_PREFIX.length))?.size ?? 0;
   }
 
   userSubscribers(user: string): Iterable<Subscriber> {
@@ -65,7 +62,7 @@ export class Hub {
     const counts = [0, 0, 0];
     const corked = events.length > 1 ? new Set<Subscriber>() : undefined;
     for (const ev of events) {
-      const targets = ev.stream === BROADCAST ? this.all : this.byUser.get(ev.stream.slice(USER_PREFIX.length));
+      const targets = ev.stream === BROADCAST ? this.all : this.byUser.get(ev.stream.slice(USER_STREAM_PREFIX.length));
       let n = 0;
       if (targets) {
         for (const sub of targets) {
@@ -83,7 +80,7 @@ export class Hub {
       if (n > 0) this.metrics.publishToWrite.observe((performance.now() - ev.acceptedAt) / 1000);
     }
     if (corked) for (const sub of corked) sub.uncork();
-    for (let i = 0; i < 3; i++) if (counts[i]) this.metrics.delivered.inc({ transport: TRANSPORTS[i] }, counts[i]);
+    for (let i = 0; i < 3; i++) if (counts[i]) this.metrics.delivered.inc({ transport: TRANSPORT_NAMES[i] }, counts[i]);
   }
 
   /** A read receipt reaches the user's other live connections. */

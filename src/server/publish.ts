@@ -1,7 +1,8 @@
 /** `POST /publish`: validate, append to history through the broker, answer 202 {ids, delivered}. */
 import type { IncomingMessage } from 'node:http';
 import type { ZodError } from 'zod';
-import { BROADCAST, publishRequestSchema, userStream, type PublishRequest } from './notification.js';
+import { BROADCAST, userStream } from '../protocol/streams.js';
+import { publishRequestSchema, type ValidPublishRequest } from './publish-schema.js';
 import type { Broker, PublishItem } from './brokers/broker.js';
 import { HttpError, readBody } from './http-error.js';
 import { requireJsonBody } from './request.js';
@@ -46,7 +47,7 @@ export async function handlePublish(
   return { ids: events.map((ev) => ev.notification.id), delivered };
 }
 
-function toItems(req: PublishRequest): PublishItem[] {
+function toItems(req: ValidPublishRequest): PublishItem[] {
   const { createdAt, ...rest } = req.notification;
   const base = { ...rest, createdAt: createdAt ?? new Date().toISOString() };
   if (req.broadcast) return [{ stream: BROADCAST, notification: base }];

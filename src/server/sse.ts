@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { EVENT, SLOW_CONSUMER_REASON } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
 
@@ -15,10 +16,10 @@ const HEARTBEAT = ':hb\n\n';
 const framePrefix = new WeakMap<StreamEvent, Buffer>();
 function sharedFrame(ev: StreamEvent): Buffer {
   let b = framePrefix.get(ev);
-  if (b === undefined) framePrefix.set(ev, (b = Buffer.from(`event: notification\ndata: ${ev.json}\nid: `)));
+  if (b === undefined) framePrefix.set(ev, (b = Buffer.from(`event: ${EVENT.notification}\ndata: ${ev.json}\nid: `)));
   return b;
 }
-const SLOW_CLOSE = 'event: close\ndata: {"reason":"slow consumer"}\n\n';
+const SLOW_CLOSE = `event: ${EVENT.close}\ndata: ${JSON.stringify({ reason: SLOW_CONSUMER_REASON })}\n\n`;
 /** How long a cut connection may take to read what it was still owed, up to its close note. */
 export const SLOW_CUT_GRACE_MS = 10_000;
 
@@ -82,11 +83,11 @@ export class SseSubscriber extends Subscriber {
   }
 
   sendInit(p: InitPayload): void {
-    this.write(`id: ${p.cursor}\nevent: init\ndata: ${JSON.stringify(p)}\n\n`);
+    this.write(`id: ${p.cursor}\nevent: ${EVENT.init}\ndata: ${JSON.stringify(p)}\n\n`);
   }
 
   sendReset(reason: string, givenCursor: string): void {
-    this.write(`event: reset\ndata: ${JSON.stringify({ reason, cursor: givenCursor })}\n\n`);
+    this.write(`event: ${EVENT.reset}\ndata: ${JSON.stringify({ reason, cursor: givenCursor })}\n\n`);
   }
 
   sendOne(ev: StreamEvent, cursor: string): void {
@@ -103,11 +104,11 @@ export class SseSubscriber extends Subscriber {
   sendBatch(events: StreamEvent[], cursor: string): void {
     let data = '[';
     for (let i = 0; i < events.length; i++) data += (i ? ',' : '') + events[i]!.json;
-    this.write(`id: ${cursor}\nevent: notifications:batch\ndata: ${data}]\n\n`);
+    this.write(`id: ${cursor}\nevent: ${EVENT.batch}\ndata: ${data}]\n\n`);
   }
 
   sendRead(id: string, readAt: string): void {
-    this.write(`event: read\ndata: ${JSON.stringify({ id, readAt })}\n\n`);
+    this.write(`event: ${EVENT.read}\ndata: ${JSON.stringify({ id, readAt })}\n\n`);
   }
 
   heartbeat(): void {

@@ -3,7 +3,7 @@
  * either the replay after the given cursor or a fresh snapshot, then go live. Joining first is what makes
  * "no gap, no duplicate" hold when events are published during the set-up.
  */
-import type { Cursor } from './cursor.js';
+import type { Cursor } from '../protocol/cursor.js';
 import type { History } from './history.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';

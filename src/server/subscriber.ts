@@ -3,10 +3,11 @@
  * already has (so replay + live never duplicate), queues live events while its replay or snapshot is being
  * prepared, and batches when `--batch` is set. Transports only turn events into bytes.
  */
-import { BROADCAST, type Notification } from './notification.js';
-import type { Cursor } from './cursor.js';
+import { formatCursor, type Cursor } from '../protocol/cursor.js';
+import type { Notification } from '../protocol/notification.js';
+import { BROADCAST } from '../protocol/streams.js';
+import type { TransportName } from '../protocol/transports.js';
 import type { StreamEvent } from './brokers/broker.js';
-import type { ServerTransport } from './config.js';
 import type { BufferBudget } from './buffer-budget.js';
 
 /**
@@ -37,10 +38,8 @@ export interface InitPayload {
   unreadCount: number;
 }
 
-export const TRANSPORT_INDEX: Record<ServerTransport, number> = { sse: 0, ws: 1, poll: 2 };
-
 export abstract class Subscriber {
-  abstract readonly transport: ServerTransport;
+  abstract readonly transport: TransportName;
   epoch = '';
   userSeq = 0;
   broadcastSeq = 0;
@@ -70,7 +69,7 @@ export abstract class Subscriber {
   ) {}
 
   get cursor(): string {
-    return `${this.epoch}.${this.userSeq}.${this.broadcastSeq}`;
+    return formatCursor(this.epoch, this.userSeq, this.broadcastSeq);
   }
 
   setPosition(c: Cursor): void {

@@ -1,11 +1,9 @@
 /** `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`. */
 import type { RawData, WebSocket } from 'ws';
+import { EVENT, SLOW_CONSUMER_REASON, WS_CLOSE, WS_FRAME_HEAD } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
 import { SLOW_CUT_GRACE_MS } from './sse.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
-
-export const WS_CLOSE_SLOW = 4008;
-export const WS_CLOSE_RESTART = 1012;
 
 export class WsSubscriber extends Subscriber {
   readonly transport = 'ws' as const;
@@ -29,7 +27,7 @@ export class WsSubscriber extends Subscriber {
         this.sendError('E_JSON', 'frame is not valid JSON');
         return;
       }
-      if (msg?.type === 'read' && typeof msg.id === 'string') onRead(this, msg.id);
+      if (msg?.type === EVENT.read && typeof msg.id === 'string') onRead(this, msg.id);
       else this.sendError('E_INVALID', 'expected {"type":"read","id":"<notification id>"}');
     });
   }
@@ -52,29 +50,29 @@ export class WsSubscriber extends Subscriber {
   }
 
   sendError(code: string, message: string): void {
-    this.send(JSON.stringify({ type: 'error', error: { code, message } }));
+    this.send(JSON.stringify({ type: EVENT.error, error: { code, message } }));
   }
 
   sendInit(p: InitPayload): void {
-    this.send(JSON.stringify({ type: 'init', ...p }));
+    this.send(JSON.stringify({ type: EVENT.init, ...p }));
   }
 
   sendReset(reason: string, givenCursor: string): void {
-    this.send(JSON.stringify({ type: 'reset', reason, cursor: givenCursor }));
+    this.send(JSON.stringify({ type: EVENT.reset, reason, cursor: givenCursor }));
   }
 
   sendOne(ev: StreamEvent, cursor: string): void {
-    this.send(`{"type":"notification","cursor":"${cursor}","notification":${ev.json}}`);
+    this.send(`${WS_FRAME_HEAD.notification}${cursor}","notification":${ev.json}}`);
   }
 
   sendBatch(events: StreamEvent[], cursor: string): void {
     let data = '[';
     for (let i = 0; i < events.length; i++) data += (i ? ',' : '') + events[i]!.json;
-    this.send(`{"type":"batch","cursor":"${cursor}","notifications":${data}]}`);
+    this.send(`${WS_FRAME_HEAD.batch}${cursor}","notifications":${data}]}`);
   }
 
   sendRead(id: string, readAt: string): void {
-    this.send(JSON.stringify({ type: 'read', id, readAt }));
+    this.send(JSON.stringify({ type: EVENT.read, id, readAt }));
   }
 
   /** Ping; a peer that did not answer the previous ping is gone. */
@@ -91,14 +89,14 @@ export class WsSubscriber extends Subscriber {
   shutdown(): void {
     if (this.closed) return;
     this.finish('shutdown');
-    this.ws.close(WS_CLOSE_RESTART, 'server restarting; resume with your cursor');
+    this.ws.close(WS_CLOSE.restart, 'server restarting; resume with your cursor');
   }
 
   /** The close frame follows only what the socket already holds (the outbox was dropped); see SseSubscriber.closeSlow. */
   protected closeSlow(): void {
     if (this.closed) return;
     this.finish('slow-consumer');
-    this.ws.close(WS_CLOSE_SLOW, 'slow consumer');
+    this.ws.close(WS_CLOSE.slowConsumer, SLOW_CONSUMER_REASON);
     // A peer that does not read will not read the close frame either.
     setTimeout(() => this.ws.terminate(), SLOW_CUT_GRACE_MS).unref();
   }

@@ -3,7 +3,8 @@
  * measured from every aborted connection's return time.
  */
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
-import { TRANSPORT_NAMES, withRates, type RunSummary, type TransportName, type TransportSummary } from '../metrics/summary.js';
+import { withRates, type RunSummary, type TransportSummary } from '../metrics/summary.js';
+import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { AuditTally, toEventCounts } from './audit.js';
 import type { Storm } from './config.js';
 import type { WorkerResult } from './messages.js';

@@ -34,28 +34,6 @@
  */
 import type { EventCounts } from '../metrics/summary.js';
 
-/** The probe a swarm message carries in `data.probe`. */
-export interface Probe {
-  /** Run id: probes of another run are ignored. */
-  run: string;
-  /** `broadcast` or `user:<id>`. */
-  stream: string;
-  /** The publisher's per-stream probe number: 1, 2, 3... */
-  seq: number;
-  /** Intended send time, epoch ms with fractions. */
-  t: number;
-}
-
-/** Returns a probe when `value` has the probe's shape (positive integer seq, finite t); else undefined. */
-export function parseProbe(value: unknown): Probe | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const p = value as Record<string, unknown>;
-  if (typeof p.run !== 'string' || typeof p.stream !== 'string') return undefined;
-  if (typeof p.seq !== 'number' || !Number.isInteger(p.seq) || p.seq < 1) return undefined;
-  if (typeof p.t !== 'number' || !Number.isFinite(p.t)) return undefined;
-  return { run: p.run, stream: p.stream, seq: p.seq, t: p.t };
-}
-
 /**
  * Probes published so far on a stream (its highest seq), 0 before the first. Count a probe as published when its
  * request is sent, not when it is acknowledged: a probe sent before a subscriber opened is then never expected.

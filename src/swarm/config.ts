@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { usageError } from '../errors.js';
 import { parseThresholds, type Threshold } from '../metrics/thresholds.js';
-import type { TransportName } from '../metrics/summary.js';
+import { isTransportName, TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { formatDuration, parseDuration, parseInteger, parsePercent, parseRate } from '../util/parse.js';
 
 export const RECONNECT_POLICIES = ['immediate', 'backoff', 'retry'] as const;
@@ -107,16 +107,15 @@ export const SWARM_DEFAULTS = {
 
 /** `sse`, or `mix:sse=70,ws=20,poll=10` (weights, normalised). */
 export function parseMix(value: string): Partial<Record<TransportName, number>> {
-  const names: TransportName[] = ['sse', 'ws', 'poll'];
   if (!value.startsWith('mix:')) {
-    if (!(names as string[]).includes(value)) throw usageError(`--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "${value}")`);
+    if (!isTransportName(value)) throw usageError(`--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "${value}")`);
     return { [value]: 1 };
   }
   const weights: Partial<Record<TransportName, number>> = {};
   let sum = 0;
   for (const part of value.slice(4).split(',')) {
-    const m = /^(sse|ws|poll)=(\d+(?:\.\d+)?)$/.exec(part.trim());
-    if (!m) throw usageError(`--transport mix part must look like sse=70 (got "${part}" in "${value}")`);
+    const m = /^([a-z]+)=(\d+(?:\.\d+)?)$/.exec(part.trim());
+    if (!m || !isTransportName(m[1]!)) throw usageError(`--transport mix part must look like sse=70 (got "${part}" in "${value}")`);
     const w = Number(m[2]);
     if (weights[m[1] as TransportName] !== undefined) throw usageError(`--transport mix names ${m[1]} twice (got "${value}")`);
     weights[m[1] as TransportName] = w;
@@ -221,14 +220,12 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
   };
 }
 
-export const TRANSPORT_ORDER: readonly TransportName[] = ['sse', 'ws', 'poll'];
-
 /**
- * Transport of every connection (index into TRANSPORT_ORDER), interleaved so that every prefix of the connections
+ * Transport of every connection (index into TRANSPORT_NAMES), interleaved so that every prefix of the connections
  * keeps the mix: connection i goes to the transport furthest below its share so far.
  */
 export function assignTransports(mix: Partial<Record<TransportName, number>>, n: number): Uint8Array {
-  const shares = TRANSPORT_ORDER.map((t) => mix[t] ?? 0);
+  const shares = TRANSPORT_NAMES.map((t) => mix[t] ?? 0);
   const given = [0, 0, 0];
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {

@@ -4,7 +4,7 @@
  */
 import type { AuditCounts } from './audit.js';
 import type { ReconnectPolicy } from './config.js';
-import type { TransportName } from '../metrics/summary.js';
+import type { TransportName } from '../protocol/transports.js';
 
 export interface WorkerPlan {
   run: string;

@@ -11,6 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { createPublishClient, type PublishClient } from '../targets/publish-client.js';
 import { createHistogram } from '../metrics/histogram.js';
+import { BROADCAST, userStream } from '../protocol/streams.js';
 
 export interface PublisherOptions {
   run: string;
@@ -69,10 +70,10 @@ export class Publisher {
         if (!this.running) return resolve();
         const now = nowMs();
         // Everything due by now goes out now, each with its own intended time.
-        while (b < broadcastTotal && startAt + (b * 1000) / rate <= now) this.send('broadcast', startAt + (b++ * 1000) / rate);
+        while (b < broadcastTotal && startAt + (b * 1000) / rate <= now) this.send(BROADCAST, startAt + (b++ * 1000) / rate);
         while (u < userTotal && startAt + (u * 1000) / userRate <= now) {
           const user = `${this.options.userPrefix}${(u % this.options.users) + 1}`;
-          this.send(`user:${user}`, startAt + (u++ * 1000) / userRate, user);
+          this.send(userStream(user), startAt + (u++ * 1000) / userRate, user);
         }
         if (b >= broadcastTotal && u >= userTotal) return resolve();
         const nextB = b < broadcastTotal ? startAt + (b * 1000) / rate : Infinity;

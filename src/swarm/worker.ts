@@ -8,7 +8,8 @@ import { SignJWT } from 'jose';
 import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
 import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit } from './audit.js';
-import { TRANSPORT_ORDER } from './config.js';
+import { subscriberStreams } from '../protocol/streams.js';
+import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import type { StormPart, TransportPart, WorkerPlan, WorkerRamped, WorkerResult, WorkerTick } from './messages.js';
 
 const enum State {
@@ -104,11 +105,11 @@ export class SwarmWorker implements TransportSink {
         token,
         localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
       };
-      this.audits[i] = new SubscriberAudit(p.run, [`user:${user}`, 'broadcast']);
+      this.audits[i] = new SubscriberAudit(p.run, subscriberStreams(user));
       const k = this.kind[i]!;
       this.stats[k]!.target++;
       // probeOnly: notification() reads nothing but the probe, so the transports need not parse the rest.
-      this.transports[k] ??= createTransport(TRANSPORT_ORDER[k]!, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true });
+      this.transports[k] ??= createTransport(TRANSPORT_NAMES[k]!, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true });
     }
     this.eld.enable();
     this.timers.push(setInterval(() => this.tick(), 1000));
@@ -343,7 +344,7 @@ export class SwarmWorker implements TransportSink {
         reconnects: s.reconnects,
         errors: s.errors,
       };
-      transports[TRANSPORT_ORDER[k]!] = part;
+      transports[TRANSPORT_NAMES[k]!] = part;
     });
     const sc = this.selfCheck;
     return {

@@ -9,24 +9,7 @@
 import { Pool } from 'undici';
 import { ExitCode, NotifyError } from '../errors.js';
 import { errorCode, failedBeforeSending } from '../transports/codes.js';
-
-/** What a publisher may send as a notification; the server assigns `id` and, when absent, `createdAt`. */
-export interface PublishNotification {
-  type: 'comment' | 'mention' | 'order' | 'system' | 'alert';
-  title: string;
-  body?: string;
-  actorId?: string;
-  entityType?: string;
-  entityId?: string;
-  actionUrl?: string;
-  imageUrl?: string;
-  data?: Record<string, unknown>;
-  createdAt?: string;
-}
-
-/** Exactly one target per request: one user, several users (one event each), or the broadcast stream. */
-export type PublishTarget = { user: string } | { users: string[] } | { broadcast: true };
-export type PublishRequest = PublishTarget & { notification: PublishNotification };
+import type { PublishRequest } from '../protocol/notification.js';
 
 /** `202 {ids, delivered}`: one id per event in request order; `delivered` = live connections written to. */
 export interface PublishAccepted {

@@ -6,7 +6,7 @@ import type { Transport, TransportFactory, TransportOptions, TransportSink } fro
 import { WsTransport } from './ws.js';
 
 export * from './transport.js';
-export { epochMs, latencyMs, nowEpochMs, probeOf, type Probe } from './probe.js';
+export { probeOf } from './probe.js';
 
 const registry = new Map<string, TransportFactory>([
   ['sse', (sink, options) => new SseTransport(sink, options)],

@@ -19,7 +19,8 @@
  * The grammar is run as regular expressions (native code, linear: tokens cannot overlap because strings hold no
  * quote); they only test, so the scan allocates the probe object and its two strings and nothing else.
  */
-import type { Probe } from './probe.js';
+import type { Probe } from '../protocol/probe.js';
+import { WS_FRAME_HEAD } from '../protocol/events.js';
 
 const STRING_BODY = String.raw`[^"\\\x00-\x1f]*`;
 const NUMBER = String.raw`-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
@@ -70,17 +71,17 @@ export class ProbeScanner {
 
   /**
    * A WS frame as notify serve writes it: `{"type":"notification","cursor":"<c>","notification":{...}}` (one
-   * probe) or `{"type":"batch","cursor":"<c>","notifications":[...]}` (an array), in that key order.
+   * probe) or `{"type":"notifications:batch","cursor":"<c>","notifications":[...]}` (an array), in that key order.
    */
   wsFrame(text: string): Probe | Probe[] | undefined {
     this.s = text;
     let found: Probe | Probe[] | undefined;
-    if (text.startsWith('{"type":"notification","cursor":"')) {
-      this.i = 33;
+    if (text.startsWith(WS_FRAME_HEAD.notification)) {
+      this.i = WS_FRAME_HEAD.notification.length;
       if (!this.cursorRest() || !this.skip(',"notification":')) return undefined;
       found = this.note();
-    } else if (text.startsWith('{"type":"batch","cursor":"')) {
-      this.i = 26;
+    } else if (text.startsWith(WS_FRAME_HEAD.batch)) {
+      this.i = WS_FRAME_HEAD.batch.length;
       if (!this.cursorRest() || !this.skip(',"notifications":')) return undefined;
       found = this.notes();
     } else {

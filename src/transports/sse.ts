@@ -19,6 +19,7 @@ import {
   type TransportSink,
 } from './transport.js';
 import { completeLength } from './utf8.js';
+import { EVENT, EVENT_NAMES } from '../protocol/events.js';
 
 const kConn = Symbol('notify.sse.conn');
 type TaggedSocket = Socket & { [kConn]?: SseConn };
@@ -179,18 +180,18 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     try {
       body = JSON.parse(ev.data);
     } catch {
-      if (KNOWN_EVENTS.has(ev.event ?? '')) this.badEvent(st, attempt);
+      if (EVENT_NAMES.has(ev.event ?? '')) this.badEvent(st, attempt);
       // Unnamed events are where a server's stray text lands; other names are some other protocol's business.
       else if (ev.event === undefined || ev.event === '' || ev.event === 'message') sink.unparsable?.(st.conn);
       return;
     }
     if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
     switch (ev.event) {
-      case 'notification':
+      case EVENT.notification:
         if (!isObject(body)) return this.badEvent(st, attempt);
         sink.notification(st.conn, body as ReceivedNotification, ev.id, st.at);
         return;
-      case 'notifications:batch': {
+      case EVENT.batch: {
         if (!Array.isArray(body)) return this.badEvent(st, attempt);
         const last = body.length - 1;
         for (let i = 0; i <= last && st.attempt === attempt; i++) {
@@ -198,7 +199,7 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
         }
         return;
       }
-      case 'init': {
+      case EVENT.init: {
         if (!isObject(body)) return this.badEvent(st, attempt);
         const cursor = typeof body.cursor === 'string' ? body.cursor : ev.id;
         if (cursor === undefined) return this.badEvent(st, attempt);
@@ -206,15 +207,15 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
         sink.init(st.conn, cursor, unreadCount(body));
         return;
       }
-      case 'reset':
+      case EVENT.reset:
         sink.reset(st.conn, isObject(body) && typeof body.reason === 'string' ? body.reason : 'unknown');
         return;
-      case 'read':
+      case EVENT.read:
         if (isObject(body) && typeof body.id === 'string') {
           sink.read?.(st.conn, body.id, typeof body.readAt === 'string' ? body.readAt : undefined);
         }
         return;
-      case 'close':
+      case EVENT.close:
         st.closeReason = isObject(body) && typeof body.reason === 'string' ? body.reason : 'unknown';
         return;
       default:
@@ -225,14 +226,14 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
 
   /** `probeOnly`: delivers a notification event by its probes alone; false when it must be parsed in full. */
   private probesOnly(st: SseConn, attempt: SseAttempt, ev: EventSourceMessage): boolean {
-    if (ev.event === 'notification') {
+    if (ev.event === EVENT.notification) {
       const probe = this.scanner!.notification(ev.data);
       if (probe === undefined) return false;
       if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
       this.sink.notification(st.conn, { data: { probe } }, ev.id, st.at);
       return true;
     }
-    if (ev.event === 'notifications:batch') {
+    if (ev.event === EVENT.batch) {
       const probes = this.scanner!.list(ev.data);
       if (probes === undefined) return false;
       if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
@@ -292,5 +293,3 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     return new Client(origin, { connect, localAddress, headersTimeout: this.connectTimeoutMs, bodyTimeout: this.idleTimeoutMs });
   };
 }
-
-const KNOWN_EVENTS = new Set(['notification', 'notifications:batch', 'init', 'reset', 'read', 'close']);

@@ -4,8 +4,7 @@
  * A transport never aggregates, prints or decides to reconnect; the swarm scheduler does that.
  */
 
-export const TRANSPORT_NAMES = ['sse', 'ws', 'poll'] as const;
-export type TransportName = (typeof TRANSPORT_NAMES)[number];
+import type { TransportName } from '../protocol/transports.js';
 
 /** Where and as whom to subscribe. One object can be shared by all connections of a run. */
 export interface SubscribeTarget {

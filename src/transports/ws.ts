@@ -17,6 +17,7 @@ import {
   type TransportSink,
 } from './transport.js';
 import type { IncomingMessage, ClientRequest } from 'node:http';
+import { EVENT } from '../protocol/events.js';
 
 class WsConn {
   cursor: string | undefined;
@@ -153,7 +154,7 @@ export class WsTransport implements Transport, ReadReceipts {
   markRead(conn: number, id: string): boolean {
     const ws = this.conns.get(conn)?.ws;
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify({ type: 'read', id }));
+    ws.send(JSON.stringify({ type: EVENT.read, id }));
     return true;
   }
 
@@ -189,12 +190,12 @@ export class WsTransport implements Transport, ReadReceipts {
     const sink = this.sink;
     const cursor = typeof m.cursor === 'string' ? m.cursor : undefined;
     switch (m.type) {
-      case 'notification':
+      case EVENT.notification:
         if (!isObject(m.notification)) return this.badFrame(st, ws);
         if (cursor !== undefined) st.cursor = cursor;
         sink.notification(st.conn, m.notification as ReceivedNotification, cursor, at);
         return;
-      case 'batch': {
+      case EVENT.batch: {
         const list = m.notifications;
         if (!Array.isArray(list)) return this.badFrame(st, ws);
         if (cursor !== undefined) st.cursor = cursor;
@@ -204,17 +205,17 @@ export class WsTransport implements Transport, ReadReceipts {
         }
         return;
       }
-      case 'init': {
+      case EVENT.init: {
         if (cursor === undefined) return this.badFrame(st, ws);
         st.cursor = cursor;
         sink.init(st.conn, cursor, unreadCount(m));
         return;
       }
-      case 'reset':
+      case EVENT.reset:
         // Its cursor is the one we gave, not a new position: the `init` that follows brings that.
         sink.reset(st.conn, typeof m.reason === 'string' ? m.reason : 'unknown');
         return;
-      case 'read':
+      case EVENT.read:
         if (typeof m.id === 'string') sink.read?.(st.conn, m.id, typeof m.readAt === 'string' ? m.readAt : undefined);
         return;
       default:

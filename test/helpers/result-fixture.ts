@@ -3,7 +3,8 @@
  * known values, so merged and compared figures can be checked exactly without running a swarm.
  */
 import { createHistogram, type DurationHistogram } from '../../src/metrics/histogram.js';
-import { withRates, type TransportName, type TransportSummary } from '../../src/metrics/summary.js';
+import { withRates, type TransportSummary } from '../../src/metrics/summary.js';
+import type { TransportName } from '../../src/protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../../src/metrics/thresholds.js';
 import { RESULT_SCHEMA, type ResultFile } from '../../src/report/result.js';
 import type { SwarmSnapshot, TimelinePoint } from '../../src/swarm/live.js';

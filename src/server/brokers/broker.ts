@@ -3,7 +3,7 @@
  * server process. The gateway never knows which broker it has (memory now; Redis Streams and NATS JetStream
  * implement the same contract for scale-out).
  */
-import type { Notification } from '../notification.js';
+import type { Notification } from '../../protocol/notification.js';
 
 export interface StreamEvent {
   /** `broadcast` or `user:<id>`. */

@@ -1,38 +1,7 @@
-/** The notification as DESIGN.md defines it, and the zod schema that validates what publishers send. */
+/** The zod schema that checks what publishers send to `POST /publish` (the shapes are src/protocol/notification.ts). */
 import { z } from 'zod';
-
-export const NOTIFICATION_TYPES = ['comment', 'mention', 'order', 'system', 'alert'] as const;
-export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
-
-export interface Notification {
-  /** Assigned by the server. */
-  id: string;
-  /** Absent on broadcast. */
-  userId?: string;
-  type: NotificationType;
-  title: string;
-  body: string;
-  actorId?: string;
-  entityType?: string;
-  entityId?: string;
-  actionUrl?: string;
-  imageUrl?: string;
-  /** Free-form; the swarm's probe lives in data.probe. */
-  data?: Record<string, unknown>;
-  readAt?: string;
-  /** ISO 8601. */
-  createdAt: string;
-}
-
-/**
- * A user id, the same rule wherever one enters: `?user=`, a token's `sub`, and every publish target. An id a
- * subscriber could not use would be a stream nobody can ever read.
- */
-export const USER_ID = /^[A-Za-z0-9_.@:+=-]{1,200}$/;
-export const USER_ID_RULE = '1-200 characters of A-Z a-z 0-9 _ . @ : + = -';
-
-/** Deepest nesting accepted in `data`: deeper JSON costs stack on every serialisation and helps nobody. */
-export const MAX_DATA_DEPTH = 32;
+import { MAX_DATA_DEPTH, NOTIFICATION_TYPES, type PublishRequest } from '../protocol/notification.js';
+import { USER_ID, USER_ID_RULE } from '../protocol/streams.js';
 
 /** Depth of a JSON value (a scalar is 0), walked without recursion; stops counting past `limit`. */
 export function jsonDepth(value: unknown, limit: number): number {
@@ -91,10 +60,8 @@ export const publishRequestSchema = z
       });
     }
   });
-export type PublishRequest = z.infer<typeof publishRequestSchema>;
-
-/** Name of a user's stream, and of the broadcast stream. */
-export const BROADCAST = 'broadcast';
-export function userStream(user: string): string {
-  return `user:${user}`;
-}
+/** A request as the schema passes it on: defaults filled, user ids as strings. */
+export type ValidPublishRequest = z.infer<typeof publishRequestSchema>;
+// The schema accepts what the protocol says a publisher sends (a compile-time check that the two agree).
+const _accepts: (r: PublishRequest) => z.input<typeof publishRequestSchema> = (r) => r;
+void _accepts;

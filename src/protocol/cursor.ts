@@ -10,7 +10,11 @@ export interface Cursor {
 
 const CURSOR = /^([A-Za-z0-9_-]{1,64})\.(\d{1,15})\.(\d{1,15})$/;
 
-/** Parses a cursor; returns undefined when the string is not one (the caller answers 400). */
+export function formatCursor(epoch: string, user: number, broadcast: number): string {
+  return `${epoch}.${user}.${broadcast}`;
+}
+
+/** Parses a cursor; returns undefined when the string is not one (the server answers 400). */
 export function parseCursor(text: string): Cursor | undefined {
   const m = CURSOR.exec(text);
   if (!m) return undefined;
