@@ -4,10 +4,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# Brokers the tests start for real (added here as broker tests land): redis-server, nats-server.
-for bin in $(cat scripts/test-servers.txt 2>/dev/null); do
-  command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
-done
+# Servers the tests start for real, one per line of scripts/test-servers.txt: `what[:package]`, where `what` is a
+# command (looked up with command -v) or an absolute path that must exist (a module, not a binary), and `package` the
+# Debian package that provides it (default: `what` itself). `#` starts a comment.
+while IFS= read -r line || [ -n "$line" ]; do
+  line="${line%%#*}"
+  line="${line//[[:space:]]/}"
+  [ -n "$line" ] || continue
+  what="${line%%:*}"
+  pkg="${line#*:}"
+  if [ "${what:0:1}" = / ]; then
+    [ -e "$what" ] || need_apt+=("$pkg")
+  else
+    command -v "$what" >/dev/null 2>&1 || need_apt+=("$pkg")
+  fi
+done < <(cat scripts/test-servers.txt 2>/dev/null)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} from Debian packages" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null || exit 1
