@@ -21,7 +21,6 @@ export const connectionCountsSchema = z.object({
   /** Successful re-opens after a lost connection. */
   reconnects: count,
 });
-export type ConnectionCounts = z.infer<typeof connectionCountsSchema>;
 
 /** Delivery audit counts (probes). Summable across subscribers, workers and machines. */
 export const eventCountsSchema = z.object({

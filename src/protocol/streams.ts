@@ -13,11 +13,6 @@ export function userStream(user: string): string {
   return USER_STREAM_PREFIX + user;
 }
 
-/** The user a user stream belongs to; undefined for `broadcast` or a name that is not a stream. */
-export function streamUser(stream: string): string | undefined {
-  return stream.startsWith(USER_STREAM_PREFIX) ? stream.slice(USER_STREAM_PREFIX.length) : undefined;
-}
-
 /** The streams a subscriber receives: its own user stream (when it has a user) and the broadcast stream. */
 export function subscriberStreams(user: string | undefined): string[] {
   return user === undefined ? [BROADCAST] : [userStream(user), BROADCAST];

@@ -35,12 +35,6 @@
 import type { EventCounts } from '../metrics/summary.js';
 
 /**
- * Probes published so far on a stream (its highest seq), 0 before the first. Count a probe as published when its
- * request is sent, not when it is acknowledged: a probe sent before a subscriber opened is then never expected.
- */
-export type PublishedLookup = (stream: string) => number;
-
-/**
  * The publisher's log as the audit needs it at the end: per stream, how many probes had been sent before an
  * epoch-ms time (`sentBefore`), and how many were sent in all by the end of publishing (`final`).
  */
@@ -169,11 +163,6 @@ export class SubscriberAudit {
   /** The connection was lost or closed. Receipts after this and before the next `opened` are still audited. */
   closed(): void {
     this.open = false;
-  }
-
-  /** True between `opened` and `closed`. */
-  get isOpen(): boolean {
-    return this.open;
   }
 
   /** True once the subscriber has opened at least once. */

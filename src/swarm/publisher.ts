@@ -50,7 +50,6 @@ export class Publisher {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private finished: (() => void) | undefined;
-  lastFailure: string | undefined;
 
   constructor(private readonly options: PublisherOptions) {
     this.clients = options.urls.map((url) => createPublishClient({ url, publishKey: options.publishKey, connections: 32, timeoutMs: 30_000 }));
@@ -123,7 +122,6 @@ export class Publisher {
         // sending leaves it unknown, so it stays expected.
         if (outcome.stored === false) refused = true;
         this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + queue.length;
-        this.lastFailure = `${outcome.cause}: ${outcome.message}`;
       }
       if (ok) {
         this.accepted += queue.length;

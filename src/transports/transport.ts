@@ -93,8 +93,6 @@ export interface Transport {
   close(conn: number): void;
   /** The last cursor the server gave this connection (kept across closes), for resuming. */
   cursor(conn: number): string | undefined;
-  /** Forgets a connection that will not be opened again (closes it silently if active). */
-  forget(conn: number): void;
   /** Closes everything silently (no sink calls) and releases sockets and agents. */
   dispose(): Promise<void>;
 }

@@ -81,14 +81,6 @@ export abstract class UndiciTransport<C extends UndiciConn> {
     return this.conns.get(conn)?.cursor;
   }
 
-  forget(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st === undefined) return;
-    st.attempt = undefined;
-    dropClient(st);
-    this.conns.delete(conn);
-  }
-
   async dispose(): Promise<void> {
     for (const st of this.conns.values()) st.attempt = undefined;
     const all = [...this.conns.values()];

@@ -141,15 +141,6 @@ export class WsTransport implements Transport, ReadReceipts {
     return this.conns.get(conn)?.cursor;
   }
 
-  forget(conn: number): void {
-    const st = this.conns.get(conn);
-    if (st === undefined) return;
-    const ws = st.ws;
-    st.ws = undefined;
-    ws?.terminate();
-    this.conns.delete(conn);
-  }
-
   /** Sends a read receipt (`{"type":"read","id"}`); false when the connection is not open. */
   markRead(conn: number, id: string): boolean {
     const ws = this.conns.get(conn)?.ws;

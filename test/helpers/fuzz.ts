@@ -77,9 +77,6 @@ export async function publishSentinel(url: string, user: string, title: string):
   return r.body.ids[0]!;
 }
 
-/** A string of `n` chars that needs JSON escaping or is outside the user-id rule in some way. */
-export const unicodeString = (maxLength: number) => fc.string({ unit: 'binary', maxLength });
-
 /** Long runs of one character (`[[[[...`) shown as `[×8000`, so a counterexample stays readable in the test output. */
 export function abbreviate(text: string, max = 600): string {
   const short = text.replace(/(.)\1{15,}/gsu, (run: string, c: string) => `${c}×${[...run].length}`);
