@@ -33,4 +33,5 @@ node scripts/test-summary.mjs .vitest-report.json || status=1
 npm run --silent typecheck:test || status=1
 npm run --silent lint || status=1
 npm run --silent format:check || status=1
+npm run --silent deadcode || status=1
 exit $status
