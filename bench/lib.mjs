@@ -1,4 +1,5 @@
 // Shared bits of the bench scripts: process CPU/RSS from /proc, percentiles, argument parsing.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ on Linux
@@ -37,3 +38,21 @@ export function args(defaults) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts `node <bin> serve <args>` (on a free port unless args has --port) and resolves with the child and its URL
+ * once it says where it listens.
+ */
+export function startServe(bin, args = []) {
+  const port = args.includes('--port') ? [] : ['--port', '0'];
+  const server = spawn(process.execPath, [bin, 'serve', ...port, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    server.stderr.on('data', (d) => {
+      text += d;
+      const m = /listening on (http:\/\/\S+)/.exec(text);
+      if (m) resolve({ server, url: m[1] });
+    });
+    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
+  });
+}

@@ -4,26 +4,14 @@
 // connection. The client reads with raw sockets (the cheapest reader, see shared/PERF-NOTES.md) so the server is
 // what is measured. Usage: npm run build && node bench/serve-fanout.mjs [--conns 2000] [--events 100] [--rate 20]
 // [--bin path/to/notify.js] (another build, to compare before/after in one session)
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { args, percentile, procStats, sleep } from './lib.mjs';
+import { args, percentile, procStats, sleep, startServe } from './lib.mjs';
 
 const opt = args({ conns: 2000, events: 100, rate: 20, batch: '0ms', port: 0, bin: 'bin/notify.js' });
 const cmd = `node bench/serve-fanout.mjs --conns ${opt.conns} --events ${opt.events} --rate ${opt.rate} --batch ${opt.batch} --bin ${opt.bin}`;
 
-const server = spawn(process.execPath, [opt.bin, 'serve', '--port', String(opt.port), '--batch', opt.batch, '--log-level', 'warn', '--unread-limit', '0'], {
-  stdio: ['ignore', 'ignore', 'pipe'],
-});
-const url = await new Promise((resolve, reject) => {
-  let text = '';
-  server.stderr.on('data', (d) => {
-    text += d;
-    const m = /listening on (http:\/\/[^\s]+)/.exec(text);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
-});
+const { server, url } = await startServe(opt.bin, ['--port', String(opt.port), '--batch', opt.batch, '--log-level', 'warn', '--unread-limit', '0']);
 const { hostname, port } = new URL(url);
 const base = procStats(server.pid);
 

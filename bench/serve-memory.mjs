@@ -9,27 +9,15 @@
 // Usage: npm run build && node bench/serve-memory.mjs [--resumers 40] [--stalled 400] [--broadcasts 1000]
 //        [--case all|stalled-resume|stalled|ids] [--bin path/to/notify.js]
 // (another build, to compare before/after in one session)
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { args, procStats, sleep } from './lib.mjs';
+import { args, procStats, sleep, startServe } from './lib.mjs';
 
 const opt = args({ resumers: 40, stalled: 400, broadcasts: 1000, bin: 'bin/notify.js', case: 'all' });
 const cmd = `node bench/serve-memory.mjs --resumers ${opt.resumers} --stalled ${opt.stalled} --broadcasts ${opt.broadcasts} --bin ${opt.bin}`;
 const MB = 1024 * 1024;
 
 async function startServer(extra = []) {
-  const server = spawn(process.execPath, [opt.bin, 'serve', '--port', '0', '--log-level', 'error', '--max-body', '4mb', ...extra], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const url = await new Promise((resolve, reject) => {
-    let text = '';
-    server.stderr.on('data', (d) => {
-      text += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(text);
-      if (m) resolve(m[1]);
-    });
-    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
-  });
+  const { server, url } = await startServe(opt.bin, ['--log-level', 'error', '--max-body', '4mb', ...extra]);
   return { server, url, rss: () => procStats(server.pid).rss };
 }
 

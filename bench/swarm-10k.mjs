@@ -6,25 +6,12 @@
 // [--servers 2] (one notify serve holds ~19,900 sockets at ulimit -n 20000: 20k needs two; probes go to each)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { args, procStats } from './lib.mjs';
+import { args, procStats, startServe } from './lib.mjs';
 
 const opt = args({ conns: 10000, rate: 10, duration: 60, ramp: 20, drain: 10, transport: 'sse', workers: 0, servers: 1, out: '/tmp/swarm-10k.json' });
 const cmd = `node bench/swarm-10k.mjs --conns ${opt.conns} --rate ${opt.rate} --duration ${opt.duration} --ramp ${opt.ramp} --drain ${opt.drain} --transport ${opt.transport} --workers ${opt.workers} --servers ${opt.servers}`;
 
-function startServer() {
-  const server = spawn(process.execPath, ['bin/notify.js', 'serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let text = '';
-    server.stderr.on('data', (d) => {
-      text += d;
-      const m = /listening on (http:\/\/\S+)/.exec(text);
-      if (m) resolve({ server, url: m[1] });
-    });
-    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
-  });
-}
+const startServer = () => startServe('bin/notify.js', ['--log-level', 'warn', '--unread-limit', '0']);
 const servers = await Promise.all(Array.from({ length: opt.servers }, startServer));
 const serverCpu = () => servers.reduce((a, s) => a + procStats(s.server.pid).cpu, 0);
 const serverRss = () => servers.reduce((a, s) => a + procStats(s.server.pid).rss, 0);

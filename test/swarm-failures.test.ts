@@ -7,13 +7,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, ensureBuilt } from './helpers/build.js';
 import { startTestGateway } from './helpers/gateway.js';
-import { onCleanup, runCleanup, until } from './helpers/lifecycle.js';
+import { listenForTest, onCleanup, runCleanup, until } from './helpers/lifecycle.js';
 
 beforeAll(ensureBuilt, 120_000);
 afterEach(runCleanup);
@@ -64,15 +63,7 @@ async function serve(handler: Handler): Promise<string> {
     if (path === '/healthz') return void res.writeHead(200).end('ok');
     handler(req, res, path);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return listenForTest(server);
 }
 
 /** Answers POST /publish with 202 (one id per item) after reading the body. */

@@ -6,12 +6,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, ensureBuilt } from './helpers/build.js';
-import { onCleanup, runCleanup } from './helpers/lifecycle.js';
+import { listenForTest, onCleanup, runCleanup } from './helpers/lifecycle.js';
 
 beforeAll(ensureBuilt, 120_000);
 afterEach(runCleanup);
@@ -56,15 +55,7 @@ async function startServer(leak: boolean): Promise<string> {
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return listenForTest(server);
 }
 
 interface Exit {

@@ -4,11 +4,10 @@
  * subscriber, and the injected delay within 2 ms.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHistogram } from '../src/metrics/histogram.js';
-import { onCleanup, runCleanup } from './helpers/lifecycle.js';
+import { listenForTest, runCleanup } from './helpers/lifecycle.js';
 import { eventCounts, loadSwarm, scheduled, swarm, swarmConfig } from './helpers/swarm.js';
 
 beforeAll(loadSwarm, 120_000);
@@ -143,16 +142,7 @@ async function startFaultServer(faults: Faults): Promise<FaultServer> {
     }
     res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"code":"E_NOT_FOUND","message":"no such route"}}');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onCleanup(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, written: () => written, subscribers: () => subs.size };
+  return { url: await listenForTest(server), written: () => written, subscribers: () => subs.size };
 }
 
 // 10 SSE subscribers open over 1 s; then 2 s of broadcasts at 40/s (probes 1..80); 0.5 s drain. Few connections,

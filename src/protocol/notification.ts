@@ -25,19 +25,11 @@ export interface Notification {
   createdAt: string;
 }
 
-/** What a publisher may send as a notification; the server assigns `id` and, when absent, `createdAt`. */
-export interface PublishNotification {
-  type: NotificationType;
-  title: string;
-  body?: string;
-  actorId?: string;
-  entityType?: string;
-  entityId?: string;
-  actionUrl?: string;
-  imageUrl?: string;
-  data?: Record<string, unknown>;
-  createdAt?: string;
-}
+/**
+ * What a publisher may send as a notification: the server assigns `id` (and `userId` from the target), fills
+ * `createdAt` when absent and `body` with '' when absent; `readAt` is the reader's.
+ */
+export type PublishNotification = Omit<Notification, 'id' | 'userId' | 'readAt' | 'body' | 'createdAt'> & { body?: string; createdAt?: string };
 
 /** Exactly one target per request: one user, several users (one event each), or the broadcast stream. */
 export type PublishTarget = { user: string } | { users: string[] } | { broadcast: true };
