@@ -10,7 +10,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { abbreviate, expectAlive, fcParams, printable, publishSentinel } from './helpers/fuzz.js';
+import { abbreviate, deliveredIds, expectAlive, fcParams, fenceAt, printable } from './helpers/fuzz.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { buildRequest, contractBreach, rawExchange, type RawResponse } from './helpers/raw-http.js';
@@ -172,16 +172,8 @@ describe('POST /publish under fuzzed input', () => {
     return Promise.all(STREAMS.map((s) => gw.broker.lastSeq(s)));
   }
 
-  const delivered = () =>
-    watcher.inbox.items.flatMap((e) =>
-      e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : [],
-    );
-  /** Publishes a sentinel to u1 and waits for the watcher to get it; returns how many events the watcher had by then. */
-  async function fence(): Promise<number> {
-    const id = await publishSentinel(gw.url, 'u1', 'fence');
-    await watcher.inbox.waitUntil(() => delivered().includes(id), `the fence ${id} on the watcher`, { timeoutMs: 3000 });
-    return delivered().indexOf(id) + 1;
-  }
+  const delivered = () => deliveredIds(watcher);
+  const fence = () => fenceAt(watcher, gw.url);
 
   /**
    * Sends one request between two fences and checks the answer, the history (last seq of every stream before and

@@ -17,7 +17,7 @@ import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from './helpers/cli.js';
-import { abbreviate, fcParams, printable, publishSentinel, spawnGateway, type SpawnedGateway } from './helpers/fuzz.js';
+import { abbreviate, deliveredIds, fcParams, fenceAt, printable, publishSentinel, spawnGateway, type SpawnedGateway } from './helpers/fuzz.js';
 import { http } from './helpers/http.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { contractBreach, rawExchange, type RawResponse } from './helpers/raw-http.js';
@@ -45,15 +45,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(runCleanup);
 
-const delivered = () =>
-  watcher.inbox.items.flatMap((e) =>
-    e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : [],
-  );
-async function fence(): Promise<number> {
-  const id = await publishSentinel(gw.url, 'u1', 'fence');
-  await watcher.inbox.waitUntil(() => delivered().includes(id), `the fence ${id} on the watcher`, { timeoutMs: 3000 });
-  return delivered().indexOf(id) + 1;
-}
+const delivered = () => deliveredIds(watcher);
+const fence = () => fenceAt(watcher, gw.url);
 
 /** Runs `send` between two fences: the process must survive it and the watcher must see nothing in between. */
 async function survives(what: string, send: () => Promise<void>): Promise<void> {

@@ -11,6 +11,7 @@ import { http } from './http.js';
 import { runNotify, type NotifyProcess } from './cli.js';
 import { until } from './lifecycle.js';
 import { buildRequest, rawExchange } from './raw-http.js';
+import type { SseClient } from './sse-client.js';
 
 /** fast-check parameters: `runs` cases (times FC_RUNS_FACTOR), a time cap so CI stays short, the seed from FC_SEED. */
 export function fcParams<T>(runs: number, timeLimitMs = 10_000): fc.Parameters<T> {
@@ -87,4 +88,18 @@ export function abbreviate(text: string, max = 600): string {
 export function printable<T extends object>(value: T, show: (v: T) => string): T {
   Object.defineProperty(value, fc.toStringMethod, { value: () => show(value), enumerable: false });
   return value;
+}
+
+/** Ids of the notifications an SSE watcher got so far, single and batched, in order. */
+export function deliveredIds(watcher: SseClient): string[] {
+  return watcher.inbox.items.flatMap((e) =>
+    e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : [],
+  );
+}
+
+/** Publishes a sentinel to u1 and waits for the watcher (of u1) to get it; returns how many events it had by then. */
+export async function fenceAt(watcher: SseClient, url: string): Promise<number> {
+  const id = await publishSentinel(url, 'u1', 'fence');
+  await watcher.inbox.waitUntil(() => deliveredIds(watcher).includes(id), `the fence ${id} on the watcher`, { timeoutMs: 3000 });
+  return deliveredIds(watcher).indexOf(id) + 1;
 }
