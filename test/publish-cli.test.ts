@@ -13,8 +13,8 @@ import type { Io } from '../src/io.js';
 import { resolveServeOptions } from '../src/server/config.js';
 import { startGateway, type Gateway } from '../src/server/gateway.js';
 import { silentLogger } from '../src/util/log.js';
-import { createPublishClient, interpret } from '../src/targets/publish-client.js';
-import { resolvePublishOptions } from '../src/targets/publish-config.js';
+import { createPublishClient, interpret } from '../src/publish/http-client.js';
+import { resolvePublishOptions } from '../src/publish/config.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

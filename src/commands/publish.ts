@@ -1,9 +1,9 @@
-/** `notify publish`: thin wiring; options in src/targets/publish-config.ts, the run in src/targets/publish-run.ts. */
+/** `notify publish`: thin wiring; options in src/publish/config.ts, the run in src/publish/run.ts. */
 import { Command } from 'commander';
 import type { Io } from '../io.js';
-import { createPublishClient } from '../targets/publish-client.js';
-import { PUBLISH_DEFAULTS, resolvePublishOptions, type RawPublishOptions } from '../targets/publish-config.js';
-import { publishOnce, publishSchedule } from '../targets/publish-run.js';
+import { createPublishClient } from '../publish/http-client.js';
+import { PUBLISH_DEFAULTS, resolvePublishOptions, type RawPublishOptions } from '../publish/config.js';
+import { publishOnce, publishSchedule } from '../publish/run.js';
 import { NOTIFICATION_TYPES } from '../protocol/notification.js';
 
 export function publishCommand(io: Io, done: (code: number) => void): Command {

@@ -9,7 +9,7 @@
  * their seqs, and the audit would then report the publisher's own reordering as the server's.
  */
 import { performance } from 'node:perf_hooks';
-import { createPublishClient, type PublishClient } from '../targets/publish-client.js';
+import { createPublishClient, type PublishClient } from '../publish/http-client.js';
 import { createHistogram } from '../metrics/histogram.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
 

@@ -7,9 +7,9 @@ import { performance } from 'node:perf_hooks';
 import { ExitCode, NotifyError } from '../errors.js';
 import type { Io } from '../io.js';
 import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
-import { acceptedOrThrow, describeFailure, PublishError, type PublishClient, type PublishFailure, type PublishOutcome } from './publish-client.js';
+import { acceptedOrThrow, describeFailure, PublishError, type PublishClient, type PublishFailure, type PublishOutcome } from './http-client.js';
 import type { PublishNotification, PublishTarget } from '../protocol/notification.js';
-import type { PublishConfig } from './publish-config.js';
+import type { PublishConfig } from './config.js';
 
 function notificationAt(config: PublishConfig, n: number): PublishNotification {
   return { ...config.notification, title: config.notification.title ?? `notification ${n}` };

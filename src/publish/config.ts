@@ -1,6 +1,6 @@
 /** `notify publish` options as resolved and validated: flags in, a PublishConfig out (pure; no I/O). */
 import { usageError } from '../errors.js';
-import { normaliseBaseUrl } from './publish-client.js';
+import { normaliseBaseUrl } from './http-client.js';
 import { NOTIFICATION_TYPES, type PublishNotification, type PublishTarget } from '../protocol/notification.js';
 import { parseChoice, parseDuration, parseInteger, parseRate } from '../util/parse.js';
 
