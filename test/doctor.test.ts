@@ -6,6 +6,7 @@ import { run } from '../src/cli.js';
 import type { Io } from '../src/io.js';
 import { checkLimits, FD_RESERVE, parseOpenFiles, parsePortRange, planCapacity, readLimits, type LimitSources, type SystemLimits } from '../src/util/limits.js';
 import type { DoctorReport } from '../src/commands/doctor.js';
+import { ensureBuilt, ROOT } from './helpers/build.js';
 
 const GB = 1024 ** 3;
 
@@ -213,4 +214,22 @@ describe('notify doctor on this machine', () => {
     expect(await run(['doctor', '--conns', '0'], bad.io)).toBe(2);
     expect(bad.err()).toContain('--conns must be >= 1 (got 0)');
   });
+
+  it('--embedded plans as notify swarm without --url: its own notify serve must hold every subscriber too', async () => {
+    await ensureBuilt();
+    // At ulimit -n 1024 one process holds 924: 900 subscribers fit the swarm, not a server that also serves 32 publisher sockets.
+    const doctor = (flags: string) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile('bash', ['-c', `ulimit -n 1024 && exec node bin/notify.js doctor --conns 900 --json ${flags}`], { cwd: ROOT }, (err, out) =>
+          resolve({ code: err ? Number((err as { code?: number }).code) : 0, out }),
+        ),
+      );
+    const plain = await doctor('');
+    expect(plain.code).toBe(0);
+    const embedded = await doctor('--embedded');
+    expect(embedded.code).toBe(1);
+    const plan = (JSON.parse(embedded.out) as DoctorReport).plan!;
+    expect(plan.fits).toBe(false);
+    expect(plan.problems).toEqual([expect.stringContaining('900 subscribers and 32 publisher sockets need 932')]);
+  }, 30_000);
 });

@@ -27,6 +27,7 @@ export interface RawDoctorOptions {
   conns?: string;
   workers?: string;
   addresses?: string;
+  embedded?: boolean;
 }
 
 export interface DoctorConfig {
@@ -38,6 +39,8 @@ export interface DoctorConfig {
   addresses: number;
   /** Source addresses shown in the spread line (the given --addresses, else 8). */
   spread: number;
+  /** The planned run starts its own notify serve (`notify swarm` without --url): that one process must hold them all. */
+  embedded: boolean;
 }
 
 export function resolveDoctorOptions(raw: RawDoctorOptions): DoctorConfig {
@@ -47,6 +50,7 @@ export function resolveDoctorOptions(raw: RawDoctorOptions): DoctorConfig {
     workers: parseInteger('--workers', raw.workers ?? '1', 1, 1024),
     addresses: parseInteger('--addresses', raw.addresses ?? '1', 1, 254),
     spread: raw.addresses === undefined ? 8 : parseInteger('--addresses', raw.addresses, 1, 254),
+    embedded: Boolean(raw.embedded),
   };
 }
 
@@ -72,7 +76,7 @@ export function doctorReport(config: DoctorConfig, limits: SystemLimits): Doctor
   };
   if (config.conns !== undefined) {
     const given = { workers: config.workers, addresses: config.addresses };
-    report.plan = { conns: config.conns, ...given, ...planCapacity(limits, config.conns, given) };
+    report.plan = { conns: config.conns, ...given, ...planCapacity(limits, config.conns, { ...given, embeddedServer: config.embedded }) };
   }
   return report;
 }
@@ -84,6 +88,7 @@ export function doctorCommand(io: Io, done: (code: number) => void, sources?: ()
     .option('--conns <n>', 'also plan N connections: workers and source addresses needed (exit 1 if they do not fit)')
     .option('--workers <n>', 'worker processes the planned run would use (default: 1)')
     .option('--addresses <n>', 'source addresses 127.0.0.1-127.0.0.N the planned run would use (default: 1; spread line: 8)')
+    .option('--embedded', 'the planned run starts its own notify serve (notify swarm without --url): it must hold every connection too')
     .addHelpText(
       'after',
       `
@@ -91,6 +96,7 @@ Examples:
   $ notify doctor                       # table of limits, verdicts and what to change
   $ notify doctor --conns 100000        # can this machine open 100k connections? with which flags?
   $ notify doctor --conns 100000 --workers 6 --addresses 4   # ... and with these?
+  $ notify doctor --conns 1500 --embedded   # can notify swarm --conns 1500 (no --url) run here?
   $ notify doctor --json | jq .connectionsPerProcess
 
 Limits are read from /proc on Linux; elsewhere the table says what could not be read.`,
