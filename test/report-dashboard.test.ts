@@ -4,9 +4,9 @@
  * chosen when the output is not an interactive terminal.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { bar, clock, compact, sparkline, timeLeft } from '../src/report/dashboard-format.js';
-import { startDashboard } from '../src/report/dashboard.js';
-import { createProgressView } from '../src/report/progress.js';
+import { bar, clock, compact, sparkline, timeLeft } from '../src/progress/format.js';
+import { startDashboard } from '../src/progress/dashboard.js';
+import { createProgressView } from '../src/progress/view.js';
 import { fakeIo, fakeKeyboard, fakeTerminal } from './helpers/fake-io.js';
 import { fixtureSnapshot } from './helpers/result-fixture.js';
 

@@ -5,7 +5,7 @@ import type { Io } from '../io.js';
 import { thresholdsPassed } from '../metrics/thresholds.js';
 import { writeArtifacts } from '../report/artifacts.js';
 import { appendStepSummary, resultMarkdown } from '../report/markdown.js';
-import { createProgressView } from '../report/progress.js';
+import { createProgressView } from '../progress/view.js';
 import { buildResult } from '../report/result.js';
 import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';

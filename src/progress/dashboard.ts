@@ -8,8 +8,8 @@ import { render, type Instance } from 'ink';
 import { createElement } from 'react';
 import type { Io } from '../io.js';
 import type { SwarmSnapshot } from '../swarm/live.js';
-import { Dashboard, type DashboardProps, type FinalFigures } from './Dashboard.js';
-import type { PhasePlan } from './dashboard-format.js';
+import { Dashboard, type DashboardProps, type FinalFigures } from './DashboardView.js';
+import type { PhasePlan } from './format.js';
 
 export interface DashboardOptions {
   /** Where frames go: must be a TTY-like stream (isTTY, columns, rows). */

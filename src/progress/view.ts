@@ -9,8 +9,8 @@
  */
 import type { Io } from '../io.js';
 import type { SwarmSnapshot } from '../swarm/live.js';
-import type { PhasePlan } from './dashboard-format.js';
-import type { FinalFigures } from './Dashboard.js';
+import type { PhasePlan } from './format.js';
+import type { FinalFigures } from './DashboardView.js';
 import { statusLine } from './status-line.js';
 
 export interface ProgressView {
