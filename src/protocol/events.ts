@@ -19,8 +19,8 @@ export const EVENT = {
   error: 'error',
 } as const;
 
-/** Every event name a notify server sends. */
-export const EVENT_NAMES: ReadonlySet<string> = new Set(Object.values(EVENT));
+/** The event names a notify server sends on SSE (`error` is a WebSocket frame only). */
+export const SSE_EVENT_NAMES: ReadonlySet<string> = new Set([EVENT.init, EVENT.notification, EVENT.batch, EVENT.reset, EVENT.read, EVENT.close]);
 
 /**
  * How notify serve's WebSocket frames for one event start, key order fixed: `{"type":...,"cursor":"<c>",` then

@@ -13,7 +13,7 @@ import { createContext, type GatewayContext } from './context.js';
 import { HttpError, refuseSocket, sendError } from './http-error.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
-import { pollCursor, requestHandler } from './routes.js';
+import { queryCursor, requestHandler } from './routes.js';
 import { startSubscription } from './subscribe.js';
 import { upgradeListener, type UpgradeHandler } from './upgrade.js';
 import { WsSubscriber } from './ws.js';
@@ -88,7 +88,7 @@ function wsAdmission(ctx: GatewayContext): UpgradeHandler {
   const { hub, history, metrics, log } = ctx;
   return {
     async admit(req, url) {
-      const { identity, given } = await ctx.admit('ws', req, url, pollCursor(url));
+      const { identity, given } = await ctx.admit('ws', req, url, queryCursor(url));
       return (ws) => {
         const sub = new WsSubscriber(identity.user, ctx.subOptions, ws, (from, id) => {
           history.markRead(from.user, id).then(

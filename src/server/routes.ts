@@ -105,14 +105,14 @@ function pollRoutes(ctx: GatewayContext): Methods {
   }
   return {
     async GET(req, res, url) {
-      const { identity, given } = await ctx.admit('poll', req, url, pollCursor(url));
+      const { identity, given } = await ctx.admit('poll', req, url, queryCursor(url));
       const timeoutMs = pollTimeout(url.searchParams.get('timeout'));
       if (gone(res)) return;
       const sub = new PollSubscriber(identity.user, ctx.subOptions, res, timeoutMs);
       await ctx.started(sub, startSubscription(ctx.deps, sub, given));
     },
     async HEAD(req, res, url) {
-      await ctx.admit('poll', req, url, pollCursor(url));
+      await ctx.admit('poll', req, url, queryCursor(url));
       pollTimeout(url.searchParams.get('timeout'));
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...CORS }).end();
     },
@@ -131,7 +131,8 @@ function sseCursor(req: IncomingMessage, url: URL): string | undefined {
   return (req.headers['last-event-id'] as string | undefined) || q.get('lastEventId') || q.get('cursor') || undefined;
 }
 
-export function pollCursor(url: URL): string | undefined {
+/** The resume cursor of a long-poll or WebSocket subscribe: `?cursor=` or `?lastEventId=`. */
+export function queryCursor(url: URL): string | undefined {
   const q = url.searchParams;
   return q.get('cursor') || q.get('lastEventId') || undefined;
 }

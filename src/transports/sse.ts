@@ -19,7 +19,7 @@ import {
   type TransportSink,
 } from './transport.js';
 import { completeLength } from './utf8.js';
-import { EVENT, EVENT_NAMES } from '../protocol/events.js';
+import { EVENT, SSE_EVENT_NAMES } from '../protocol/events.js';
 
 const kConn = Symbol('notify.sse.conn');
 type TaggedSocket = Socket & { [kConn]?: SseConn };
@@ -180,7 +180,7 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     try {
       body = JSON.parse(ev.data);
     } catch {
-      if (EVENT_NAMES.has(ev.event ?? '')) this.badEvent(st, attempt);
+      if (SSE_EVENT_NAMES.has(ev.event ?? '')) this.badEvent(st, attempt);
       // Unnamed events are where a server's stray text lands; other names are some other protocol's business.
       else if (ev.event === undefined || ev.event === '' || ev.event === 'message') sink.unparsable?.(st.conn);
       return;
