@@ -122,7 +122,7 @@ export abstract class Subscriber {
 
   /** Bytes of replay the connection may take now. */
   protected replayRoom(): number {
-    return this.options.maxBuffer - this.bufferedBytes();
+    return this.options.maxBuffer - this.buffered;
   }
 
   /**
@@ -133,7 +133,7 @@ export abstract class Subscriber {
     return new Promise((resolve) => {
       const check = () => {
         if (this.closed) resolve(false);
-        else if (this.bufferedBytes() <= this.options.maxBuffer / 2) resolve(true);
+        else if (this.buffered <= this.options.maxBuffer / 2) resolve(true);
         else setTimeout(check, REPLAY_POLL_MS).unref();
       };
       check();
@@ -209,10 +209,6 @@ export abstract class Subscriber {
 
   /** Bytes waiting for this client: in the outbox and in the socket. */
   get buffered(): number {
-    return this.bufferedBytes();
-  }
-
-  protected bufferedBytes(): number {
     return this.outboxBytes + this.socketBuffered();
   }
 
@@ -266,7 +262,7 @@ export abstract class Subscriber {
   /** Transports call it after each write: past --max-buffer (beyond a catch-up's backlog) the client is too slow. */
   protected checkBuffer(): void {
     if (this.corked > 0 || this.closed) return;
-    const waiting = this.bufferedBytes();
+    const waiting = this.buffered;
     if (waiting < this.backlog) this.backlog = waiting;
     if (waiting > this.options.maxBuffer + this.backlog) this.cut('max-buffer');
     else this.options.budget?.note(this, waiting);
