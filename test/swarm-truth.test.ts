@@ -208,11 +208,14 @@ describe('the swarm reports exactly what a faulty server did', () => {
     expect(decodeHistogram(run!.histograms.total!.latency).count).toBe(CONNS * (PROBES - 2));
 
     // The delay. No probe arrives sooner than its server wrote it (at the histogram's resolution, 32 us at 60 ms).
-    // Both medians also hold the hop from this process to a swarm worker (1-2 ms on a busy 2-core machine), which
-    // the difference cancels: it must be the injected 30 ms within 2 ms.
+    // The fastest probe of each run is the one the machine delayed least (the hop from this process to a swarm
+    // worker, under a millisecond when idle), so the difference of the minima is the injected 30 ms within 2 ms.
+    // Medians also carry whatever else the shared 2-core machine is doing to either run (a worker's event-loop delay
+    // p99 reached 54 ms under the full suite), so they are held to the delay only within 10 ms.
     const why = `latency with the delay ${JSON.stringify(total.latency)}, without ${JSON.stringify(base!.summary.total.latency)}; client self-check ${JSON.stringify([base!.selfCheck, run!.selfCheck])}`;
     expect(base!.summary.total.latency.min, why).toBeGreaterThanOrEqual(BASE_MS - 0.016);
     expect(total.latency.min, why).toBeGreaterThanOrEqual(BASE_MS + DELAY_MS - 0.032);
-    expect(Math.abs(total.latency.p50 - base!.summary.total.latency.p50 - DELAY_MS), why).toBeLessThanOrEqual(2);
+    expect(Math.abs(total.latency.min - base!.summary.total.latency.min - DELAY_MS), why).toBeLessThanOrEqual(2);
+    expect(Math.abs(total.latency.p50 - base!.summary.total.latency.p50 - DELAY_MS), why).toBeLessThanOrEqual(10);
   }, 30_000);
 });
