@@ -81,7 +81,12 @@ export type TransportSummary = z.infer<typeof transportSummarySchema>;
 /** Per-transport summaries (only the transports the run used) and their total. */
 export const runSummarySchema = z.object({
   total: transportSummarySchema,
-  transports: z.object({ sse: transportSummarySchema.optional(), ws: transportSummarySchema.optional(), poll: transportSummarySchema.optional() }),
+  transports: z.object({
+    sse: transportSummarySchema.optional(),
+    ws: transportSummarySchema.optional(),
+    poll: transportSummarySchema.optional(),
+    socketio: transportSummarySchema.optional(),
+  }),
 });
 export type RunSummary = z.infer<typeof runSummarySchema>;
 

@@ -35,7 +35,7 @@ export const resultSchema = z
     config: z.object({ thresholds: z.array(z.string()) }).passthrough(),
     // The run's figures: the same schema their types are derived from (src/metrics/summary.ts).
     summary: runSummarySchema,
-    histograms: z.object({ total: encoded, sse: encoded.optional(), ws: encoded.optional(), poll: encoded.optional() }),
+    histograms: z.object({ total: encoded, sse: encoded.optional(), ws: encoded.optional(), poll: encoded.optional(), socketio: encoded.optional() }),
     storms: z.array(z.object({ atMs: num, share: num, aborted: num, back: num, back99Ms: num.nullable(), back100Ms: num.nullable(), failures: counts })),
     publisher: z.object({ sent: num, accepted: num, failures: counts, ack: duration }).passthrough(),
     selfCheck: z

@@ -1,6 +1,6 @@
 /** `notify serve` options as resolved and validated: the one place flag values become a ServeConfig. */
 import { usageError } from '../errors.js';
-import { isTransportName, TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
+import { isServeTransport, SERVE_TRANSPORTS, type ServeTransport } from '../protocol/transports.js';
 import { parseDuration, parseInteger, parseSize } from '../util/parse.js';
 import { parseLogLevel, type LogLevel } from '../util/log.js';
 
@@ -27,7 +27,7 @@ export interface ServeConfig {
   maxBufferTotal: number;
   /** Live subscriptions allowed at once (0 = no limit); past it, 503 with Retry-After. */
   maxConns: number;
-  transports: TransportName[];
+  transports: ServeTransport[];
   insecure: boolean;
   /** Largest accepted request body, bytes (413 past it). */
   maxBody: number;
@@ -111,8 +111,8 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     .map((t) => t.trim())
     .filter(Boolean);
   for (const t of transports) {
-    if (!isTransportName(t)) {
-      throw usageError(`--transports must be a list of ${TRANSPORT_NAMES.join(', ')} (got "${t}")`);
+    if (!isServeTransport(t)) {
+      throw usageError(`--transports must be a list of ${SERVE_TRANSPORTS.join(', ')} (got "${t}")`);
     }
   }
   if (transports.length === 0) throw usageError('--transports must name at least one of sse, ws, poll (got "")');
@@ -133,7 +133,7 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     maxBuffer: parseSize('--max-buffer', raw.maxBuffer ?? d.maxBuffer),
     maxBufferTotal: parseSize('--max-buffer-total', raw.maxBufferTotal ?? d.maxBufferTotal),
     maxConns: parseInteger('--max-conns', raw.maxConns ?? d.maxConns, 0),
-    transports: transports as TransportName[],
+    transports: transports as ServeTransport[],
     insecure: Boolean(raw.insecure),
     maxBody: parseSize('--max-body', raw.maxBody ?? d.maxBody),
     pollTimeoutMs,

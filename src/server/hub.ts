@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { BROADCAST, USER_STREAM_PREFIX } from '../protocol/streams.js';
-import { TRANSPORT_INDEX, TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
+import { SERVE_TRANSPORTS, TRANSPORT_INDEX, type ServeTransport } from '../protocol/transports.js';
 import type { StreamEvent } from './brokers/broker.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Subscriber } from './subscriber.js';
@@ -20,7 +20,7 @@ export class Hub {
     return this.all.size;
   }
 
-  openByTransport(): Record<TransportName, number> {
+  openByTransport(): Record<ServeTransport, number> {
     return { sse: this.open[0]!, ws: this.open[1]!, poll: this.open[2]! };
   }
 
@@ -80,7 +80,7 @@ export class Hub {
       if (n > 0) this.metrics.publishToWrite.observe((performance.now() - ev.acceptedAt) / 1000);
     }
     if (corked) for (const sub of corked) sub.uncork();
-    for (let i = 0; i < 3; i++) if (counts[i]) this.metrics.delivered.inc({ transport: TRANSPORT_NAMES[i] }, counts[i]);
+    for (let i = 0; i < 3; i++) if (counts[i]) this.metrics.delivered.inc({ transport: SERVE_TRANSPORTS[i] }, counts[i]);
   }
 
   /** A read receipt reaches the user's other live connections. */

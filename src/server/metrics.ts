@@ -3,7 +3,7 @@
  * Hot-path counts are plain numbers added up per fan-out and pushed to prom-client once per fan-out, not per write.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { TransportName } from '../protocol/transports.js';
+import type { ServeTransport } from '../protocol/transports.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -18,7 +18,7 @@ export class GatewayMetrics {
   readonly publishToWrite: Histogram;
   readonly httpErrors: Counter<'code'>;
 
-  constructor(openConnections: () => Record<TransportName, number>, bufferedBytes: () => number = () => 0) {
+  constructor(openConnections: () => Record<ServeTransport, number>, bufferedBytes: () => number = () => 0) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'notify_' });
     new Gauge({

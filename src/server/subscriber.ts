@@ -6,7 +6,7 @@
 import { formatCursor, type Cursor } from '../protocol/cursor.js';
 import type { Notification } from '../protocol/notification.js';
 import { BROADCAST } from '../protocol/streams.js';
-import type { TransportName } from '../protocol/transports.js';
+import type { ServeTransport } from '../protocol/transports.js';
 import type { StreamEvent } from './brokers/broker.js';
 import type { BufferBudget } from './buffer-budget.js';
 
@@ -39,7 +39,7 @@ export interface InitPayload {
 }
 
 export abstract class Subscriber {
-  abstract readonly transport: TransportName;
+  abstract readonly transport: ServeTransport;
   epoch = '';
   userSeq = 0;
   broadcastSeq = 0;

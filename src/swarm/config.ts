@@ -108,7 +108,7 @@ export const SWARM_DEFAULTS = {
 /** `sse`, or `mix:sse=70,ws=20,poll=10` (weights, normalised). */
 export function parseMix(value: string): Partial<Record<TransportName, number>> {
   if (!value.startsWith('mix:')) {
-    if (!isTransportName(value)) throw usageError(`--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "${value}")`);
+    if (!isTransportName(value)) throw usageError(`--transport must be ${TRANSPORT_NAMES.join(', ')} or mix:sse=70,ws=20,poll=10 (got "${value}")`);
     return { [value]: 1 };
   }
   const weights: Partial<Record<TransportName, number>> = {};
@@ -226,12 +226,12 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
  */
 export function assignTransports(mix: Partial<Record<TransportName, number>>, n: number): Uint8Array {
   const shares = TRANSPORT_NAMES.map((t) => mix[t] ?? 0);
-  const given = [0, 0, 0];
+  const given = TRANSPORT_NAMES.map(() => 0);
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     let best = -1;
     let bestDeficit = -Infinity;
-    for (let t = 0; t < 3; t++) {
+    for (let t = 0; t < shares.length; t++) {
       if (shares[t] === 0) continue;
       const deficit = shares[t]! * (i + 1) - given[t]!;
       if (deficit > bestDeficit) {

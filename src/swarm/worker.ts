@@ -55,8 +55,8 @@ export class SwarmWorker implements TransportSink {
   private readonly audits: (SubscriberAudit | undefined)[];
   private readonly targets: (SubscribeTarget | undefined)[];
   private readonly kind: Uint8Array;
-  private readonly transports: (Transport | undefined)[] = [undefined, undefined, undefined];
-  private readonly stats = [new TransportStats(), new TransportStats(), new TransportStats()];
+  private readonly transports: (Transport | undefined)[] = TRANSPORT_NAMES.map(() => undefined);
+  private readonly stats = TRANSPORT_NAMES.map(() => new TransportStats());
   private readonly storms: StormState[] = [];
   private stopping = false;
   // Per tick

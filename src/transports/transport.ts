@@ -5,13 +5,28 @@
  */
 
 import type { TransportName } from '../protocol/transports.js';
+import type { GenericSpec } from './decode-generic.js';
 
-/** Where and as whom to subscribe. One object can be shared by all connections of a run. */
+/**
+ * Where and as whom to subscribe. One object can be shared by all connections of a run. Two forms: notify serve's
+ * (a base `url`, `user` and `token`, and the endpoint path by transport), or a target profile's subscribe block
+ * rendered for one connection (`path: ''`, the whole `url` and `headers` given, and `resume`).
+ */
 export interface SubscribeTarget {
   /** Base URL of the server, e.g. `http://127.0.0.1:8080` (a path prefix such as `/gw` is kept). */
   url: string;
-  /** Endpoint path below `url`; defaults to `/events`, `/ws` or `/poll` by transport. */
+  /** Endpoint path below `url`; defaults to `/events`, `/ws` or `/poll` by transport; `''` when `url` is whole. */
   path?: string;
+  /**
+   * How a resumed attempt hands back its cursor: `last-event-id` (request header), `query:NAME`, or `none` (a
+   * fresh subscription every time). Default: notify serve's (SSE the header, WS and poll `?cursor=`).
+   */
+  resume?: string;
+  /** WebSocket: subprotocols to offer; text frames to send once open. */
+  protocols?: string[];
+  send?: string[];
+  /** Socket.IO: the handshake (`path` of the engine, `auth`, `query`) and events to emit once connected. */
+  socketio?: { path: string; auth?: Record<string, string>; query?: Record<string, string>; emit?: string[][] };
   /** Sent as `?user=`. */
   user?: string;
   /** Sent as `Authorization: Bearer <token>`. */
@@ -123,6 +138,11 @@ export interface TransportOptions {
    * Cursors, and every other sink call, are unchanged.
    */
   probeOnly?: boolean;
+  /**
+   * Decode with the generic decoder (decode-generic.ts) instead of notify serve's dialect: a target profile with
+   * `dialect: generic`. Its events filter and frame layout.
+   */
+  generic?: GenericSpec;
 }
 
 export type TransportFactory = (sink: TransportSink, options: TransportOptions) => Transport;
