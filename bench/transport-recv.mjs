@@ -6,11 +6,13 @@
 //   sse  src/transports/sse.ts (undici dispatch + eventsource-parser)
 //   ws   src/transports/ws.ts (ws@8)
 //   sse-probe, ws-probe  the same with `probeOnly: true` (the probe read from the JSON text, as the swarm does)
+//   sse-generic, ws-generic  the same frames through the generic decoder (src/transports/decode-generic.ts: what a
+//                target profile other than notify uses; every message parsed and searched for its probe)
 // Prints client CPU us per received message (and its user/system split: parsing is user time, socket reads system
 // time), RSS per idle connection and latency. All modes run in one go, so compare them with each other, not with
 // other machines.
 // Usage: npm run build && node bench/transport-recv.mjs [--dist dist] [--conns 2000] [--events 50] [--rate 20]
-//        [--modes raw,sse,ws,sse-probe,ws-probe]; BENCH_PROF=1 writes a CPU profile of each reader to tmp/prof/.
+//        [--modes raw,sse,ws,sse-probe,ws-probe,sse-generic,ws-generic]; BENCH_PROF=1 writes a CPU profile of each reader to tmp/prof/.
 // Measured (2 vCPU, load ~5 from other jobs, 2000 conns x 50 msgs, three runs): cpu us/msg raw 8.3-10.8,
 // sse 8.8-14.9, ws 11.2-18.9; RSS per idle connection raw ~8.5 KB, sse ~20 KB, ws ~19 KB. probeOnly (2026-11-21,
 // BENCHMARKS.md): sse-probe ~1.1 us and ws-probe ~1.9 us per message below sse and ws in the same run.
@@ -37,7 +39,7 @@ else if (role === 'client') await client(JSON.parse(process.env.BENCH_OPT));
 else await main();
 
 async function main() {
-  const opt = args({ conns: 2000, events: 50, rate: 20, modes: 'raw,sse,ws,sse-probe,ws-probe', dist: 'dist' });
+  const opt = args({ conns: 2000, events: 50, rate: 20, modes: 'raw,sse,ws,sse-probe,ws-probe,sse-generic,ws-generic', dist: 'dist' });
   const srv = fork(new URL(import.meta.url).pathname, [], { env: { ...process.env, BENCH_ROLE: 'server' } });
   const { port } = await nextMessage(srv, 'listening');
   console.error(`transport-recv: ${opt.conns} conns, ${opt.events} messages at ${opt.rate}/s, modes ${opt.modes}`);
@@ -162,7 +164,7 @@ async function client(opt) {
       },
     };
     const [name, variant] = opt.mode.split('-');
-    keep = createTransport(name, sink, { probeOnly: variant === 'probe' });
+    keep = createTransport(name, sink, { probeOnly: variant !== undefined, generic: variant === 'generic' ? {} : undefined });
     const deadline = performance.now() + 60_000;
     for (let i = 0; i < opt.conns; i += 200) {
       const end = Math.min(opt.conns, i + 200);

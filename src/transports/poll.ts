@@ -1,12 +1,19 @@
 /**
  * Long-poll subscriber connections: a loop of `GET /poll?cursor=&timeout=` over one keep-alive undici `Client`
  * per connection. A "connection" here is the loop: opened at its first answer, closed when a poll fails.
+ *
+ * With `generic` (a target profile's server) the loop is a plain `GET <url>`: a 200 body is searched for probes
+ * and its `Last-Event-ID` or `Etag` header (else the body's cursor or last id) is the cursor for the next poll; 204,
+ * 304 and 408 mean "nothing yet" and poll again. Such servers may hold even the first poll until a message exists
+ * (nchan does), so the loop counts as open once its first request is on a connected socket, and a hold has no
+ * client-side limit.
  */
 import { Client, type Dispatcher } from 'undici';
 import { errorCode, retryAfterMs } from './codes.js';
 import { isObject, unreadCount } from './json.js';
 import { ProbeScanner } from './probe-scan.js';
-import { subscribeRequest, type SubscribeRequest } from './target-url.js';
+import { GenericDecoder, type Receiver } from './decode-generic.js';
+import { resumeWith, subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -18,8 +25,10 @@ import {
   type TransportSink,
 } from './transport.js';
 
-class PollConn {
+class PollConn implements Receiver {
   cursor: string | undefined;
+  /** The poll whose answer is being decoded. */
+  answering: PollAttempt | undefined;
   target: SubscribeTarget | undefined;
   /** The poll in flight; callbacks of any other poll are stale and ignored. */
   attempt: PollAttempt | undefined;
@@ -32,6 +41,10 @@ class PollConn {
     readonly transport: PollTransport,
     readonly conn: number,
   ) {}
+
+  live(): boolean {
+    return this.answering !== undefined && this.attempt === this.answering;
+  }
 }
 
 class PollAttempt implements Dispatcher.DispatchHandler {
@@ -39,6 +52,10 @@ class PollAttempt implements Dispatcher.DispatchHandler {
   /** Response head time: what `opened` reports for the first answer. */
   headAt = 0;
   chunks: Buffer[] = [];
+  /** Generic: the answer said there is nothing new (204, 304, 408). */
+  empty = false;
+  /** Generic: the answer's `Last-Event-ID` or `Etag`. */
+  headerCursor: string | undefined;
 
   constructor(
     readonly st: PollConn,
@@ -48,13 +65,20 @@ class PollAttempt implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    const st = this.st;
+    if (st.attempt === this && !st.opened && st.transport.holdsFirstPoll) st.transport.openedAt(st, performance.now());
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
     const st = this.st;
     if (st.attempt !== this) return;
-    if (status !== 200) return st.transport.fail(st, `http-${status}`, retryAfterMs(headers['retry-after']), true);
+    if (st.transport.holdsFirstPoll && status !== 200) {
+      if (status === 204 || status === 304 || status === 408) this.empty = true;
+      else return st.transport.fail(st, `http-${status}`, retryAfterMs(headers['retry-after']), true);
+    } else if (status !== 200) return st.transport.fail(st, `http-${status}`, retryAfterMs(headers['retry-after']), true);
     this.headAt = performance.now();
+    const id = headers['last-event-id'] ?? headers.etag;
+    if (typeof id === 'string' && id !== '') this.headerCursor = id;
   }
 
   onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -74,8 +98,10 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   readonly name = 'poll' as const;
   private readonly connectTimeoutMs: number;
   private readonly pollTimeoutS: number;
-  /** Set with `probeOnly`. */
+  /** Set with `probeOnly` (notify dialect only). */
   private readonly scanner: ProbeScanner | undefined;
+  /** Set with `generic`: a target profile's server, whose answers are searched for probes. */
+  private readonly generic: GenericDecoder | undefined;
 
   constructor(
     readonly sink: TransportSink,
@@ -84,7 +110,18 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     super();
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.pollTimeoutS = options.pollTimeoutS ?? DEFAULT_POLL_TIMEOUT_S;
-    this.scanner = options.probeOnly ? new ProbeScanner() : undefined;
+    this.generic = options.generic ? new GenericDecoder(sink, options.generic) : undefined;
+    this.scanner = options.probeOnly && !this.generic ? new ProbeScanner() : undefined;
+  }
+
+  /** Generic servers may hold the first poll until a message exists: the loop is open once that poll is sent. */
+  get holdsFirstPoll(): boolean {
+    return this.generic !== undefined;
+  }
+
+  openedAt(st: PollConn, at: number): void {
+    st.opened = true;
+    this.sink.opened(st.conn, at);
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
@@ -100,6 +137,7 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   answer(st: PollConn, attempt: PollAttempt, at: number): void {
     const raw = attempt.chunks.length === 1 ? attempt.chunks[0]! : Buffer.concat(attempt.chunks);
     const text = raw.toString();
+    if (this.generic !== undefined) return this.genericAnswer(st, attempt, text, at);
     if (this.scanner !== undefined && !attempt.fresh && this.probesOnly(st, attempt, text, at)) return;
     let body: unknown;
     try {
@@ -140,6 +178,15 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     if (st.attempt === attempt) this.poll(st, cursor, this.pollTimeoutS);
   }
 
+  private genericAnswer(st: PollConn, attempt: PollAttempt, text: string, at: number): void {
+    if (!attempt.empty) {
+      st.answering = attempt;
+      this.generic!.text(st, text, at, attempt.headerCursor);
+      st.answering = undefined;
+    }
+    if (st.attempt === attempt) this.poll(st, st.cursor, undefined);
+  }
+
   /** `probeOnly`: handles an answer that carries only notifications by their probes; false when it must be parsed in full. */
   private probesOnly(st: PollConn, attempt: PollAttempt, text: string, at: number): boolean {
     const scanner = this.scanner!;
@@ -176,10 +223,12 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     let req: SubscribeRequest;
     let client: Client;
     try {
-      req = subscribeRequest(target, '/poll', [
-        ['cursor', cursor],
-        ['timeout', timeoutS === undefined ? undefined : String(timeoutS)],
-      ]);
+      const resume = resumeWith(target, cursor, 'query:cursor');
+      const params: [string, string | undefined][] = resume.query ? [[resume.query[0], resume.query[1]]] : [];
+      // notify serve's hold time; a generic server holds as long as it likes.
+      if (!this.generic) params.push(['timeout', timeoutS === undefined ? undefined : String(timeoutS)]);
+      req = subscribeRequest(target, '/poll', params);
+      if (resume.header !== undefined) req.headers['last-event-id'] = resume.header;
       client = clientFor(st, req.origin, target.localAddress, this.createClient);
     } catch {
       // A target that is not an http(s) URL: reported like any failed attempt rather than thrown into a timer.
@@ -203,7 +252,7 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
       connect: { timeout: this.connectTimeoutMs },
       localAddress,
       // A held poll answers within its timeout; past that plus the connect allowance the server is gone.
-      headersTimeout: this.pollTimeoutS * 1000 + this.connectTimeoutMs,
+      headersTimeout: this.generic ? 0 : this.pollTimeoutS * 1000 + this.connectTimeoutMs,
       bodyTimeout: this.connectTimeoutMs,
     });
 }

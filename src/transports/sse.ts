@@ -8,7 +8,8 @@ import { createParser, type EventSourceMessage, type EventSourceParser } from 'e
 import { errorCode, retryAfterMs, slug } from './codes.js';
 import { isObject, unreadCount } from './json.js';
 import { ProbeScanner } from './probe-scan.js';
-import { subscribeRequest, type SubscribeRequest } from './target-url.js';
+import { GenericDecoder, type Receiver } from './decode-generic.js';
+import { resumeWith, subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -25,7 +26,7 @@ const kConn = Symbol('notify.sse.conn');
 type TaggedSocket = Socket & { [kConn]?: SseConn };
 
 /** Per-connection state; lives as long as the connection number is in use. */
-class SseConn {
+class SseConn implements Receiver {
   cursor: string | undefined;
   retryMs: number | undefined;
   /** The live attempt; callbacks of any other attempt are stale and ignored. */
@@ -43,6 +44,11 @@ class SseConn {
   /** Receive time of the chunk being parsed. */
   at = 0;
   readonly parser: EventSourceParser;
+
+  /** The decoder's view: events of the attempt being fed count only while it is the live one. */
+  live(): boolean {
+    return this.feeding !== undefined && this.attempt === this.feeding;
+  }
 
   constructor(
     readonly transport: SseTransport,
@@ -130,8 +136,10 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly connector: buildConnector.connector;
-  /** Set with `probeOnly`. */
+  /** Set with `probeOnly` (notify dialect only). */
   private readonly scanner: ProbeScanner | undefined;
+  /** Set with `generic`: a target profile's server, whose events are searched for probes. */
+  private readonly generic: GenericDecoder | undefined;
 
   constructor(
     readonly sink: TransportSink,
@@ -140,7 +148,8 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     super();
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
-    this.scanner = options.probeOnly ? new ProbeScanner() : undefined;
+    this.generic = options.generic ? new GenericDecoder(sink, options.generic) : undefined;
+    this.scanner = options.probeOnly && !this.generic ? new ProbeScanner() : undefined;
     this.connector = buildConnector({ timeout: this.connectTimeoutMs });
   }
 
@@ -152,8 +161,9 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     st.socketError = undefined;
     let req: SubscribeRequest;
     let client: Client;
+    const resume = resumeWith(target, cursor, 'last-event-id');
     try {
-      req = subscribeRequest(target, '/events', []);
+      req = subscribeRequest(target, '/events', resume.query ? [resume.query] : []);
       client = clientFor(st, req.origin, target.localAddress, this.createClient);
     } catch {
       // A target that is not an http(s) URL: reported like any failed attempt rather than thrown into a timer.
@@ -161,10 +171,8 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     }
     req.headers.accept = 'text/event-stream';
     req.headers['cache-control'] = 'no-cache';
-    if (cursor !== undefined) {
-      req.headers['last-event-id'] = cursor;
-      st.cursor = cursor;
-    }
+    if (resume.header !== undefined) req.headers['last-event-id'] = resume.header;
+    if (cursor !== undefined) st.cursor = cursor;
     const attempt = new SseAttempt(st);
     st.attempt = attempt;
     client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
@@ -174,6 +182,7 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
   onEvent(st: SseConn, ev: EventSourceMessage): void {
     const attempt = st.feeding;
     if (attempt === undefined || st.attempt !== attempt) return;
+    if (this.generic !== undefined) return this.generic.sse(st, ev.event, ev.data, ev.id, st.at);
     if (this.scanner !== undefined && this.probesOnly(st, attempt, ev)) return;
     const sink = this.sink;
     let body: unknown;

@@ -31,3 +31,15 @@ export function subscribeRequest(
   if (target.token !== undefined) headers.authorization = `Bearer ${target.token}`;
   return { origin, path: url.pathname + url.search, headers };
 }
+
+/**
+ * Where a resumed attempt puts its cursor, by the target's `resume` (transport.ts): the `Last-Event-ID` header, a
+ * query parameter, or nowhere. `fallback` is notify serve's choice for the transport.
+ */
+export function resumeWith(target: SubscribeTarget, cursor: string | undefined, fallback: string): { header?: string; query?: readonly [string, string] } {
+  if (cursor === undefined) return {};
+  const mode = target.resume ?? fallback;
+  if (mode === 'last-event-id') return { header: cursor };
+  if (mode.startsWith('query:')) return { query: [mode.slice(6), cursor] };
+  return {};
+}

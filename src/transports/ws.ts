@@ -6,7 +6,8 @@ import WebSocket from 'ws';
 import { errorCode, retryAfterMs } from './codes.js';
 import { isObject, unreadCount } from './json.js';
 import { ProbeScanner } from './probe-scan.js';
-import { subscribeRequest } from './target-url.js';
+import { GenericDecoder, type Receiver } from './decode-generic.js';
+import { resumeWith, subscribeRequest } from './target-url.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   type ReadReceipts,
@@ -19,10 +20,18 @@ import {
 import type { IncomingMessage, ClientRequest } from 'node:http';
 import { EVENT } from '../protocol/events.js';
 
-class WsConn {
+class WsConn implements Receiver {
   cursor: string | undefined;
   /** The live socket; events of any other socket are stale and ignored. */
   ws: WsSocket | undefined;
+  /** The socket whose frame is being decoded. */
+  decoding: WsSocket | undefined;
+  /** Text frames to send once open (a target profile's `send`). */
+  send: string[] | undefined;
+
+  live(): boolean {
+    return this.decoding !== undefined && this.ws === this.decoding;
+  }
 
   constructor(
     readonly transport: WsTransport,
@@ -42,6 +51,7 @@ function onOpen(this: WebSocket): void {
   if (st.ws !== ws) return;
   ws.opened = true;
   st.transport.sink.opened(st.conn, performance.now());
+  if (st.send !== undefined && st.ws === ws) for (const frame of st.send) ws.send(frame);
 }
 
 function onMessage(this: WebSocket, data: WebSocket.RawData): void {
@@ -83,15 +93,18 @@ export class WsTransport implements Transport, ReadReceipts {
   readonly name = 'ws' as const;
   private readonly conns = new Map<number, WsConn>();
   private readonly connectTimeoutMs: number;
-  /** Set with `probeOnly`. */
+  /** Set with `probeOnly` (notify dialect only). */
   private readonly scanner: ProbeScanner | undefined;
+  /** Set with `generic`: a target profile's server, whose frames are searched for probes. */
+  private readonly generic: GenericDecoder | undefined;
 
   constructor(
     readonly sink: TransportSink,
     options: TransportOptions = {},
   ) {
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.scanner = options.probeOnly ? new ProbeScanner() : undefined;
+    this.generic = options.generic ? new GenericDecoder(sink, options.generic) : undefined;
+    this.scanner = options.probeOnly && !this.generic ? new ProbeScanner() : undefined;
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
@@ -103,10 +116,13 @@ export class WsTransport implements Transport, ReadReceipts {
       this.stop(st, 'aborted');
     }
     if (cursor !== undefined) st.cursor = cursor;
+    st.send = target.send;
     let ws: WsSocket;
     try {
-      const req = subscribeRequest(target, '/ws', [['cursor', cursor]], 'ws');
-      ws = new WsSocket(req.origin + req.path, {
+      const resume = resumeWith(target, cursor, 'query:cursor');
+      const req = subscribeRequest(target, '/ws', resume.query ? [resume.query] : [], 'ws');
+      if (resume.header !== undefined) req.headers['last-event-id'] = resume.header;
+      ws = new WsSocket(req.origin + req.path, target.protocols ?? [], {
         headers: req.headers,
         localAddress: target.localAddress,
         handshakeTimeout: this.connectTimeoutMs,
@@ -170,6 +186,12 @@ export class WsTransport implements Transport, ReadReceipts {
       : Array.isArray(data)
         ? Buffer.concat(data).toString('utf8')
         : Buffer.from(data).toString('utf8');
+    if (this.generic !== undefined) {
+      st.decoding = ws;
+      this.generic.text(st, text, at);
+      st.decoding = undefined;
+      return;
+    }
     if (this.scanner !== undefined && this.probesOnly(st, ws, text, at)) return;
     let m: unknown;
     try {
