@@ -1,6 +1,7 @@
 /** Transport registry: `--transport sse|ws|poll` picks a factory by name. */
 import { usageError } from '../errors.js';
 import { PollTransport } from './poll.js';
+import { SocketioTransport } from './socketio.js';
 import { SseTransport } from './sse.js';
 import type { Transport, TransportFactory, TransportOptions, TransportSink } from './transport.js';
 import { WsTransport } from './ws.js';
@@ -12,6 +13,7 @@ const registry = new Map<string, TransportFactory>([
   ['sse', (sink, options) => new SseTransport(sink, options)],
   ['ws', (sink, options) => new WsTransport(sink, options)],
   ['poll', (sink, options) => new PollTransport(sink, options)],
+  ['socketio', (sink, options) => new SocketioTransport(sink, options)],
 ]);
 
 export function transportNames(): string[] {
