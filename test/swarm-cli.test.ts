@@ -105,7 +105,7 @@ describe('notify swarm exit codes', () => {
     const result = JSON.parse(readFileSync(file, 'utf8'));
     expect(result.schema).toBe('notify.result/1');
     expect(result.stoppedEarly).toBeNull();
-    expect(result.target).toEqual({ urls: [gw.url], embedded: false });
+    expect(result.target).toEqual({ urls: [gw.url], embedded: false, profile: 'notify', source: 'built-in notify', resume: { sse: 'last-event-id' } });
     expect(result.config).toMatchObject({ conns: CONNS, rampMs: 200, durationMs: 1000, drainMs: 300, rate: 20, mix: { sse: 1 } });
     expect(result.summary.total.events).toMatchObject({ published: 20, expected: DELIVERED, delivered: DELIVERED, lost: 0, duplicated: 0 });
     expect(result.summary.transports.sse.events.delivered).toBe(DELIVERED);
@@ -133,7 +133,7 @@ describe('notify swarm exit codes', () => {
 
   it.each([
     [['--conns', '0'], '--conns must be >= 1 (got 0)'],
-    [['--transport', 'bogus'], '--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "bogus")'],
+    [['--transport', 'bogus'], '--transport must be sse, ws, poll, socketio or mix:sse=70,ws=20,poll=10 (got "bogus")'],
     [['--storm', '50'], '--storm must look like 50%@20s (got "50")'],
     [['--threshold', 'p99<<3'], '--threshold "p99<<3": '],
     [['--rate', 'fast'], '--rate must be a rate like 20/s or 600/m (got "fast")'],

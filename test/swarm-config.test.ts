@@ -44,7 +44,7 @@ describe('parseMix', () => {
   });
 
   it('rejects unknown names, malformed parts, an all-zero mix and a transport named twice, naming --transport', () => {
-    expect(usage(() => parseMix('bogus'))).toBe('--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "bogus")');
+    expect(usage(() => parseMix('bogus'))).toBe('--transport must be sse, ws, poll, socketio or mix:sse=70,ws=20,poll=10 (got "bogus")');
     expect(usage(() => parseMix('mix:sse=a'))).toBe('--transport mix part must look like sse=70 (got "sse=a" in "mix:sse=a")');
     expect(usage(() => parseMix('mix:http=1'))).toMatch(/^--transport mix part must look like sse=70 \(got "http=1"/);
     expect(usage(() => parseMix('mix:'))).toMatch(/^--transport mix part/);
@@ -121,6 +121,27 @@ describe('parseAddressRange', () => {
 });
 
 describe('resolveSwarmOptions', () => {
+  it('takes the target profile: notify by default; its transports, streams and --url rules apply', () => {
+    const url = ['http://127.0.0.1:9'];
+    expect(resolveSwarmOptions({}, {}).target).toMatchObject({ name: 'notify', source: 'built-in notify', dialect: 'notify' });
+    // Each profile's first transport is the default: Socket.IO apps have only the one.
+    expect(resolveSwarmOptions({ target: 'socketio', url }, {}).mix).toEqual({ socketio: 1 });
+    expect(resolveSwarmOptions({ target: 'nchan', url, transport: 'mix:sse=1,ws=1,poll=2' }, {}).mix).toEqual({ sse: 0.25, ws: 0.25, poll: 0.5 });
+    expect(usage(() => resolveSwarmOptions({ target: 'pushpin', url, transport: 'ws' }, {}))).toBe(
+      '--transport ws: the built-in pushpin profile subscribes with sse only (got "ws")',
+    );
+    // The sse profile's subscribers receive broadcasts only: no user rate, and a given one is refused.
+    const sse = resolveSwarmOptions({ target: 'sse', url, targetVar: ['publishUrl=http://127.0.0.1:9/pub'] }, {});
+    expect([sse.rate, sse.userRate]).toEqual([10, 0]);
+    expect(usage(() => resolveSwarmOptions({ target: 'sse', url, userRate: '5/s', targetVar: ['publishUrl=http://127.0.0.1:9/pub'] }, {}))).toMatch(
+      /^--user-rate: the built-in sse profile's subscribers receive no user stream/,
+    );
+    // Only notify serve can be started by the swarm itself.
+    expect(usage(() => resolveSwarmOptions({ target: 'nchan' }, {}))).toMatch(/^--target nchan: give the server's --url/);
+    // --publish-key is the notify profile's publishKey var.
+    expect(resolveSwarmOptions({ publishKey: 'k1' }, {}).target.publish.http?.headers).toEqual({ 'X-Publish-Key': 'k1' });
+  });
+
   it('fills the documented defaults', () => {
     const c = resolveSwarmOptions({}, {});
     expect(c).toMatchObject({
@@ -223,7 +244,7 @@ describe('resolveSwarmOptions', () => {
     [{ conns: '0' }, '--conns must be >= 1 (got 0)'],
     [{ conns: 'many' }, '--conns must be a whole number (got "many")'],
     [{ users: '0' }, '--users must be >= 1 (got 0)'],
-    [{ transport: 'bogus' }, '--transport must be sse, ws, poll or mix:sse=70,ws=20,poll=10 (got "bogus")'],
+    [{ transport: 'bogus' }, '--transport must be sse, ws, poll, socketio or mix:sse=70,ws=20,poll=10 (got "bogus")'],
     [{ storm: ['50'] }, '--storm must look like 50%@20s (got "50")'],
     [{ rate: 'fast' }, '--rate must be a rate like 20/s or 600/m (got "fast")'],
     [{ rate: '200000/s' }, '--rate must be <= 100000/s (got "200000/s")'],

@@ -3,6 +3,7 @@
  * (it answered with an error, or no connection was ever made) is owed to nobody; a probe that may have been stored
  * (the connection was cut after the request was sent) stays expected. Real sockets on 127.0.0.1, port 0.
  */
+import { loadTarget } from '../src/targets/load.js';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,7 +30,7 @@ async function closedPort(): Promise<string> {
 
 /** Publishes 10 broadcast probes (50/s for 200 ms) to `url` and waits for every answer. */
 async function publishTen(url: string): Promise<Publisher> {
-  const pub = new Publisher({ run: 'rpub', urls: [url], rate: 50, userRate: 0, users: 1, userPrefix: 'u' });
+  const pub = new Publisher({ run: 'rpub', urls: [url], target: loadTarget(undefined, []), rate: 50, userRate: 0, users: 1, userPrefix: 'u' });
   await pub.run(Date.now(), 200);
   await pub.close(5000);
   expect(pub.sent).toBe(10);

@@ -7,6 +7,8 @@ import { decodeHistogram, mergeHistograms } from '../src/metrics/histogram.js';
 import { SubscriberAudit } from '../src/swarm/audit.js';
 import type { WorkerPlan, WorkerTick } from '../src/swarm/messages.js';
 import { SwarmWorker } from '../src/swarm/worker.js';
+import { loadTarget } from '../src/targets/load.js';
+import { subscribePlan } from '../src/targets/subscribe.js';
 
 describe('swarm worker latency', () => {
   it('per-transport histograms are the sum of the ticks, and the ticks cover every transport', async () => {
@@ -28,6 +30,7 @@ describe('swarm worker latency', () => {
       backoffBaseMs: 100,
       backoffCapMs: 1000,
       pollTimeoutS: 25,
+      target: subscribePlan(loadTarget(undefined, [])),
     };
     const ticks: WorkerTick[] = [];
     const worker = new SwarmWorker(plan, (m) => void (m.type === 'tick' && ticks.push(m)));

@@ -19,7 +19,13 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .description('Open N subscribers, publish probes on a schedule, and audit delivery: latency, lost, duplicated, out-of-order, reconnects.')
     .option('--url <url>', 'server to subscribe to (repeatable; env NOTIFY_URL); without it an embedded notify serve is started', collect)
     .option('--publish-to <which>', 'first: probes go to the first --url (servers sharing a broker); each: to every --url (independent servers)', 'first')
-    .option('--transport <t>', 'sse, ws, poll or mix:sse=70,ws=20,poll=10', D.transport)
+    .option('--transport <t>', "sse, ws, poll, socketio or mix:sse=70,ws=20,poll=10 (default: the target profile's first, sse for notify)")
+    .option(
+      '--target <name|file>',
+      'how to subscribe and publish: a built-in profile (notify, nchan, pushpin, socketio, sse) or a notify.target/1 YAML file',
+      'notify',
+    )
+    .option('--target-var <NAME=VALUE>', 'fills {var.NAME} in the target profile (repeatable), e.g. publishUrl=http://127.0.0.1:5561/publish/', collect)
     .option('--conns <n>', 'subscriber connections', D.conns)
     .option('--users <n>', 'distinct users the connections map onto (default: one per connection)')
     .option('--user-prefix <p>', 'user ids are <prefix>1 ... <prefix>N', D.userPrefix)
@@ -56,6 +62,8 @@ Examples:
   $ notify swarm --conns 500 --user-rate 200/s --storm 50%@15s --reconnect backoff --out result.json
   $ notify swarm --conns 300 --duration 20s --threshold 'p99<250ms' --threshold 'lost==0'   # exit 99 if crossed
   $ notify swarm --conns 1000 --out result.json --html report.html --junit junit.xml         # CI artifacts
+  $ notify swarm --target nchan --url http://127.0.0.1:8080 --transport mix:sse=50,ws=25,poll=25 --threshold lost==0
+  $ notify swarm --target ./my-server.yaml --url http://127.0.0.1:3000 --target-var key=s3cret --threshold lost==0
 
 Latency = receive time - the probe's intended send time (a late publisher shows up in it).
 On a terminal a live dashboard shows the run (q or Ctrl-C stops early; the result is still written); with

@@ -31,7 +31,17 @@ export const resultSchema = z
       .nullable()
       .optional()
       .transform((v) => v ?? null),
-    target: z.object({ urls: z.array(z.string()), embedded: z.boolean() }).passthrough(),
+    target: z
+      .object({
+        urls: z.array(z.string()),
+        embedded: z.boolean(),
+        /** The target profile's name and where it came from (`built-in nchan`, a file path); older files have neither. */
+        profile: z.string().optional(),
+        source: z.string().optional(),
+        /** Per transport used: how a reconnect resumes (`none`: what the target sends meanwhile is lost to it). */
+        resume: z.record(z.string(), z.string()).optional(),
+      })
+      .passthrough(),
     config: z.object({ thresholds: z.array(z.string()) }).passthrough(),
     // The run's figures: the same schema their types are derived from (src/metrics/summary.ts).
     summary: runSummarySchema,

@@ -18,7 +18,9 @@ export type ResultFile = z.output<typeof resultSchema>;
 export function buildResult(outcome: SwarmOutcome, version: string): ResultFile {
   const { config } = outcome;
   // Secrets stay out of files people share.
-  const { publishKey, jwtSecret, thresholds, ...rest } = config;
+  // The loaded profile holds its filled --target-var values (keys, tokens): the file names it and its resume modes only.
+  const { publishKey, jwtSecret, thresholds, target, ...rest } = config;
+  const used = Object.keys(config.mix) as (keyof typeof target.subscribe)[];
   return {
     schema: RESULT_SCHEMA,
     tool: { name: 'notify', version },
@@ -26,7 +28,13 @@ export function buildResult(outcome: SwarmOutcome, version: string): ResultFile 
     startedAt: outcome.startedAt,
     endedAt: outcome.endedAt,
     stoppedEarly: outcome.stoppedEarly ?? null,
-    target: { urls: outcome.urls, embedded: outcome.embedded },
+    target: {
+      urls: outcome.urls,
+      embedded: outcome.embedded,
+      profile: target.name,
+      source: target.source,
+      resume: Object.fromEntries(used.map((t) => [t, target.subscribe[t]?.resume ?? 'none'])),
+    },
     config: { ...rest, publishKey: publishKey ? '***' : undefined, jwtSecret: jwtSecret ? '***' : undefined, thresholds: thresholds.map((t) => t.expr) },
     summary: outcome.summary,
     histograms: outcome.histograms,

@@ -23,6 +23,8 @@ export interface SummaryView {
   durationS?: number;
   publisher?: PublisherFigures;
   problems?: readonly RunProblem[];
+  /** The target's profile and, per transport used, how it resumes after a reconnect. */
+  target?: { profile?: string; resume?: Record<string, string> };
 }
 
 /** What the summary shows of a result: the same for a run that just ended and for `notify report`. */
@@ -34,6 +36,7 @@ export function summaryViewOf(result: ResultFile): SummaryView {
     selfCheckWarning: result.selfCheck.warning,
     publisher: result.publisher,
     problems: result.problems,
+    target: result.target,
   };
 }
 
@@ -71,6 +74,12 @@ export function renderSummary(view: SummaryView, color: boolean): string {
   }
   if (view.summary.total.events.misrouted > 0) {
     out += `MISROUTED: ${view.summary.total.events.misrouted} receipts of probes of another user's stream: the server sent notifications to subscribers they were not for\n`;
+  }
+  const cannotResume = Object.entries(view.target?.resume ?? {}).filter(([, mode]) => mode === 'none');
+  if (cannotResume.length > 0) {
+    const over = cannotResume.map(([t]) => t).join(', ');
+    out += `NO RESUME: the ${view.target?.profile ?? ''} target cannot resume over ${over} (resume: none): what it sent while a subscriber was reconnecting is lost to that subscriber, and counted as lost
+`;
   }
   if (view.publisher) {
     const p = view.publisher;

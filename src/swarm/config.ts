@@ -1,9 +1,11 @@
-/** `notify swarm` options as resolved and validated: flags in, a SwarmConfig out (pure; no I/O). */
+/** `notify swarm` options as resolved and validated: flags in, a SwarmConfig out (the only I/O: reading a --target file). */
 import { randomBytes } from 'node:crypto';
 import { usageError } from '../errors.js';
 import { parseThresholds, type Threshold } from '../metrics/thresholds.js';
 import { isTransportName, TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { formatDuration, parseDuration, parseInteger, parsePercent, parseRate } from '../util/parse.js';
+import { loadTarget, type LoadedTarget } from '../targets/load.js';
+import { profileTransports } from '../targets/subscribe.js';
 
 export const RECONNECT_POLICIES = ['immediate', 'backoff', 'retry'] as const;
 export type ReconnectPolicy = (typeof RECONNECT_POLICIES)[number];
@@ -58,6 +60,8 @@ export interface SwarmConfig {
   bailout: number;
   /** Largest long-poll hold asked of the server, s. */
   pollTimeoutS: number;
+  /** How to subscribe and publish (`--target`): notify serve's profile unless another is named. */
+  target: LoadedTarget;
 }
 
 export interface RawSwarmOptions {
@@ -86,10 +90,11 @@ export interface RawSwarmOptions {
   bailout?: string;
   pollTimeout?: string;
   run?: string;
+  target?: string;
+  targetVar?: string[];
 }
 
 export const SWARM_DEFAULTS = {
-  transport: 'sse',
   conns: '100',
   ramp: '5s',
   duration: '30s',
@@ -155,8 +160,45 @@ export function parseAddressRange(value: string): string[] {
   return out;
 }
 
+/**
+ * The transports a profile can carry, each named in --transport; the default is the profile's first one (sse for
+ * every built-in but socketio).
+ */
+function mixFor(raw: string | undefined, target: LoadedTarget): SwarmConfig['mix'] {
+  const can = profileTransports(target);
+  const mix = parseMix(raw ?? (can.includes('sse') ? 'sse' : can[0]!));
+  for (const t of Object.keys(mix) as TransportName[]) {
+    if (!can.includes(t)) throw usageError(`--transport ${t}: the ${target.source} profile subscribes with ${can.join(', ')} only (got "${raw}")`);
+  }
+  return mix;
+}
+
+/**
+ * Probe rates against the streams the profile's subscribers receive: a rate for a stream nobody receives is a usage
+ * error when given, and 0 when defaulted (a user-only profile then publishes on user streams by default instead).
+ */
+function ratesFor(raw: RawSwarmOptions, target: LoadedTarget): { rate: number; userRate: number } {
+  const d = SWARM_DEFAULTS;
+  const broadcast = target.streams.includes('broadcast');
+  const user = target.streams.includes('user');
+  if (!broadcast && raw.rate !== undefined && parseRate('--rate', raw.rate) > 0) {
+    throw usageError(`--rate: the ${target.source} profile's subscribers receive no broadcast stream (streams: ${target.streams.join(', ')}); use --user-rate`);
+  }
+  if (!user && raw.userRate !== undefined && parseRate('--user-rate', raw.userRate) > 0) {
+    throw usageError(`--user-rate: the ${target.source} profile's subscribers receive no user stream (streams: ${target.streams.join(', ')}); use --rate`);
+  }
+  const rate = broadcast ? parseRate('--rate', raw.rate ?? d.rate) : 0;
+  const userRate = parseRate('--user-rate', raw.userRate ?? (broadcast ? d.userRate : d.rate));
+  if (rate > 100_000) throw usageError(`--rate must be <= 100000/s (got "${raw.rate}")`);
+  if (userRate > 100_000) throw usageError(`--user-rate must be <= 100000/s (got "${raw.userRate}")`);
+  return { rate, userRate };
+}
+
 export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, string | undefined> = {}): SwarmConfig {
   const d = SWARM_DEFAULTS;
+  const publishKey = raw.publishKey ?? env.NOTIFY_PUBLISH_KEY;
+  // --publish-key is the notify profile's {var.publishKey}; an explicit --target-var publishKey= wins.
+  const target = loadTarget(raw.target, [...(publishKey !== undefined ? [`publishKey=${publishKey}`] : []), ...(raw.targetVar ?? [])]);
   const urls = (raw.url ?? (env.NOTIFY_URL ? [env.NOTIFY_URL] : [])).map((u) => {
     let parsed: URL;
     try {
@@ -177,10 +219,10 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
   }
   const durationMs = parseDuration('--duration', raw.duration ?? d.duration);
   if (durationMs <= 0) throw usageError(`--duration must be more than 0 (got "${raw.duration}")`);
-  const rate = parseRate('--rate', raw.rate ?? d.rate);
-  const userRate = parseRate('--user-rate', raw.userRate ?? d.userRate);
-  if (rate > 100_000) throw usageError(`--rate must be <= 100000/s (got "${raw.rate}")`);
-  if (userRate > 100_000) throw usageError(`--user-rate must be <= 100000/s (got "${raw.userRate}")`);
+  const { rate, userRate } = ratesFor(raw, target);
+  if (urls.length === 0 && target.dialect !== 'notify') {
+    throw usageError(`--target ${raw.target}: give the server's --url (without one the swarm starts its own notify serve, which speaks the notify profile)`);
+  }
   const userPrefix = raw.userPrefix ?? d.userPrefix;
   if (!/^[A-Za-z0-9_.@:+=-]{0,100}$/.test(userPrefix)) throw usageError(`--user-prefix may use A-Z a-z 0-9 _ . @ : + = - (got "${userPrefix}")`);
   const run = raw.run ?? `r${randomBytes(4).toString('hex')}`;
@@ -195,7 +237,7 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     run,
     urls,
     publishTo,
-    mix: parseMix(raw.transport ?? d.transport),
+    mix: mixFor(raw.transport, target),
     conns,
     users,
     userPrefix,
@@ -213,10 +255,11 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     dashboard: raw.dashboard !== false,
     workers: parseInteger('--workers', raw.workers ?? d.workers, 0, 64),
     localAddresses: raw.localAddress ? parseAddressRange(raw.localAddress) : [],
-    publishKey: raw.publishKey ?? env.NOTIFY_PUBLISH_KEY,
+    publishKey,
     jwtSecret: raw.jwtSecret ?? env.NOTIFY_JWT_SECRET,
     bailout: parseInteger('--bailout', raw.bailout ?? d.bailout, 0),
     pollTimeoutS: parseDuration('--poll-timeout', raw.pollTimeout ?? d.pollTimeout, 's') / 1000,
+    target,
   };
 }
 

@@ -5,6 +5,7 @@
 import type { AuditCounts } from './audit.js';
 import type { ReconnectPolicy } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
+import type { SubscribePlan } from '../targets/subscribe.js';
 
 export interface WorkerPlan {
   run: string;
@@ -27,6 +28,8 @@ export interface WorkerPlan {
   pollTimeoutS: number;
   /** When set, the worker mints an HS256 token per user (sub = user id). */
   jwtSecret?: string;
+  /** How to subscribe: the target profile's subscribe side. */
+  target: SubscribePlan;
 }
 
 export type MainToWorker =

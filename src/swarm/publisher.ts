@@ -7,17 +7,24 @@
  * Per stream, one publish request is in flight at a time; probes that come due meanwhile go out together as one
  * batch request when it returns. Concurrent requests for one stream could reach the server in another order than
  * their seqs, and the audit would then report the publisher's own reordering as the server's.
+ *
+ * How a probe reaches the server is the target profile's `publish` block (src/publish/probe-publishers.ts: notify
+ * serve's batch POST, any HTTP API, Redis PUBLISH, NATS); this scheduler is the same for all of them.
  */
 import { performance } from 'node:perf_hooks';
-import { createPublishClient, type PublishClient } from '../publish/http-client.js';
 import { createHistogram } from '../metrics/histogram.js';
+import type { Probe } from '../protocol/probe.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
+import { createProbePublisher } from '../publish/probe-publishers.js';
+import type { ItemOutcome, ProbeItem, ProbePublisher } from '../publish/probe-publisher.js';
+import type { TargetProfile } from '../targets/schema.js';
 
 export interface PublisherOptions {
   run: string;
   /** Servers every probe is published to: the first --url, or each of them (`--publish-to each`). */
   urls: string[];
-  publishKey?: string;
+  /** How to publish on them. */
+  target: TargetProfile;
   /** Broadcast probes per second. */
   rate: number;
   /** Per-user probes per second, in total. */
@@ -29,7 +36,7 @@ export interface PublisherOptions {
 const nowMs = () => performance.timeOrigin + performance.now();
 
 export class Publisher {
-  private readonly clients: PublishClient[];
+  private readonly publishers: ProbePublisher[];
   /** Send times (epoch ms) per stream; index i is seq i+1. */
   readonly sendTimes = new Map<string, number[]>();
   /**
@@ -44,15 +51,17 @@ export class Publisher {
   /** Sent since the last `takeSent()`. */
   private sentTick = 0;
   private inFlight = new Set<Promise<void>>();
-  /** Probes due but not sent yet, per stream (bodies), while that stream has a request in flight. */
-  private readonly queued = new Map<string, { body: string; seq: number }[]>();
+  /** Probes due but not sent yet, per stream, while that stream has a request in flight. */
+  private readonly queued = new Map<string, ProbeItem[]>();
   private readonly busy = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private finished: (() => void) | undefined;
 
   constructor(private readonly options: PublisherOptions) {
-    this.clients = options.urls.map((url) => createPublishClient({ url, publishKey: options.publishKey, connections: 32, timeoutMs: 30_000 }));
+    // Brokers are one destination whatever the --url; HTTP publishes to each server the run publishes to.
+    const bases = options.target.publish.http ? options.urls : options.urls.slice(0, 1);
+    this.publishers = bases.map((base) => createProbePublisher(options.target, base, { connections: 32, timeoutMs: 30_000 }));
   }
 
   /** Publishes from `startAt` (epoch ms) for `durationMs`. Resolves when the schedule is done (not the answers). */
@@ -84,15 +93,11 @@ export class Publisher {
   }
 
   private send(stream: string, t: number, user?: string): void {
-    const probe = { run: this.options.run, stream, seq: 0, t };
+    const probe: Probe = { run: this.options.run, stream, seq: 0, t };
     let queue = this.queued.get(stream);
     if (!queue) this.queued.set(stream, (queue = []));
     probe.seq = (this.sendTimes.get(stream)?.length ?? 0) + queue.length + 1;
-    const target = user === undefined ? '"broadcast":true' : `"user":${JSON.stringify(user)}`;
-    queue.push({
-      seq: probe.seq,
-      body: `{${target},"notification":{"type":"system","title":"swarm probe ${probe.seq}","data":{"probe":${JSON.stringify(probe)}}}}`,
-    });
+    queue.push({ probe, stream, user });
     if (!this.busy.has(stream)) this.flush(stream);
   }
 
@@ -111,32 +116,39 @@ export class Publisher {
     for (let i = 0; i < queue.length; i++) times.push(sentAt);
     this.sent += queue.length;
     this.sentTick += queue.length;
-    const body = queue.length === 1 ? queue[0]!.body : `[${queue.map((q) => q.body).join(',')}]`;
-    const p = Promise.all(this.clients.map((c) => c.publishRaw(body))).then((outcomes) => {
-      let ok = true;
-      let refused = false;
-      for (const outcome of outcomes) {
-        if (outcome.ok) continue;
-        ok = false;
-        // An error answer, or no connection at all, means the server did not store it; a timeout or a reset after
-        // sending leaves it unknown, so it stays expected.
-        if (outcome.stored === false) refused = true;
-        this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + queue.length;
-      }
-      if (ok) {
-        this.accepted += queue.length;
-        this.ack.recordMs(nowMs() - sentAt);
-      }
-      if (refused) {
-        let list = this.refused.get(stream);
-        if (!list) this.refused.set(stream, (list = []));
-        for (const q of queue) list.push(q.seq);
-      }
+    const p = Promise.all(this.publishers.map((c) => c.send(queue))).then((outcomes) => {
+      this.account(stream, queue, outcomes, sentAt);
       this.inFlight.delete(p);
       if (this.running || this.queued.get(stream)?.length) this.flush(stream);
       else this.busy.delete(stream);
     });
     this.inFlight.add(p);
+  }
+
+  /** Counts one send's answers: `outcomes[publisher][item]`. */
+  private account(stream: string, items: readonly ProbeItem[], outcomes: ItemOutcome[][], sentAt: number): void {
+    let allOk = true;
+    for (let i = 0; i < items.length; i++) {
+      let ok = true;
+      let refused = false;
+      for (const list of outcomes) {
+        const outcome = list[i]!;
+        if (outcome.ok) continue;
+        ok = false;
+        // An error answer, or no connection at all, means the server did not store it; a timeout or a reset after
+        // sending leaves it unknown, so it stays expected.
+        if (outcome.stored === false) refused = true;
+        this.failures[outcome.cause] = (this.failures[outcome.cause] ?? 0) + 1;
+      }
+      if (ok) this.accepted++;
+      else allOk = false;
+      if (refused) {
+        let list = this.refused.get(stream);
+        if (!list) this.refused.set(stream, (list = []));
+        list.push(items[i]!.probe.seq);
+      }
+    }
+    if (allOk) this.ack.recordMs(nowMs() - sentAt);
   }
 
   /** Probes sent since the previous call. */
@@ -157,7 +169,7 @@ export class Publisher {
   async close(timeoutMs = 5000): Promise<void> {
     this.stop();
     await Promise.race([Promise.all(this.inFlight), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    await Promise.all(this.clients.map((c) => c.destroy()));
+    await Promise.all(this.publishers.map((c) => c.destroy()));
   }
 
   sendTimesJson(): Record<string, number[]> {

@@ -12,6 +12,7 @@ import { WorkerFleet } from './fleet.js';
 import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoint } from './live.js';
 import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
+import { subscribePlan } from '../targets/subscribe.js';
 import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
 
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
@@ -65,14 +66,21 @@ export function planWorkers(config: SwarmConfig, isLoopback: boolean, embeddedSe
   return { workers, localAddresses, notes: plan.notes };
 }
 
-/** Any HTTP answer means the server is there; a refused or timed-out connection ends the run before it starts. */
-async function preflight(url: string): Promise<void> {
+/**
+ * Any HTTP answer means the server is there (notify serve's /healthz; another server's --url itself, whatever it
+ * answers); a refused or timed-out connection ends the run before it starts.
+ */
+async function preflight(url: string, target: SwarmConfig['target']): Promise<void> {
+  const probeUrl = target.dialect === 'notify' ? url + '/healthz' : url;
   try {
-    await fetch(url + '/healthz', { signal: AbortSignal.timeout(5000) }).then((r) => r.arrayBuffer());
+    await fetch(probeUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.body?.cancel());
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
     throw new NotifyError('E_UNREACHABLE', `cannot reach ${url} (${cause}): is the server running?`, {
-      hint: 'start one with `notify serve`, or leave out --url to let the swarm start its own',
+      hint:
+        target.dialect === 'notify'
+          ? 'start one with `notify serve`, or leave out --url to let the swarm start its own'
+          : `the ${target.source} profile subscribes there`,
     });
   }
 }
@@ -149,7 +157,7 @@ async function prepare(
     urls = [embedded.url];
     note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
   }
-  await Promise.all(urls.map(preflight));
+  await Promise.all(urls.map((u) => preflight(u, config.target)));
   return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
 }
 
@@ -175,6 +183,7 @@ function workerPlans(
     backoffCapMs: config.backoffCapMs,
     pollTimeoutS: config.pollTimeoutS,
     jwtSecret: config.jwtSecret,
+    target: subscribePlan(config.target),
   }));
 }
 
@@ -182,7 +191,7 @@ function publisherFor(config: SwarmConfig, urls: string[]): Publisher {
   return new Publisher({
     run: config.run,
     urls: config.publishTo === 'each' ? urls : [urls[0]!],
-    publishKey: config.publishKey,
+    target: config.target,
     rate: config.rate,
     userRate: config.userRate,
     users: config.users,

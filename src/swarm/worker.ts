@@ -8,7 +8,8 @@ import { SignJWT } from 'jose';
 import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
 import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit } from './audit.js';
-import { subscriberStreams } from '../protocol/streams.js';
+import { BROADCAST, userStream } from '../protocol/streams.js';
+import { genericSpec, subscribeRenderer } from '../targets/subscribe.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import type { StormPart, TransportPart, WorkerPlan, WorkerRamped, WorkerResult, WorkerTick } from './messages.js';
 
@@ -92,6 +93,8 @@ export class SwarmWorker implements TransportSink {
   async start(): Promise<void> {
     const p = this.plan;
     const tokens = new Map<string, string>();
+    const render = TRANSPORT_NAMES.map((name) => (p.target.subscribe[name] ? subscribeRenderer(p.target, name) : undefined));
+    const streams = p.target.streams;
     for (const i of this.mine) {
       const user = `${p.userPrefix}${(i % p.users) + 1}`;
       let token: string | undefined;
@@ -99,17 +102,19 @@ export class SwarmWorker implements TransportSink {
         token = tokens.get(user);
         if (!token) tokens.set(user, (token = await mintToken(p.jwtSecret, user)));
       }
+      const k = this.kind[i]!;
+      const name = TRANSPORT_NAMES[k]!;
       this.targets[i] = {
-        url: p.urls[i % p.urls.length]!,
-        user,
-        token,
+        ...render[k]!({ base: p.urls[i % p.urls.length]!, user, token }),
         localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
       };
-      this.audits[i] = new SubscriberAudit(p.run, subscriberStreams(user));
-      const k = this.kind[i]!;
+      this.audits[i] = new SubscriberAudit(
+        p.run,
+        streams.map((s) => (s === 'user' ? userStream(user) : BROADCAST)),
+      );
       this.stats[k]!.target++;
       // probeOnly: notification() reads nothing but the probe, so the transports need not parse the rest.
-      this.transports[k] ??= createTransport(TRANSPORT_NAMES[k]!, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true });
+      this.transports[k] ??= createTransport(name, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true, generic: genericSpec(p.target, name) });
     }
     this.eld.enable();
     this.timers.push(setInterval(() => this.tick(), 1000));

@@ -58,6 +58,8 @@ const ws = z
   })
   .strict();
 
+const SOCKETIO_RESERVED = ['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener'];
+
 const socketio = z
   .object({
     url: z.string().min(1),
@@ -71,7 +73,15 @@ const socketio = z
     /** Event names whose arguments carry notifications; default `notification`. */
     events: eventNames.default(['notification']),
     /** Events emitted after connect, each `[name, ...args]` with string args (templates, JSON-parsed when they are JSON). */
-    emit: z.array(z.array(z.string()).min(1)).optional(),
+    emit: z
+      .array(
+        z
+          .array(z.string())
+          .min(1)
+          // socket.io-client throws on emitting these (they are its own): a profile naming one would crash a worker.
+          .refine((e) => !SOCKETIO_RESERVED.includes(e[0]!), { message: `must not be an event name Socket.IO reserves (${SOCKETIO_RESERVED.join(', ')})` }),
+      )
+      .optional(),
     resume: resume.default('none'),
   })
   .strict();
@@ -109,7 +119,10 @@ const http = z
 
 const redis = z
   .object({
-    url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').default('redis://127.0.0.1:6379'),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'expected a redis:// URL')
+      .default('redis://127.0.0.1:6379'),
     /** Channel templates. */
     user: z.string().min(1),
     broadcast: z.string().min(1),
@@ -118,7 +131,10 @@ const redis = z
 
 const nats = z
   .object({
-    url: z.string().regex(/^(?:nats|tls):\/\//, 'expected a nats:// URL').default('nats://127.0.0.1:4222'),
+    url: z
+      .string()
+      .regex(/^(?:nats|tls):\/\//, 'expected a nats:// URL')
+      .default('nats://127.0.0.1:4222'),
     /** Subject templates. */
     user: z.string().min(1),
     broadcast: z.string().min(1),
