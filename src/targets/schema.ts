@@ -176,10 +176,6 @@ export const targetSchema = z
 
 export type TargetProfile = z.infer<typeof targetSchema>;
 export type SubscribeBlocks = TargetProfile['subscribe'];
-export type SseSubscribe = z.infer<typeof sse>;
-export type WsSubscribe = z.infer<typeof ws>;
-export type SocketioSubscribe = z.infer<typeof socketio>;
-export type PollSubscribe = z.infer<typeof poll>;
 export type HttpPublish = z.infer<typeof http>;
 export type RedisPublish = z.infer<typeof redis>;
 export type NatsPublish = z.infer<typeof nats>;

@@ -3,7 +3,7 @@
  * connection into the `SubscribeTarget` the transport opens, and the decoder it takes. What travels to a worker is
  * the plain `SubscribePlan` (JSON over IPC), so workers never read profile files.
  */
-import type { TransportName } from '../protocol/transports.js';
+import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import type { GenericSpec } from '../transports/decode-generic.js';
 import type { SubscribeTarget } from '../transports/transport.js';
 import type { SubscribeBlocks, TargetProfile } from './schema.js';
@@ -21,7 +21,7 @@ export function subscribePlan(profile: TargetProfile): SubscribePlan {
 
 /** The transports a profile can subscribe with, in TRANSPORT_NAMES order. */
 export function profileTransports(profile: Pick<TargetProfile, 'subscribe'>): TransportName[] {
-  return (['sse', 'ws', 'poll', 'socketio'] as const).filter((t) => profile.subscribe[t] !== undefined);
+  return TRANSPORT_NAMES.filter((t) => profile.subscribe[t] !== undefined);
 }
 
 /** What the connection of a user renders from: `--url` (no trailing slash), the user, its token when minted. */

@@ -1,4 +1,4 @@
-/** Transport registry: `--transport sse|ws|poll` picks a factory by name. */
+/** Transport registry: `--transport sse|ws|poll|socketio` picks a factory by name. */
 import { usageError } from '../errors.js';
 import { PollTransport } from './poll.js';
 import { SocketioTransport } from './socketio.js';

@@ -67,10 +67,11 @@ function onDisconnect(this: SioSocket, reason: string): void {
 }
 
 function onNotification(this: SioSocket, ...args: unknown[]): void {
-  const st = this.st;
+  const st: SioConn = this.st;
   if (st.socket !== this) return;
+  const decoder: GenericDecoder = st.transport.decoder;
   st.decoding = this;
-  st.transport.decoder.values(st, args, performance.now());
+  decoder.values(st, args, performance.now());
   st.decoding = undefined;
 }
 
