@@ -2,6 +2,7 @@
  * Markdown for a GitHub Actions job summary: appended to the file named by env GITHUB_STEP_SUMMARY by
  * `notify swarm` (the run) and `notify report` (the result shown, or the comparison).
  */
+import { noResumeNote } from './summary-table.js';
 import { appendFile } from 'node:fs/promises';
 import { type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
@@ -24,6 +25,8 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
     );
   }
   if (result.selfCheck.warning) out.push(`> [!WARNING]\n> ${cell(result.selfCheck.warning)}`, '');
+  const noResume = noResumeNote(result.target);
+  if (noResume) out.push(`> [!NOTE]\n> ${cell(noResume)}`, '');
   if (result.stoppedEarly) out.push(`Stopped early: ${cell(result.stoppedEarly)}`, '');
   for (const p of result.problems ?? []) out.push(`> [!CAUTION]\n> Run failed: ${cell(p.message)}`, '');
   out.push(row(['', 'conns', 'failed', 'reconnects', 'delivered', 'lost', 'dup', 'out-of-order', 'misrouted', 'latency p50', 'p99', 'max', 'events/s']));

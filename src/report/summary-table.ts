@@ -40,6 +40,15 @@ export function summaryViewOf(result: ResultFile): SummaryView {
   };
 }
 
+/** What a target that cannot resume means for the figures, when one of the run's transports is such; else undefined. */
+export function noResumeNote(target: SummaryView['target']): string | undefined {
+  const over = Object.entries(target?.resume ?? {})
+    .filter(([, mode]) => mode === 'none')
+    .map(([t]) => t);
+  if (over.length === 0) return undefined;
+  return `the ${target?.profile ?? ''} target cannot resume over ${over.join(', ')} (resume: none): what it sent while a subscriber was reconnecting is lost to that subscriber, and counted as lost`;
+}
+
 export function renderSummary(view: SummaryView, color: boolean): string {
   const style = color ? {} : { head: [], border: [] };
   const rows: [string, TransportSummary][] = [...Object.entries(view.summary.transports), ['total', view.summary.total]] as [string, TransportSummary][];
@@ -75,12 +84,8 @@ export function renderSummary(view: SummaryView, color: boolean): string {
   if (view.summary.total.events.misrouted > 0) {
     out += `MISROUTED: ${view.summary.total.events.misrouted} receipts of probes of another user's stream: the server sent notifications to subscribers they were not for\n`;
   }
-  const cannotResume = Object.entries(view.target?.resume ?? {}).filter(([, mode]) => mode === 'none');
-  if (cannotResume.length > 0) {
-    const over = cannotResume.map(([t]) => t).join(', ');
-    out += `NO RESUME: the ${view.target?.profile ?? ''} target cannot resume over ${over} (resume: none): what it sent while a subscriber was reconnecting is lost to that subscriber, and counted as lost
-`;
-  }
+  const noResume = noResumeNote(view.target);
+  if (noResume) out += `NO RESUME: ${noResume}\n`;
   if (view.publisher) {
     const p = view.publisher;
     const failed = formatCauses(p.failures, Infinity);
