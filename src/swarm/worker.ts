@@ -331,7 +331,7 @@ export class SwarmWorker implements TransportSink {
     for (const t of this.timers) clearTimeout(t);
     this.tick();
     const log = publishLogFromTimes(new Map(Object.entries(sendTimes)), new Map(Object.entries(refused)));
-    const tallies = [new AuditTally(), new AuditTally(), new AuditTally()];
+    const tallies = TRANSPORT_NAMES.map(() => new AuditTally());
     for (const i of this.mine) tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
     await Promise.all(this.transports.filter((t) => t !== undefined).map((t) => t.dispose()));
     this.eld.disable();
