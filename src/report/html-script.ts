@@ -6,7 +6,7 @@ export const HTML_CLIENT_SCRIPT = String.raw`
 (function () {
   'use strict';
   var data = JSON.parse(document.getElementById('notify-data').textContent);
-  var COLORS = { total: '#1f2937', sse: '#2563eb', ws: '#16a34a', poll: '#d97706' };
+  var COLORS = { total: '#1f2937', sse: '#2563eb', ws: '#16a34a', poll: '#d97706', socketio: '#7c3aed' };
   var charts = [];
 
   function width(el) { return Math.max(320, Math.min(1100, el.clientWidth || 900)); }

@@ -16,7 +16,7 @@ export interface WorkerPlan {
   users: number;
   userPrefix: string;
   urls: string[];
-  /** Transport of every connection (0 sse, 1 ws, 2 poll), as an array for JSON. */
+  /** Transport of every connection (an index into TRANSPORT_NAMES), as an array for JSON. */
   transports: number[];
   localAddresses: string[];
   /** Epoch ms at which connection 0 opens; connection i opens at startAt + rampMs * i / conns. */
