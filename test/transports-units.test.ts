@@ -7,20 +7,21 @@ import { createTransport, hasReadReceipts, probeOf, transportNames } from '../sr
 import { subscribeRequest } from '../src/transports/target-url.js';
 import { completeLength } from '../src/transports/utf8.js';
 import { RecordingSink } from './transports-helpers.js';
+import { TRANSPORT_NAMES } from '../src/protocol/transports.js';
 
 describe('transport registry', () => {
   it('creates each transport by name', async () => {
-    for (const name of ['sse', 'ws', 'poll']) {
+    for (const name of TRANSPORT_NAMES) {
       const t = createTransport(name, new RecordingSink());
       expect(t.name).toBe(name);
       expect(hasReadReceipts(t)).toBe(name === 'ws');
       await t.dispose();
     }
-    expect(transportNames()).toEqual(['sse', 'ws', 'poll']);
+    expect(transportNames()).toEqual(['sse', 'ws', 'poll', 'socketio']);
   });
 
   it('reports a target that is not a usable URL as a failed attempt, not a throw', async () => {
-    for (const name of ['sse', 'ws', 'poll']) {
+    for (const name of TRANSPORT_NAMES) {
       const sink = new RecordingSink();
       const t = createTransport(name, sink);
       t.open(1, { url: 'not a url' });
@@ -41,7 +42,7 @@ describe('transport registry', () => {
       err = e;
     }
     expect(isNotifyError(err)).toBe(true);
-    expect(err).toMatchObject({ code: 'E_USAGE', exitCode: 2, message: '--transport must be one of sse, ws, poll (got "grpc")' });
+    expect(err).toMatchObject({ code: 'E_USAGE', exitCode: 2, message: '--transport must be one of sse, ws, poll, socketio (got "grpc")' });
   });
 });
 

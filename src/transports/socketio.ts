@@ -143,6 +143,8 @@ export class SocketioTransport implements Transport {
       this.stop(st, 'aborted');
     }
     if (cursor !== undefined) st.cursor = cursor;
+    // socket.io-client takes anything as a URL (a bare word is a path on the page's host): only http(s) and ws(s) are.
+    if (!/^(?:http|ws)s?:\/\/[^/]/i.test(target.url) || !URL.canParse(target.url)) return this.sink.error(conn, 'bad-url');
     const sio = target.socketio;
     const resume = resumeWith(target, cursor, 'none');
     const query = resume.query ? { ...sio?.query, [resume.query[0]]: resume.query[1] } : sio?.query;
