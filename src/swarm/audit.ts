@@ -20,7 +20,8 @@
  *   after that re-open, of a probe whose intended send time t is before R was published before that connection
  *   existed and was not received before: it was missed live and came back through replay. Recovered probes are
  *   also delivered. If the publisher runs late, a probe may reach the server after the re-open and be misfiled as
- *   recovered; it is still delivered.
+ *   recovered; it is still delivered. A target that cannot resume (`resume: none`) recovers nothing: what it sends
+ *   after a re-open is live, even a probe that was in flight across it.
  * - refused: a probe whose publish request the server answered with an error, or that never left this machine (no
  *   connection: ECONNREFUSED, DNS, connect timeout), was never stored; it is not expected and, if it arrives anyway,
  *   not delivered. (A publish sent but not answered, e.g. a timeout or a reset, stays expected: the server may have
@@ -143,10 +144,13 @@ export class SubscriberAudit {
   /**
    * @param run this run's id; probes of other runs are ignored.
    * @param streams the streams this subscriber listens to, e.g. `['broadcast', 'user:42']` (at least one).
+   * @param canResume false for a target that cannot resume (`resume: none`): nothing it sends is a replay, so a probe
+   *   sent before a re-open that arrives after it was in flight, not recovered.
    */
   constructor(
     private readonly run: string,
     streams: readonly string[],
+    private readonly canResume = true,
   ) {
     if (streams.length === 0) throw new Error('SubscriberAudit needs at least one stream');
     this.tracks = streams.map((s) => new StreamTrack(s));
@@ -163,6 +167,16 @@ export class SubscriberAudit {
   /** The connection was lost or closed. Receipts after this and before the next `opened` are still audited. */
   closed(): void {
     this.open = false;
+  }
+
+  /** Epoch ms of the first successful open (NaN before it). */
+  get firstOpened(): number {
+    return this.firstOpenAt;
+  }
+
+  /** The per-stream state, for `windowCounts`. */
+  streamTracks(): readonly StreamTrack[] {
+    return this.tracks;
   }
 
   /** True once the subscriber has opened at least once. */
@@ -213,7 +227,7 @@ export class SubscriberAudit {
     } else {
       tr.highest = seq;
     }
-    if (t < this.reopenAt) {
+    if (this.canResume && t < this.reopenAt) {
       tr.recovered++;
       flags |= Receipt.Recovered;
     }
@@ -248,6 +262,45 @@ export class SubscriberAudit {
         early: countBits(tr.bits, watermark),
         ignored: tr.ignored,
       };
+    });
+  }
+}
+
+/** Expected, delivered and lost of the probes sent within one window of the run (a scenario phase). */
+export interface WindowCounts {
+  expected: number;
+  delivered: number;
+  lost: number;
+}
+
+/** A window of the run, epoch ms: probes sent at `from <= sent < to` are its own. */
+export type Window = readonly [from: number, to: number];
+
+/**
+ * Splits a subscriber's expected probes by the window they were sent in, so each scenario phase has its own lost:
+ * the same rules as `finish` (watermark, final, refused), applied to the seqs each window's sends cover.
+ */
+export function windowCounts(audit: SubscriberAudit, log: PublishLog, windows: readonly Window[], into: WindowCounts[]): void {
+  for (const tr of audit.streamTracks()) {
+    const final = log.final(tr.stream);
+    const watermark = audit.hasOpened ? Math.min(final, log.sentBefore(tr.stream, audit.firstOpened)) : final;
+    const refused = log.refused?.(tr.stream) ?? [];
+    windows.forEach(([from, to], w) => {
+      const lo = Math.max(watermark, log.sentBefore(tr.stream, from));
+      const hi = Math.min(final, log.sentBefore(tr.stream, to));
+      if (hi <= lo) return;
+      let expected = hi - lo;
+      let delivered = countRange(tr.bits, lo, hi);
+      for (const seq of refused) {
+        if (seq <= lo || seq > hi) continue;
+        expected--;
+        const i = seq - 1;
+        if (i >>> 5 < tr.bits.length && (tr.bits[i >>> 5]! & (1 << (i & 31))) !== 0) delivered--;
+      }
+      const c = (into[w] ??= { expected: 0, delivered: 0, lost: 0 });
+      c.expected += expected;
+      c.delivered += delivered;
+      c.lost += expected - delivered;
     });
   }
 }
