@@ -6,15 +6,13 @@
  */
 import { Pool } from 'undici';
 import { usageError } from '../errors.js';
-import { Template, type Placeholder, type TemplateValues } from '../targets/template.js';
+import { FIELD_PLACEHOLDERS, Template, type Placeholder, type TemplateValues } from '../targets/template.js';
 import type { HttpPublish } from '../targets/schema.js';
 import { errorCode, failedBeforeSending } from '../transports/codes.js';
 import type { ItemOutcome, ProbeItem, ProbePublisher } from './probe-publisher.js';
 import type { MessageValues, ProbePublisherOptions } from './probe-publishers.js';
 
-const URL_PLACEHOLDERS: readonly Placeholder[] = ['base', 'user', 'stream'];
-const HEADER_PLACEHOLDERS: readonly Placeholder[] = ['base', 'user', 'token', 'stream', 'id', 'now'];
-const BODY_PLACEHOLDERS: readonly Placeholder[] = ['payload', 'user', 'stream', 'id', 'now', 'probe'];
+const { publishUrl: URL_PLACEHOLDERS, publishHeader: HEADER_PLACEHOLDERS, publishBody: BODY_PLACEHOLDERS } = FIELD_PLACEHOLDERS;
 /** Header placeholders that change from one message to the next; headers without them are built once. */
 const PER_MESSAGE: readonly Placeholder[] = ['user', 'token', 'stream', 'id', 'now'];
 

@@ -5,13 +5,13 @@
  * one publish at a time, each waiting for its PubAck, so the stream stores them in order.
  */
 import { connect, ErrorCode, NatsError, type ConnectionOptions, type JetStreamClient, type NatsConnection } from 'nats';
-import { Template, type Placeholder } from '../targets/template.js';
+import { FIELD_PLACEHOLDERS, Template } from '../targets/template.js';
 import type { NatsPublish } from '../targets/schema.js';
 import { errorCode, slug } from '../transports/codes.js';
 import type { ItemOutcome, ProbeItem, ProbePublisher } from './probe-publisher.js';
 import type { MessageValues, ProbePublisherOptions } from './probe-publishers.js';
 
-const SUBJECT_PLACEHOLDERS: readonly Placeholder[] = ['user', 'stream'];
+const SUBJECT_PLACEHOLDERS = FIELD_PLACEHOLDERS.channel;
 const OK: ItemOutcome = { ok: true };
 
 /** Codes of errors raised before anything is written: the server cannot have the message. */

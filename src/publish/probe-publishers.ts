@@ -3,7 +3,8 @@
  * (http-template.ts), Redis PUBLISH (redis.ts) or NATS (nats.ts). Every template is compiled here or in those modules
  * once, when the publisher is made, so an unknown placeholder fails before the run starts and a message costs joins.
  */
-import { Template, type Placeholder, type TemplateValues } from '../targets/template.js';
+import { usageError } from '../errors.js';
+import { FIELD_PLACEHOLDERS, Template, type TemplateValues } from '../targets/template.js';
 import type { TargetProfile } from '../targets/schema.js';
 import type { ProbeItem, ProbePublisher } from './probe-publisher.js';
 import { createHttpPublisher } from './http-template.js';
@@ -17,9 +18,11 @@ export interface ProbePublisherOptions {
   timeoutMs?: number;
   /** HTTP: most sockets per origin. Default 32. */
   connections?: number;
+  /** `--payload-bytes`: `{pad}` in the payload fills it up to this many bytes. */
+  payloadBytes?: number;
 }
 
-const PAYLOAD_PLACEHOLDERS: readonly Placeholder[] = ['probe', 'id', 'now', 'user', 'stream'];
+const PAYLOAD_PLACEHOLDERS = FIELD_PLACEHOLDERS.payload;
 
 /** The values of one item's templates, `payload` already expanded. */
 export type MessageValues = (item: ProbeItem) => TemplateValues;
@@ -29,7 +32,11 @@ export type MessageValues = (item: ProbeItem) => TemplateValues;
  * template uses a placeholder it cannot have.
  */
 export function createProbePublisher(profile: TargetProfile, base: string, options: ProbePublisherOptions = {}): ProbePublisher {
-  const values = messageValues(new Template(profile.payload, 'payload', PAYLOAD_PLACEHOLDERS));
+  const payload = new Template(profile.payload, 'payload', PAYLOAD_PLACEHOLDERS);
+  if (options.payloadBytes !== undefined && !payload.uses('pad')) {
+    throw usageError(`--payload-bytes: the target profile's payload has no {pad} to fill (payload: ${profile.payload})`);
+  }
+  const values = messageValues(payload, options.payloadBytes ?? 0);
   const { http, redis, nats } = profile.publish;
   if (http) return createHttpPublisher(http, base, values, options);
   if (redis) return createRedisPublisher(redis, values, options);
@@ -38,7 +45,8 @@ export function createProbePublisher(profile: TargetProfile, base: string, optio
   throw new TypeError('target profile publish: needs exactly one of http, redis, nats');
 }
 
-function messageValues(payload: Template): MessageValues {
+function messageValues(payload: Template, payloadBytes: number): MessageValues {
+  let pad = '';
   return (item) => {
     const { probe } = item;
     const values: TemplateValues = {
@@ -48,6 +56,12 @@ function messageValues(payload: Template): MessageValues {
       user: item.user,
       stream: item.stream,
     };
+    if (payloadBytes > 0) {
+      // As long as the rest leaves room for: the rest varies (seq, time, user) by a few bytes only.
+      const want = Math.max(0, payloadBytes - payload.render(values).length);
+      if (want !== pad.length) pad = 'x'.repeat(want);
+      values.pad = pad;
+    }
     values.payload = payload.render(values);
     return values;
   };

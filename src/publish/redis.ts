@@ -5,13 +5,13 @@
  * 0 is still a success, since which of the app's instances listen is the app's business.
  */
 import { Redis } from 'ioredis';
-import { Template, type Placeholder } from '../targets/template.js';
+import { FIELD_PLACEHOLDERS, Template } from '../targets/template.js';
 import type { RedisPublish } from '../targets/schema.js';
 import { errorCode } from '../transports/codes.js';
 import type { ItemOutcome, ProbeItem, ProbePublisher } from './probe-publisher.js';
 import type { MessageValues, ProbePublisherOptions } from './probe-publishers.js';
 
-const CHANNEL_PLACEHOLDERS: readonly Placeholder[] = ['user', 'stream'];
+const CHANNEL_PLACEHOLDERS = FIELD_PLACEHOLDERS.channel;
 const OK: ItemOutcome = { ok: true };
 
 export function createRedisPublisher(redis: RedisPublish, values: MessageValues, options: ProbePublisherOptions): ProbePublisher {

@@ -29,7 +29,7 @@ subscribe:
     url: "{base}/poll?user={user}"
     headers: { Authorization: "Bearer {token}" }
     resume: query:cursor
-payload: '{"type":"system","title":"swarm probe","body":"","data":{"probe":{probe}}}'
+payload: '{"type":"system","title":"swarm probe","body":"{pad}","data":{"probe":{probe}}}'
 publish:
   http:
     method: POST
@@ -65,7 +65,7 @@ subscribe:
     url: "{base}/sub/both/{user}"
     broadcastUrl: "{base}/sub/broadcast"
     resume: last-event-id
-payload: '{"id":"{id}","type":"system","title":"swarm probe","body":"","data":{"probe":{probe}},"createdAt":"{now}"}'
+payload: '{"id":"{id}","type":"system","title":"swarm probe","body":"{pad}","data":{"probe":{probe}},"createdAt":"{now}"}'
 publish:
   http:
     userUrl: "{base}/pub/user/{user}"

@@ -9,7 +9,7 @@ import type { ZodIssue } from 'zod';
 import { usageError } from '../errors.js';
 import { BUILTIN_TARGETS } from './builtins.js';
 import { targetSchema, type TargetProfile } from './schema.js';
-import { fillVars, parseTargetVars, Template, type Placeholder } from './template.js';
+import { FIELD_PLACEHOLDERS, fillVars, parseTargetVars, Template, type Placeholder } from './template.js';
 
 export type LoadedTarget = TargetProfile & {
   /** Where the profile came from, for messages and the report: `built-in NAME` or the file's path. */
@@ -17,11 +17,14 @@ export type LoadedTarget = TargetProfile & {
 };
 
 /** What each kind of field may use; the rest of a run's values do not exist yet where the field is used. */
-const CONNECT: readonly Placeholder[] = ['base', 'user', 'token'];
-const PAYLOAD: readonly Placeholder[] = ['id', 'now', 'probe', 'user', 'stream'];
-const PUBLISH_URL: readonly Placeholder[] = ['base', 'user', 'stream', 'token'];
-const BODY: readonly Placeholder[] = ['payload', 'user', 'stream', 'id', 'now', 'probe'];
-const CHANNEL: readonly Placeholder[] = ['user', 'stream'];
+const {
+  subscribe: CONNECT,
+  payload: PAYLOAD,
+  publishUrl: PUBLISH_URL,
+  publishHeader: PUBLISH_HEADER,
+  publishBody: BODY,
+  channel: CHANNEL,
+} = FIELD_PLACEHOLDERS;
 
 /** Enough issues to fix a file in one go, few enough to read on one line. */
 const MAX_ISSUES = 5;
@@ -157,7 +160,7 @@ function checkPublish({ publish }: TargetProfile, source: string): void {
   const { http, redis, nats } = publish;
   if (http !== undefined) {
     for (const key of ['url', 'userUrl', 'broadcastUrl'] as const) compile(source, http[key], `publish.http.${key}`, PUBLISH_URL);
-    compileEach(source, http.headers, 'publish.http.headers', PUBLISH_URL);
+    compileEach(source, http.headers, 'publish.http.headers', PUBLISH_HEADER);
     for (const key of ['user', 'broadcast'] as const) {
       const body = compile(source, http[key], `publish.http.${key}`, BODY);
       // Unset, the body is {payload}.

@@ -168,8 +168,8 @@ export const targetSchema = z
       .object({ sse: sse.optional(), ws: ws.optional(), poll: poll.optional(), socketio: socketio.optional() })
       .strict()
       .refine((s) => Object.values(s).some((v) => v !== undefined), 'needs at least one of sse, ws, poll, socketio'),
-    /** The notification each probe travels in (template); `{probe}` must appear in it. */
-    payload: z.string().default('{"type":"system","title":"swarm probe","body":"","data":{"probe":{probe}}}'),
+    /** The notification each probe travels in (template); `{probe}` must appear in it; `{pad}` is `--payload-bytes`' filler. */
+    payload: z.string().default('{"type":"system","title":"swarm probe","body":"{pad}","data":{"probe":{probe}}}'),
     publish,
   })
   .strict();

@@ -7,7 +7,7 @@ import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import type { GenericSpec } from '../transports/decode-generic.js';
 import type { SubscribeTarget } from '../transports/transport.js';
 import type { SubscribeBlocks, TargetProfile } from './schema.js';
-import { Template, type TemplateValues } from './template.js';
+import { FIELD_PLACEHOLDERS, Template, type TemplateValues } from './template.js';
 
 export interface SubscribePlan {
   dialect: TargetProfile['dialect'];
@@ -28,7 +28,7 @@ export function profileTransports(profile: Pick<TargetProfile, 'subscribe'>): Tr
 type Values = Required<Pick<TemplateValues, 'base' | 'user'>> & Pick<TemplateValues, 'token'>;
 type Render = (values: Values) => Omit<SubscribeTarget, 'localAddress'>;
 
-const ALLOWED = ['base', 'user', 'token'] as const;
+const ALLOWED = FIELD_PLACEHOLDERS.subscribe;
 
 /**
  * Headers, each sent only when it renders to something: a header that uses `{token}` is left out when the run mints

@@ -3,15 +3,28 @@
  * parts and slots, so rendering one per message is a join, not a regular expression.
  *
  * A placeholder is `{name}` with a name of letters and dots: JSON templates hold `{"` and `{}` freely, and those are
- * never placeholders. `{var.NAME}` is filled when the profile is loaded (`--target-var NAME=VALUE`); every other name
+ * never placeholders. `{pad}` (payload only) is filler that brings the payload to `--payload-bytes`. `{var.NAME}` is filled when the profile is loaded (`--target-var NAME=VALUE`); every other name
  * is filled at run time, and a field may only use the names that make sense there. `{NAME.json}` is the value escaped
  * for the inside of a JSON string (JSON.stringify without its quotes): a payload carried as a string in another body.
  */
 import { usageError } from '../errors.js';
 
-export const PLACEHOLDERS = ['base', 'user', 'token', 'stream', 'id', 'now', 'probe', 'payload'] as const;
+export const PLACEHOLDERS = ['base', 'user', 'token', 'stream', 'id', 'now', 'probe', 'payload', 'pad'] as const;
 export type Placeholder = (typeof PLACEHOLDERS)[number];
 export type TemplateValues = Partial<Record<Placeholder, string>>;
+
+/**
+ * What each kind of profile field may use: the one list the loader checks files with and the swarm compiles with.
+ * The other values do not exist where the field is used (a subscribe URL has no message; a channel no payload).
+ */
+export const FIELD_PLACEHOLDERS = {
+  subscribe: ['base', 'user', 'token'],
+  payload: ['id', 'now', 'probe', 'user', 'stream', 'pad'],
+  publishUrl: ['base', 'user', 'stream'],
+  publishHeader: ['base', 'user', 'token', 'stream', 'id', 'now'],
+  publishBody: ['payload', 'user', 'stream', 'id', 'now', 'probe'],
+  channel: ['user', 'stream'],
+} as const satisfies Record<string, readonly Placeholder[]>;
 
 const SLOT = /\{([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)?)\}/g;
 
