@@ -10,6 +10,7 @@ import { buildResult } from '../report/result.js';
 import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
 import { runSwarm } from '../swarm/run.js';
+import { loadScenario, withOverrides, type Scenario } from '../scenario/load.js';
 import { VERSION } from '../version.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -53,6 +54,8 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--jwt-secret <secret>', 'mint an HS256 token per user for --auth jwt servers (or env NOTIFY_JWT_SECRET)')
     .option('--bailout <n>', 'stop the run after this many failed connection attempts (0 = never)', D.bailout)
     .option('--poll-timeout <duration>', 'long-poll hold asked of the server', D.pollTimeout)
+    .option('--payload-bytes <n>', "fill each probe's payload to this many bytes (the profile's {pad}), e.g. 2000")
+    .option('--scenario <file>', 'a notify.scenario/1 YAML file: the whole test, phases included; flags given here override its fields')
     .addHelpText(
       'after',
       `
@@ -63,6 +66,7 @@ Examples:
   $ notify swarm --conns 300 --duration 20s --threshold 'p99<250ms' --threshold 'lost==0'   # exit 99 if crossed
   $ notify swarm --conns 1000 --out result.json --html report.html --junit junit.xml         # CI artifacts
   $ notify swarm --target nchan --url http://127.0.0.1:8080 --transport mix:sse=50,ws=25,poll=25 --threshold lost==0
+  $ notify swarm --scenario scenarios/reconnect-storm.yaml --conns 200     # a scenario file, one field overridden
   $ notify swarm --target ./my-server.yaml --url http://127.0.0.1:3000 --target-var key=s3cret --threshold lost==0
 
 Latency = receive time - the probe's intended send time (a late publisher shows up in it).
@@ -73,14 +77,28 @@ Exit codes: 0 ok, 1 runtime failure (server unreachable, or a run that measured 
 probe accepted, a worker lost; the result is still written), 2 usage error (also: --conns that this machine or the
 embedded server cannot hold), 99 thresholds crossed.`,
     )
-    .action((raw: SwarmFlags) => runCommand(raw, io, done));
+    .action((raw: SwarmFlags, cmd: Command) => runCommand(raw, cmd, io, done));
 }
 
-type SwarmFlags = RawSwarmOptions & { html?: string; junit?: string };
+type SwarmFlags = RawSwarmOptions & { html?: string; junit?: string; scenario?: string };
+
+/**
+ * The flags with a scenario file under them: what the command line gave (not commander's defaults) wins over the
+ * file, and the file over the defaults.
+ */
+function withScenario(raw: SwarmFlags, cmd: Command): { flags: SwarmFlags; scenario?: Scenario } {
+  if (raw.scenario === undefined) return { flags: raw };
+  const scenario = loadScenario(raw.scenario);
+  const given = Object.fromEntries(Object.entries(raw).filter(([key]) => key !== 'scenario' && cmd.getOptionValueSource(key) !== 'default'));
+  const file = scenario.payloadBytes === undefined ? scenario.raw : { ...scenario.raw, payloadBytes: String(scenario.payloadBytes) };
+  return { flags: withOverrides(file, given), scenario };
+}
 
 /** The action: resolve the flags, run with the progress view, print and write the result, set the exit code. */
-async function runCommand(raw: SwarmFlags, io: Io, done: (code: number) => void): Promise<void> {
+async function runCommand(cliFlags: SwarmFlags, cmd: Command, io: Io, done: (code: number) => void): Promise<void> {
+  const { flags: raw, scenario } = withScenario(cliFlags, cmd);
   const config = resolveSwarmOptions(raw, io.env);
+  if (scenario) config.scenario = { name: scenario.name, file: scenario.file, phases: scenario.phases, server: scenario.server, broker: scenario.broker };
   let unsubscribe = () => {};
   const signalled = new Promise<string>((resolve) => {
     unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));

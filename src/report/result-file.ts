@@ -11,6 +11,29 @@ import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import { runProblemSchema } from '../swarm/verdict.js';
 import { RESULT_SCHEMA, type ResultFile } from './result.js';
 
+const phaseReportSchema = z
+  .object({
+    kind: z.string(),
+    startMs: z.number(),
+    endMs: z.number(),
+    /** Probes sent during the phase: owed, received, lost. */
+    events: z.object({ expected: z.number(), delivered: z.number(), lost: z.number() }),
+    /** Receipts during the phase. */
+    latency: duration,
+    reconnects: z.number(),
+    /** Streams the server or the network ended during the phase, by cause. */
+    closed: z.record(z.string(), z.number()),
+    /** slow: connections paused, cut by the server while not reading, and open again. */
+    paused: z.number(),
+    cut: z.number(),
+    back: z.number(),
+    /** What the phase itself reports: burst `sent`, storm `storm` (its number), restarts `downMs`, `readyMs`, `allBackMs`. */
+    extras: z.record(z.string(), z.number().nullable()),
+  })
+  .passthrough();
+
+export type PhaseReport = z.output<typeof phaseReportSchema>;
+
 const num = z.number().finite();
 const counts = z.record(z.string(), num);
 const encoded = z.object({ latency: z.string(), connect: z.string(), reconnect: z.string() });
@@ -71,6 +94,8 @@ export const resultSchema = z
     ),
     // Absent in files written before runs could fail this way.
     problems: z.array(runProblemSchema).default([]),
+    /** A scenario's phases in order, each with its span (ms from the start) and its own figures. */
+    phases: z.array(phaseReportSchema).optional(),
     merged: z
       .object({ from: z.array(z.object({ file: z.string(), run: z.string(), startedAt: z.string(), conns: num })), notes: z.array(z.string()) })
       .optional(),

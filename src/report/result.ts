@@ -44,5 +44,6 @@ export function buildResult(outcome: SwarmOutcome, version: string): ResultFile 
     timeline: outcome.timeline,
     thresholds: outcome.thresholds,
     problems: outcome.problems,
+    ...(outcome.phases ? { phases: outcome.phases } : {}),
   };
 }

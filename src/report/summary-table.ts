@@ -3,6 +3,7 @@
  * the publisher's failures by cause, storms, thresholds (with the reason when one had no data) and, last, why the run
  * is a runtime failure. Every failure class the result file holds shows here too, so nothing fails only in the JSON.
  */
+import type { PhaseReport } from './result-file.js';
 import Table from 'cli-table3';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { RunSummary, TransportSummary } from '../metrics/summary.js';
@@ -23,6 +24,7 @@ export interface SummaryView {
   durationS?: number;
   publisher?: PublisherFigures;
   problems?: readonly RunProblem[];
+  phases?: PhaseReport[];
   /** The target's profile and, per transport used, how it resumes after a reconnect. */
   target?: { profile?: string; resume?: Record<string, string> };
 }
@@ -37,6 +39,7 @@ export function summaryViewOf(result: ResultFile): SummaryView {
     publisher: result.publisher,
     problems: result.problems,
     target: result.target,
+    phases: result.phases,
   };
 }
 
@@ -47,6 +50,30 @@ export function noResumeNote(target: SummaryView['target']): string | undefined 
     .map(([t]) => t);
   if (over.length === 0) return undefined;
   return `the ${target?.profile ?? ''} target cannot resume over ${over.join(', ')} (resume: none): what it sent while a subscriber was reconnecting is lost to that subscriber, and counted as lost`;
+}
+
+/** One row per scenario phase: its span, its own lost and latency, and what it did. */
+function phaseTable(phases: readonly PhaseReport[], style: Table.TableConstructorOptions['style']): string {
+  const table = new Table({ head: ['phase', 'from-to', 'expected', 'delivered', 'lost', 'reconnects', 'latency p50/p99', 'notes'], style });
+  phases.forEach((p, i) => {
+    const notes = [
+      ...Object.entries(p.extras).map(([k, v]) => `${k} ${v === null ? 'never' : Number.isInteger(v) ? v : v.toFixed(0)}`),
+      ...(p.paused > 0 ? [`paused ${p.paused}, cut ${p.cut}, back ${p.back}`] : []),
+      ...(Object.keys(p.closed).length > 0 ? [`closed: ${formatCauses(p.closed, Infinity)}`] : []),
+    ];
+    const l = p.latency;
+    table.push([
+      `${i + 1} ${p.kind}`,
+      `${(p.startMs / 1000).toFixed(1)}-${(p.endMs / 1000).toFixed(1)}s`,
+      p.events.expected,
+      p.events.delivered,
+      p.events.lost,
+      p.reconnects,
+      l.count === 0 ? '-' : `${ms(l.p50)} / ${ms(l.p99)}`,
+      notes.join('; '),
+    ]);
+  });
+  return table.toString() + '\n';
 }
 
 export function renderSummary(view: SummaryView, color: boolean): string {
@@ -74,6 +101,7 @@ export function renderSummary(view: SummaryView, color: boolean): string {
     latency.push(l.count === 0 ? [name, '-', '-', '-', '-', '-', '-'] : [name, ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), ms(l.mean)]);
   }
   let out = `published ${view.summary.total.events.published} probes\n${conns.toString()}\n${events.toString()}\n${latency.toString()}\n`;
+  if (view.phases?.length) out += phaseTable(view.phases, style);
   if (view.selfCheckWarning) out += `WARNING: ${view.selfCheckWarning}\n`;
   const perTransport = Object.entries(view.summary.transports);
   if (perTransport.length > 1) {

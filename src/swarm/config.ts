@@ -6,6 +6,7 @@ import { isTransportName, TRANSPORT_NAMES, type TransportName } from '../protoco
 import { formatDuration, parseDuration, parseInteger, parsePercent, parseRate } from '../util/parse.js';
 import { loadTarget, type LoadedTarget } from '../targets/load.js';
 import { profileTransports } from '../targets/subscribe.js';
+import type { Scenario } from '../scenario/load.js';
 
 export const RECONNECT_POLICIES = ['immediate', 'backoff', 'retry'] as const;
 export type ReconnectPolicy = (typeof RECONNECT_POLICIES)[number];
@@ -62,6 +63,10 @@ export interface SwarmConfig {
   pollTimeoutS: number;
   /** How to subscribe and publish (`--target`): notify serve's profile unless another is named. */
   target: LoadedTarget;
+  /** Size each probe's payload is filled to (its `{pad}`); undefined: as small as it is. */
+  payloadBytes?: number;
+  /** From `--scenario`: its phases (run in order after the ramp) and the processes it starts. */
+  scenario?: Pick<Scenario, 'name' | 'file' | 'phases' | 'server' | 'broker'>;
 }
 
 export interface RawSwarmOptions {
@@ -92,6 +97,7 @@ export interface RawSwarmOptions {
   run?: string;
   target?: string;
   targetVar?: string[];
+  payloadBytes?: string;
 }
 
 export const SWARM_DEFAULTS = {
@@ -260,6 +266,7 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     bailout: parseInteger('--bailout', raw.bailout ?? d.bailout, 0),
     pollTimeoutS: parseDuration('--poll-timeout', raw.pollTimeout ?? d.pollTimeout, 's') / 1000,
     target,
+    payloadBytes: raw.payloadBytes === undefined ? undefined : parseInteger('--payload-bytes', raw.payloadBytes, 1, 1_000_000),
   };
 }
 

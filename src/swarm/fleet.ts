@@ -68,8 +68,13 @@ export class WorkerFleet {
   }
 
   /** Asks every worker for its result; resolves when all are in, or after `waitMs` with what came. */
-  async finish(sendTimes: Record<string, number[]>, refused: Record<string, number[]>, waitMs: number): Promise<WorkerResult[]> {
-    this.send({ type: 'finish', sendTimes, refused });
+  async finish(
+    sendTimes: Record<string, number[]>,
+    refused: Record<string, number[]>,
+    waitMs: number,
+    windows: [number, number][] = [],
+  ): Promise<WorkerResult[]> {
+    this.send({ type: 'finish', sendTimes, refused, windows });
     await Promise.race([this.allIn, new Promise((r) => setTimeout(r, waitMs).unref())]);
     return this.results;
   }

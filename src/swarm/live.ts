@@ -59,6 +59,13 @@ export class LiveView {
     private readonly storms: { atMs: number; share: number }[],
   ) {}
 
+  /** Open connections by the workers' last ticks. */
+  openNow(): number {
+    let n = 0;
+    for (const t of this.latest.values()) n += t.open;
+    return n;
+  }
+
   /** Failed connection attempts so far, over every worker. */
   failed(): number {
     let n = 0;

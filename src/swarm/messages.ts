@@ -2,7 +2,7 @@
  * What the swarm's main process and its worker processes say to each other (Node IPC, JSON). Workers send encoded
  * HDR histograms and plain counts; the main process merges them exactly.
  */
-import type { AuditCounts } from './audit.js';
+import type { AuditCounts, WindowCounts } from './audit.js';
 import type { ReconnectPolicy } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
 import type { SubscribePlan } from '../targets/subscribe.js';
@@ -34,8 +34,15 @@ export interface WorkerPlan {
 
 export type MainToWorker =
   | { type: 'start'; plan: WorkerPlan }
-  | { type: 'storm'; index: number; share: number }
-  | { type: 'finish'; sendTimes: Record<string, number[]>; refused: Record<string, number[]> };
+  | { type: 'storm'; index: number; share: number; overMs?: number }
+  /** A scenario phase begins: receipts, re-opens and server closes count toward it from now. */
+  | { type: 'phase'; index: number }
+  /** Close and re-open this worker's share of connections at `rate` per second for `durationMs` (they resume). */
+  | { type: 'churn'; rate: number; durationMs: number }
+  /** Stop reading `share` of the open connections for `durationMs`, then read again. */
+  | { type: 'slow'; share: number; durationMs: number }
+  /** `windows`: each scenario phase's span (epoch ms), for its own expected / delivered / lost. */
+  | { type: 'finish'; sendTimes: Record<string, number[]>; refused: Record<string, number[]>; windows?: [number, number][] };
 
 export interface WorkerTick {
   type: 'tick';
@@ -78,6 +85,19 @@ export interface TransportPart {
   errors: Record<string, number>;
 }
 
+/** One worker's figures of one scenario phase. */
+export interface PhasePart {
+  latency: string;
+  reconnects: number;
+  /** Streams the server (or the network) ended during the phase, by cause. */
+  closed: Record<string, number>;
+  /** slow: connections paused; of those, cut by the server; of those, open again. */
+  paused: number;
+  cut: number;
+  back: number;
+  audit: WindowCounts;
+}
+
 export interface StormPart {
   aborted: number;
   /** ms after the storm at which each aborted connection was open again. */
@@ -91,6 +111,7 @@ export interface WorkerResult {
   index: number;
   transports: Partial<Record<TransportName, TransportPart>>;
   storms: StormPart[];
+  phases: PhasePart[];
   selfCheck: { eldP99Ms: number; eldMaxMs: number; cpuMean: number; cpuMax: number; rssBytes: number };
 }
 

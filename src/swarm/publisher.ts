@@ -25,6 +25,7 @@ export interface PublisherOptions {
   urls: string[];
   /** How to publish on them. */
   target: TargetProfile;
+  payloadBytes?: number;
   /** Broadcast probes per second. */
   rate: number;
   /** Per-user probes per second, in total. */
@@ -55,13 +56,17 @@ export class Publisher {
   private readonly queued = new Map<string, ProbeItem[]>();
   private readonly busy = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Where the next burst's user probes start, so bursts spread over the users too. */
+  private burstUser = 0;
   private running = false;
   private finished: (() => void) | undefined;
 
   constructor(private readonly options: PublisherOptions) {
     // Brokers are one destination whatever the --url; HTTP publishes to each server the run publishes to.
     const bases = options.target.publish.http ? options.urls : options.urls.slice(0, 1);
-    this.publishers = bases.map((base) => createProbePublisher(options.target, base, { connections: 32, timeoutMs: 30_000 }));
+    this.publishers = bases.map((base) =>
+      createProbePublisher(options.target, base, { connections: 32, timeoutMs: 30_000, payloadBytes: options.payloadBytes }),
+    );
   }
 
   /** Publishes from `startAt` (epoch ms) for `durationMs`. Resolves when the schedule is done (not the answers). */
@@ -90,6 +95,27 @@ export class Publisher {
       };
       step();
     });
+  }
+
+  /**
+   * A scenario's burst: `count` probes at once on the broadcast stream, on user streams (round-robin over the
+   * users), or `count` on each; every one intended for now. Returns how many were queued.
+   */
+  burst(count: number, streams: 'broadcast' | 'user' | 'both'): number {
+    const now = nowMs();
+    let sent = 0;
+    for (let k = 0; k < count; k++) {
+      if (streams !== 'user') {
+        this.send(BROADCAST, now);
+        sent++;
+      }
+      if (streams !== 'broadcast') {
+        const user = `${this.options.userPrefix}${(this.burstUser++ % this.options.users) + 1}`;
+        this.send(userStream(user), now, user);
+        sent++;
+      }
+    }
+    return sent;
   }
 
   private send(stream: string, t: number, user?: string): void {
@@ -149,6 +175,12 @@ export class Publisher {
       }
     }
     if (allOk) this.ack.recordMs(nowMs() - sentAt);
+  }
+
+  /** Resolves once no probe waits to be sent (every stream's queue has left), or after `maxMs`. */
+  async flushed(maxMs: number): Promise<void> {
+    const deadline = nowMs() + maxMs;
+    while (nowMs() < deadline && [...this.queued.values()].some((q) => q.length > 0)) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Probes sent since the previous call. */

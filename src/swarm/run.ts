@@ -2,6 +2,7 @@
  * One swarm run, end to end: check the machine can hold it, start the embedded server if no --url, fork workers,
  * ramp, publish on schedule, fire storms, drain, collect every worker's audit and histograms, and build the result.
  */
+import { nowEpochMs } from '../protocol/probe.js';
 import { NotifyError, ExitCode } from '../errors.js';
 import { planCapacity, readLimits } from '../util/limits.js';
 import { evaluateThresholds, type ThresholdResult } from '../metrics/thresholds.js';
@@ -13,6 +14,10 @@ import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoin
 import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
 import { subscribePlan } from '../targets/subscribe.js';
+import { ManagedProcess } from './managed-process.js';
+import type { Phase as ScenarioPhase } from '../scenario/load.js';
+import { phaseReports, type PhaseReport, type PhaseSpan } from './phase-report.js';
+import { runPhase, type PhaseContext } from './phases.js';
 import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
 
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
@@ -42,6 +47,8 @@ export interface SwarmOutcome extends Aggregate {
   /** Why the run is a runtime failure (exit 1): nothing opened, nothing accepted, a worker lost. Empty when it is not. */
   problems: RunProblem[];
   stoppedEarly?: string;
+  /** A scenario's phases, each with its own figures. */
+  phases?: PhaseReport[];
 }
 
 /**
@@ -147,10 +154,19 @@ async function prepare(
   config: SwarmConfig,
   note: (line: string) => void,
   started: (server: EmbeddedServer) => void,
+  processes: Processes,
 ): Promise<{ urls: string[]; workers: number; localAddresses: string[] }> {
   let urls = config.urls;
   const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
   const plan = planWorkers(config, loopback, urls.length === 0);
+  // The scenario's own broker first (the server may need it), then its server.
+  for (const role of ['broker', 'server'] as const) {
+    const spec = config.scenario?.[role];
+    if (spec === undefined) continue;
+    const proc = (processes[role] = new ManagedProcess(role, spec.command, spec.ready));
+    const ms = await proc.start();
+    note(`started the scenario's ${role} \`${spec.command}\` (ready after ${ms.toFixed(0)} ms)`);
+  }
   if (urls.length === 0) {
     const embedded = await startEmbeddedServer();
     started(embedded);
@@ -159,6 +175,115 @@ async function prepare(
   }
   await Promise.all(urls.map((u) => preflight(u, config.target)));
   return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
+}
+
+/** Processes a scenario starts and its restart phases act on. */
+interface Processes {
+  server?: ManagedProcess;
+  broker?: ManagedProcess;
+}
+
+/** Publishing with phases has no planned end: it stops after the last phase. */
+const OPEN_ENDED_MS = 7 * 24 * 3600_000;
+
+/**
+ * Runs the scenario's phases in order from `startAt` while the publisher goes on, telling the workers when each
+ * begins; returns each one's span and own figures. An early stop ends the phase under way and skips the rest.
+ */
+async function runPhases(config: SwarmConfig, ctx: PhaseContext, early: EarlyStop, publishStart: number): Promise<PhaseSpan[]> {
+  const spans: PhaseSpan[] = [];
+  // Taken before the first probe can leave, so that the first phase's window holds it.
+  let at = nowEpochMs();
+  const publishing = ctx.publisher.run(publishStart, OPEN_ENDED_MS);
+  for (const [index, phase] of (config.scenario?.phases ?? []).entries()) {
+    if (early.reason) break;
+    ctx.send({ type: 'phase', index });
+    ctx.note(`phase ${index + 1}: ${phase.kind}`);
+    const extras = await Promise.race([runPhase(phase, ctx, at), early.stopped.then(() => ({}))]);
+    const to = nowEpochMs();
+    spans.push({ phase, from: at, to, extras });
+    at = to;
+  }
+  ctx.publisher.stop();
+  await publishing;
+  return spans;
+}
+
+/**
+ * Each phase's span for the audit. The last stays open: probes still queued when publishing stopped leave after its
+ * end and are its own (MAX_SAFE_INTEGER, not Infinity: the windows go to the workers as JSON).
+ */
+function auditWindows(spans: readonly PhaseSpan[]): [number, number][] {
+  return spans.map((s, i) => [s.from, i === spans.length - 1 ? Number.MAX_SAFE_INTEGER : s.to]);
+}
+
+/** Forks the workers; their ticks feed the live view, and --bailout or a lost worker stops the run early. */
+function startFleet(config: SwarmConfig, plans: WorkerPlan[], live: LiveView, early: EarlyStop): WorkerFleet {
+  return new WorkerFleet(plans, {
+    tick: (msg) => {
+      live.onTick(msg);
+      const failed = live.failed();
+      if (config.bailout > 0 && failed >= config.bailout) early.stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
+    },
+    failed: (why) => early.stop(`worker failed: ${why}`),
+  });
+}
+
+/** Publishes through the scenario's phases, or for --duration without them; the phases' spans (none without). */
+async function publish(config: SwarmConfig, pub: Publisher, early: EarlyStop, publishStart: number, ctx: () => PhaseContext): Promise<PhaseSpan[]> {
+  if (early.reason) return [];
+  if ((config.scenario?.phases.length ?? 0) > 0) return runPhases(config, ctx(), early, publishStart);
+  await Promise.race([early.stopped, pub.run(publishStart, config.durationMs)]);
+  return [];
+}
+
+/** The phases' planned length, for the progress bar: what a restart waits on is not known ahead. */
+function plannedPhasesMs(phases: readonly ScenarioPhase[]): number {
+  const planned = (p: ScenarioPhase): number => ('durationMs' in p ? p.durationMs : 'downMs' in p ? p.downMs : 'overMs' in p ? p.overMs : 0) ?? 0;
+  return phases.reduce((sum, p) => sum + planned(p), 0);
+}
+
+/**
+ * Waits for the end of the ramp; how late publishing starts, ms. Publishing starts when the ramp is over: every
+ * connection's first attempt has opened or failed. The last connections are due just before the planned start;
+ * publishing without them would give them a partial expected set and the first probes a partial audience.
+ */
+async function rampSettled(early: EarlyStop, workers: WorkerFleet, publishStart: number): Promise<number> {
+  await early.sleepUntil(publishStart);
+  await early.sleepUntil(publishStart + RAMP_SETTLE_MAX_MS, workers.rampDone);
+  return Date.now() - publishStart;
+}
+
+/** What the phases act on: the run's workers, publisher, storms list, live view and the scenario's processes. */
+function phaseContext(run: {
+  config: SwarmConfig;
+  pub: Publisher;
+  workers: WorkerFleet;
+  workerCount: number;
+  note: (line: string) => void;
+  early: EarlyStop;
+  storms: SwarmConfig['storms'];
+  t0: number;
+  live: LiveView;
+  processes: Processes;
+}): PhaseContext {
+  const { workers, early, storms } = run;
+  return {
+    send: (msg) => workers.send(msg),
+    publisher: run.pub,
+    workers: run.workerCount,
+    conns: run.config.conns,
+    note: run.note,
+    sleepUntil: (at) => early.sleepUntil(at),
+    stopped: () => early.reason !== undefined,
+    storm: (share, overMs) => {
+      const index = storms.push({ share, atMs: Date.now() - run.t0 }) - 1;
+      workers.send({ type: 'storm', index, share, overMs });
+      return index;
+    },
+    openNow: () => run.live.openNow(),
+    ...run.processes,
+  };
 }
 
 /** What each worker process is told: the run's shape and its own index. */
@@ -192,6 +317,7 @@ function publisherFor(config: SwarmConfig, urls: string[]): Publisher {
     run: config.run,
     urls: config.publishTo === 'each' ? urls : [urls[0]!],
     target: config.target,
+    payloadBytes: config.payloadBytes,
     rate: config.rate,
     userRate: config.userRate,
     users: config.users,
@@ -204,49 +330,45 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
   let embedded: EmbeddedServer | undefined;
   let fleet: WorkerFleet | undefined;
   let publisher: Publisher | undefined;
+  const processes: Processes = {};
   try {
-    const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e));
+    const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e), processes);
     const startedAt = new Date();
-    const t0 = Date.now() + 300;
+    const t0 = startedAt.getTime() + 300;
     // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
     let publishStart = t0 + config.rampMs;
-    let publishEnd = publishStart + config.durationMs;
-    let totalMs = config.rampMs + config.durationMs + config.drainMs;
-
-    const live = new LiveView(config.conns, config.storms);
-    const transports = Array.from(assignTransports(config.mix, config.conns));
+    const hasPhases = (config.scenario?.phases.length ?? 0) > 0;
+    const durationMs = hasPhases ? plannedPhasesMs(config.scenario!.phases) : config.durationMs;
+    let publishEnd = publishStart + durationMs;
+    let totalMs = config.rampMs + durationMs + config.drainMs;
+    // --storm ones first, then those of storm phases as they fire: one list for the workers, the view and the result.
+    const storms = [...config.storms];
+    const live = new LiveView(config.conns, storms);
     const early = new EarlyStop(note);
     void hooks.stopSignal?.then(early.stop);
-
+    const transports = Array.from(assignTransports(config.mix, config.conns));
     const plans = workerPlans(config, { urls, transports, localAddresses, startAt: t0, workers: workerCount });
-    const workers = (fleet = new WorkerFleet(plans, {
-      tick: (msg) => {
-        live.onTick(msg);
-        const failed = live.failed();
-        if (config.bailout > 0 && failed >= config.bailout) early.stop(`--bailout ${config.bailout}: ${failed} failed connection attempts`);
-      },
-      failed: (why) => early.stop(`worker failed: ${why}`),
-    }));
 
+    const workers = (fleet = startFleet(config, plans, live, early));
     const pub = (publisher = publisherFor(config, urls));
-    const phaseAt = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
-    const snapTimer = setInterval(() => hooks.onSnapshot?.(live.snapshot(phaseAt(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent())), 1000);
+    const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
+    const snapTimer = setInterval(() => hooks.onSnapshot?.(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent())), 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
-
     const sleepUntil = early.sleepUntil;
-    await sleepUntil(publishStart);
-    // Publishing starts when the ramp is over: every connection's first attempt has opened or failed. The last
-    // connections are due just before the planned start; publishing without them would give them a partial
-    // expected set and the first probes a partial audience.
-    await sleepUntil(publishStart + RAMP_SETTLE_MAX_MS, workers.rampDone);
-    const lateBy = Date.now() - publishStart;
+    const lateBy = await rampSettled(early, workers, publishStart);
     if (lateBy > 0) {
       publishStart += lateBy;
       publishEnd += lateBy;
       totalMs += lateBy;
       if (lateBy >= 100) note(`publishing starts ${lateBy} ms after the ramp: waited for the last connection attempts`);
     }
-    if (!early.reason) await Promise.race([early.stopped, pub.run(publishStart, config.durationMs)]);
+    const spans = await publish(config, pub, early, publishStart, () =>
+      phaseContext({ config, pub, workers, workerCount, note, early, storms, t0, live, processes }),
+    );
+    if (spans.length > 0) {
+      publishEnd = Date.now();
+      totalMs = publishEnd - t0 + config.drainMs;
+    }
     pub.stop();
     const publishedUntil = Date.now();
     await sleepUntil(early.reason ? Date.now() + 1000 : publishEnd + config.drainMs);
@@ -254,19 +376,13 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     for (const t of stormTimers) clearTimeout(t);
     await pub.close(2000);
 
-    const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS);
+    const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS, auditWindows(spans));
     // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
     const stoppingAnyway = early.reason !== undefined && !early.reason.startsWith('worker failed');
-    const workerProblems = lostWorkers(
-      workerCount,
-      config.conns,
-      results.map((r) => r.index),
-      workers.fatal,
-      stoppingAnyway,
-    );
-
+    const reported = results.map((r) => r.index);
+    const workerProblems = lostWorkers(workerCount, config.conns, reported, workers.fatal, stoppingAnyway);
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
-    const agg = aggregate(results, pub.sent, publishingMs, config.storms);
+    const agg = aggregate(results, pub.sent, publishingMs, storms);
     hooks.onSnapshot?.(live.snapshot('done', Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
     return {
       ...agg,
@@ -281,10 +397,12 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       thresholds: evaluateThresholds(config.thresholds, agg.summary),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: early.reason,
+      phases: hasPhases ? phaseReports(spans, results, t0) : undefined,
     };
   } finally {
     await publisher?.close(0).catch(() => {});
     fleet?.kill();
     await embedded?.stop();
+    await Promise.all([processes.server?.stop(), processes.broker?.stop()]);
   }
 }

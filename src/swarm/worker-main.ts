@@ -18,12 +18,22 @@ process.on('message', (msg: MainToWorker) => {
       );
       break;
     case 'storm':
-      worker?.storm(msg.index, msg.share);
+      worker?.storm(msg.index, msg.share, msg.overMs);
+      break;
+    case 'phase':
+      worker?.phase(msg.index);
+      break;
+    case 'churn':
+      worker?.churn(msg.rate, msg.durationMs);
+      break;
+    case 'slow':
+      worker?.slow(msg.share, msg.durationMs);
       break;
     case 'finish':
-      worker!.finish(msg.sendTimes, msg.refused).then(
+      worker!.finish(msg.sendTimes, msg.refused, msg.windows).then(
         (result) => process.send!(result, () => process.disconnect()),
-        (err: Error) => send({ type: 'fatal', index: -1, message: err.message }),
+        // A worker that cannot report is done: it says why and exits, so the run does not wait for it in vain.
+        (err: Error) => process.send!({ type: 'fatal', index: -1, message: err.message } satisfies WorkerToMain, () => process.exit(1)),
       );
       break;
   }

@@ -7,7 +7,9 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
-import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit } from './audit.js';
+import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type Window, type WindowCounts } from './audit.js';
+import { WorkerPhases } from './worker-phases.js';
+import { isPausable } from '../transports/transport.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
 import { genericSpec, subscribeRenderer } from '../targets/subscribe.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
@@ -40,6 +42,9 @@ interface StormState extends StormPart {
   startedAt: number;
 }
 
+/** How long after a slow phase a cut still counts as its doing: the client reads the close only after the backlog. */
+const SLOW_GRACE_MS = 5000;
+
 const bump = (into: Record<string, number>, key: string) => void (into[key] = (into[key] ?? 0) + 1);
 
 export class SwarmWorker implements TransportSink {
@@ -60,6 +65,9 @@ export class SwarmWorker implements TransportSink {
   private readonly stats = TRANSPORT_NAMES.map(() => new TransportStats());
   private readonly storms: StormState[] = [];
   private stopping = false;
+  private readonly phases: WorkerPhases;
+  /** Connections the swarm itself is closing and re-opening at once (churn): their close is no error. */
+  private readonly churning: Uint8Array;
   // Per tick
   /** The tick's latency over all transports, summed from theirs at each tick. */
   private readonly tickLatency: DurationHistogram = createHistogram();
@@ -87,6 +95,8 @@ export class SwarmWorker implements TransportSink {
     this.audits = new Array<SubscriberAudit | undefined>(n);
     this.targets = new Array<SubscribeTarget | undefined>(n);
     this.kind = Uint8Array.from(plan.transports);
+    this.phases = new WorkerPhases(n);
+    this.churning = new Uint8Array(n);
     for (let i = plan.index; i < n; i += plan.workers) this.mine.push(i);
   }
 
@@ -108,10 +118,8 @@ export class SwarmWorker implements TransportSink {
         ...render[k]!({ base: p.urls[i % p.urls.length]!, user, token }),
         localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
       };
-      this.audits[i] = new SubscriberAudit(
-        p.run,
-        streams.map((s) => (s === 'user' ? userStream(user) : BROADCAST)),
-      );
+      const streamsOf = streams.map((s) => (s === 'user' ? userStream(user) : BROADCAST));
+      this.audits[i] = new SubscriberAudit(p.run, streamsOf, p.target.subscribe[name]?.resume !== 'none');
       this.stats[k]!.target++;
       // probeOnly: notification() reads nothing but the probe, so the transports need not parse the rest.
       this.transports[k] ??= createTransport(name, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true, generic: genericSpec(p.target, name) });
@@ -152,6 +160,7 @@ export class SwarmWorker implements TransportSink {
     if (++s.open > s.peakOpen) s.peakOpen = s.open;
     this.audits[i]!.opened(performance.timeOrigin + at);
     s.connect.record((at - this.attemptAt[i]!) * 1000);
+    this.phases.opened(i, this.everOpened[i] === 1);
     if (this.everOpened[i]) {
       s.reconnect.record((at - this.lostAt[i]!) * 1000);
       s.reconnects++;
@@ -178,6 +187,7 @@ export class SwarmWorker implements TransportSink {
     if (flags & Receipt.New) {
       const ms = performance.timeOrigin + at - p.t;
       this.stats[this.kind[i]!]!.tickLatency.recordMs(ms);
+      this.phases.receipt(ms);
       this.received++;
     } else if (flags & Receipt.Misrouted) {
       this.misrouted++;
@@ -201,8 +211,15 @@ export class SwarmWorker implements TransportSink {
       this.state[i] = State.Stopped;
       return;
     }
-    if (cause !== 'aborted') this.countError(i, cause);
+    const churned = this.churning[i] === 1 && cause === 'client-closed';
+    this.phases.closed(i, cause, cause === 'aborted' || churned);
     this.state[i] = State.Waiting;
+    if (churned) {
+      this.churning[i] = 0;
+      setImmediate(() => this.open(i));
+      return;
+    }
+    if (cause !== 'aborted') this.countError(i, cause);
     this.scheduleReconnect(i, retryMs);
   }
 
@@ -246,21 +263,76 @@ export class SwarmWorker implements TransportSink {
     else setTimeout(() => this.open(i), delay);
   }
 
-  /** Aborts `share` of the open connections at once, picked at random. */
-  storm(index: number, share: number): void {
+  /** `share` of the open connections, picked at random. */
+  private pickOpen(share: number): number[] {
     const open = this.mine.filter((i) => this.state[i] === State.Open);
     const n = Math.round(open.length * share);
     for (let k = 0; k < n; k++) {
       const j = k + Math.floor(Math.random() * (open.length - k));
       [open[k], open[j]] = [open[j]!, open[k]!];
     }
-    const st: StormState = { aborted: n, backMs: [], failures: {}, startedAt: performance.now() };
+    return open.slice(0, n);
+  }
+
+  /** Aborts `share` of the open connections, at once or spread evenly over `overMs`. */
+  storm(index: number, share: number, overMs = 0): void {
+    const picked = this.pickOpen(share);
+    const st: StormState = { aborted: picked.length, backMs: [], failures: {}, startedAt: performance.now() };
     this.storms[index] = st;
-    for (let k = 0; k < n; k++) {
-      const i = open[k]!;
+    const abort = (i: number) => {
+      if (this.stopping || this.state[i] !== State.Open) return;
       this.stormOf[i] = index;
       this.transports[this.kind[i]!]!.abort(i);
+    };
+    picked.forEach((i, k) => {
+      if (overMs <= 0) abort(i);
+      else this.timers.push(setTimeout(() => abort(i), (overMs * k) / picked.length));
+    });
+  }
+
+  /** A scenario phase begins (see WorkerPhases). */
+  phase(index: number): void {
+    this.phases.begin(index);
+  }
+
+  /** Closes one random open connection every 1/rate s for `durationMs`; each re-opens at once and resumes. */
+  churn(rate: number, durationMs: number): void {
+    if (rate <= 0) return;
+    const end = performance.now() + durationMs;
+    const step = () => {
+      if (this.stopping || performance.now() >= end) return;
+      const open = this.mine.filter((c) => this.state[c] === State.Open);
+      const pick = open[Math.floor(Math.random() * open.length)];
+      if (pick !== undefined) {
+        this.churning[pick] = 1;
+        this.transports[this.kind[pick]!]!.close(pick);
+      }
+      this.timers.push(setTimeout(step, 1000 / rate));
+    };
+    step();
+  }
+
+  /** Stops reading `share` of the open connections for `durationMs` (transports that can pause), then reads again. */
+  slow(share: number, durationMs: number): void {
+    const phase = this.phases.current;
+    const paused: number[] = [];
+    for (const i of this.pickOpen(share)) {
+      const t = this.transports[this.kind[i]!]!;
+      if (isPausable(t) && t.pause(i)) {
+        paused.push(i);
+        this.phases.paused(i);
+      } else this.countError(i, 'cannot-pause');
     }
+    this.timers.push(
+      setTimeout(() => {
+        for (const i of paused) {
+          const t = this.transports[this.kind[i]!]!;
+          if (isPausable(t)) t.resume(i);
+        }
+      }, durationMs),
+      // A cut shows only once the connection reads again (the close is behind what the server had written).
+      setTimeout(() => this.phases.settleSlow(phase), durationMs + SLOW_GRACE_MS),
+    );
   }
 
   private tick(): void {
@@ -319,7 +391,7 @@ export class SwarmWorker implements TransportSink {
   }
 
   /** Stops, audits every subscriber against the publisher's send log, and closes everything. */
-  async finish(sendTimes: Record<string, number[]>, refused: Record<string, number[]> = {}): Promise<WorkerResult> {
+  async finish(sendTimes: Record<string, number[]>, refused: Record<string, number[]> = {}, windows: readonly Window[] = []): Promise<WorkerResult> {
     // An attempt still waiting for its answer at the end never reached an open stream: a failure, by its own cause
     // (a long-poll that is never answered would otherwise end the run with 0 failed and no error).
     for (const i of this.mine) {
@@ -332,7 +404,11 @@ export class SwarmWorker implements TransportSink {
     this.tick();
     const log = publishLogFromTimes(new Map(Object.entries(sendTimes)), new Map(Object.entries(refused)));
     const tallies = TRANSPORT_NAMES.map(() => new AuditTally());
-    for (const i of this.mine) tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
+    const perPhase: WindowCounts[] = [];
+    for (const i of this.mine) {
+      tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
+      if (windows.length > 0) windowCounts(this.audits[i]!, log, windows, perPhase);
+    }
     await Promise.all(this.transports.filter((t) => t !== undefined).map((t) => t.dispose()));
     this.eld.disable();
     const transports: WorkerResult['transports'] = {};
@@ -357,6 +433,7 @@ export class SwarmWorker implements TransportSink {
       index: this.plan.index,
       transports,
       storms: this.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
+      phases: this.phases.parts(perPhase),
       selfCheck: {
         eldP99Ms: sc.eldP99Ms,
         eldMaxMs: sc.eldMaxMs,

@@ -27,6 +27,10 @@ import {
 
 class PollConn implements Receiver {
   cursor: string | undefined;
+  /** Paused (`pause`): the poll in flight stops reading, and the next one waits for `resume`. */
+  paused = false;
+  /** The next poll, held while paused. */
+  held: (() => void) | undefined;
   /** The poll whose answer is being decoded. */
   answering: PollAttempt | undefined;
   target: SubscribeTarget | undefined;
@@ -128,6 +132,8 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     const st = this.connFor(conn, () => new PollConn(this, conn));
     st.target = target;
     st.opened = false;
+    st.paused = false;
+    st.held = undefined;
     if (cursor !== undefined) st.cursor = cursor;
     // A resume asks for an immediate answer (timeout=0) so that `opened` measures the connect, not the hold.
     this.poll(st, cursor, cursor === undefined ? undefined : 0);
@@ -216,7 +222,31 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     else this.sink.error(st.conn, code, retryMs);
   }
 
+  /** @public Pausable (the swarm's `slow` phase calls it through isPausable). */
+  pause(conn: number): boolean {
+    const st = this.conns.get(conn);
+    if (st?.attempt === undefined || !st.opened) return false;
+    st.paused = true;
+    st.attempt.controller?.pause();
+    return true;
+  }
+
+  /** @public Pausable. */
+  resume(conn: number): void {
+    const st = this.conns.get(conn);
+    if (st === undefined || !st.paused) return;
+    st.paused = false;
+    st.attempt?.controller?.resume();
+    const next = st.held;
+    st.held = undefined;
+    next?.();
+  }
+
   private poll(st: PollConn, cursor: string | undefined, timeoutS: number | undefined): void {
+    if (st.paused) {
+      st.held = () => this.poll(st, cursor, timeoutS);
+      return;
+    }
     const target = st.target!;
     const attempt = new PollAttempt(st, cursor === undefined);
     st.attempt = attempt;
@@ -240,6 +270,8 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   protected stop(st: PollConn, cause: 'aborted' | 'client-closed', release: boolean): void {
     const attempt = st.attempt!;
     st.attempt = undefined;
+    st.paused = false;
+    st.held = undefined;
     // Before undici has started the request there is no controller; destroying the client drops the connect.
     if (release || attempt.controller === undefined) dropClient(st);
     else attempt.controller.abort(new Error(cause));

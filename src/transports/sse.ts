@@ -255,6 +255,19 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     return false;
   }
 
+  /** @public Pausable (the swarm's `slow` phase calls it through isPausable). */
+  pause(conn: number): boolean {
+    const attempt = this.conns.get(conn)?.attempt;
+    if (attempt?.controller === undefined || !attempt.opened) return false;
+    attempt.controller.pause();
+    return true;
+  }
+
+  /** @public Pausable. */
+  resume(conn: number): void {
+    this.conns.get(conn)?.attempt?.controller?.resume();
+  }
+
   /** The server answered but not with a stream: drop the response, report the attempt failed. */
   refuse(st: SseConn, code: string, retryMs?: number): void {
     const attempt = st.attempt!;

@@ -118,6 +118,21 @@ export interface ReadReceipts {
   markRead(conn: number, id: string): boolean;
 }
 
+/**
+ * Optional capability: stop reading a connection's socket and start again (a scenario's `slow` phase). While paused
+ * the server's writes pile up in the kernel buffers and then in its own, which is what its slow-consumer policy acts on.
+ */
+export interface Pausable {
+  /** Stops reading; false when the connection is not open or cannot be paused. */
+  pause(conn: number): boolean;
+  /** Reads again (a no-op when not paused). */
+  resume(conn: number): void;
+}
+
+export function isPausable(t: Transport): t is Transport & Pausable {
+  return typeof (t as Partial<Pausable>).pause === 'function';
+}
+
 export function hasReadReceipts(t: Transport): t is Transport & ReadReceipts {
   return typeof (t as Partial<ReadReceipts>).markRead === 'function';
 }

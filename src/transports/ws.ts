@@ -157,6 +157,19 @@ export class WsTransport implements Transport, ReadReceipts {
     return this.conns.get(conn)?.cursor;
   }
 
+  /** @public Pausable (the swarm's `slow` phase calls it through isPausable). */
+  pause(conn: number): boolean {
+    const ws = this.conns.get(conn)?.ws;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    ws.pause();
+    return true;
+  }
+
+  /** @public Pausable. */
+  resume(conn: number): void {
+    this.conns.get(conn)?.ws?.resume();
+  }
+
   /** Sends a read receipt (`{"type":"read","id"}`); false when the connection is not open. */
   markRead(conn: number, id: string): boolean {
     const ws = this.conns.get(conn)?.ws;
