@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NotifyError } from '../src/errors.js';
 import { loadScenario, withOverrides, type Scenario } from '../src/scenario/load.js';
 import { resolveSwarmOptions } from '../src/swarm/config.js';
 import { loadTarget } from '../src/targets/load.js';
+import { usage } from './helpers/usage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'notify-scenario-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,19 +16,6 @@ function scenarioFile(name: string, lines: readonly string[]): string {
   const path = join(dir, name);
   writeFileSync(path, lines.join('\n') + '\n');
   return path;
-}
-
-/** The usage error `fn` throws: exit code 2, and its message. */
-function usage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NotifyError);
-    expect((err as NotifyError).exitCode).toBe(2);
-    expect((err as NotifyError).code).toBe('E_USAGE');
-    return (err as Error).message;
-  }
-  throw new Error('expected a usage error, nothing was thrown');
 }
 
 /** The DESIGN.md example, with every kind of field and phase. */

@@ -1,21 +1,8 @@
 /** `notify swarm` flag parsing (src/swarm/config.ts): pure functions, no I/O. */
 import { describe, expect, it } from 'vitest';
-import { NotifyError } from '../src/errors.js';
 import { assignTransports, parseAddressRange, parseMix, parseStorm, resolveSwarmOptions, SWARM_DEFAULTS, type RawSwarmOptions } from '../src/swarm/config.js';
 import { TRANSPORT_NAMES } from '../src/protocol/transports.js';
-
-/** The usage error `fn` throws: exit code 2, and the message (which must name the flag). */
-function usage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NotifyError);
-    expect((err as NotifyError).exitCode).toBe(2);
-    expect((err as NotifyError).code).toBe('E_USAGE');
-    return (err as Error).message;
-  }
-  throw new Error('expected a usage error, nothing was thrown');
-}
+import { usage } from './helpers/usage.js';
 
 /** How many connections of the first `n` got each transport. */
 function counts(order: Uint8Array, n = order.length): Record<string, number> {

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NotifyError } from '../src/errors.js';
 import { builtinTargetNames, loadTarget } from '../src/targets/load.js';
 import { Template } from '../src/targets/template.js';
+import { usage } from './helpers/usage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'notify-targets-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,19 +30,6 @@ const VALID = [
   '  http:',
   '    url: "{base}/notify"',
 ];
-
-/** The usage error `fn` throws: exit code 2, and its message. */
-function usage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NotifyError);
-    expect((err as NotifyError).exitCode).toBe(2);
-    expect((err as NotifyError).code).toBe('E_USAGE');
-    return (err as Error).message;
-  }
-  throw new Error('expected a usage error, nothing was thrown');
-}
 
 function loadLines(name: string, lines: readonly string[]): () => unknown {
   const path = profileFile(name, lines.join('\n') + '\n');
