@@ -95,15 +95,17 @@ describe('ink dashboard in a fake terminal', () => {
     );
     await until(() => plain(term.text()), /█{5}░{15} 250\/1000 open \(ramping\)/);
     expect(plain(term.text())).toContain('phase        ramp  1s left in phase · 14s left in run');
-    expect(plain(term.text())).toContain('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain');
+    expect(plain(term.text())).toContain(
+      'audit        lost 0  duplicated 0  out-of-order 0  recovered 0  misrouted 0  (of 50000 owed, sent > 5s ago; final after the drain)',
+    );
     // No raw-mode stdin: only Ctrl-C (SIGINT) can stop the run, and the hint says so.
     expect(plain(term.text())).toMatch(/^Ctrl-C: stop early \(the result is still written\)$/m);
     d.update(fixtureSnapshot({ selfCheck: { eldP99Ms: 180, cpu: 0.99, saturated: true } }));
     await until(() => plain(term.text()), /WARNING: the swarm client is saturated; latency includes client-side delay/);
     expect(plain(term.text())).toContain('event-loop p99 180ms  CPU 99%  SATURATED');
-    // Misrouted receipts are known at once, so they show live, before the drain's final audit.
-    d.update(fixtureSnapshot({ misrouted: 12 }));
-    await until(() => plain(term.text()), /audit +misrouted 12 so far \(another user's notifications\)/);
+    // The audit shows live: probes past the grace period, misrouted receipts at once; in red once anything is wrong.
+    d.update(fixtureSnapshot({ misrouted: 12, audit: { expected: 60_000, lost: 7, duplicated: 2, outOfOrder: 1, recovered: 3, graceMs: 5000 } }));
+    await until(() => plain(term.text()), /audit +lost 7 {2}duplicated 2 {2}out-of-order 1 {2}recovered 3 {2}misrouted 12 {2}\(of 60000 owed, sent > 5s ago/);
     expect(term.text()).toMatch(SGR);
     await d.finish();
   });
@@ -142,9 +144,9 @@ describe('progress view choice', () => {
     expect(lines).toEqual([
       'started embedded notify serve at http://127.0.0.1:9',
       expect.stringMatching(
-        /^\[publishing 5s\/15s\] open 987\/1000 connecting 4 reconnecting 9 failed 7 \| pub 50\/s recv 48000\/s \| p50 5\.3ms p99 95\.5ms max 131ms \| errors 4 \| storm1 back 471\/480$/,
+        /^\[publishing 5s\/15s\] open 987\/1000 connecting 4 reconnecting 9 failed 7 \| pub 50\/s recv 48000\/s \| p50 5\.3ms p99 95\.5ms max 131ms \| errors 4 \| lost 0 dup 0 ooo 0 \(>5s old\) \| storm1 back 471\/480$/,
       ),
-      expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000 .* \| errors 4 \| MISROUTED 3 \| storm1/),
+      expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000 .* \| errors 4 \| lost 0 dup 0 ooo 0 \(>5s old\) \| MISROUTED 3 \| storm1/),
     ]);
     expect(f.stderr()).not.toContain('\x1b');
   });

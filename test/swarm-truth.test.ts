@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHistogram } from '../src/metrics/histogram.js';
 import { listenForTest, runCleanup } from './helpers/lifecycle.js';
+import type { SwarmSnapshot } from '../src/swarm/live.js';
 import { eventCounts, loadSwarm, scheduled, swarm, swarmConfig } from './helpers/swarm.js';
 
 beforeAll(loadSwarm, 120_000);
@@ -217,5 +218,22 @@ describe('the swarm reports exactly what a faulty server did', () => {
     expect(total.latency.min, why).toBeGreaterThanOrEqual(BASE_MS + DELAY_MS - 0.032);
     expect(Math.abs(total.latency.min - base!.summary.total.latency.min - DELAY_MS), why).toBeLessThanOrEqual(2);
     expect(Math.abs(total.latency.p50 - base!.summary.total.latency.p50 - DELAY_MS), why).toBeLessThanOrEqual(10);
+  }, 30_000);
+});
+
+describe('the audit while the run goes', () => {
+  it('counts the dropped probes as lost once they are older than the grace period, before the final audit says the same', async () => {
+    const faulty = await startFaultServer({ drop: [2, 3] });
+    const snapshots: SwarmSnapshot[] = [];
+    // Publishing 1 s, then a drain past the 5 s grace plus the log's and the ticks' second each: the live audit has
+    // seen every probe by the end.
+    const config = swarmConfig({ ...FLAGS, url: [faulty.url], duration: '1s', drain: '7500ms' });
+    const { outcome } = await swarm(config, { onSnapshot: (s) => snapshots.push(s) });
+    const probes = scheduled(40, 1000);
+    const live = snapshots.filter((s) => s.phase !== 'done').at(-1)!.audit;
+    expect(live).toMatchObject({ expected: CONNS * probes, lost: 2 * CONNS, duplicated: 0, outOfOrder: 0 });
+    expect(outcome.summary.total.events).toMatchObject({ expected: CONNS * probes, lost: 2 * CONNS });
+    // Earlier, while the drops were younger than the grace period, they were not yet called lost.
+    expect(snapshots.find((s) => s.phase === 'drain')!.audit.lost).toBeLessThan(2 * CONNS);
   }, 30_000);
 });

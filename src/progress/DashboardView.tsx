@@ -99,6 +99,18 @@ export function Dashboard(props: DashboardProps) {
   );
 }
 
+/** The audit while the run goes: probes older than the grace period, and misrouted receipts as they come. */
+function liveAudit(s: SwarmSnapshot, c: ChalkInstance): string {
+  const a = s.audit;
+  const bad = a.lost || a.duplicated || a.outOfOrder || s.misrouted;
+  const text =
+    `lost ${a.lost}  duplicated ${a.duplicated}  out-of-order ${a.outOfOrder}  recovered ${a.recovered}  misrouted ${s.misrouted}` +
+    `  (of ${a.expected} owed, sent > ${a.graceMs / 1000}s ago; final after the drain)`;
+  if (a.expected === 0 && !s.misrouted)
+    return c.dim(`lost / duplicated / out-of-order / recovered / misrouted: counted once probes are ${a.graceMs / 1000} s old`);
+  return bad ? c.red(text) : text;
+}
+
 function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; sparkWidth: number; final?: FinalFigures }) {
   const c = useContext(StyleContext);
   const n = s.conns;
@@ -125,10 +137,7 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
           ? (bad ? c.red : c.green)(
               `lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`,
             )
-          : s.misrouted
-            ? c.bold.red(`misrouted ${s.misrouted} so far (another user's notifications)`) +
-              c.dim('  lost / duplicated / out-of-order / recovered: counted after the drain')
-            : c.dim('lost / duplicated / out-of-order / recovered / misrouted: counted after the drain')}
+          : liveAudit(s, c)}
       </Row>
       <Row label="reconnects">
         {`${n.reconnects}`}

@@ -12,6 +12,8 @@ export function statusLine(s: SwarmSnapshot): string {
     `p50 ${ms(s.latencyLast.p50)}ms p99 ${ms(s.latencyLast.p99)}ms max ${ms(s.latencyLast.max)}ms`;
   const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
   if (errors) line += ` | errors ${errors}`;
+  const a = s.audit;
+  if (a.expected > 0) line += ` | lost ${a.lost} dup ${a.duplicated} ooo ${a.outOfOrder} (>${a.graceMs / 1000}s old)`;
   if (s.misrouted) line += ` | MISROUTED ${s.misrouted}`;
   for (const [i, st] of s.storms.entries()) if (st.aborted) line += ` | storm${i + 1} back ${st.back}/${st.aborted}`;
   if (s.selfCheck.saturated) line += ` | CLIENT SATURATED (loop p99 ${ms(s.selfCheck.eldP99Ms)}ms)`;

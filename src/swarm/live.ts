@@ -3,7 +3,7 @@
  * dashboard show) and into the per-second timeline of the result file.
  */
 import { createHistogram, type DurationSummary } from '../metrics/histogram.js';
-import type { WorkerTick } from './messages.js';
+import { LIVE_AUDIT_GRACE_MS, type LiveAudit, type WorkerTick } from './messages.js';
 
 export type Phase = 'starting' | 'ramp' | 'publishing' | 'drain' | 'finishing' | 'done';
 
@@ -35,6 +35,8 @@ export interface SwarmSnapshot {
   latencyLast: DurationSummary;
   latencyAll: DurationSummary;
   errors: Record<string, number>;
+  /** The audit so far, of probes sent at least `graceMs` ago (the final one, after the drain, is exact). */
+  audit: LiveAudit & { graceMs: number };
   storms: { atMs: number; share: number; aborted: number; back: number }[];
   selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean };
   timeline: TimelinePoint[];
@@ -127,6 +129,14 @@ export class LiveView {
       latencyLast: last,
       latencyAll: this.all.summary(),
       errors: { ...this.errors },
+      audit: {
+        expected: sum((t) => t.audit.expected),
+        lost: sum((t) => t.audit.lost),
+        duplicated: sum((t) => t.audit.duplicated),
+        outOfOrder: sum((t) => t.audit.outOfOrder),
+        recovered: sum((t) => t.audit.recovered),
+        graceMs: LIVE_AUDIT_GRACE_MS,
+      },
       storms: this.storms.map((s, i) => ({ ...s, aborted: sum((t) => t.stormsAborted[i] ?? 0), back: sum((t) => t.stormsBack[i] ?? 0) })),
       selfCheck: { eldP99Ms, cpu, saturated: eldP99Ms > SATURATION.eldP99Ms || cpu > SATURATION.cpu },
       timeline: this.timeline,

@@ -35,6 +35,8 @@ export interface WorkerPlan {
 export type MainToWorker =
   | { type: 'start'; plan: WorkerPlan }
   | { type: 'storm'; index: number; share: number; overMs?: number }
+  /** The publisher's send log since the last one (appended to the worker's copy, for the live audit). */
+  | { type: 'log'; times: Record<string, number[]>; refused: Record<string, number[]> }
   /** A scenario phase begins: receipts, re-opens and server closes count toward it from now. */
   | { type: 'phase'; index: number }
   /** Close and re-open this worker's share of connections at `rate` per second for `durationMs` (they resume). */
@@ -61,6 +63,8 @@ export interface WorkerTick {
   misrouted: number;
   /** Latency of those probes (encoded histogram). */
   latency: string;
+  /** The audit so far, of probes sent at least LIVE_AUDIT_GRACE_MS ago (cumulative; the final audit is exact). */
+  audit: LiveAudit;
   /** Errors by cause since the last tick. */
   errors: Record<string, number>;
   /** Per storm: connections aborted, and back so far. */
@@ -83,6 +87,20 @@ export interface TransportPart {
   failed: number;
   reconnects: number;
   errors: Record<string, number>;
+}
+
+/**
+ * How old a probe must be before the live audit counts it lost when it has not arrived: well past any latency a
+ * healthy run shows, so a slow second does not read as loss. The final audit, after the drain, is exact.
+ */
+export const LIVE_AUDIT_GRACE_MS = 5000;
+
+export interface LiveAudit {
+  expected: number;
+  lost: number;
+  duplicated: number;
+  outOfOrder: number;
+  recovered: number;
 }
 
 /** One worker's figures of one scenario phase. */

@@ -49,6 +49,9 @@ export class Publisher {
   readonly failures: Record<string, number> = {};
   sent = 0;
   accepted = 0;
+  /** How much of `sendTimes` and `refused`, per stream, `takeNewLog` has handed out. */
+  private readonly logged = new Map<string, number>();
+  private readonly loggedRefused = new Map<string, number>();
   /** Sent since the last `takeSent()`. */
   private sentTick = 0;
   private inFlight = new Set<Promise<void>>();
@@ -181,6 +184,26 @@ export class Publisher {
   async flushed(maxMs: number): Promise<void> {
     const deadline = nowMs() + maxMs;
     while (nowMs() < deadline && [...this.queued.values()].some((q) => q.length > 0)) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /**
+   * The send log and refusals added since the previous call, per stream: what the workers need to audit live
+   * (their copy of the log grows by these each second).
+   */
+  takeNewLog(): { times: Record<string, number[]>; refused: Record<string, number[]> } {
+    const times: Record<string, number[]> = {};
+    for (const [stream, all] of this.sendTimes) {
+      const from = this.logged.get(stream) ?? 0;
+      if (all.length > from) times[stream] = all.slice(from);
+      this.logged.set(stream, all.length);
+    }
+    const refused: Record<string, number[]> = {};
+    for (const [stream, all] of this.refused) {
+      const from = this.loggedRefused.get(stream) ?? 0;
+      if (all.length > from) refused[stream] = all.slice(from);
+      this.loggedRefused.set(stream, all.length);
+    }
+    return { times, refused };
   }
 
   /** Probes sent since the previous call. */

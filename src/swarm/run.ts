@@ -352,7 +352,10 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const workers = (fleet = startFleet(config, plans, live, early));
     const pub = (publisher = publisherFor(config, urls));
     const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
-    const snapTimer = setInterval(() => hooks.onSnapshot?.(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent())), 1000);
+    const snapTimer = setInterval(() => {
+      workers.send({ type: 'log', ...pub.takeNewLog() });
+      hooks.onSnapshot?.(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
+    }, 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
     const sleepUntil = early.sleepUntil;
     const lateBy = await rampSettled(early, workers, publishStart);

@@ -20,6 +20,9 @@ process.on('message', (msg: MainToWorker) => {
     case 'storm':
       worker?.storm(msg.index, msg.share, msg.overMs);
       break;
+    case 'log':
+      worker?.log(msg.times, msg.refused);
+      break;
     case 'phase':
       worker?.phase(msg.index);
       break;

@@ -7,13 +7,23 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
-import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type Window, type WindowCounts } from './audit.js';
+import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type PublishLog, type Window, type WindowCounts } from './audit.js';
+import { nowEpochMs } from '../protocol/probe.js';
 import { WorkerPhases } from './worker-phases.js';
 import { isPausable } from '../transports/transport.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
 import { genericSpec, subscribeRenderer } from '../targets/subscribe.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
-import type { StormPart, TransportPart, WorkerPlan, WorkerRamped, WorkerResult, WorkerTick } from './messages.js';
+import {
+  LIVE_AUDIT_GRACE_MS,
+  type LiveAudit,
+  type StormPart,
+  type TransportPart,
+  type WorkerPlan,
+  type WorkerRamped,
+  type WorkerResult,
+  type WorkerTick,
+} from './messages.js';
 
 const enum State {
   Idle = 0,
@@ -66,6 +76,9 @@ export class SwarmWorker implements TransportSink {
   private readonly storms: StormState[] = [];
   private stopping = false;
   private readonly phases: WorkerPhases;
+  /** The publisher's send log as the main process hands it on each second, for the live audit. */
+  private readonly liveTimes = new Map<string, number[]>();
+  private readonly liveRefused = new Map<string, number[]>();
   /** Connections the swarm itself is closing and re-opening at once (churn): their close is no error. */
   private readonly churning: Uint8Array;
   // Per tick
@@ -290,6 +303,42 @@ export class SwarmWorker implements TransportSink {
     });
   }
 
+  /** More of the publisher's send log (see `liveAudit`). */
+  log(times: Record<string, number[]>, refused: Record<string, number[]>): void {
+    for (const [into, from] of [
+      [this.liveTimes, times],
+      [this.liveRefused, refused],
+    ] as const) {
+      for (const [stream, list] of Object.entries(from)) {
+        const have = into.get(stream);
+        if (have === undefined) into.set(stream, [...list]);
+        else for (const v of list) have.push(v);
+      }
+    }
+  }
+
+  /**
+   * The audit so far: every subscriber against the probes sent at least LIVE_AUDIT_GRACE_MS ago, by the same rules
+   * as the final one (which, after the drain, is exact).
+   */
+  private liveAudit(): LiveAudit {
+    const sum: LiveAudit = { expected: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
+    if (this.liveTimes.size === 0) return sum;
+    const cutoff = nowEpochMs() - LIVE_AUDIT_GRACE_MS;
+    const full = publishLogFromTimes(this.liveTimes, this.liveRefused);
+    const log: PublishLog = { refused: full.refused, sentBefore: full.sentBefore, final: (stream) => full.sentBefore(stream, cutoff) };
+    for (const i of this.mine) {
+      for (const c of this.audits[i]!.finish(log)) {
+        sum.expected += c.expected;
+        sum.lost += c.lost;
+        sum.duplicated += c.duplicated;
+        sum.outOfOrder += c.outOfOrder;
+        sum.recovered += c.recovered;
+      }
+    }
+    return sum;
+  }
+
   /** A scenario phase begins (see WorkerPhases). */
   phase(index: number): void {
     this.phases.begin(index);
@@ -377,6 +426,7 @@ export class SwarmWorker implements TransportSink {
       received: this.received,
       misrouted: this.misrouted,
       latency: this.tickLatency.encode(),
+      audit: this.liveAudit(),
       errors: this.tickErrors,
       stormsAborted: this.storms.map((s) => s.aborted),
       stormsBack: this.storms.map((s) => s.backMs.length),

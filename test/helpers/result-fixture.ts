@@ -158,6 +158,7 @@ export function fixtureSnapshot(over: Partial<SwarmSnapshot> = {}): SwarmSnapsho
     latencyLast: { count: 48_000, min: 0.8, p50: 5.25, p90: 17.5, p99: 95.5, p999: 120, max: 131, mean: 7 },
     latencyAll: { count: 78_000, min: 0.5, p50: 4.75, p90: 15.5, p99: 88.5, p999: 110, max: 131, mean: 6 },
     errors: { ECONNRESET: 3, 'HTTP 503': 1 },
+    audit: { expected: 50_000, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, graceMs: 5000 },
     storms: [{ atMs: 3000, share: 0.5, aborted: 480, back: 471 }],
     selfCheck: { eldP99Ms: 12.5, cpu: 0.4, saturated: false },
     timeline,
