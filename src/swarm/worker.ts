@@ -326,7 +326,11 @@ export class SwarmWorker implements TransportSink {
     if (this.liveTimes.size === 0) return sum;
     const cutoff = nowEpochMs() - LIVE_AUDIT_GRACE_MS;
     const full = publishLogFromTimes(this.liveTimes, this.liveRefused);
-    const log: PublishLog = { refused: full.refused, sentBefore: full.sentBefore, final: (stream) => full.sentBefore(stream, cutoff) };
+    const log: PublishLog = {
+      refused: (stream) => full.refused?.(stream) ?? [],
+      sentBefore: (stream, at) => full.sentBefore(stream, at),
+      final: (stream) => full.sentBefore(stream, cutoff),
+    };
     for (const i of this.mine) {
       for (const c of this.audits[i]!.finish(log)) {
         sum.expected += c.expected;
