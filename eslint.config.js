@@ -95,8 +95,8 @@ export default defineConfig(
     rules: processOnly(['cpuUsage', 'memoryUsage'], "the worker's self-check samples its own process's CPU and RSS"),
   },
   {
-    files: ['src/util/limits.ts'],
-    rules: processOnly(['versions'], 'systemSources() is where limits reads the machine (/proc, os.*, the Node version); tests pass LimitSources instead'),
+    files: ['src/capacity/planner.ts'],
+    rules: processOnly(['versions'], 'systemSources() is where the planner reads the machine (/proc, os.*, the Node version); tests pass LimitSources instead'),
   },
   {
     files: ['src/swarm/embedded.ts'],

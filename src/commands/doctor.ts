@@ -19,7 +19,7 @@ import {
   type LimitSources,
   type SystemLimits,
   type Verdict,
-} from '../util/limits.js';
+} from '../capacity/planner.js';
 import { parseInteger } from '../util/parse.js';
 
 export interface RawDoctorOptions {

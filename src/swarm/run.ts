@@ -4,7 +4,7 @@
  */
 import { nowEpochMs } from '../protocol/probe.js';
 import { NotifyError, ExitCode } from '../errors.js';
-import { planCapacity, readLimits } from '../util/limits.js';
+import { planCapacity, readLimits } from '../capacity/planner.js';
 import { evaluateThresholds, type ThresholdResult } from '../metrics/thresholds.js';
 import { aggregate, type Aggregate } from './aggregate.js';
 import { assignTransports, type SwarmConfig } from './config.js';

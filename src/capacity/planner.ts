@@ -1,6 +1,6 @@
 /**
- * The machine limits that decide how many connections a load test can open, and `planCapacity`, which the swarm
- * calls before opening anything.
+ * The capacity planner: the machine limits that decide how many connections a load test can open (what `notify
+ * doctor` shows), and `planCapacity`, which the swarm calls before opening anything.
  *
  * Node has no API for rlimits or sysctls, so on Linux they are read from /proc: `Max open files` of
  * /proc/self/limits (every socket is a file descriptor), the ephemeral port range (one local port per connection
