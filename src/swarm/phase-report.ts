@@ -6,7 +6,7 @@ import { mergeHistograms } from '../metrics/histogram.js';
 import type { PhaseReport } from '../report/result-file.js';
 import type { Phase } from '../scenario/load.js';
 import type { WorkerResult } from './messages.js';
-import type { PhaseExtras } from './phases.js';
+import type { PhaseExtras } from './phases/index.js';
 
 export type { PhaseReport };
 

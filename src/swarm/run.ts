@@ -17,7 +17,7 @@ import { subscribePlan } from '../targets/subscribe.js';
 import { ManagedProcess } from './managed-process.js';
 import type { Phase as ScenarioPhase } from '../scenario/load.js';
 import { phaseReports, type PhaseReport, type PhaseSpan } from './phase-report.js';
-import { runPhase, type PhaseContext } from './phases.js';
+import { runPhase, type PhaseContext } from './phases/index.js';
 import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
 
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
