@@ -116,6 +116,35 @@ describe('HTML report', () => {
     await page.close();
   });
 
+  it("marks a scenario's phases on the timelines and lists them in a table", async () => {
+    const result = richResult();
+    const phase = {
+      events: { expected: 100, delivered: 100, lost: 0 },
+      latency: result.summary.total.latency,
+      reconnects: 0,
+      closed: {},
+      paused: 0,
+      cut: 0,
+      back: 0,
+    };
+    result.phases = [
+      { ...phase, kind: 'steady', startMs: 2000, endMs: 6000, extras: {} },
+      { ...phase, kind: 'storm', startMs: 6000, endMs: 7000, reconnects: 100, extras: { storm: 1 } },
+    ];
+    const file = join(dir, 'phases.html');
+    writeFileSync(file, renderHtml(result));
+    const { page, problems } = await open(file);
+    await page.waitForSelector('body[data-charts-ready]', { timeout: 10_000 });
+    for (const id of ['chart-throughput', 'chart-latency-timeline', 'chart-connections']) {
+      expect(await page.getAttribute(`#${id} .uplot`, 'data-phase-marks'), id).toBe('2');
+    }
+    expect(await page.locator('#chart-latency-distribution .uplot').getAttribute('data-phase-marks')).toBeNull();
+    expect(await page.locator('table.phases tbody tr').count()).toBe(2);
+    expect(await page.locator('table.phases tbody tr').nth(1).innerText()).toMatch(/^2 storm\s+6\.00s\s+7\.00s\s+100\s+100\s+0\s+100\s.*storm 1$/);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('a run without latency data says so instead of drawing an empty chart', async () => {
     const empty = fixtureResult({ run: 'empty', conns: 5, published: 0, expected: 0, latencyMs: [], connectMs: [], timeline: [] });
     const file = join(dir, 'empty.html');

@@ -17,6 +17,28 @@ export const HTML_CLIENT_SCRIPT = String.raw`
     return s.replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '') + '%';
   }
   function empty(el, why) { el.classList.add('empty'); el.textContent = why; }
+  // A dashed line and the phase's name where each scenario phase began (timeline charts only).
+  function markPhases(u) {
+    var ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = '#9ca3af';
+    ctx.fillStyle = '#4b5563';
+    ctx.setLineDash([4, 4]);
+    ctx.font = (11 * devicePixelRatio) + 'px sans-serif';
+    var drawn = 0;
+    (data.phases || []).forEach(function (p) {
+      var x = u.valToPos(p.t, 'x', true);
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+      drawn++;
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.fillText(p.label, x + 3 * devicePixelRatio, u.bbox.top + 12 * devicePixelRatio);
+    });
+    ctx.restore();
+    u.root.setAttribute('data-phase-marks', String(drawn));
+  }
   function plot(id, opts, rows) {
     var el = document.getElementById(id);
     if (!el) return;
@@ -56,15 +78,18 @@ export const HTML_CLIENT_SCRIPT = String.raw`
   var tl = data.timeline;
   var t = tl.map(function (p) { return p.t; });
   var perSec = { time: false };
+  var phaseHooks = { draw: [markPhases] };
   var secondsAxis = { label: 'seconds since start', incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600] };
   plot('chart-throughput', {
     title: 'Events per second',
+    hooks: phaseHooks,
     scales: { x: perSec },
     axes: [secondsAxis, { label: 'events/s', size: 70 }],
     series: [{ label: 's' }, { label: 'published/s', stroke: '#7c3aed', width: 1.5 }, { label: 'delivered/s', stroke: '#16a34a', width: 1.5 }],
   }, [t, tl.map(function (p) { return p.published; }), tl.map(function (p) { return p.delivered; })]);
   plot('chart-latency-timeline', {
     title: 'Latency per second (ms)',
+    hooks: phaseHooks,
     scales: { x: perSec },
     axes: [secondsAxis, { label: 'ms', size: 60 }],
     series: [
@@ -75,6 +100,7 @@ export const HTML_CLIENT_SCRIPT = String.raw`
   }, [t, tl.map(function (p) { return p.delivered ? p.p50 : null; }), tl.map(function (p) { return p.delivered ? p.p99 : null; })]);
   plot('chart-connections', {
     title: 'Connections',
+    hooks: phaseHooks,
     scales: { x: perSec, n: {} },
     axes: [secondsAxis, { label: 'open', size: 70 }, { side: 1, scale: 'n', label: 'per second', grid: { show: false }, size: 60 }],
     series: [

@@ -3,6 +3,7 @@
  * CI artifact with no network. Charts: latency by percentile from the decoded HDR histograms, and the per-second
  * timeline of throughput, latency and connections. Tables: per transport, storms, errors, thresholds, config.
  */
+import { phaseNotes } from './summary-table.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { type TransportSummary } from '../metrics/summary.js';
@@ -113,6 +114,26 @@ function thresholdTable(result: ResultFile): string {
   );
 }
 
+function phasesSection(result: ResultFile): string {
+  if (!result.phases?.length) return '';
+  return `<h2>Scenario phases</h2>\n${table(
+    ['phase', 'from', 'to', 'expected', 'delivered', 'lost', 'reconnects', 'latency p50', 'p99', 'notes'],
+    result.phases.map((p, i) => [
+      `${i + 1} ${p.kind}`,
+      ms(p.startMs),
+      ms(p.endMs),
+      p.events.expected,
+      p.events.delivered,
+      p.events.lost,
+      p.reconnects,
+      p.latency.count ? ms(p.latency.p50) : '-',
+      p.latency.count ? ms(p.latency.p99) : '-',
+      phaseNotes(p) || '-',
+    ]),
+    'phases',
+  )}`;
+}
+
 function stormsSection(result: ResultFile): string {
   if (result.storms.length === 0) return '';
   const t = (v: number | null) => (v === null ? 'never' : ms(v));
@@ -189,7 +210,9 @@ export function renderHtml(result: ResultFile, title = `notify swarm ${result.ru
     const h = result.histograms[name as keyof ResultFile['histograms']];
     if (h) distribution[name] = percentileDistribution(h.latency, `histograms.${name}.latency`);
   }
-  const data = { distribution, timeline: normalizeTimeline(result.timeline) };
+  // A scenario's phases, marked on the timelines where each began (seconds, as the timeline counts them).
+  const phases = (result.phases ?? []).map((p, i) => ({ label: `${i + 1} ${p.kind}`, t: p.startMs / 1000 }));
+  const data = { distribution, timeline: normalizeTimeline(result.timeline), phases };
   const total = result.summary.total;
   const failed = result.thresholds.filter((t) => !t.ok);
   const verdict =
@@ -244,6 +267,7 @@ ${card('reconnects', String(total.connections.reconnects), total.reconnect.count
 ${thresholdTable(result)}
 <h2>Per transport</h2>
 ${transportTables(result)}
+${phasesSection(result)}
 ${stormsSection(result)}
 ${errorsSection(result)}
 <h2>Publisher</h2>

@@ -52,15 +52,19 @@ export function noResumeNote(target: SummaryView['target']): string | undefined 
   return `the ${target?.profile ?? ''} target cannot resume over ${over.join(', ')} (resume: none): what it sent while a subscriber was reconnecting is lost to that subscriber, and counted as lost`;
 }
 
+/** What a phase did, in a few words: its own figures, slow readers cut and back, streams the server ended. */
+export function phaseNotes(p: PhaseReport): string {
+  return [
+    ...Object.entries(p.extras).map(([k, v]) => `${k} ${v === null ? 'never' : Number.isInteger(v) ? v : v.toFixed(0)}`),
+    ...(p.paused > 0 ? [`paused ${p.paused}, cut ${p.cut}, back ${p.back}`] : []),
+    ...(Object.keys(p.closed).length > 0 ? [`closed: ${formatCauses(p.closed, Infinity)}`] : []),
+  ].join('; ');
+}
+
 /** One row per scenario phase: its span, its own lost and latency, and what it did. */
 function phaseTable(phases: readonly PhaseReport[], style: Table.TableConstructorOptions['style']): string {
   const table = new Table({ head: ['phase', 'from-to', 'expected', 'delivered', 'lost', 'reconnects', 'latency p50/p99', 'notes'], style });
   phases.forEach((p, i) => {
-    const notes = [
-      ...Object.entries(p.extras).map(([k, v]) => `${k} ${v === null ? 'never' : Number.isInteger(v) ? v : v.toFixed(0)}`),
-      ...(p.paused > 0 ? [`paused ${p.paused}, cut ${p.cut}, back ${p.back}`] : []),
-      ...(Object.keys(p.closed).length > 0 ? [`closed: ${formatCauses(p.closed, Infinity)}`] : []),
-    ];
     const l = p.latency;
     table.push([
       `${i + 1} ${p.kind}`,
@@ -70,7 +74,7 @@ function phaseTable(phases: readonly PhaseReport[], style: Table.TableConstructo
       p.events.lost,
       p.reconnects,
       l.count === 0 ? '-' : `${ms(l.p50)} / ${ms(l.p99)}`,
-      notes.join('; '),
+      phaseNotes(p),
     ]);
   });
   return table.toString() + '\n';
