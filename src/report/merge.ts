@@ -229,7 +229,13 @@ export function mergeResults(files: NamedResult[]): ResultFile {
       .sort()
       .at(-1)!,
     stoppedEarly: stopped.length ? stopped.join('; ') : null,
-    target: { urls: [...new Set(files.flatMap((f) => f.result.target.urls))], embedded: files.some((f) => f.result.target.embedded) },
+    target: {
+      // Shards of one scenario share a profile; its resume modes are what the merged figures need to be read with.
+      ...first.target,
+      urls: [...new Set(files.flatMap((f) => f.result.target.urls))],
+      embedded: files.some((f) => f.result.target.embedded),
+      resume: Object.assign({}, ...files.map((f) => f.result.target.resume ?? {})) as Record<string, string>,
+    },
     config: { ...first.config, conns: sum('conns'), users: sum('users'), thresholds: exprs },
     summary,
     histograms: { ...histograms, total: total.histograms },
