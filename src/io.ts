@@ -22,8 +22,20 @@ export function decideInteractive(isTTY: boolean | undefined, env: Record<string
   return Boolean(isTTY) && !env.CI && env.TERM !== 'dumb';
 }
 
+/**
+ * A reader that goes away (`notify swarm --help | head`, `--out - | jq` stopped early) is not an error of ours: the
+ * output ends there, quietly, as Unix tools do, instead of an unhandled EPIPE with a stack trace.
+ */
+function endQuietlyOnEpipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
 export function processIo(): Io {
   const env = process.env;
+  endQuietlyOnEpipe(process.stdout);
   const interactive = decideInteractive(process.stderr.isTTY, env);
   return {
     stdout: process.stdout,
