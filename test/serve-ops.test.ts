@@ -227,3 +227,15 @@ describe('the notify binary', () => {
     expect(await exitWithin(p, 4000)).toBe(0);
   });
 });
+
+describe('an address that cannot be listened on', () => {
+  it('a port in use: exit 1 with a message naming the address and --port, no stack trace', async () => {
+    const gw = await startTestGateway();
+    const port = new URL(gw.url).port;
+    const p = runNotify(['serve', '--port', port]);
+    expect(await exitWithin(p, 10_000)).toBe(1);
+    expect(p.stderr()).toContain(`notify: cannot listen on 127.0.0.1:${port}: the address is already in use`);
+    expect(p.stderr()).toContain('--port');
+    expect(p.stderr()).not.toMatch(/^\s+at /m);
+  });
+});

@@ -18,6 +18,7 @@ import { startSubscription } from './subscribe.js';
 import { upgradeListener, type UpgradeHandler } from './upgrade.js';
 import { WsSubscriber } from './ws.js';
 import type { Logger } from '../util/log.js';
+import { NotifyError } from '../errors.js';
 
 export interface Gateway {
   /** Base URL, e.g. http://127.0.0.1:8080 */
@@ -59,7 +60,11 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
 
   const heartbeat = setInterval(() => hub.heartbeat(), config.heartbeatMs);
   heartbeat.unref();
-  await listen(server, config.port, config.host);
+  await listen(server, config.port, config.host).catch(async (err: unknown) => {
+    clearInterval(heartbeat);
+    await broker.close();
+    throw err;
+  });
   const port = (server.address() as AddressInfo).port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
@@ -107,9 +112,19 @@ function wsAdmission(ctx: GatewayContext): UpgradeHandler {
   };
 }
 
+/** Why an address cannot be listened on, in the user's terms (the flags that name it). */
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'is already in use (another process listens there; pick another --port, or 0 for a free one)',
+  EACCES: 'is not allowed to this user (ports below 1024 need privileges; pick another --port)',
+  EADDRNOTAVAIL: 'is not an address of this machine (check --host)',
+};
+
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === undefined ? undefined : LISTEN_ERRORS[err.code];
+      reject(why ? new NotifyError(`E_LISTEN_${err.code}`, `cannot listen on ${host}:${port}: the address ${why}`) : err);
+    });
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
