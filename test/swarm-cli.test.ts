@@ -3,7 +3,7 @@
  * embedded one). Exit codes (0 ok, 1 runtime, 2 usage, 99 thresholds), the result file, `--out -`, and Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,17 @@ describe('notify swarm exit codes', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stdout).toBe('');
+  });
+
+  it('2 for a scenario whose server: has no url: (the swarm would subscribe to a server of its own)', async () => {
+    const file = join(dir, 'no-url.yaml');
+    writeFileSync(
+      file,
+      'schema: notify.scenario/1\nname: no-url\nserver: {command: "notify serve --port 18099", ready: "http://127.0.0.1:18099/healthz"}\nphases:\n  - {kind: steady, duration: 1s}\n',
+    );
+    const r = await notify(['swarm', '--scenario', file]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`scenario ${file}: server: needs url: too, where that server listens`);
   });
 
   it('1 when the server is unreachable, naming the URL, before opening anything', async () => {

@@ -1,6 +1,6 @@
 /** `notify swarm`: parse flags, run the swarm, print progress and the summary, write the result, gate on thresholds. */
 import { Command } from 'commander';
-import { ExitCode } from '../errors.js';
+import { ExitCode, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { thresholdsPassed } from '../metrics/thresholds.js';
 import { writeArtifacts } from '../report/artifacts.js';
@@ -10,6 +10,7 @@ import { buildResult } from '../report/result.js';
 import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
 import { runSwarm } from '../swarm/run.js';
+import { plannedMs } from '../swarm/phases/index.js';
 import { loadScenario, withOverrides, type Scenario } from '../scenario/load.js';
 import { VERSION } from '../version.js';
 
@@ -98,7 +99,16 @@ function withScenario(raw: SwarmFlags, cmd: Command): { flags: SwarmFlags; scena
 async function runCommand(cliFlags: SwarmFlags, cmd: Command, io: Io, done: (code: number) => void): Promise<void> {
   const { flags: raw, scenario } = withScenario(cliFlags, cmd);
   const config = resolveSwarmOptions(raw, io.env);
-  if (scenario) config.scenario = { name: scenario.name, file: scenario.file, phases: scenario.phases, server: scenario.server, broker: scenario.broker };
+  if (scenario) {
+    config.scenario = { name: scenario.name, file: scenario.file, phases: scenario.phases, server: scenario.server, broker: scenario.broker };
+    // Publishing lasts as long as the phases: that is the run's duration (in the header line and the result's config).
+    if (scenario.phases.length > 0) config.durationMs = plannedMs(scenario.phases);
+    if (scenario.server && raw.url === undefined) {
+      throw usageError(
+        `scenario ${scenario.file}: server: needs url: too, where that server listens (without one the swarm would start its own notify serve and leave the scenario's server unused)`,
+      );
+    }
+  }
   let unsubscribe = () => {};
   const signalled = new Promise<string>((resolve) => {
     unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));

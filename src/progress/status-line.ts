@@ -9,7 +9,7 @@ export function statusLine(s: SwarmSnapshot): string {
     `[${s.phase} ${Math.round(s.elapsedMs / 1000)}s/${Math.round(s.totalMs / 1000)}s] ` +
     `open ${c.open}/${c.target} connecting ${c.connecting} reconnecting ${c.reconnecting} failed ${c.failed} | ` +
     `pub ${s.publishedPerSec}/s recv ${s.deliveredPerSec}/s | ` +
-    `p50 ${ms(s.latencyLast.p50)}ms p99 ${ms(s.latencyLast.p99)}ms max ${ms(s.latencyLast.max)}ms`;
+    (s.latencyLast.count === 0 ? 'p50 - p99 - max -' : `p50 ${ms(s.latencyLast.p50)}ms p99 ${ms(s.latencyLast.p99)}ms max ${ms(s.latencyLast.max)}ms`);
   const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
   if (errors) line += ` | errors ${errors}`;
   const a = s.audit;

@@ -68,6 +68,17 @@ export class LiveView {
     return n;
   }
 
+  /** A storm's connections aborted and back so far, by the workers' last ticks. */
+  stormProgress(index: number): { aborted: number; back: number } {
+    let aborted = 0;
+    let back = 0;
+    for (const t of this.latest.values()) {
+      aborted += t.stormsAborted[index] ?? 0;
+      back += t.stormsBack[index] ?? 0;
+    }
+    return { aborted, back };
+  }
+
   /** Failed connection attempts so far, over every worker. */
   failed(): number {
     let n = 0;

@@ -15,9 +15,8 @@ import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
 import { subscribePlan } from '../targets/subscribe.js';
 import { ManagedProcess } from './managed-process.js';
-import type { Phase as ScenarioPhase } from '../scenario/load.js';
 import { phaseReports, type PhaseReport, type PhaseSpan } from './phase-report.js';
-import { runPhase, type PhaseContext } from './phases/index.js';
+import { plannedMs, runPhase, type PhaseContext } from './phases/index.js';
 import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
 
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
@@ -237,12 +236,6 @@ async function publish(config: SwarmConfig, pub: Publisher, early: EarlyStop, pu
   return [];
 }
 
-/** The phases' planned length, for the progress bar: what a restart waits on is not known ahead. */
-function plannedPhasesMs(phases: readonly ScenarioPhase[]): number {
-  const planned = (p: ScenarioPhase): number => ('durationMs' in p ? p.durationMs : 'downMs' in p ? p.downMs : 'overMs' in p ? p.overMs : 0) ?? 0;
-  return phases.reduce((sum, p) => sum + planned(p), 0);
-}
-
 /**
  * Waits for the end of the ramp; how late publishing starts, ms. Publishing starts when the ramp is over: every
  * connection's first attempt has opened or failed. The last connections are due just before the planned start;
@@ -282,6 +275,7 @@ function phaseContext(run: {
       return index;
     },
     openNow: () => run.live.openNow(),
+    stormProgress: (index) => run.live.stormProgress(index),
     ...run.processes,
   };
 }
@@ -338,7 +332,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
     let publishStart = t0 + config.rampMs;
     const hasPhases = (config.scenario?.phases.length ?? 0) > 0;
-    const durationMs = hasPhases ? plannedPhasesMs(config.scenario!.phases) : config.durationMs;
+    const durationMs = hasPhases ? plannedMs(config.scenario!.phases) : config.durationMs;
     let publishEnd = publishStart + durationMs;
     let totalMs = config.rampMs + durationMs + config.drainMs;
     // --storm ones first, then those of storm phases as they fire: one list for the workers, the view and the result.

@@ -48,10 +48,6 @@ class TransportStats {
   readonly errors: Record<string, number> = {};
 }
 
-interface StormState extends StormPart {
-  startedAt: number;
-}
-
 /** How long after a slow phase a cut still counts as its doing: the client reads the close only after the backlog. */
 const SLOW_GRACE_MS = 5000;
 
@@ -73,7 +69,7 @@ export class SwarmWorker implements TransportSink {
   private readonly kind: Uint8Array;
   private readonly transports: (Transport | undefined)[] = TRANSPORT_NAMES.map(() => undefined);
   private readonly stats = TRANSPORT_NAMES.map(() => new TransportStats());
-  private readonly storms: StormState[] = [];
+  private readonly storms: StormPart[] = [];
   private stopping = false;
   private readonly phases: WorkerPhases;
   /** The publisher's send log as the main process hands it on each second, for the live audit. */
@@ -184,7 +180,8 @@ export class SwarmWorker implements TransportSink {
     const storm = this.stormOf[i]!;
     if (storm >= 0) {
       const st = this.storms[storm]!;
-      st.backMs.push(at - st.startedAt);
+      // From this connection's own abort: a storm spread over a window aborts its connections one by one.
+      st.backMs.push(at - this.lostAt[i]!);
       this.stormOf[i] = -1;
     }
   }
@@ -290,7 +287,7 @@ export class SwarmWorker implements TransportSink {
   /** Aborts `share` of the open connections, at once or spread evenly over `overMs`. */
   storm(index: number, share: number, overMs = 0): void {
     const picked = this.pickOpen(share);
-    const st: StormState = { aborted: picked.length, backMs: [], failures: {}, startedAt: performance.now() };
+    const st: StormPart = { aborted: picked.length, backMs: [], failures: {} };
     this.storms[index] = st;
     const abort = (i: number) => {
       if (this.stopping || this.state[i] !== State.Open) return;

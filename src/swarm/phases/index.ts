@@ -29,6 +29,8 @@ export interface PhaseContext {
   stopped(): boolean;
   /** Starts a storm the live view and the result follow; returns its index. */
   storm(share: number, overMs: number): number;
+  /** A storm's connections aborted and back so far, by the workers' last ticks. */
+  stormProgress(index: number): { aborted: number; back: number };
   /** Connections open now, by the workers' last ticks (a second old at most). */
   openNow(): number;
   server?: ManagedProcess;
@@ -53,6 +55,12 @@ const REGISTRY: { [K in Phase['kind']]: KindOf<K> } = {
   'server-restart': restart('server'),
   'broker-restart': restart('broker'),
 };
+
+/** The phases' planned length (the progress bar, the run's stated duration): what a restart waits on is not known ahead. */
+export function plannedMs(phases: readonly Phase[]): number {
+  const one = (p: Phase): number => ('durationMs' in p ? p.durationMs : 'downMs' in p ? p.downMs : 'overMs' in p ? p.overMs : 0) ?? 0;
+  return phases.reduce((sum, p) => sum + one(p), 0);
+}
 
 export function runPhase(phase: Phase, ctx: PhaseContext, startAt: number): Promise<PhaseExtras> {
   const kind = REGISTRY[phase.kind] as PhaseKind<Phase> | undefined;
