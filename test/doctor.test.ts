@@ -4,7 +4,16 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
 import type { Io } from '../src/io.js';
-import { checkLimits, FD_RESERVE, parseOpenFiles, parsePortRange, planCapacity, readLimits, type LimitSources, type SystemLimits } from '../src/capacity/planner.js';
+import {
+  checkLimits,
+  FD_RESERVE,
+  parseOpenFiles,
+  parsePortRange,
+  planCapacity,
+  readLimits,
+  type LimitSources,
+  type SystemLimits,
+} from '../src/capacity/planner.js';
 import type { DoctorReport } from '../src/commands/doctor.js';
 import { ensureBuilt, ROOT } from './helpers/build.js';
 
