@@ -6,10 +6,11 @@ import type { IncomingMessage } from 'node:http';
 import type { ServeConfig } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
 import { createBroker } from './brokers/index.js';
-import type { Broker } from './brokers/broker.js';
+import { isLossReporting, type Broker } from './brokers/broker.js';
 import { createAuthenticator, type Authenticator, type Identity } from './auth.js';
 import { BufferBudget } from './buffer-budget.js';
 import { parseCursor, type Cursor } from '../protocol/cursor.js';
+import { BROADCAST, USER_STREAM_PREFIX } from '../protocol/streams.js';
 import { History } from './history.js';
 import { HttpError } from './http-error.js';
 import { Hub } from './hub.js';
@@ -59,6 +60,15 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
   const history = new History(broker, new MemoryReadStore(), config.history);
   const enabled = new Set<TransportName>(config.transports);
   broker.onEvents((events) => hub.fanout(events));
+  // Events a shared broker missed live and no longer holds: those subscribers come back by cursor and get their reset.
+  if (isLossReporting(broker)) {
+    broker.onLost(({ reason, streams }) => {
+      const all = streams === undefined || streams.includes(BROADCAST);
+      const subs = all ? [...hub.subscribers()] : streams.flatMap((s) => [...hub.userSubscribers(s.slice(USER_STREAM_PREFIX.length))]);
+      log.warn('broker lost events; subscribers resume by cursor', { reason, subscribers: subs.length });
+      for (const sub of subs) sub.shutdown(config.retryMs);
+    });
+  }
 
   const subOptions: SubscriberOptions = {
     batchMs: config.batchMs,

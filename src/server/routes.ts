@@ -4,6 +4,7 @@
  * HttpError for the caller to send.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isReadinessReporting } from './brokers/broker.js';
 import type { GatewayContext } from './context.js';
 import { DEMO_PAGE } from './demo-page.js';
 import { HttpError, sendJson } from './http-error.js';
@@ -75,7 +76,11 @@ function routeTable(ctx: GatewayContext): Record<string, Methods> {
     },
     '/healthz': { GET: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
     '/readyz': {
-      GET: (_req, res) => (ctx.draining ? sendJson(res, 503, { status: 'draining' }) : sendJson(res, 200, { status: 'ready', connections: hub.size })),
+      GET: (_req, res) => {
+        if (ctx.draining) return sendJson(res, 503, { status: 'draining' });
+        if (isReadinessReporting(ctx.broker) && !ctx.broker.ready()) return sendJson(res, 503, { status: 'broker-unavailable', connections: hub.size });
+        sendJson(res, 200, { status: 'ready', connections: hub.size });
+      },
     },
   };
 }

@@ -62,3 +62,29 @@ export interface BrokerOptions {
 }
 
 export type BrokerFactory = (url: string, options: BrokerOptions) => Broker;
+
+/** What a broker reports when live delivery lost events it cannot fill from history. */
+export interface Loss {
+  /** `window`: these streams' missed events left the history; `epoch`: the history itself is gone (every stream). */
+  reason: 'window' | 'epoch';
+  /** Absent for `epoch`: every stream is affected. */
+  streams?: string[];
+}
+
+/** Optional capability: a shared broker whose live delivery can miss events (an outage); those subscribers must resume. */
+export interface LossReporting {
+  onLost(listener: (loss: Loss) => void): void;
+}
+
+/** Optional capability: a broker that can be unreachable (then `/readyz` says not ready). */
+export interface ReadinessReporting {
+  ready(): boolean;
+}
+
+export function isLossReporting(broker: Broker): broker is Broker & LossReporting {
+  return typeof (broker as Partial<LossReporting>).onLost === 'function';
+}
+
+export function isReadinessReporting(broker: Broker): broker is Broker & ReadinessReporting {
+  return typeof (broker as Partial<ReadinessReporting>).ready === 'function';
+}

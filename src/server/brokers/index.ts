@@ -2,8 +2,12 @@
 import { usageError } from '../../errors.js';
 import type { Broker, BrokerFactory, BrokerOptions } from './broker.js';
 import { MemoryBroker } from './memory.js';
+import { RedisBroker } from './redis.js';
 
-const registry = new Map<string, BrokerFactory>([['memory', (_url, options) => new MemoryBroker(options)]]);
+const registry = new Map<string, BrokerFactory>([
+  ['memory', (_url, options) => new MemoryBroker(options)],
+  ['redis', (url, options) => new RedisBroker(url, options)],
+]);
 
 export function registerBroker(scheme: string, factory: BrokerFactory): void {
   registry.set(scheme, factory);
