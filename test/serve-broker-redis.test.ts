@@ -228,6 +228,33 @@ describe('redis broker: outages', () => {
     expect(titles(await onB.waitFor(5, 'notification'))).toEqual(['before', 'gap1', 'gap2', 'gap3', 'after']);
   });
 
+  it('a gap longer than the window: the live subscriber is told to come back, and its cursor gets reset (window)', async () => {
+    const redis = await startRedis();
+    const proxy = await tcpProxy(redis.port);
+    const a = await startTestGateway({ broker: proxy.url, history: '2' });
+    const b = await startTestGateway({ broker: redis.url, history: '2' });
+    const onA = await subscribe(a, '?user=o');
+    await onA.next('init');
+    const other = await subscribe(a, '?user=quiet');
+    await other.next('init');
+    await publishEach(b.url, { user: 'o' }, ['o1']);
+    const cursor = (await onA.next('notification')).id!;
+
+    proxy.cut();
+    await publishEach(b.url, { user: 'o' }, ['o2', 'o3', 'o4', 'o5']);
+    proxy.restore();
+    // Exactly the affected subscriber is sent away (with a retry); the other stays.
+    await onA.waitClosed({ timeoutMs: 5000 });
+    const again = await subscribe(a, '?user=o', { 'Last-Event-ID': cursor });
+    expect((await again.next('reset')).json).toEqual({ reason: 'window', cursor });
+    const init = await again.next('init');
+    expect(init.json.cursor).toBe(a.cursor(5, 0));
+    expect(init.json.unread.map((n: any) => n.title)).toEqual(['o5', 'o4']);
+    expect(other.closed).toBe(false);
+    await publishEach(a.url, { user: 'quiet' }, ['q1']);
+    expect((await other.next('notification')).json.title).toBe('q1');
+  });
+
   it('Redis restarted without its data: publishes during the outage get 503, then subscribers get reset (epoch) and live events again', async () => {
     const redis = await startRedis();
     const a = await startTestGateway({ broker: redis.url, heartbeat: '100ms' });

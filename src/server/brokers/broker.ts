@@ -65,8 +65,11 @@ export type BrokerFactory = (url: string, options: BrokerOptions) => Broker;
 
 /** What a broker reports when live delivery lost events it cannot fill from history. */
 export interface Loss {
-  /** `window`: these streams' missed events left the history; `epoch`: the history itself is gone (every stream). */
-  reason: 'window' | 'epoch';
+  /**
+   * `window`: these streams' missed events left the history; `epoch`: the history itself is gone (every stream);
+   * `unavailable`: the history could not be read to fill the gap (the subscribers' own resume will).
+   */
+  reason: 'window' | 'epoch' | 'unavailable';
   /** Absent for `epoch`: every stream is affected. */
   streams?: string[];
 }

@@ -95,6 +95,8 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
   /** Publishes waiting for their own events to come back live, by `stream\nseq`. */
   private readonly echoes = new Map<string, (ev: StreamEvent) => void>();
   private subReady = false;
+  /** A connection was lost since the last complete catch-up. */
+  private behind = false;
   private closed = false;
   private epochTimer: NodeJS.Timeout | undefined;
 
@@ -112,9 +114,17 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     this.sub.on('message', (channel: string, text: string) => {
       if (channel === LIVE_CHANNEL) this.enqueue(() => this.onLive(text));
     });
-    this.sub.on('close', () => (this.subReady = false));
+    const lost = (): void => {
+      this.behind = true;
+    };
+    this.sub.on('close', () => {
+      this.subReady = false;
+      lost();
+    });
+    this.client.on('close', lost);
     // Every (re)connect: subscribe, then read what was published while away; live messages queue behind it.
-    this.sub.on('ready', () => this.enqueue(() => this.resume()));
+    this.sub.on('ready', () => this.enqueue(() => this.resubscribe()));
+    this.client.on('ready', () => this.enqueue(() => (this.behind ? this.catchUp() : undefined)));
   }
 
   async start(): Promise<void> {
@@ -149,18 +159,17 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
       const notification = { id: `${this.instance}-${(++this.nextId).toString(36)}`, ...item.notification } as Notification;
       return { stream: item.stream, notification, json: JSON.stringify(notification) };
     });
-    const args: (string | number)[] = [this.epochId, this.options.history, ID_TTL_S];
-    for (const p of prepared) args.push(p.stream, p.notification.id, p.json);
     const run = (this.client as unknown as { notifyPublish: PublishScript }).notifyPublish.bind(this.client);
-    let seqs: number[];
-    try {
-      seqs = await run(EPOCH_KEY, ...args);
-    } catch (err) {
-      if (/^EPOCH/.test((err as Error).message)) {
-        await this.checkEpoch().catch(() => undefined);
-        throw new HttpError(503, 'E_BROKER_UNAVAILABLE', 'the broker lost its history (new epoch); publish again', { 'Retry-After': '1' });
+    const items3 = prepared.flatMap((p) => [p.stream, p.notification.id, p.json]);
+    let seqs: number[] | undefined;
+    // A publish that finds a new epoch (Redis lost its data) learns it and goes into the new history, once.
+    for (let attempt = 1; !seqs; attempt++) {
+      try {
+        seqs = await run(EPOCH_KEY, this.epochId, this.options.history, ID_TTL_S, ...items3);
+      } catch (err) {
+        if (!/^EPOCH/.test((err as Error).message) || attempt > 1) throw unavailable(err);
+        await this.checkEpoch();
       }
-      throw unavailable(err);
     }
     const acceptedAt = performance.now();
     const events: StreamEvent[] = prepared.map((p, i) => ({ ...p, seq: seqs[i]!, acceptedAt }));
@@ -336,27 +345,36 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     this.emit(out);
   }
 
-  /** Reads a stream's history after `known` and delivers it; what the window lost is reported. */
+  /** Reads a stream's history after `known` and delivers it. */
   private async fill(stream: string, known: number): Promise<void> {
-    this.emit(await this.missed(stream, known));
+    const events = await this.missed(stream, known);
+    if (events) this.emit(events);
+    else this.lose('unavailable', [stream]);
   }
 
-  /** A stream's events after `known` from history, marked delivered; [] (and a loss reported) if the window lost some. */
-  private async missed(stream: string, known: number): Promise<StreamEvent[]> {
+  /**
+   * A stream's events after `known` from history, now counted as delivered; [] when the window lost some (reported
+   * as a loss), undefined when Redis could not be read (the caller decides).
+   */
+  private async missed(stream: string, known: number): Promise<StreamEvent[] | undefined> {
     let r: HistoryRead;
     try {
       r = await this.readAfter(stream, known);
     } catch {
-      return []; // Redis went away again: the next resume fills this stream
+      return undefined;
     }
     if (!r.complete) {
       this.track(stream, r.lastSeq);
-      for (const l of this.lossListeners) l({ reason: 'window', streams: [stream] });
+      this.lose('window', [stream]);
       return [];
     }
     const events = r.events.filter((ev) => ev.seq > known);
     if (events.length) this.track(stream, events[events.length - 1]!.seq);
     return events;
+  }
+
+  private lose(reason: Loss['reason'], streams?: string[]): void {
+    for (const l of this.lossListeners) l(streams ? { reason, streams } : { reason });
   }
 
   private track(stream: string, seq: number): void {
@@ -371,15 +389,24 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     for (const ev of events) this.echoes.get(`${ev.stream}\n${ev.seq}`)?.(ev);
   }
 
-  /** After (re)connecting: subscribe, check the epoch, then fill every tracked stream that moved on meanwhile. */
-  private async resume(): Promise<void> {
+  /** After the live connection (re)connected: subscribe, then catch up on what was published meanwhile. */
+  private async resubscribe(): Promise<void> {
     try {
       await this.sub.subscribe(LIVE_CHANNEL);
     } catch {
       return; // the next 'ready' tries again
     }
     this.subReady = true;
-    if (!this.epochId) return; // start() sets it
+    if (this.epochId) await this.catchUp(); // at start there is nothing to catch up on
+  }
+
+  /**
+   * Checks the epoch, then fills every tracked stream that moved on since its last delivered event, in publish order
+   * across streams. Runs after either connection came back; until one run has finished, `behind` stays set and the
+   * next 'ready' runs it again.
+   */
+  private async catchUp(): Promise<void> {
+    if (!this.subReady || this.client.status !== 'ready') return;
     await this.checkEpoch();
     const streams = [...this.last.keys()];
     const missed: StreamEvent[] = [];
@@ -389,19 +416,20 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
       try {
         heads = await this.client.mget(...chunk.map(seqKey));
       } catch {
+        this.emit(sortForDelivery(missed));
         return;
       }
       for (let j = 0; j < chunk.length; j++) {
         const s = chunk[j]!;
         const known = this.last.get(s);
-        if (known !== undefined && (Number(heads[j]) || 0) > known) missed.push(...(await this.missed(s, known)));
+        if (known === undefined || (Number(heads[j]) || 0) <= known) continue;
+        const events = await this.missed(s, known);
+        if (events) missed.push(...events);
+        else this.lose('unavailable', [s]);
       }
     }
-    // In publish order across streams (Redis' clock), as they would have arrived live.
-    missed.sort((x, y) => x.acceptedAt - y.acceptedAt);
-    const now = performance.now();
-    for (const ev of missed) ev.acceptedAt = now;
-    this.emit(missed);
+    this.behind = false;
+    this.emit(sortForDelivery(missed));
   }
 
   /** Re-reads the epoch; if the key is gone (history lost) a new one is set, and every subscriber must reset. */
@@ -419,6 +447,14 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     this.last.clear();
     for (const l of this.lossListeners) l({ reason: 'epoch' });
   }
+}
+
+/** In publish order across streams (Redis' clock), as they would have arrived live; then stamped as received now. */
+function sortForDelivery(events: StreamEvent[]): StreamEvent[] {
+  events.sort((x, y) => x.acceptedAt - y.acceptedAt);
+  const now = performance.now();
+  for (const ev of events) ev.acceptedAt = now;
+  return events;
 }
 
 function parseNotification(json: string): Notification | undefined {
