@@ -297,6 +297,19 @@ describe('redis broker: outages', () => {
     }
   });
 
+  it('a gateway shuts down promptly while Redis is away', async () => {
+    const redis = await startRedis();
+    const a = await startTestGateway({ broker: redis.url });
+    const c = await subscribe(a, '?user=s');
+    await c.next('init');
+    await redis.process.stop();
+    for (let i = 0; (await readyz(a)) !== 503; i++) if (i > 200) throw new Error('/readyz never said not ready');
+    const started = Date.now();
+    await a.shutdown();
+    expect(Date.now() - started).toBeLessThan(2500);
+    await c.waitClosed();
+  });
+
   it('a gateway whose Redis is unreachable at start fails with a message naming the broker', async () => {
     const redis = await startRedis();
     const url = redis.url;

@@ -263,7 +263,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     if (this.epochTimer) clearInterval(this.epochTimer);
     this.listeners.length = 0;
     this.lossListeners.length = 0;
-    await Promise.allSettled([this.client.quit(), this.sub.quit()]);
+    // Not QUIT: while Redis is away it would wait for a reconnect that may never come.
     this.client.disconnect();
     this.sub.disconnect();
   }
