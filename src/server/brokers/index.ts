@@ -2,10 +2,12 @@
 import { usageError } from '../../errors.js';
 import type { Broker, BrokerFactory, BrokerOptions } from './broker.js';
 import { MemoryBroker } from './memory.js';
+import { NatsBroker } from './nats.js';
 import { RedisBroker } from './redis.js';
 
 const registry = new Map<string, BrokerFactory>([
   ['memory', (_url, options) => new MemoryBroker(options)],
+  ['nats', (url, options) => new NatsBroker(url, options)],
   ['redis', (url, options) => new RedisBroker(url, options)],
 ]);
 
