@@ -90,6 +90,34 @@ describe('redis broker: two gateways, one Redis', () => {
     expect(await readyz(a)).toBe(200);
   });
 
+  it('concurrent publishes on both instances reach subscribers of both in seq order, none lost or doubled', async () => {
+    const redis = await startRedis();
+    const a = await startTestGateway({ broker: redis.url });
+    const b = await startTestGateway({ broker: redis.url });
+    const subs = await Promise.all([subscribe(a, '?user=c'), subscribe(b, '?user=c'), subscribe(b, '')]);
+    for (const c of subs) await c.next('init');
+    const n = 120;
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        http(`${(i % 2 ? a : b).url}/publish`, { body: i % 3 ? { user: 'c', notification: note(`u${i}`) } : { broadcast: true, notification: note(`b${i}`) } }),
+      ),
+    );
+    const broadcasts = Math.ceil(n / 3);
+    for (const [k, c] of subs.entries()) {
+      const want = k === 2 ? broadcasts : n;
+      const got = await c.waitFor(want, 'notification', { timeoutMs: 5000 });
+      // Every event moves exactly one stream's seq on by exactly one: in order, no gap, no duplicate.
+      let prev = [0, 0];
+      for (const e of got) {
+        const [, u, bc] = e.id!.split('.').map(Number) as [number, number, number];
+        const isUser = e.json.userId === 'c';
+        expect([u, bc], e.id).toEqual(isUser ? [prev[0]! + 1, prev[1]] : [prev[0], prev[1]! + 1]);
+        prev = [u, bc];
+      }
+      expect(prev).toEqual(k === 2 ? [0, broadcasts] : [n - broadcasts, broadcasts]);
+    }
+  });
+
   it('a cursor issued by A resumes on B with exactly the missed events, then live', async () => {
     const redis = await startRedis();
     const a = await startTestGateway({ broker: redis.url });
