@@ -213,9 +213,9 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     if (!this.last.has(stream)) this.track(stream, lastSeq);
     if (after > lastSeq) return { events: [], complete: false, lastSeq };
     const floor = this.windowStart(lastSeq);
-    const events = this.toEvents(stream, entries).filter((ev) => ev.seq >= floor);
-    const first = events[0]?.seq ?? lastSeq + 1;
-    return { events, complete: after === lastSeq || first <= after + 1, lastSeq };
+    const events = this.toEvents(stream, entries).filter((ev) => ev.seq >= floor && ev.seq <= lastSeq);
+    // Seqs are distinct and in (after, lastSeq]: all there means none trimmed, outside the window or unreadable.
+    return { events, complete: events.length === lastSeq - after, lastSeq };
   }
 
   async lastSeq(stream: string): Promise<number> {
