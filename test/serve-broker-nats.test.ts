@@ -4,6 +4,8 @@
  * gaps or twins, the history window, a stream recreated (epoch), and a NATS outage (503, then back).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'nats';
 import { ChildServer, freePort, tempDir } from './helpers/child-server.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
@@ -34,6 +36,39 @@ async function restartableNats(): Promise<{ url: string; start(): Promise<void>;
   };
   await start();
   return { url: `nats://127.0.0.1:${port}`, start, stop: () => proc!.stop() };
+}
+
+/** A TCP relay in front of NATS that can cut every connection through it and refuse new ones until restored. */
+async function cuttableRelay(natsPort: number): Promise<{ url: string; cut(): void; restore(): void }> {
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server = createServer((client) => {
+    if (!open) return void client.destroy();
+    const upstream = tcpConnect(natsPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onCleanup(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return {
+    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      open = true;
+    },
+  };
 }
 
 describe('nats broker: two gateways', () => {
@@ -171,6 +206,28 @@ describe('nats broker: outage', () => {
     expect(after.json.title).toBe('after');
     expect(after.id).toBe(gw.cursor(2, 0));
     expect(gw.broker.epoch()).toBe(gw.epoch);
+  }, 30_000);
+
+  it('a gateway cut off from NATS fills the gap of its live subscribers from history once it is back', async () => {
+    const nats = await startNats({ jetstream: true });
+    const relay = await cuttableRelay(nats.port);
+    const a = await startTestGateway({ broker: relay.url });
+    const b = await startTestGateway({ broker: nats.url });
+    const c = await openSse(`${a.url}/events?user=hal`);
+    await c.next('init');
+    await publishOk(b.url, { user: 'hal' }, note('before'));
+    expect((await c.next('notification')).id).toBe(a.cursor(1, 0));
+
+    relay.cut();
+    expectError(await http(`${a.url}/publish`, { body: { user: 'hal', notification: note('refused') } }), 503, 'E_BROKER_UNAVAILABLE');
+    await publishEach(b.url, { user: 'hal' }, ['gap1', 'gap2']);
+    await publishOk(b.url, { broadcast: true }, note('gap-b', { type: 'system' }));
+    expect(c.closed).toBe(false);
+
+    relay.restore();
+    const filled = await c.waitFor(3, 'notification', { timeoutMs: 10_000 });
+    expect(titles(filled)).toEqual(['gap1', 'gap2', 'gap-b']);
+    expect(filled.map((e) => e.id)).toEqual([a.cursor(2, 0), a.cursor(3, 0), a.cursor(3, 1)]);
   }, 30_000);
 
   it('a gateway pointed at no NATS fails to start with a message naming --broker', async () => {

@@ -135,7 +135,7 @@ export class NatsBroker implements Broker {
     this.js = this.nc.jetstream();
     try {
       this.jsm = await this.nc.jetstreamManager();
-      const info = await this.ensureStream();
+      const info = await this.ensureStream(true);
       this.epochId = epochOf(info);
       await this.startLive(info.state.last_seq + 1);
     } catch (err) {
@@ -153,11 +153,14 @@ export class NatsBroker implements Broker {
     return this.epochId;
   }
 
-  /** Creates the stream if missing, and holds its per-subject limit to `--history` (the last instance started wins). */
-  private async ensureStream(): Promise<StreamInfo> {
+  /**
+   * Creates the stream if missing. At start (`adjust`) it also sets the per-subject limit to `--history`: gateways
+   * given different values share one limit, the last one started.
+   */
+  private async ensureStream(adjust: boolean): Promise<StreamInfo> {
     try {
       const info = await this.jsm.streams.info(NATS_STREAM);
-      if (info.config.max_msgs_per_subject === this.options.history) return info;
+      if (!adjust || info.config.max_msgs_per_subject === this.options.history) return info;
       return await this.jsm.streams.update(NATS_STREAM, { ...info.config, max_msgs_per_subject: this.options.history });
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -211,7 +214,7 @@ export class NatsBroker implements Broker {
     if (this.closed || !this.up) return Promise.resolve();
     this.refreshing ??= (async () => {
       try {
-        const info = await this.ensureStream();
+        const info = await this.ensureStream(false);
         const epoch = epochOf(info);
         if (epoch !== this.epochId) {
           this.epochId = epoch;
