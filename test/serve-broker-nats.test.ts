@@ -146,6 +146,13 @@ describe('nats broker: two gateways', () => {
 
     const ahead = await openSse(`${b.url}/events?user=carol`, { headers: { 'Last-Event-ID': a.cursor(9, 0) } });
     expect((await ahead.next('reset')).json.reason).toBe('ahead');
+
+    // The window moves on: what B read before is not served past it.
+    await publishEach(a.url, { user: 'carol' }, ['6', '7']);
+    const later = await openSse(`${b.url}/events?user=carol`, { headers: { 'Last-Event-ID': a.cursor(4, 0) } });
+    expect(titles(await later.waitFor(3, 'notification'))).toEqual(['5', '6', '7']);
+    const gone = await openSse(`${b.url}/events?user=carol`, { headers: { 'Last-Event-ID': a.cursor(3, 0) } });
+    expect((await gone.next('reset')).json.reason).toBe('window');
   });
 
   it('a read on A reaches the same notification through B (find by id across instances)', async () => {

@@ -47,6 +47,8 @@ const PUBLISH_TIMEOUT_MS = 3000;
 const CONFLICT_RETRIES = 200;
 /** Heads cached after our own publishes; past this many subjects the cache starts over. */
 const MAX_HEADS = 100_000;
+/** Subjects whose retained events are kept here, so the next read only fetches what came after (least recent go). */
+const MAX_WINDOWS = 256;
 /** How often the stream is checked for having been deleted and recreated (a new epoch). */
 const WATCH_MS = 2000;
 
@@ -113,6 +115,8 @@ export class NatsBroker implements Broker {
   private refreshing: Promise<void> | undefined;
   private readonly listeners: ((events: StreamEvent[]) => void)[] = [];
   private readonly heads = new Map<string, Head>();
+  /** Retained events of recently read subjects, up to stream sequence `until`. */
+  private readonly windows = new Map<string, { until: number; events: StreamEvent[] }>();
   /** Publishes to one subject from this process go one at a time (they would only conflict with each other). */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly decoder = new TextDecoder();
@@ -194,7 +198,14 @@ export class NatsBroker implements Broker {
         if (!ev) return;
         const head = this.heads.get(m.subject);
         if (head && head.streamSeq < m.seq) this.heads.set(m.subject, { seq: ev.seq, streamSeq: m.seq });
-        for (const listener of this.listeners) listener([ev]);
+        // A listener that throws must not reach nats.js's callback (it would end the live feed, or the process).
+        for (const listener of this.listeners) {
+          try {
+            listener([ev]);
+          } catch {
+            // the hub's own failure: nothing the broker can do for it
+          }
+        }
       },
     });
   }
@@ -219,6 +230,7 @@ export class NatsBroker implements Broker {
         if (epoch !== this.epochId) {
           this.epochId = epoch;
           this.heads.clear();
+          this.windows.clear();
           await this.startLive(info.state.first_seq);
         }
       } catch {
@@ -324,8 +336,29 @@ export class NatsBroker implements Broker {
     }
   }
 
-  /** Every retained event of a subject up to stream sequence `until`, oldest first. */
-  private async scan(subject: string, until: number): Promise<StreamEvent[]> {
+  /**
+   * Every retained event of a subject up to its head, oldest first. A subject read before is only read from where
+   * that read ended: a fresh subscriber's snapshot does not fetch the whole broadcast window each time.
+   */
+  private async retained(subject: string, head: Head): Promise<StreamEvent[]> {
+    const cached = this.windows.get(subject);
+    let events: StreamEvent[] | undefined;
+    if (cached && cached.until === head.streamSeq) events = cached.events;
+    else if (cached && cached.until < head.streamSeq) {
+      const more = await this.scan(subject, cached.until + 1, head.streamSeq);
+      const last = cached.events[cached.events.length - 1];
+      // Seqs are gapless per subject: anything else means the subject changed under us (purged): read it whole.
+      if (last && more.length > 0 && more[0]!.seq === last.seq + 1) events = [...cached.events, ...more].slice(-this.options.history);
+    }
+    events ??= await this.scan(subject, 1, head.streamSeq);
+    this.windows.delete(subject);
+    this.windows.set(subject, { until: head.streamSeq, events });
+    if (this.windows.size > MAX_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+    return events;
+  }
+
+  /** The retained events of a subject from stream sequence `from` up to `until`, oldest first. */
+  private async scan(subject: string, from: number, until: number): Promise<StreamEvent[]> {
     this.ready();
     const events: StreamEvent[] = [];
     let name: string | undefined;
@@ -333,7 +366,7 @@ export class NatsBroker implements Broker {
       // A plain ephemeral pull consumer: nats.js's ordered consumer never answers a fetch from nats-server 2.9.
       const info = await this.jsm.consumers.add(NATS_STREAM, {
         filter_subject: subject,
-        deliver_policy: DeliverPolicy.All,
+        ...(from > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : { deliver_policy: DeliverPolicy.All }),
         ack_policy: AckPolicy.None,
         mem_storage: true,
         inactive_threshold: nanos(10_000),
@@ -369,7 +402,7 @@ export class NatsBroker implements Broker {
     const { head, ev } = await this.readHead(subject);
     if (after >= head.seq) return { events: [], complete: after === head.seq, lastSeq: head.seq };
     if (ev && after + 1 === head.seq) return { events: [ev], complete: true, lastSeq: head.seq };
-    const all = await this.scan(subject, head.streamSeq);
+    const all = await this.retained(subject, head);
     const first = all[0]?.seq ?? head.seq + 1;
     return { events: all.filter((e) => e.seq > after && e.seq <= head.seq), complete: first <= after + 1, lastSeq: head.seq };
   }
@@ -384,7 +417,7 @@ export class NatsBroker implements Broker {
     const { head, ev } = await this.readHead(subject);
     if (!ev) return [];
     if (limit === 1) return [ev];
-    const all = await this.scan(subject, head.streamSeq);
+    const all = await this.retained(subject, head);
     return all.slice(-limit);
   }
 
