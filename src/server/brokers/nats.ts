@@ -212,7 +212,7 @@ export class NatsBroker implements Broker {
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'error') this.up = false;
+      if (s.type === 'disconnect') this.up = false;
       else if (s.type === 'reconnect') {
         this.up = true;
         void this.refresh();
