@@ -98,6 +98,8 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
   /** A connection was lost since the last complete catch-up. */
   private behind = false;
   private closed = false;
+  /** The connection's last error (ECONNREFUSED ...), for a start that fails. */
+  private lastError: string | undefined;
   private epochTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -109,7 +111,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     this.client = new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: 3000 });
     this.sub = new Redis(url, { ...common, autoResubscribe: false });
     this.client.defineCommand('notifyPublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
-    this.client.on('error', () => undefined);
+    this.client.on('error', (err: Error) => (this.lastError = err.message));
     this.sub.on('error', () => undefined);
     this.sub.on('message', (channel: string, text: string) => {
       if (channel === LIVE_CHANNEL) this.enqueue(() => this.onLive(text));
@@ -137,7 +139,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     } catch (err) {
       this.client.disconnect();
       this.sub.disconnect();
-      throw new NotifyError('E_BROKER', `cannot reach the broker at ${this.url}: ${(err as Error).message}`, {
+      throw new NotifyError('E_BROKER', `cannot reach the broker at ${this.url}: ${this.lastError ?? (err as Error).message}`, {
         hint: 'start redis-server or fix --broker redis://HOST:PORT[/DB]',
       });
     }
