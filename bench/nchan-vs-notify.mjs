@@ -1,0 +1,358 @@
+#!/usr/bin/env node
+// bench/nchan-vs-notify: the same `notify swarm` load against nchan (nginx-light + libnginx-mod-nchan serving
+// docs/nchan.conf, `--target nchan`) and against `notify serve`, side by side in one run, alternating
+// (nchan, notify, nchan, notify, ...), a fresh server per round (nchan's shared memory keeps messages, notify its
+// history). Per round: server CPU-seconds over the whole swarm run (nginx: master + workers; notify serve: its pid,
+// from /proc), server peak RSS (VmHWM, summed over nginx's processes), deliveries (the result's
+// summary.total.events.delivered), server CPU us per delivery, latency p50/p99, lost, duplicated, and the swarm's own
+// CPU-seconds (the swarm child and its workers, once reaped: this process's cutime + cstime across the run). Prints
+// every round, then the medians per server and the ratio notify/nchan.
+// Usage: npm run build && node bench/nchan-vs-notify.mjs [--rounds 3] [--conns 2000] [--users 200] [--ramp 5s]
+//        [--duration 15s] [--rate 20/s] [--user-rate 100/s] [--drain 2s] [--transport sse] [--bin bin/notify.js]
+//        [--servers nchan,notify] (the order within a round; one of them alone to try a setup)
+//        [--keep DIR] (copy each round's result file there, e.g. to look into a round with lost > 0)
+// Needs nginx (Debian nginx-light) and ngx_nchan_module.so (libnginx-mod-nchan); `ulimit -n` of ~5,000 or more.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { args, median, procStats, sleep, startServe } from './lib.mjs';
+
+const opt = args({
+  rounds: 3,
+  conns: 2000,
+  users: 200,
+  ramp: '5s',
+  duration: '15s',
+  rate: '20/s',
+  userRate: '100/s',
+  drain: '2s',
+  transport: 'sse',
+  servers: 'nchan,notify',
+  keep: '',
+  bin: 'bin/notify.js',
+});
+const SERVERS = opt.servers.split(',');
+const cmd =
+  `node bench/nchan-vs-notify.mjs --rounds ${opt.rounds} --conns ${opt.conns} --users ${opt.users} --ramp ${opt.ramp} --duration ${opt.duration}` +
+  ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}`;
+const NCHAN_CONF = resolve('docs/nchan.conf');
+const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_nchan_module.so', '/usr/share/nginx/modules/ngx_nchan_module.so'];
+const TICKS = 100; // USER_HZ on Linux
+
+const work = mkdtempSync(join(tmpdir(), 'notify-bench-nchan-'));
+/** Every child still running: killed (the whole process group for nginx) on any way out. */
+const live = new Set();
+function killAll() {
+  for (const c of live) {
+    try {
+      if (c.group) process.kill(-c.proc.pid, 'SIGKILL');
+      else c.proc.kill('SIGKILL');
+    } catch {}
+  }
+  live.clear();
+}
+process.on('exit', () => {
+  killAll();
+  rmSync(work, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+function track(proc, group = false) {
+  const entry = { proc, group, exited: new Promise((r) => proc.once('exit', r)) };
+  if (proc.exitCode !== null || proc.signalCode !== null) return entry;
+  live.add(entry);
+  void entry.exited.then(() => live.delete(entry));
+  return entry;
+}
+
+/** SIGTERM, then SIGKILL (to the group for nginx) after `graceMs`; resolves once it has exited. */
+async function stop(entry, graceMs = 3000) {
+  if (!live.has(entry)) return;
+  entry.proc.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    try {
+      if (entry.group) process.kill(-entry.proc.pid, 'SIGKILL');
+      else entry.proc.kill('SIGKILL');
+    } catch {}
+  }, graceMs);
+  await entry.exited;
+  clearTimeout(timer);
+}
+
+function nchanModule() {
+  const found = MODULE_CANDIDATES.find((p) => existsSync(p));
+  if (found) return found;
+  const enabled = '/etc/nginx/modules-enabled';
+  for (const f of existsSync(enabled) ? readdirSync(enabled) : []) {
+    const m = /load_module\s+(\S+nchan\S*\.so)\s*;/.exec(readFileSync(join(enabled, f), 'utf8'));
+    if (m) return m[1].startsWith('/') ? m[1] : `/usr/share/nginx/${m[1]}`;
+  }
+  throw new Error('ngx_nchan_module.so not found: apt-get install nginx-light libnginx-mod-nchan');
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = net.createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+const tcpAccepts = (port) =>
+  new Promise((res, rej) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => (s.destroy(), res()));
+    s.once('error', rej);
+  });
+
+function nginxConf(dir, port) {
+  // As root, nginx's workers would switch to `nobody`, who cannot write to this 0700 temp dir.
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  // One worker holds every subscriber (plus the publisher's connections): room for 4x the swarm's connections.
+  const conns = Math.max(4096, opt.conns * 4);
+  return `load_module ${nchanModule()};
+${user}worker_processes 1;
+worker_rlimit_nofile ${conns + 1024};
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log notice;
+error_log stderr warn;
+events {
+  worker_connections ${conns};
+  multi_accept on;
+}
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    include ${NCHAN_CONF};
+  }
+}
+`;
+}
+
+/** nginx + nchan in a fresh temp dir on a free port, ready once it accepts connections. */
+async function startNchan(round) {
+  const dir = join(work, `nchan-${round}`);
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, port));
+    const proc = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
+      cwd: dir,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const entry = track(proc, true);
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (out += d));
+    proc.once('error', (e) => (out += `spawn failed: ${e.message}`));
+    const deadline = Date.now() + 10_000;
+    let ready = false;
+    while (!ready && live.has(entry) && Date.now() < deadline) {
+      ready = await tcpAccepts(port).then(
+        () => true,
+        () => false,
+      );
+      if (!ready) await sleep(20);
+    }
+    // Its worker(s) must be up too: they are what gets measured.
+    while (ready && workersOf(proc.pid).length === 0 && Date.now() < deadline) await sleep(20);
+    if (ready && workersOf(proc.pid).length > 0) return { entry, pids: () => [proc.pid, ...workersOf(proc.pid)], url: `http://127.0.0.1:${port}` };
+    await stop(entry);
+    if (attempt >= 3 || !/Address already in use/.test(out)) throw new Error(`nginx did not start on 127.0.0.1:${port}: ${out.slice(-2000)}`);
+  }
+}
+
+function workersOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds of this process's reaped children (cutime + cstime): the swarm child and the workers it reaped. */
+function reapedChildrenCpu() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / TICKS;
+}
+
+function serverStats(pids) {
+  let cpu = 0;
+  let hwm = 0;
+  const hwmEach = [];
+  for (const pid of pids) {
+    const s = procStats(pid);
+    cpu += s.cpu;
+    hwm += s.hwm;
+    hwmEach.push(s.hwm);
+  }
+  return { cpu, hwm, hwmEach };
+}
+
+const seconds = (d) => Number(/^(\d+(?:\.\d+)?)s$/.exec(d)?.[1] ?? NaN);
+
+/** One `notify swarm` child against `url`; resolves with its result file and exit code (bounded by a timeout). */
+async function swarm(kind, url, out) {
+  const argv = [opt.bin, 'swarm', ...(kind === 'nchan' ? ['--target', 'nchan'] : []), '--url', url, '--conns', String(opt.conns), '--users', String(opt.users)];
+  argv.push('--ramp', opt.ramp, '--duration', opt.duration, '--rate', opt.rate, '--user-rate', opt.userRate, '--drain', opt.drain);
+  argv.push('--transport', opt.transport, '--no-dashboard', '--out', out);
+  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const entry = track(proc);
+  let err = '';
+  proc.stderr.on('data', (d) => (err = (err + d).slice(-20_000)));
+  const limitMs = (seconds(opt.ramp) + seconds(opt.duration) + seconds(opt.drain) + 90) * 1000;
+  const timer = setTimeout(() => proc.kill('SIGKILL'), Number.isFinite(limitMs) ? limitMs : 180_000);
+  const code = await new Promise((r) => proc.once('exit', (c, s) => r(c ?? s)));
+  await entry.exited;
+  clearTimeout(timer);
+  if (!existsSync(out)) throw new Error(`swarm (${kind}) exited ${code} without a result; stderr:\n${err.slice(-3000)}`);
+  return { code, result: JSON.parse(readFileSync(out, 'utf8')), stderr: err, argv };
+}
+
+async function round(kind, n) {
+  const server =
+    kind === 'nchan'
+      ? await startNchan(n)
+      : await startServe(opt.bin, ['--log-level', 'warn']).then(({ server: proc, url }) => ({ entry: track(proc), pids: () => [proc.pid], url }));
+  try {
+    const pids = server.pids();
+    const before = serverStats(pids);
+    const swarmCpu0 = reapedChildrenCpu();
+    const out = join(work, `${kind}-${n}.json`);
+    const run = await swarm(kind, server.url, out);
+    if (opt.keep) {
+      mkdirSync(opt.keep, { recursive: true });
+      copyFileSync(out, join(opt.keep, `${kind}-${n}.json`));
+    }
+    const swarmCpu = reapedChildrenCpu() - swarmCpu0;
+    const after = serverStats(pids);
+    const t = run.result.summary.total;
+    const cpu = after.cpu - before.cpu;
+    const sc = run.result.selfCheck.workers;
+    return {
+      kind,
+      round: n,
+      exit: run.code,
+      command: `node ${run.argv.join(' ')}`,
+      expected: t.events.expected,
+      delivered: t.events.delivered,
+      lost: t.events.lost,
+      duplicated: t.events.duplicated,
+      outOfOrder: t.events.outOfOrder,
+      misrouted: t.events.misrouted,
+      errors: t.errors,
+      p50: t.latency.p50,
+      p99: t.latency.p99,
+      serverCpuS: cpu,
+      serverUsPerDelivery: (cpu / t.events.delivered) * 1e6,
+      serverPeakRssMB: after.hwm / 1048576,
+      serverPeakRssEachMB: after.hwmEach.map((b) => b / 1048576),
+      swarmCpuS: swarmCpu,
+      swarmWorkers: sc.length,
+      swarmCpuMeanShare: sc.reduce((a, w) => a + w.cpuMean, 0),
+      swarmCpuMaxShare: Math.max(...sc.map((w) => w.cpuMax)),
+      swarmEldP99Ms: Math.max(...sc.map((w) => w.eldP99Ms)),
+      saturated: run.result.selfCheck.saturated,
+      problems: run.result.problems,
+      publisher: run.result.publisher,
+    };
+  } finally {
+    await stop(server.entry);
+  }
+}
+
+const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : String(v));
+const COLS = [
+  ['delivered', 'delivered', 0],
+  ['lost', 'lost', 0],
+  ['duplicated', 'dup', 0],
+  ['serverCpuS', 'srv cpu s', 2],
+  ['serverUsPerDelivery', 'srv us/deliv', 2],
+  ['serverPeakRssMB', 'srv peak MB', 1],
+  ['p50', 'p50 ms', 2],
+  ['p99', 'p99 ms', 2],
+  ['swarmCpuS', 'swarm cpu s', 2],
+];
+const line = (label, values) => label.padEnd(16) + values.map((v, i) => v.padStart(Math.max(12, COLS[i][1].length + 1))).join('');
+const header = () =>
+  line(
+    '',
+    COLS.map(([, h]) => h),
+  );
+
+console.error(`nchan-vs-notify: ${opt.rounds} rounds each, alternating; ${cmd}`);
+const rows = [];
+try {
+  for (let n = 1; n <= opt.rounds; n++) {
+    for (const kind of SERVERS) {
+      const r = await round(kind, n);
+      rows.push(r);
+      const extra = [
+        r.outOfOrder && `outOfOrder ${r.outOfOrder}`,
+        r.misrouted && `misrouted ${r.misrouted}`,
+        Object.keys(r.errors).length && `errors ${JSON.stringify(r.errors)}`,
+      ];
+      if (r.serverPeakRssEachMB.length > 1) extra.push(`peak per process ${r.serverPeakRssEachMB.map((m) => f(m, 1)).join(' + ')} MB`);
+      extra.push(
+        `swarm worker cpu mean/max ${f(r.swarmCpuMeanShare * 100, 0)}/${f(r.swarmCpuMaxShare * 100, 0)}%, loop delay p99 ${f(r.swarmEldP99Ms, 0)} ms${r.saturated ? ' (SATURATED)' : ''}`,
+      );
+      const pub = r.publisher;
+      if (pub.accepted !== pub.sent || Object.keys(pub.failures).length)
+        extra.push(`publisher sent ${pub.sent} accepted ${pub.accepted} failures ${JSON.stringify(pub.failures)}`);
+      if (r.problems.length) extra.push(`problems ${JSON.stringify(r.problems)}`);
+      console.error(
+        `round ${n} ${kind.padEnd(6)} exit ${r.exit}: delivered ${r.delivered}/${r.expected} lost ${r.lost} dup ${r.duplicated} server ${f(r.serverCpuS)} s` +
+          ` = ${f(r.serverUsPerDelivery)} us/delivery, peak ${f(r.serverPeakRssMB, 1)} MB, p50/p99 ${f(r.p50)}/${f(r.p99)} ms, swarm ${f(r.swarmCpuS)} s` +
+          ` (${r.swarmWorkers} workers); ${extra.filter(Boolean).join('; ')}`,
+      );
+    }
+  }
+} finally {
+  killAll();
+}
+
+console.log(`command: ${cmd}`);
+for (const kind of SERVERS) console.log(`swarm (${kind}): ${rows.find((r) => r.kind === kind).command}`);
+console.log('\nper round');
+console.log(header());
+for (const r of rows)
+  console.log(
+    line(
+      `${r.kind} #${r.round}`,
+      COLS.map(([k, , d]) => f(r[k], d)),
+    ),
+  );
+const med = {};
+for (const kind of SERVERS) {
+  const mine = rows.filter((r) => r.kind === kind);
+  med[kind] = Object.fromEntries(COLS.map(([k]) => [k, median(mine.map((r) => r[k]))]));
+}
+console.log(`\nmedians of ${opt.rounds} rounds`);
+console.log(header());
+for (const kind of SERVERS)
+  console.log(
+    line(
+      kind,
+      COLS.map(([k, , d]) => f(med[kind][k], d)),
+    ),
+  );
+if (med.nchan && med.notify)
+  console.log(
+    line(
+      'notify/nchan',
+      COLS.map(([k]) => (med.nchan[k] ? f(med.notify[k] / med.nchan[k]) : '-')),
+    ),
+  );
