@@ -180,6 +180,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
 
   /** The events as the live path delivered them (with `delivered` set), or as published if they take too long. */
   private echoed(events: StreamEvent[]): Promise<StreamEvent[]> {
+    if (!this.subReady) return Promise.resolve(events); // the live feed is away: they come with its catch-up
     return new Promise((resolve) => {
       const out = events.slice();
       let pending = events.length;
