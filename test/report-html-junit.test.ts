@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderHtml } from '../src/report/html.js';
 import { escapeXml, renderJunit } from '../src/report/junit.js';
 import { resultMarkdown } from '../src/report/markdown.js';
-import type { ResultFile } from '../src/report/result.js';
+import type { ResultFile } from '../src/result/schema.js';
 import { fixtureResult, latencies } from './helpers/result-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'notify-html-'));

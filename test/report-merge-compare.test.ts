@@ -10,9 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
 import { decodeHistogram } from '../src/metrics/histogram.js';
 import { compareSummaries, parseRegressionRule, parseRegressionRules } from '../src/report/compare.js';
-import { mergeResults, normalizeTimeline } from '../src/report/merge.js';
-import { parseResultText } from '../src/report/result-file.js';
-import type { ResultFile } from '../src/report/result.js';
+import { mergeResults, normalizeTimeline } from '../src/result/merge.js';
+import { parseResultText } from '../src/result/read.js';
+import type { ResultFile } from '../src/result/schema.js';
 import { fakeIo } from './helpers/fake-io.js';
 import { fixtureResult, histogramOf, latencies } from './helpers/result-fixture.js';
 
@@ -288,7 +288,7 @@ describe('bad input files', () => {
 
 describe('result files written before misrouted and problems existed', () => {
   it('read with misrouted 0 and no problems, and merge', async () => {
-    const { parseResult } = await import('../src/report/result-file.js');
+    const { parseResult } = await import('../src/result/read.js');
     const old = JSON.parse(JSON.stringify(shardA)) as Record<string, unknown> & {
       summary: { total: { events: Record<string, unknown> }; transports: { sse: { events: Record<string, unknown> } } };
     };

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseResultText } from '../src/report/result-file.js';
+import { parseResultText } from '../src/result/read.js';
 import { ensureBuilt, ROOT } from './helpers/build.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'notify-swarm-report-'));

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHistogram } from '../src/metrics/histogram.js';
 import { listenForTest, runCleanup } from './helpers/lifecycle.js';
-import type { SwarmSnapshot } from '../src/swarm/live.js';
+import type { SwarmSnapshot } from '../src/metrics/snapshot.js';
 import { eventCounts, loadSwarm, scheduled, swarm, swarmConfig } from './helpers/swarm.js';
 
 beforeAll(loadSwarm, 120_000);

@@ -5,7 +5,7 @@
  * target cannot resume. nchan replays from the Last-Event-ID a reconnecting subscriber sends, so nothing is lost.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildResult } from '../src/report/result.js';
+import { buildResult } from '../src/result/build.js';
 import { renderSummary, summaryViewOf } from '../src/report/summary-table.js';
 import type { RawSwarmOptions } from '../src/swarm/config.js';
 import type { SwarmOutcome } from '../src/swarm/run.js';

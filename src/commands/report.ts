@@ -9,9 +9,9 @@ import { thresholdsPassed } from '../metrics/thresholds.js';
 import { writeArtifacts } from '../report/artifacts.js';
 import { compareSummaries, DEFAULT_REGRESSION_RULES, parseRegressionRules, renderComparison, type RegressionRule } from '../report/compare.js';
 import { appendStepSummary, comparisonMarkdown, resultMarkdown } from '../report/markdown.js';
-import { mergeResults, scenarioDifferences } from '../report/merge.js';
-import { readResultFile } from '../report/result-file.js';
-import type { ResultFile } from '../report/result.js';
+import { mergeResults, scenarioDifferences } from '../result/merge.js';
+import { readResultFile } from '../result/read.js';
+import type { ResultFile } from '../result/schema.js';
 import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 
 export interface RawReportOptions {

@@ -6,7 +6,7 @@ import { thresholdsPassed } from '../metrics/thresholds.js';
 import { writeArtifacts } from '../report/artifacts.js';
 import { appendStepSummary, resultMarkdown } from '../report/markdown.js';
 import { createProgressView } from '../progress/view.js';
-import { buildResult } from '../report/result.js';
+import { buildResult } from '../result/build.js';
 import { renderSummary, summaryViewOf } from '../report/summary-table.js';
 import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
 import { runSwarm } from '../swarm/run.js';

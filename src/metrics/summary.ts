@@ -1,7 +1,7 @@
 /**
  * The figures of a swarm run, per transport and in total: the `summary` part of a `notify.result/1` file and the
  * input of threshold evaluation. Plain data (JSON-safe), so it crosses worker boundaries and lands in result files
- * as is. Declared once, as the zod schemas that check result files (src/report/result-file.ts); the types are
+ * as is. Declared once, as the zod schemas that check result files (src/result/schema.ts); the types are
  * derived from them. Definitions of every event figure: DESIGN.md "notify swarm measurement definitions" and
  * src/swarm/audit.ts.
  */

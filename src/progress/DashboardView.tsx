@@ -11,7 +11,7 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import { createContext, useContext, type ReactNode } from 'react';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { EventCounts } from '../metrics/summary.js';
-import type { SwarmSnapshot } from '../swarm/live.js';
+import type { SwarmSnapshot } from '../metrics/snapshot.js';
 import { bar, clock, compact, ms, sparkline, timeLeft, type PhasePlan } from './format.js';
 
 /** Audit figures known only once the run has finished (after the drain). */

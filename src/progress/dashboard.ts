@@ -7,7 +7,7 @@ import { PassThrough, type Writable } from 'node:stream';
 import { render, type Instance } from 'ink';
 import { createElement } from 'react';
 import type { Io } from '../io.js';
-import type { SwarmSnapshot } from '../swarm/live.js';
+import type { SwarmSnapshot } from '../metrics/snapshot.js';
 import { Dashboard, type DashboardProps, type FinalFigures } from './DashboardView.js';
 import type { PhasePlan } from './format.js';
 

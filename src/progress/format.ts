@@ -1,5 +1,5 @@
 /** Text pieces of the live dashboard (pure, so they are tested without a terminal): bars, sparklines, numbers, phases. */
-import type { Phase } from '../swarm/live.js';
+import type { Phase } from '../metrics/snapshot.js';
 
 const TICKS = '▁▂▃▄▅▆▇█';
 

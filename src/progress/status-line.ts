@@ -1,5 +1,5 @@
 /** The plain progress line printed every few seconds when there is no dashboard (CI, pipes, TERM=dumb). */
-import type { SwarmSnapshot } from '../swarm/live.js';
+import type { SwarmSnapshot } from '../metrics/snapshot.js';
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 

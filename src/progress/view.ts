@@ -8,7 +8,7 @@
  * `notify serve` from starting at `ulimit -n 300` (EMFILE), and cost every plain run its load time.
  */
 import type { Io } from '../io.js';
-import type { SwarmSnapshot } from '../swarm/live.js';
+import type { SwarmSnapshot } from '../metrics/snapshot.js';
 import type { PhasePlan } from './format.js';
 import type { FinalFigures } from './DashboardView.js';
 import { statusLine } from './status-line.js';

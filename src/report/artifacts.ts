@@ -4,7 +4,7 @@ import { NotifyError } from '../errors.js';
 import type { Io } from '../io.js';
 import { renderHtml } from './html.js';
 import { renderJunit } from './junit.js';
-import type { ResultFile } from './result.js';
+import type { ResultFile } from '../result/schema.js';
 
 export interface ArtifactPaths {
   /** Result JSON; `-` for stdout. */

@@ -11,8 +11,8 @@ import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import { formatValue } from './compare.js';
 import { percentileDistribution } from './distribution.js';
 import { HTML_CLIENT_SCRIPT } from './html-script.js';
-import { normalizeTimeline } from './merge.js';
-import type { ResultFile } from './result.js';
+import { normalizeTimeline } from '../result/merge.js';
+import type { ResultFile } from '../result/schema.js';
 
 const require = createRequire(import.meta.url);
 let uplotAssets: { js: string; css: string } | undefined;

@@ -5,7 +5,7 @@
  * thresholds still leaves a readable record.
  */
 import { formatValue } from './compare.js';
-import type { ResultFile } from './result.js';
+import type { ResultFile } from '../result/schema.js';
 
 // XML 1.0 allows tab, LF, CR and everything from U+0020 except the surrogates and U+FFFE/U+FFFF.
 const NOT_XML = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu;

@@ -7,7 +7,7 @@ import { appendFile } from 'node:fs/promises';
 import { type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
 import { formatDelta, formatRatio, formatValue, type Comparison } from './compare.js';
-import type { ResultFile } from './result.js';
+import type { ResultFile } from '../result/schema.js';
 
 /** Table cells cannot hold `|` or line breaks. */
 const cell = (s: unknown): string => String(s).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');

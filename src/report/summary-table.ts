@@ -3,14 +3,12 @@
  * the publisher's failures by cause, storms, thresholds (with the reason when one had no data) and, last, why the run
  * is a runtime failure. Every failure class the result file holds shows here too, so nothing fails only in the JSON.
  */
-import type { PhaseReport } from './result-file.js';
 import Table from 'cli-table3';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import type { ThresholdResult } from '../metrics/thresholds.js';
-import type { StormReport } from '../swarm/aggregate.js';
-import { formatCauses, type PublisherFigures, type RunProblem } from '../swarm/verdict.js';
-import type { ResultFile } from './result.js';
+import { formatCauses } from '../result/problems.js';
+import type { PhaseReport, PublisherFigures, ResultFile, RunProblem, StormReport } from '../result/schema.js';
 
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)}s` : v >= 10 ? `${v.toFixed(0)}ms` : `${v.toFixed(2)}ms`);
 const pct = (v: number) => `${(v * 100).toFixed(v > 0 && v < 0.001 ? 4 : 2)}%`;

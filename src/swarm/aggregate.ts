@@ -6,30 +6,14 @@ import { createHistogram, type DurationHistogram } from '../metrics/histogram.js
 import { withRates, type RunSummary, type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { AuditTally, toEventCounts } from './audit.js';
+import type { EncodedHistograms, ResultHistograms, StormReport } from '../result/schema.js';
 import type { Storm } from './config.js';
 import type { WorkerResult } from './messages.js';
-
-export interface EncodedHistograms {
-  latency: string;
-  connect: string;
-  reconnect: string;
-}
-
-export interface StormReport {
-  atMs: number;
-  share: number;
-  aborted: number;
-  back: number;
-  /** ms from the storm until 99% / 100% of the aborted connections were open again (null: never). */
-  back99Ms: number | null;
-  back100Ms: number | null;
-  failures: Record<string, number>;
-}
 
 export interface Aggregate {
   summary: RunSummary;
   /** Per transport the run used, and in total (always there). */
-  histograms: { total: EncodedHistograms } & Partial<Record<TransportName, EncodedHistograms>>;
+  histograms: ResultHistograms;
   storms: StormReport[];
 }
 

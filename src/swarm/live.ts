@@ -2,45 +2,10 @@
  * Live view of a run: folds the workers' ticks into one snapshot per second (what the status line and the
  * dashboard show) and into the per-second timeline of the result file.
  */
-import { createHistogram, type DurationSummary } from '../metrics/histogram.js';
-import { LIVE_AUDIT_GRACE_MS, type LiveAudit, type WorkerTick } from './messages.js';
-
-export type Phase = 'starting' | 'ramp' | 'publishing' | 'drain' | 'finishing' | 'done';
-
-export interface TimelinePoint {
-  /** Seconds since the run started. */
-  t: number;
-  published: number;
-  delivered: number;
-  /** Latency p99 of that second, ms (0 when nothing arrived). */
-  p99: number;
-  p50: number;
-  open: number;
-  reconnects: number;
-  errors: number;
-}
-
-export interface SwarmSnapshot {
-  phase: Phase;
-  elapsedMs: number;
-  totalMs: number;
-  conns: { target: number; open: number; connecting: number; reconnecting: number; failed: number; reconnects: number };
-  publishedPerSec: number;
-  deliveredPerSec: number;
-  published: number;
-  delivered: number;
-  /** Receipts of another user's probes so far (a privacy leak of the server; the final audit counts the same). */
-  misrouted: number;
-  /** Latency of the last second and of the run so far. */
-  latencyLast: DurationSummary;
-  latencyAll: DurationSummary;
-  errors: Record<string, number>;
-  /** The audit so far, of probes sent at least `graceMs` ago (the final one, after the drain, is exact). */
-  audit: LiveAudit & { graceMs: number };
-  storms: { atMs: number; share: number; aborted: number; back: number }[];
-  selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean };
-  timeline: TimelinePoint[];
-}
+import { createHistogram } from '../metrics/histogram.js';
+import type { Phase, SwarmSnapshot } from '../metrics/snapshot.js';
+import type { TimelinePoint } from '../result/schema.js';
+import { LIVE_AUDIT_GRACE_MS, type WorkerTick } from './messages.js';
 
 /** A worker whose event loop lags this much, or that uses a whole core, is too busy to time receipts well. */
 export const SATURATION = { eldP99Ms: 50, cpu: 0.9 };

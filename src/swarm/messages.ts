@@ -2,6 +2,7 @@
  * What the swarm's main process and its worker processes say to each other (Node IPC, JSON). Workers send encoded
  * HDR histograms and plain counts; the main process merges them exactly.
  */
+import type { LiveAudit } from '../metrics/snapshot.js';
 import type { AuditCounts, WindowCounts } from './audit.js';
 import type { ReconnectPolicy } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
@@ -94,14 +95,6 @@ export interface TransportPart {
  * healthy run shows, so a slow second does not read as loss. The final audit, after the drain, is exact.
  */
 export const LIVE_AUDIT_GRACE_MS = 5000;
-
-export interface LiveAudit {
-  expected: number;
-  lost: number;
-  duplicated: number;
-  outOfOrder: number;
-  recovered: number;
-}
 
 /** One worker's figures of one scenario phase. */
 export interface PhasePart {

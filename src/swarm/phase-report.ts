@@ -3,12 +3,10 @@
  * (latency merged exactly, lost by the time each probe was sent), so a reader sees what the storm did beside the run.
  */
 import { mergeHistograms } from '../metrics/histogram.js';
-import type { PhaseReport } from '../report/result-file.js';
+import type { PhaseReport } from '../result/schema.js';
 import type { Phase } from '../scenario/load.js';
 import type { WorkerResult } from './messages.js';
 import type { PhaseExtras } from './phases/index.js';
-
-export type { PhaseReport };
 
 export interface PhaseSpan {
   phase: Phase;

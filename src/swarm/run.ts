@@ -10,14 +10,18 @@ import { aggregate, type Aggregate } from './aggregate.js';
 import { assignTransports, type SwarmConfig } from './config.js';
 import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import { WorkerFleet } from './fleet.js';
-import { LiveView, SATURATION, type Phase, type SwarmSnapshot, type TimelinePoint } from './live.js';
+import type { Phase, SwarmSnapshot } from '../metrics/snapshot.js';
+import type { RunOutcome } from '../result/build.js';
+import { runProblems } from '../result/problems.js';
+import type { PhaseReport, RunProblem, TimelinePoint } from '../result/schema.js';
+import { LiveView, SATURATION } from './live.js';
 import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
 import { subscribePlan } from '../targets/subscribe.js';
 import { ManagedProcess } from './managed-process.js';
-import { phaseReports, type PhaseReport, type PhaseSpan } from './phase-report.js';
+import { phaseReports, type PhaseSpan } from './phase-report.js';
 import { plannedMs, runPhase, type PhaseContext } from './phases/index.js';
-import { lostWorkers, runProblems, type RunProblem } from './verdict.js';
+import { lostWorkers } from './verdict.js';
 
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
 const RAMP_SETTLE_MAX_MS = 10_000;
@@ -33,7 +37,7 @@ export interface RunHooks {
   stopSignal?: Promise<string>;
 }
 
-export interface SwarmOutcome extends Aggregate {
+export interface SwarmOutcome extends Aggregate, RunOutcome {
   config: SwarmConfig;
   urls: string[];
   embedded: boolean;

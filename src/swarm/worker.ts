@@ -7,6 +7,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
+import type { LiveAudit } from '../metrics/snapshot.js';
 import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type PublishLog, type Window, type WindowCounts } from './audit.js';
 import { nowEpochMs } from '../protocol/probe.js';
 import { WorkerPhases } from './worker-phases.js';
@@ -14,16 +15,7 @@ import { isPausable } from '../transports/transport.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
 import { genericSpec, subscribeRenderer } from '../targets/subscribe.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
-import {
-  LIVE_AUDIT_GRACE_MS,
-  type LiveAudit,
-  type StormPart,
-  type TransportPart,
-  type WorkerPlan,
-  type WorkerRamped,
-  type WorkerResult,
-  type WorkerTick,
-} from './messages.js';
+import { LIVE_AUDIT_GRACE_MS, type StormPart, type TransportPart, type WorkerPlan, type WorkerRamped, type WorkerResult, type WorkerTick } from './messages.js';
 
 const enum State {
   Idle = 0,

@@ -6,8 +6,8 @@ import { createHistogram, type DurationHistogram } from '../../src/metrics/histo
 import { withRates, type TransportSummary } from '../../src/metrics/summary.js';
 import type { TransportName } from '../../src/protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../../src/metrics/thresholds.js';
-import { RESULT_SCHEMA, type ResultFile } from '../../src/report/result.js';
-import type { SwarmSnapshot, TimelinePoint } from '../../src/swarm/live.js';
+import type { SwarmSnapshot } from '../../src/metrics/snapshot.js';
+import { RESULT_SCHEMA, type ResultFile, type TimelinePoint } from '../../src/result/schema.js';
 
 /** A deterministic generator (mulberry32) so fixtures are the same on every run. */
 export function rng(seed: number): () => number {

@@ -1,21 +1,32 @@
-/** The result file, schema `notify.result/1` (DESIGN.md "Result file"): everything a report, merge or compare needs. */
-import type { z } from 'zod';
-import type { SwarmOutcome } from '../swarm/run.js';
-import type { resultSchema } from './result-file.js';
+/** Building a `notify.result/1` document from what a swarm run measured (DESIGN.md "Result file"). */
+import type { TransportName } from '../protocol/transports.js';
+import type { LoadedTarget } from '../targets/load.js';
+import { RESULT_SCHEMA, type ResultFile } from './schema.js';
 
-export const RESULT_SCHEMA = 'notify.result/1';
+/** What of the run's resolved config a result keeps (secrets masked, thresholds as their expressions). */
+export interface RunConfig {
+  run: string;
+  mix: Partial<Record<TransportName, number>>;
+  thresholds: readonly { expr: string }[];
+  publishKey?: string;
+  jwtSecret?: string;
+  target: Pick<LoadedTarget, 'name' | 'source' | 'subscribe'>;
+}
 
-/**
- * A `notify.result/1` document as written by `notify swarm --out` and `notify report --merge --out`: the type of what
- * the file schema (result-file.ts) accepts, so the two cannot drift. Beside `summary` (see metrics/summary.ts):
- * `config` is the resolved swarm config with secrets masked and `thresholds` as the expressions given; `histograms`
- * are encoded HDR histograms (compressed base64, microseconds) per transport and in total, what merges exactly;
- * `problems` says why the run is a runtime failure (exit 1); `merged` is set on a result made by
- * `notify report --merge`: the files it was made from, and how each figure was combined.
- */
-export type ResultFile = z.output<typeof resultSchema>;
+/** A run's outcome: its figures, typed by the result schema, and what it ran against. */
+export interface RunOutcome extends Pick<
+  ResultFile,
+  'summary' | 'histograms' | 'storms' | 'publisher' | 'selfCheck' | 'timeline' | 'thresholds' | 'problems' | 'phases'
+> {
+  config: RunConfig;
+  urls: string[];
+  embedded: boolean;
+  startedAt: string;
+  endedAt: string;
+  stoppedEarly?: string;
+}
 
-export function buildResult(outcome: SwarmOutcome, version: string): ResultFile {
+export function buildResult(outcome: RunOutcome, version: string): ResultFile {
   const { config } = outcome;
   // Secrets stay out of files people share.
   // The loaded profile holds its filled --target-var values (keys, tokens): the file names it and its resume modes only.

@@ -14,10 +14,8 @@ import { createHistogram, type DurationHistogram, type DurationSummary } from '.
 import { withRates, type RunSummary, type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
-import type { EncodedHistograms, StormReport } from '../swarm/aggregate.js';
-import type { TimelinePoint } from '../swarm/live.js';
-import { runProblems } from '../swarm/verdict.js';
-import type { ResultFile } from './result.js';
+import { runProblems } from './problems.js';
+import type { EncodedHistograms, ResultFile, StormReport, TimelinePoint } from './schema.js';
 
 export interface NamedResult {
   file: string;
