@@ -10,71 +10,48 @@
  * timeline are the worst shard's; the publisher's 202 latency percentiles are the worst shard's.
  */
 import { ExitCode, isNotifyError, NotifyError } from '../errors.js';
-import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
-import { withRates, type RunSummary, type TransportSummary } from '../metrics/summary.js';
+import type { DurationSummary } from '../metrics/histogram.js';
+import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
 import { runProblems } from './problems.js';
 import type { EncodedHistograms, ResultFile, StormReport, TimelinePoint } from './schema.js';
+import { addCounts, scopeSummary, sumParts } from './sum.js';
 
 export interface NamedResult {
   file: string;
   result: ResultFile;
 }
 
-const KINDS = ['latency', 'connect', 'reconnect'] as const;
-
-function addCounts(into: Record<string, number>, from: Record<string, number>): void {
-  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
-}
-
-function decodeInto(into: DurationHistogram, encoded: string, file: string, where: string): void {
-  try {
-    into.add(encoded);
-  } catch (err) {
-    const why = isNotifyError(err) ? err.message : (err as Error).message;
-    throw new NotifyError('E_RESULT_FILE', `${file}: histograms.${where} is not a valid encoded HDR histogram (${why})`, {
-      exitCode: ExitCode.usage,
-      hint: 'was the file edited or truncated?',
-    });
-  }
-}
-
-/** Sums one scope (a transport, or the total) over every part that has it. */
-function mergeScope(parts: { file: string; summary: TransportSummary; histograms?: EncodedHistograms; name: string }[]): {
+/** A shard's scope (a transport, or the total), with the file it came from for messages. */
+interface ShardScope {
+  file: string;
+  name: string;
   summary: TransportSummary;
-  histograms: EncodedHistograms;
-} {
-  const h = { latency: createHistogram(), connect: createHistogram(), reconnect: createHistogram() };
-  const connections = { target: 0, peakOpen: 0, failed: 0, reconnects: 0 };
-  const events = { published: 0, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0, misrouted: 0 };
-  const errors: Record<string, number> = {};
-  let deliveredPerSec = 0;
-  for (const p of parts) {
-    for (const k of Object.keys(connections) as (keyof typeof connections)[]) connections[k] += p.summary.connections[k];
-    for (const k of Object.keys(events) as (keyof typeof events)[]) events[k] += p.summary.events[k];
-    addCounts(errors, p.summary.errors);
-    // Shards run side by side, so their delivery rates add up.
-    deliveredPerSec += p.summary.deliveredPerSec;
+  histograms?: EncodedHistograms;
+}
+
+/** Sums one scope over every shard that has it: the same summing as the swarm's over its workers (sum.ts). */
+function mergeScope(parts: ShardScope[]): { summary: TransportSummary; histograms: EncodedHistograms } {
+  const scopeParts = parts.map((p) => {
     if (!p.histograms) {
       throw new NotifyError('E_RESULT_FILE', `${p.file}: no histograms.${p.name} although summary.transports.${p.name} is there; cannot merge exactly`, {
         exitCode: ExitCode.usage,
       });
     }
-    for (const k of KINDS) decodeInto(h[k], p.histograms[k], p.file, `${p.name}.${k}`);
-  }
-  return {
-    summary: {
-      connections,
-      events: withRates(events),
-      latency: h.latency.summary(),
-      connect: h.connect.summary(),
-      reconnect: h.reconnect.summary(),
-      deliveredPerSec,
-      errors,
-    },
-    histograms: { latency: h.latency.encode(), connect: h.connect.encode(), reconnect: h.reconnect.encode() },
-  };
+    return { ...p.summary, histograms: p.histograms };
+  });
+  const sum = sumParts(scopeParts, (i, kind, err) => {
+    const why = isNotifyError(err) ? err.message : (err as Error).message;
+    throw new NotifyError('E_RESULT_FILE', `${parts[i]!.file}: histograms.${parts[i]!.name}.${kind} is not a valid encoded HDR histogram (${why})`, {
+      exitCode: ExitCode.usage,
+      hint: 'was the file edited or truncated?',
+    });
+  });
+  // Each shard had its own publisher, and shards run side by side, so their delivery rates add up.
+  const published = parts.reduce((a, p) => a + p.summary.events.published, 0);
+  const deliveredPerSec = parts.reduce((a, p) => a + p.summary.deliveredPerSec, 0);
+  return scopeSummary(sum, published, deliveredPerSec);
 }
 
 /** Per-second points of several runs aligned on seconds since each run's start. */

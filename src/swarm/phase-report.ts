@@ -4,6 +4,7 @@
  */
 import { mergeHistograms } from '../metrics/histogram.js';
 import type { PhaseReport } from '../result/schema.js';
+import { addCounts } from '../result/sum.js';
 import type { Phase } from '../scenario/load.js';
 import type { WorkerResult } from './messages.js';
 import type { PhaseExtras } from './phases/index.js';
@@ -21,7 +22,7 @@ export function phaseReports(spans: readonly PhaseSpan[], results: readonly Work
     const parts = results.map((r) => r.phases[i]).filter((p) => p !== undefined);
     const sum = (f: (p: (typeof parts)[number]) => number) => parts.reduce((a, p) => a + f(p), 0);
     const closed: Record<string, number> = {};
-    for (const p of parts) for (const [k, v] of Object.entries(p.closed)) closed[k] = (closed[k] ?? 0) + v;
+    for (const p of parts) addCounts(closed, p.closed);
     return {
       kind: span.phase.kind,
       startMs: span.from - t0,
