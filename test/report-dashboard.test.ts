@@ -4,7 +4,8 @@
  * chosen when the output is not an interactive terminal.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { bar, clock, compact, sparkline, timeLeft } from '../src/progress/format.js';
+import { formatClock as clock, formatCompact as compact } from '../src/metrics/format.js';
+import { bar, sparkline, timeLeft } from '../src/progress/format.js';
 import { startDashboard } from '../src/progress/dashboard.js';
 import { createProgressView } from '../src/progress/view.js';
 import { fakeIo, fakeKeyboard, fakeTerminal } from './helpers/fake-io.js';
@@ -70,8 +71,8 @@ describe('ink dashboard in a fake terminal', () => {
       '987/1000 open',
       'connecting 4  reconnecting 9  failed 7',
       'published 50/s  delivered 48k/s  (total published 100, delivered 78k)',
-      'latency 1s   p50 5.25ms  p90 17.5ms  p99 95.5ms  max 131ms',
-      'latency all  p50 4.75ms  p90 15.5ms  p99 88.5ms  max 131ms',
+      'latency 1s   p50 5.3ms  p90 17.5ms  p99 95.5ms  max 131ms',
+      'latency all  p50 4.8ms  p90 15.5ms  p99 88.5ms  max 131ms',
       'lost 10  duplicated 2  out-of-order 3  recovered 5  misrouted 0  (of 78000 expected; final)',
       'storm 1 (50% @ 3s): back 471/480',
       'ECONNRESET 3  HTTP 503 1',

@@ -12,7 +12,8 @@ import { createContext, useContext, type ReactNode } from 'react';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { EventCounts } from '../metrics/summary.js';
 import type { SwarmSnapshot } from '../metrics/snapshot.js';
-import { bar, clock, compact, ms, sparkline, timeLeft, type PhasePlan } from './format.js';
+import { formatClock as clock, formatCompact as compact, formatMsLive as ms, formatPercentWhole } from '../metrics/format.js';
+import { bar, sparkline, timeLeft, type PhasePlan } from './format.js';
 
 /** Audit figures known only once the run has finished (after the drain). */
 export type FinalFigures = Omit<EventCounts, 'published'>;
@@ -154,7 +155,7 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
             )}
       </Row>
       <Row label="client">
-        {`event-loop p99 ${ms(s.selfCheck.eldP99Ms)}  CPU ${(s.selfCheck.cpu * 100).toFixed(0)}%`}
+        {`event-loop p99 ${ms(s.selfCheck.eldP99Ms)}  CPU ${formatPercentWhole(s.selfCheck.cpu)}`}
         {s.selfCheck.saturated ? c.bold.red('  SATURATED') : ''}
       </Row>
       {s.selfCheck.saturated ? (

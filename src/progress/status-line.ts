@@ -1,7 +1,6 @@
 /** The plain progress line printed every few seconds when there is no dashboard (CI, pipes, TERM=dumb). */
+import { formatMsLive as ms } from '../metrics/format.js';
 import type { SwarmSnapshot } from '../metrics/snapshot.js';
-
-const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
 export function statusLine(s: SwarmSnapshot): string {
   const c = s.conns;
@@ -9,13 +8,13 @@ export function statusLine(s: SwarmSnapshot): string {
     `[${s.phase} ${Math.round(s.elapsedMs / 1000)}s/${Math.round(s.totalMs / 1000)}s] ` +
     `open ${c.open}/${c.target} connecting ${c.connecting} reconnecting ${c.reconnecting} failed ${c.failed} | ` +
     `pub ${s.publishedPerSec}/s recv ${s.deliveredPerSec}/s | ` +
-    (s.latencyLast.count === 0 ? 'p50 - p99 - max -' : `p50 ${ms(s.latencyLast.p50)}ms p99 ${ms(s.latencyLast.p99)}ms max ${ms(s.latencyLast.max)}ms`);
+    (s.latencyLast.count === 0 ? 'p50 - p99 - max -' : `p50 ${ms(s.latencyLast.p50)} p99 ${ms(s.latencyLast.p99)} max ${ms(s.latencyLast.max)}`);
   const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
   if (errors) line += ` | errors ${errors}`;
   const a = s.audit;
   if (a.expected > 0) line += ` | lost ${a.lost} dup ${a.duplicated} ooo ${a.outOfOrder} (>${a.graceMs / 1000}s old)`;
   if (s.misrouted) line += ` | MISROUTED ${s.misrouted}`;
   for (const [i, st] of s.storms.entries()) if (st.aborted) line += ` | storm${i + 1} back ${st.back}/${st.aborted}`;
-  if (s.selfCheck.saturated) line += ` | CLIENT SATURATED (loop p99 ${ms(s.selfCheck.eldP99Ms)}ms)`;
+  if (s.selfCheck.saturated) line += ` | CLIENT SATURATED (loop p99 ${ms(s.selfCheck.eldP99Ms)})`;
   return line;
 }

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { ExitCode, NotifyError } from '../errors.js';
 import type { Io } from '../io.js';
+import { formatCauses, formatMs, formatMsLive } from '../metrics/format.js';
 import { createHistogram, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
 import { acceptedOrThrow, describeFailure, PublishError, type PublishClient, type PublishFailure, type PublishOutcome } from './http-client.js';
 import type { PublishNotification, PublishTarget } from '../protocol/notification.js';
@@ -172,7 +173,7 @@ export async function publishSchedule(client: PublishClient, config: PublishConf
   if (config.json) io.stdout.write(JSON.stringify(summary) + '\n');
   else io.stderr.write(renderSummary(summary));
   if (s.firstFailure) {
-    throw new NotifyError('E_PUBLISH_FAILED', `${summary.failed} of ${summary.sent} publishes failed (${formatFailures(summary.failures)})`, {
+    throw new NotifyError('E_PUBLISH_FAILED', `${summary.failed} of ${summary.sent} publishes failed (${formatCauses(summary.failures, Infinity)})`, {
       hint: `first failure: ${describeFailure(s.firstFailure, client.url).message}`,
     });
   }
@@ -199,16 +200,11 @@ function summarise(s: RunState, config: PublishConfig, url: string, durationMs: 
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
-const formatFailures = (f: Record<string, number>) =>
-  Object.entries(f)
-    .map(([cause, n]) => `${cause} ${n}`)
-    .join(', ');
-const ms = (n: number) => `${n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0)}ms`;
 
 function progressLine(s: RunState, count: number, elapsedS: number, lastSecond: number): string {
   const total = Number.isFinite(count) ? `/${count}` : '';
-  const lat = s.latency.count ? `  p50 ${ms(s.latency.summary().p50)}  p99 ${ms(s.latency.summary().p99)}` : '';
-  const failed = s.failed ? `  failed ${s.failed} (${formatFailures(s.failures)})` : '  failed 0';
+  const lat = s.latency.count ? `  p50 ${formatMsLive(s.latency.summary().p50)}  p99 ${formatMsLive(s.latency.summary().p99)}` : '';
+  const failed = s.failed ? `  failed ${s.failed} (${formatCauses(s.failures, Infinity)})` : '  failed 0';
   return `${elapsedS.toFixed(0).padStart(4)}s  sent ${s.sent}${total}  accepted ${s.accepted}${failed}  in flight ${s.inFlight}  ${lastSecond}/s${lat}`;
 }
 
@@ -219,9 +215,9 @@ export function renderSummary(r: PublishSummary): string {
     `  sent ${r.sent}  accepted ${r.accepted}  failed ${r.failed}  delivered to ${r.delivered} live connections in total`,
   ];
   if (r.latency.count) {
-    lines.push(`  202 latency from intended send time: p50 ${ms(r.latency.p50)}  p99 ${ms(r.latency.p99)}  max ${ms(r.latency.max)}`);
+    lines.push(`  202 latency from intended send time: p50 ${formatMs(r.latency.p50)}  p99 ${formatMs(r.latency.p99)}  max ${formatMs(r.latency.max)}`);
   }
-  if (r.failed) lines.push(`  failed by cause: ${formatFailures(r.failures)}`);
+  if (r.failed) lines.push(`  failed by cause: ${formatCauses(r.failures, Infinity)}`);
   return lines.join('\n') + '\n';
 }
 

@@ -11,6 +11,7 @@
  */
 import Table from 'cli-table3';
 import { isNotifyError, usageError } from '../errors.js';
+import { formatChange, formatDelta, formatValue } from '../metrics/format.js';
 import type { RunSummary } from '../metrics/summary.js';
 import { measure, parseThreshold, type MetricKind, type Threshold } from '../metrics/thresholds.js';
 
@@ -138,39 +139,6 @@ export function compareSummaries(base: RunSummary, current: RunSummary, rules: r
   return { rows, regressions: rows.filter((r) => r.regressed), rulesUsed: rules.map((r) => r.expr) };
 }
 
-const fmtMs = (v: number) => {
-  const a = Math.abs(v);
-  return a >= 1000 ? `${(v / 1000).toFixed(2)}s` : `${v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 || a === 0 ? 2 : 3)}ms`;
-};
-const fmtPct = (v: number) => `${(v * 100).toFixed(Math.abs(v) > 0 && Math.abs(v) < 0.001 ? 4 : 2)}%`;
-
-/** A figure in its metric's unit, for tables and Markdown. */
-export function formatValue(kind: MetricKind, v: number): string {
-  switch (kind) {
-    case 'time':
-      return fmtMs(v);
-    case 'rate':
-      return fmtPct(v);
-    case 'perSec':
-      return `${v.toFixed(1)}/s`;
-    case 'count':
-      return String(Math.round(v * 1000) / 1000);
-  }
-}
-
-/** "+12.5ms", "-0.50%": a delta in the metric's unit, with its sign. */
-export function formatDelta(kind: MetricKind, v: number): string {
-  if (v === 0) return '0';
-  const s = formatValue(kind, v);
-  return v > 0 ? `+${s}` : s;
-}
-
-export function formatRatio(r: number | null): string {
-  if (r === null) return 'n/a';
-  if (r === 0) return '0%';
-  return `${r > 0 ? '+' : ''}${(r * 100).toFixed(1)}%`;
-}
-
 /** The delta table (stderr), and one line per regression. */
 export function renderComparison(c: Comparison, color: boolean): string {
   const style = color ? { compact: true } : { head: [], border: [], compact: true };
@@ -181,14 +149,14 @@ export function renderComparison(c: Comparison, color: boolean): string {
       formatValue(r.kind, r.base),
       formatValue(r.kind, r.current),
       formatDelta(r.kind, r.delta),
-      formatRatio(r.deltaRatio),
+      formatChange(r.deltaRatio),
       r.rules.join(' '),
       r.rules.length === 0 ? '' : r.regressed ? 'REGRESSION' : 'ok',
     ]);
   }
   let out = `${table.toString()}\nrules: ${c.rulesUsed.join(', ')}\n`;
   for (const r of c.regressions) {
-    out += `REGRESSION ${r.name}: ${formatValue(r.kind, r.base)} -> ${formatValue(r.kind, r.current)} (${formatRatio(r.deltaRatio)}), allowed by ${r.rules.join(' ')}: ${formatValue(r.kind, r.limit!)}\n`;
+    out += `REGRESSION ${r.name}: ${formatValue(r.kind, r.base)} -> ${formatValue(r.kind, r.current)} (${formatChange(r.deltaRatio)}), allowed by ${r.rules.join(' ')}: ${formatValue(r.kind, r.limit!)}\n`;
   }
   if (c.regressions.length === 0) out += 'no regression\n';
   return out;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
-import { formatValue } from './compare.js';
+import { formatMs as ms, formatPercent as pct, formatPercentWhole, formatPerSec, formatValue } from '../metrics/format.js';
 import { percentileDistribution } from './distribution.js';
 import { HTML_CLIENT_SCRIPT } from './html-script.js';
 import { normalizeTimeline } from '../result/merge.js';
@@ -35,9 +35,6 @@ const scriptJson = (v: unknown): string =>
     .replace(/</g, '\\u003c')
     .replace(/\u2028/g, '\\u2028')
     .replace(/\u2029/g, '\\u2029');
-
-const ms = (v: number) => formatValue('time', v);
-const pct = (v: number) => formatValue('rate', v);
 
 function table(head: string[], rows: (string | number)[][], cls = ''): string {
   const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
@@ -83,7 +80,7 @@ function transportTables(result: ResultFile): string {
           `${e.outOfOrder} (${pct(e.outOfOrderRate)})`,
           `${e.recovered} (${pct(e.recoveredRate)})`,
           String(e.misrouted),
-          s.deliveredPerSec.toFixed(1),
+          formatPerSec(s.deliveredPerSec, false),
         ];
       }),
     ),
@@ -179,8 +176,8 @@ function selfCheckSection(result: ResultFile): string {
     `worker ${i}`,
     ms(s.eldP99Ms),
     ms(s.eldMaxMs),
-    `${(s.cpuMean * 100).toFixed(0)}%`,
-    `${(s.cpuMax * 100).toFixed(0)}%`,
+    formatPercentWhole(s.cpuMean),
+    formatPercentWhole(s.cpuMax),
     `${(s.rssBytes / 2 ** 20).toFixed(0)} MiB`,
   ]);
   return table(['', 'event-loop delay p99', 'max', 'CPU mean', 'CPU max', 'RSS'], rows);
@@ -254,7 +251,7 @@ ${card('lost', String(e.lost), pct(e.lostRate))}
 ${card('duplicated / out-of-order', `${e.duplicated} / ${e.outOfOrder}`, `recovered ${e.recovered}`)}
 ${card('misrouted', String(e.misrouted), e.misrouted ? 'probes delivered to the wrong user' : 'no probe reached the wrong user')}
 ${card('latency p50 / p99', total.latency.count ? `${ms(total.latency.p50)} / ${ms(total.latency.p99)}` : '-', total.latency.count ? `max ${ms(total.latency.max)}` : 'no latency recorded')}
-${card('delivered/s', total.deliveredPerSec.toFixed(1), `${e.published} probes published`)}
+${card('delivered/s', formatPerSec(total.deliveredPerSec, false), `${e.published} probes published`)}
 ${card('reconnects', String(total.connections.reconnects), total.reconnect.count ? `p99 ${ms(total.reconnect.p99)}` : '')}
 </div>
 <h2>Latency distribution</h2>

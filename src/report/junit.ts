@@ -4,7 +4,7 @@
  * `run` with an `<error>` per problem. The run's headline figures and warnings go to `<system-out>`, so a run without
  * thresholds still leaves a readable record.
  */
-import { formatValue } from './compare.js';
+import { formatMs as ms, formatValue } from '../metrics/format.js';
 import type { ResultFile } from '../result/schema.js';
 
 // XML 1.0 allows tab, LF, CR and everything from U+0020 except the surrogates and U+FFFE/U+FFFF.
@@ -26,7 +26,6 @@ const seconds = (from: string, to: string): string => {
 function headline(result: ResultFile): string {
   const t = result.summary.total;
   const e = t.events;
-  const ms = (v: number) => formatValue('time', v);
   const lines = [
     `run ${result.run}: ${t.connections.target} connections (peak open ${t.connections.peakOpen}, failed ${t.connections.failed}, reconnects ${t.connections.reconnects})`,
     `events: published ${e.published}, expected ${e.expected}, delivered ${e.delivered}, lost ${e.lost}, duplicated ${e.duplicated}, out-of-order ${e.outOfOrder}, recovered ${e.recovered}, misrouted ${e.misrouted}`,

@@ -6,14 +6,13 @@ import { noResumeNote } from './summary-table.js';
 import { appendFile } from 'node:fs/promises';
 import { type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
-import { formatDelta, formatRatio, formatValue, type Comparison } from './compare.js';
+import { formatCauses, formatChange, formatDelta, formatMs as ms, formatPercent as pct, formatPerSec, formatValue } from '../metrics/format.js';
+import type { Comparison } from './compare.js';
 import type { ResultFile } from '../result/schema.js';
 
 /** Table cells cannot hold `|` or line breaks. */
 const cell = (s: unknown): string => String(s).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 const row = (cells: unknown[]): string => `| ${cells.map(cell).join(' | ')} |`;
-const ms = (v: number) => formatValue('time', v);
-const pct = (v: number) => formatValue('rate', v);
 
 export function resultMarkdown(result: ResultFile, title = `notify swarm \`${result.run}\``): string {
   const out: string[] = [`### ${title}`, ''];
@@ -50,15 +49,11 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
         l.count ? ms(l.p50) : '-',
         l.count ? ms(l.p99) : '-',
         l.count ? ms(l.max) : '-',
-        s.deliveredPerSec.toFixed(1),
+        formatPerSec(s.deliveredPerSec, false),
       ]),
     );
   }
-  const causes = (c: Record<string, number>) =>
-    Object.entries(c)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ');
+  const causes = (c: Record<string, number>) => formatCauses(c, Infinity);
   for (const [name, s] of scopes) if (causes(s.errors) && name !== '**total**') out.push('', `Errors (${name}): ${cell(causes(s.errors))}`);
   if (causes(result.publisher.failures))
     out.push('', `Publisher: sent ${result.publisher.sent}, accepted ${result.publisher.accepted}; failed: ${cell(causes(result.publisher.failures))}`);
@@ -83,7 +78,7 @@ export function comparisonMarkdown(c: Comparison, baseName: string, currentName:
         formatValue(r.kind, r.base),
         formatValue(r.kind, r.current),
         formatDelta(r.kind, r.delta),
-        formatRatio(r.deltaRatio),
+        formatChange(r.deltaRatio),
         r.rules.map((x) => `\`${x}\``).join(' '),
         r.rules.length === 0 ? '' : r.regressed ? '❌' : '✅',
       ]),

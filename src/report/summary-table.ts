@@ -7,11 +7,9 @@ import Table from 'cli-table3';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import type { ThresholdResult } from '../metrics/thresholds.js';
-import { formatCauses } from '../result/problems.js';
+import { formatCauses, formatMs as ms, formatPercent as pct, formatPerSec, formatRaw } from '../metrics/format.js';
 import type { PhaseReport, PublisherFigures, ResultFile, RunProblem, StormReport } from '../result/schema.js';
 
-const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)}s` : v >= 10 ? `${v.toFixed(0)}ms` : `${v.toFixed(2)}ms`);
-const pct = (v: number) => `${(v * 100).toFixed(v > 0 && v < 0.001 ? 4 : 2)}%`;
 const dist = (d: DurationSummary) => (d.count === 0 ? '-' : `${ms(d.p50)} / ${ms(d.p90)} / ${ms(d.p99)} / ${ms(d.max)}`);
 
 export interface SummaryView {
@@ -97,7 +95,7 @@ export function renderSummary(view: SummaryView, color: boolean): string {
       e.outOfOrder,
       e.recovered,
       e.misrouted,
-      s.deliveredPerSec.toFixed(0),
+      formatPerSec(s.deliveredPerSec, false),
     ]);
     const l = s.latency;
     latency.push(l.count === 0 ? [name, '-', '-', '-', '-', '-', '-'] : [name, ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), ms(l.mean)]);
@@ -125,10 +123,10 @@ export function renderSummary(view: SummaryView, color: boolean): string {
     const t = (v: number | null) => (v === null ? 'never' : ms(v));
     out += `storm ${i + 1} (${Math.round(s.share * 100)}% at ${ms(s.atMs)}): aborted ${s.aborted}, back ${s.back}; 99% back in ${t(s.back99Ms)}, 100% in ${t(s.back100Ms)}`;
     const f = Object.entries(s.failures);
-    out += f.length ? `; failed attempts: ${f.map(([k, v]) => `${k} ${v}`).join(', ')}\n` : '\n';
+    out += f.length ? `; failed attempts: ${formatCauses(s.failures, Infinity)}\n` : '\n';
   }
   for (const r of view.thresholds ?? []) {
-    out += `${r.ok ? 'PASS' : 'FAIL'} ${r.expr} (${r.noData ?? `actual ${Number.isInteger(r.actual) ? r.actual : r.actual.toFixed(3)}`})\n`;
+    out += `${r.ok ? 'PASS' : 'FAIL'} ${r.expr} (${r.noData ?? `actual ${formatRaw(r.actual)}`})\n`;
   }
   for (const p of view.problems ?? []) out += `RUN FAILED: ${p.message}\n`;
   return out;

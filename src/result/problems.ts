@@ -5,20 +5,9 @@
  * on; they go to the result file (`problems`), the printed summary and every report. The figures are judged the same
  * way for a swarm run and for a merge of shards; lost workers only the swarm knows of (swarm/verdict.ts).
  */
+import { formatCauses } from '../metrics/format.js';
 import type { RunSummary } from '../metrics/summary.js';
 import type { PublisherFigures, RunProblem } from './schema.js';
-
-/** `http-401 50, ECONNREFUSED 3`: counts by cause, largest first. */
-export function formatCauses(counts: Record<string, number>, limit = 5): string {
-  const entries = Object.entries(counts)
-    .filter(([, v]) => v > 0)
-    .sort((a, b) => b[1] - a[1]);
-  const shown = entries
-    .slice(0, limit)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ');
-  return entries.length > limit ? `${shown}, +${entries.length - limit} more` : shown;
-}
 
 /** What to check for the commonest publish failure causes. */
 function publishHint(failures: Record<string, number>): string {
