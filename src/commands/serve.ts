@@ -11,7 +11,11 @@ export function serveCommand(io: Io, done: (code: number) => void): Command {
     .description('Run the reference notification gateway (SSE, WebSocket, long-poll) with replay, read receipts and metrics.')
     .option('--host <host>', 'address to listen on', D.host)
     .option('--port <port>', 'port to listen on (0 picks a free one)', D.port)
-    .option('--broker <url>', 'where history and fan-out live: memory (embedded)', D.broker)
+    .option(
+      '--broker <url>',
+      'where history and fan-out live: memory (one process), redis://HOST:PORT[/DB] or nats://HOST:PORT (shared by several gateways)',
+      D.broker,
+    )
     .option('--auth <mode>', 'none (user from ?user=) or jwt (HS256 bearer token, sub = user)', D.auth)
     .option('--jwt-secret <secret>', 'HS256 secret for --auth jwt (or env NOTIFY_JWT_SECRET)')
     .option('--publish-key <key>', 'key required on POST /publish as X-Publish-Key (or env NOTIFY_PUBLISH_KEY)')
