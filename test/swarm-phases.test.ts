@@ -113,7 +113,8 @@ describe('scenario phases against notify serve', () => {
     expect(restart.extras.downMs).toBeGreaterThanOrEqual(500);
     expect(restart.extras.readyMs).toBeGreaterThan(0);
     expect(restart.extras.allBackMs).not.toBeNull();
-    expect(restart.reconnects).toBe(20);
+    // Each subscriber came back once; the last ones may open just after the phase ends (its all-back check reads ticks a second old).
+    expect(restart.reconnects + outcome.phases![2]!.reconnects).toBe(20);
     // The in-memory broker forgets everything: the new epoch resets every cursor, and what was sent while down is lost.
     expect(outcome.summary.total.errors['reset-epoch']).toBe(20);
     expect(restart.events.lost).toBeGreaterThan(0);
