@@ -18,7 +18,6 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TransportSummary } from '../src/metrics/summary.js';
 import type { RawSwarmOptions } from '../src/swarm/config.js';
 import { ROOT } from './helpers/build.js';
-import { ChildServer } from './helpers/child-server.js';
 import { exitWithin, runNotify } from './helpers/cli.js';
 import { probeMatcher, startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { onCleanup, runCleanup } from './helpers/lifecycle.js';
@@ -28,6 +27,7 @@ import { startPushpin } from './helpers/pushpin.js';
 import { startRedis } from './helpers/redis.js';
 import { startSocketioApp } from './helpers/socketio-app.js';
 import { eventCounts, loadSwarm, scheduled, swarm, swarmConfig, type SwarmRun } from './helpers/swarm.js';
+import { startExample } from './helpers/example-app.js';
 
 beforeAll(loadSwarm, 120_000);
 afterEach(runCleanup);
@@ -51,12 +51,6 @@ const LOAD = {
 } satisfies RawSwarmOptions;
 
 const newRun = () => `r${randomBytes(4).toString('hex')}`;
-
-/** An example app (examples/<name>/app.mjs) on a free port; resolves with its base URL once it listens. */
-async function startExample(name: string, args: string[]): Promise<string> {
-  const proc = new ChildServer(name, process.execPath, [`${ROOT}examples/${name}/app.mjs`, '--port', '0', ...args], ROOT);
-  return (await proc.waitOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)\n/))[1]!;
-}
 
 /**
  * What `conns` subscribers are owed when every one opens before publishing starts: every broadcast probe (when the

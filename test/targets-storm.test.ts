@@ -10,12 +10,11 @@ import { renderSummary, summaryViewOf } from '../src/report/summary-table.js';
 import type { RawSwarmOptions } from '../src/swarm/config.js';
 import type { SwarmOutcome } from '../src/swarm/run.js';
 import { VERSION } from '../src/version.js';
-import { ROOT } from './helpers/build.js';
-import { ChildServer } from './helpers/child-server.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { startNchan } from './helpers/nchan.js';
 import { startRedis } from './helpers/redis.js';
 import { eventCounts, loadSwarm, scheduled, swarm, swarmConfig } from './helpers/swarm.js';
+import { startExample } from './helpers/example-app.js';
 
 beforeAll(loadSwarm, 120_000);
 afterEach(runCleanup);
@@ -39,12 +38,6 @@ const STORM = {
 } satisfies RawSwarmOptions;
 /** Each subscriber: every broadcast probe (200/s for 3 s), and its user's share of the user probes (20/s for 3 s over 10 users). */
 const OWED = CONNS * scheduled(200, 3000) + (CONNS * scheduled(20, 3000)) / 10;
-
-/** An example app (examples/<name>/app.mjs) on a free port; resolves with its base URL once it listens. */
-async function startExample(name: string, args: string[]): Promise<string> {
-  const proc = new ChildServer(name, process.execPath, [`${ROOT}examples/${name}/app.mjs`, '--port', '0', ...args], ROOT);
-  return (await proc.waitOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)\n/))[1]!;
-}
 
 /**
  * The storm against the Express + Redis example, run once for the tests that read it (whichever comes first starts
