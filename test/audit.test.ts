@@ -5,7 +5,9 @@ import {
   AuditTally,
   emptyCounts,
   publishLogFromTimes,
+  rangesReceived,
   Receipt,
+  settle,
   streamKind,
   SubscriberAudit as Core,
   toEventCounts,
@@ -358,5 +360,44 @@ describe('AuditTally', () => {
     tally.addAll(a.finish(pub.lookup));
     tally.addAll(b.finish(pub.lookup));
     expect(tally.total()).toMatchObject({ expected: 6, delivered: 5, lost: 1, duplicated: 1 });
+  });
+});
+
+describe('a shard ledger settled later', () => {
+  /** A random walk of receipts (gaps, duplicates, reorders, late opens) with a log that has refusals. */
+  function scenario(seed: number): { core: Core; log: PublishLog } {
+    let x = seed;
+    const rnd = () => (x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const times = new Map<string, number[]>([
+      ['broadcast', Array.from({ length: 300 }, (_, i) => i * 10)],
+      ['user:1', Array.from({ length: 70 }, (_, i) => i * 37)],
+    ]);
+    const refused = new Map([['broadcast', [3, 64, 65, 200]]]);
+    const log = publishLogFromTimes(times, refused);
+    const core = new Core(RUN, ['broadcast', 'user:1']);
+    if (seed % 5 !== 0) core.opened(rnd() * 500);
+    for (let k = 0; k < 400; k++) {
+      const stream = rnd() < 0.8 ? 'broadcast' : 'user:1';
+      const seq = 1 + Math.floor(rnd() * (stream === 'broadcast' ? 330 : 80));
+      core.receive(RUN, stream, seq, 0);
+    }
+    return { core, log };
+  }
+
+  it('gives what finish gives, for every stream of every subscriber', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const { core, log } = scenario(seed);
+      const direct = core.finish(log);
+      const later = core.ledger().map((e) => ({ stream: e.stream, ...settle(rangesReceived(e.ranges), e.firstOpenAt, e.stream, log) }));
+      expect(later, `seed ${seed}`).toEqual(direct.map(({ stream, expected, delivered, lost, early }) => ({ stream, expected, delivered, lost, early })));
+    }
+  });
+
+  it('keeps the seqs received as inclusive ranges', () => {
+    const core = new Core(RUN, ['broadcast']);
+    core.opened(0);
+    for (const seq of [1, 2, 3, 5, 31, 32, 33, 64, 65]) core.receive(RUN, 'broadcast', seq, 0);
+    expect(core.ledger()).toEqual([{ stream: 'broadcast', firstOpenAt: 0, ranges: [1, 3, 5, 5, 31, 33, 64, 65] }]);
+    expect(new Core(RUN, ['broadcast']).ledger()).toEqual([{ stream: 'broadcast', firstOpenAt: null, ranges: [] }]);
   });
 });

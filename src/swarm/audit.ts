@@ -239,31 +239,118 @@ export class SubscriberAudit {
    * receipts at or below the watermark are early. May be called more than once (e.g. for a mid-run snapshot).
    */
   finish(log: PublishLog): StreamAuditCounts[] {
-    return this.tracks.map((tr) => {
-      const final = log.final(tr.stream);
-      const watermark = this.hasOpened ? Math.min(final, log.sentBefore(tr.stream, this.firstOpenAt)) : final;
-      let expected = final - watermark;
-      let delivered = countRange(tr.bits, watermark, final);
-      for (const seq of log.refused?.(tr.stream) ?? []) {
-        if (seq <= watermark || seq > final) continue;
-        expected--;
-        const i = seq - 1;
-        if (i >>> 5 < tr.bits.length && (tr.bits[i >>> 5]! & (1 << (i & 31))) !== 0) delivered--;
-      }
-      return {
-        stream: tr.stream,
-        expected,
-        delivered,
-        lost: expected - delivered,
-        duplicated: tr.duplicated,
-        outOfOrder: tr.outOfOrder,
-        recovered: tr.recovered,
-        misrouted: tr.misrouted,
-        early: countBits(tr.bits, watermark),
-        ignored: tr.ignored,
-      };
-    });
+    return this.tracks.map((tr) => ({
+      stream: tr.stream,
+      ...settle(bitsReceived(tr.bits), this.firstOpenAt, tr.stream, log),
+      duplicated: tr.duplicated,
+      outOfOrder: tr.outOfOrder,
+      recovered: tr.recovered,
+      misrouted: tr.misrouted,
+      ignored: tr.ignored,
+    }));
   }
+
+  /**
+   * What `finish` needs of the log-dependent figures, for a shard that has no publisher's log (`--shard` without
+   * publishing): per stream, the first open and the seqs received, as ranges. `notify report --merge` settles them
+   * with the publishing shard's log by the same rules (`settle`).
+   */
+  ledger(): LedgerEntry[] {
+    const firstOpenAt = this.hasOpened ? this.firstOpenAt : null;
+    return this.tracks.map((tr) => ({ stream: tr.stream, firstOpenAt, ranges: bitsToRanges(tr.bits) }));
+  }
+}
+
+/** Which seqs a subscriber received on one stream: a bitset in the swarm, ranges in a shard's ledger. */
+export interface Received {
+  /** How many seqs in (after, upTo] were received. */
+  count(after: number, upTo: number): number;
+  has(seq: number): boolean;
+}
+
+/** The log-dependent figures of one subscriber on one stream. */
+export interface Settled {
+  expected: number;
+  delivered: number;
+  lost: number;
+  early: number;
+}
+
+/** One subscriber's stream as a shard without the log keeps it: first open (null: never), seqs received as ranges. */
+export interface LedgerEntry {
+  stream: string;
+  firstOpenAt: number | null;
+  /** Inclusive [from, to] pairs, flat and ascending: [1, 40, 42, 90] is seqs 1..40 and 42..90. */
+  ranges: number[];
+}
+
+/** The watermark W: probes of the stream sent before the first open (all of them for one that never opened). */
+function watermark(firstOpenAt: number | null, stream: string, log: PublishLog): number {
+  const final = log.final(stream);
+  return firstOpenAt === null || Number.isNaN(firstOpenAt) ? final : Math.min(final, log.sentBefore(stream, firstOpenAt));
+}
+
+/** Expected and delivered among seqs in (lo, hi], refused seqs owed to nobody. */
+function owedIn(received: Received, lo: number, hi: number, refused: readonly number[]): { expected: number; delivered: number } {
+  let expected = hi - lo;
+  let delivered = received.count(lo, hi);
+  for (const seq of refused) {
+    if (seq <= lo || seq > hi) continue;
+    expected--;
+    if (received.has(seq)) delivered--;
+  }
+  return { expected, delivered };
+}
+
+/**
+ * The rules of the audit (see the top of this file) that need the publisher's log, in one place.
+ * @param firstOpenAt epoch ms of the subscriber's first open; NaN or null if it never opened.
+ */
+export function settle(received: Received, firstOpenAt: number | null, stream: string, log: PublishLog): Settled {
+  const final = log.final(stream);
+  const w = watermark(firstOpenAt, stream, log);
+  const { expected, delivered } = owedIn(received, w, final, log.refused?.(stream) ?? []);
+  return { expected, delivered, lost: expected - delivered, early: received.count(0, w) };
+}
+
+function bitsReceived(bits: Uint32Array): Received {
+  return {
+    count: (after, upTo) => countRange(bits, after, upTo),
+    has: (seq) => {
+      const i = seq - 1;
+      return i >>> 5 < bits.length && (bits[i >>> 5]! & (1 << (i & 31))) !== 0;
+    },
+  };
+}
+
+function bitsToRanges(bits: Uint32Array): number[] {
+  const out: number[] = [];
+  let start = 0;
+  for (let w = 0; w < bits.length; w++) {
+    const word = bits[w]!;
+    if (word === 0 && start === 0) continue;
+    for (let b = 0; b < 32; b++) {
+      const seq = w * 32 + b + 1;
+      const set = (word & (1 << b)) !== 0;
+      if (set && start === 0) start = seq;
+      else if (!set && start !== 0) {
+        out.push(start, seq - 1);
+        start = 0;
+      }
+    }
+  }
+  if (start !== 0) out.push(start, bits.length * 32);
+  return out;
+}
+
+/** A ledger's ranges as `Received`. */
+export function rangesReceived(ranges: readonly number[]): Received {
+  const count = (after: number, upTo: number) => {
+    let n = 0;
+    for (let i = 0; i < ranges.length; i += 2) n += Math.max(0, Math.min(upTo, ranges[i + 1]!) - Math.max(after + 1, ranges[i]!) + 1);
+    return n;
+  };
+  return { count, has: (seq) => count(seq - 1, seq) === 1 };
 }
 
 /** Expected, delivered and lost of the probes sent within one window of the run (a scenario phase). */
@@ -283,21 +370,15 @@ export type Window = readonly [from: number, to: number];
 export function windowCounts(audit: SubscriberAudit, log: PublishLog, windows: readonly Window[], into: WindowCounts[]): void {
   for (const tr of audit.streamTracks()) {
     const final = log.final(tr.stream);
-    const watermark = audit.hasOpened ? Math.min(final, log.sentBefore(tr.stream, audit.firstOpened)) : final;
+    const w = watermark(audit.firstOpened, tr.stream, log);
     const refused = log.refused?.(tr.stream) ?? [];
-    windows.forEach(([from, to], w) => {
-      const lo = Math.max(watermark, log.sentBefore(tr.stream, from));
+    const received = bitsReceived(tr.bits);
+    windows.forEach(([from, to], k) => {
+      const lo = Math.max(w, log.sentBefore(tr.stream, from));
       const hi = Math.min(final, log.sentBefore(tr.stream, to));
       if (hi <= lo) return;
-      let expected = hi - lo;
-      let delivered = countRange(tr.bits, lo, hi);
-      for (const seq of refused) {
-        if (seq <= lo || seq > hi) continue;
-        expected--;
-        const i = seq - 1;
-        if (i >>> 5 < tr.bits.length && (tr.bits[i >>> 5]! & (1 << (i & 31))) !== 0) delivered--;
-      }
-      const c = (into[w] ??= { expected: 0, delivered: 0, lost: 0 });
+      const { expected, delivered } = owedIn(received, lo, hi, refused);
+      const c = (into[k] ??= { expected: 0, delivered: 0, lost: 0 });
       c.expected += expected;
       c.delivered += delivered;
       c.lost += expected - delivered;
