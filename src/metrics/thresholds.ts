@@ -47,6 +47,11 @@ export interface ThresholdResult extends Threshold {
   ok: boolean;
   /** Set when the metric had nothing to be measured over, e.g. `no data: 0 probes expected`; `ok` is then false. */
   noData?: string;
+  /**
+   * Set when this process cannot judge the metric and leaves it to `notify report --merge` (event figures of a
+   * shard that does not publish); `ok` is then true: no verdict yet, not a pass of the run.
+   */
+  pending?: string;
 }
 
 /** What a metric is measured over: a count, and its name for `noData` (`0 probes expected`). */
@@ -210,9 +215,19 @@ export function noDataReason(t: Threshold, summary: RunSummary): string | undefi
   return `no data: 0 ${basis.what}${where}`;
 }
 
-/** Checks every threshold against a run's summary, in the order given; one over no data fails (see `noData`). */
-export function evaluateThresholds(thresholds: readonly Threshold[], summary: RunSummary): ThresholdResult[] {
+/** True for a metric of the probes (expected, delivered, lost, ...): one the publisher's log decides. */
+export function isEventMetric(t: Threshold): boolean {
+  const { basis } = METRICS.get(t.metric)!;
+  return basis === EXPECTED || basis === PUBLISHED;
+}
+
+/**
+ * Checks every threshold against a run's summary, in the order given; one over no data fails (see `noData`).
+ * `pendingEvents`: this process has no publisher's log; event metrics are left `pending` with this reason.
+ */
+export function evaluateThresholds(thresholds: readonly Threshold[], summary: RunSummary, pendingEvents?: string): ThresholdResult[] {
   return thresholds.map((t) => {
+    if (pendingEvents !== undefined && isEventMetric(t)) return { ...t, actual: 0, ok: true, pending: pendingEvents };
     const actual = measure(t, summary);
     const noData = noDataReason(t, summary);
     return noData === undefined ? { ...t, actual, ok: compare(actual, t.op, t.value) } : { ...t, actual, ok: false, noData };

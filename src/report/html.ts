@@ -106,7 +106,12 @@ function thresholdTable(result: ResultFile): string {
   if (result.thresholds.length === 0) return '<p class="muted">No thresholds were set (<code>--threshold</code>).</p>';
   return table(
     ['threshold', 'limit', 'actual', 'verdict'],
-    result.thresholds.map((t) => [t.expr, `${t.op} ${formatValue(t.kind, t.value)}`, t.noData ?? formatValue(t.kind, t.actual), t.ok ? 'PASS' : 'FAIL']),
+    result.thresholds.map((t) => [
+      t.expr,
+      `${t.op} ${formatValue(t.kind, t.value)}`,
+      t.pending ?? t.noData ?? formatValue(t.kind, t.actual),
+      t.pending ? 'PENDING' : t.ok ? 'PASS' : 'FAIL',
+    ]),
     'thresholds',
   );
 }

@@ -46,6 +46,7 @@ export function renderJunit(result: ResultFile): string {
     const name = escapeXml(t.expr);
     const open = `    <testcase classname="notify.thresholds" name="${name}" time="0">`;
     const actual = formatValue(t.kind, t.actual);
+    if (t.pending) return `${open}\n      <skipped message="${escapeXml(t.pending)}"/>\n    </testcase>`;
     if (t.ok) return `${open}\n      <system-out>${escapeXml(`actual ${actual}`)}</system-out>\n    </testcase>`;
     const message = t.noData ? `${t.expr} failed: ${t.noData}` : `${t.expr} crossed: actual ${actual}, limit ${t.op} ${formatValue(t.kind, t.value)}`;
     return `${open}\n      <failure type="threshold" message="${escapeXml(message)}">${escapeXml(message)}</failure>\n    </testcase>`;
@@ -67,7 +68,7 @@ export function renderJunit(result: ResultFile): string {
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="notify" tests="${tests}" failures="${failures}" errors="${errorCount}" time="${time}">`,
-    `  <testsuite name="${escapeXml(suite)}" tests="${tests}" failures="${failures}" errors="${errorCount}" skipped="0" time="${time}" timestamp="${escapeXml(result.startedAt)}">`,
+    `  <testsuite name="${escapeXml(suite)}" tests="${tests}" failures="${failures}" errors="${errorCount}" skipped="${result.thresholds.filter((t) => t.pending).length}" time="${time}" timestamp="${escapeXml(result.startedAt)}">`,
     '    <properties>',
     ...props.map(([k, v]) => `      <property name="${escapeXml(k)}" value="${escapeXml(v)}"/>`),
     '    </properties>',

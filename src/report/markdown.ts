@@ -59,7 +59,8 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
     out.push('', `Publisher: sent ${result.publisher.sent}, accepted ${result.publisher.accepted}; failed: ${cell(causes(result.publisher.failures))}`);
   if (result.thresholds.length) {
     out.push('', row(['', 'threshold', 'actual']), row(['---', '---', '---']));
-    for (const t of result.thresholds) out.push(row([t.ok ? '✅' : '❌', `\`${t.expr}\``, t.noData ?? formatValue(t.kind, t.actual)]));
+    for (const t of result.thresholds)
+      out.push(row([t.pending ? '⏳' : t.ok ? '✅' : '❌', `\`${t.expr}\``, t.pending ?? t.noData ?? formatValue(t.kind, t.actual)]));
   }
   return out.join('\n') + '\n\n';
 }

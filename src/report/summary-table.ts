@@ -126,7 +126,7 @@ export function renderSummary(view: SummaryView, color: boolean): string {
     out += f.length ? `; failed attempts: ${formatCauses(s.failures, Infinity)}\n` : '\n';
   }
   for (const r of view.thresholds ?? []) {
-    out += `${r.ok ? 'PASS' : 'FAIL'} ${r.expr} (${r.noData ?? `actual ${formatRaw(r.actual)}`})\n`;
+    out += `${r.pending ? 'PENDING' : r.ok ? 'PASS' : 'FAIL'} ${r.expr} (${r.pending ?? r.noData ?? `actual ${formatRaw(r.actual)}`})\n`;
   }
   for (const p of view.problems ?? []) out += `RUN FAILED: ${p.message}\n`;
   return out;
