@@ -8,7 +8,7 @@ import { appendStepSummary, resultMarkdown } from '../report/markdown.js';
 import { createProgressView } from '../progress/view.js';
 import { buildResult } from '../result/build.js';
 import { renderSummary, summaryViewOf } from '../report/summary-table.js';
-import { resolveSwarmOptions, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
+import { resolveSwarmOptions, shardConns, SWARM_DEFAULTS as D, type RawSwarmOptions } from '../swarm/config.js';
 import { runSwarm } from '../swarm/run.js';
 import { plannedMs } from '../swarm/phases/index.js';
 import { loadScenario, withOverrides, type Scenario } from '../scenario/load.js';
@@ -56,6 +56,10 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--bailout <n>', 'stop the run after this many failed connection attempts (0 = never)', D.bailout)
     .option('--poll-timeout <duration>', 'long-poll hold asked of the server', D.pollTimeout)
     .option('--payload-bytes <n>', "fill each probe's payload to this many bytes (the profile's {pad}), e.g. 2000")
+    .option('--run <id>', 'the run id every probe carries (default: a random one); the shards of a run share it')
+    .option('--shard <I/N>', "run shard I of N: this process opens and audits its part of --conns (the run's total); see notify report --merge")
+    .option('--start-at <time>', 'start the ramp at this ISO 8601 time (every shard of a run the same), e.g. 2026-12-03T10:00:00Z')
+    .option('--publish <mode>', 'auto: shard 1 (or an unsharded run) publishes; yes: this shard does; none: another process does', 'auto')
     .option('--scenario <file>', 'a notify.scenario/1 YAML file: the whole test, phases included; flags given here override its fields')
     .addHelpText(
       'after',
@@ -69,6 +73,7 @@ Examples:
   $ notify swarm --target nchan --url http://127.0.0.1:8080 --transport mix:sse=50,ws=25,poll=25 --threshold lost==0
   $ notify swarm --scenario scenarios/reconnect-storm.yaml --conns 200     # a scenario file, one field overridden
   $ notify swarm --target ./my-server.yaml --url http://127.0.0.1:3000 --target-var key=s3cret --threshold lost==0
+  $ notify swarm --shard 2/3 --run r42 --start-at 2026-12-03T10:00:00Z --url http://gw:8080 --conns 30000 --out shard-2.json
 
 Latency = receive time - the probe's intended send time (a late publisher shows up in it).
 On a terminal a live dashboard shows the run (q or Ctrl-C stops early; the result is still written); with
@@ -103,6 +108,9 @@ async function runCommand(cliFlags: SwarmFlags, cmd: Command, io: Io, done: (cod
     config.scenario = { name: scenario.name, file: scenario.file, phases: scenario.phases, server: scenario.server, broker: scenario.broker };
     // Publishing lasts as long as the phases: that is the run's duration (in the header line and the result's config).
     if (scenario.phases.length > 0) config.durationMs = plannedMs(scenario.phases);
+    if (scenario.phases.length > 0 && config.shard) {
+      throw usageError(`--shard with scenario ${scenario.file}: its phases act on one swarm's connections; shards run --duration with --storm instead`);
+    }
     if (scenario.server && raw.url === undefined) {
       throw usageError(
         `scenario ${scenario.file}: server: needs url: too, where that server listens (without one the swarm would start its own notify serve and leave the scenario's server unused)`,
@@ -114,7 +122,12 @@ async function runCommand(cliFlags: SwarmFlags, cmd: Command, io: Io, done: (cod
     unsubscribe = io.onSignal((signal) => resolve(`${signal} received`));
   });
   const transports = Object.keys(config.mix).join('+');
-  io.stderr.write(`notify swarm run ${config.run}: ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`);
+  const part = config.shard
+    ? ` shard ${config.shard.index}/${config.shard.count}${config.publishes ? ' (publishes)' : ''}: ${shardConns(config.conns, config.shard)} of`
+    : ':';
+  io.stderr.write(
+    `notify swarm run ${config.run}${part} ${config.conns} connections, ramp ${config.rampMs / 1000}s, publishing ${config.durationMs / 1000}s\n`,
+  );
   const view = await createProgressView(io, {
     dashboard: config.dashboard,
     title: `notify swarm ${config.run} · ${config.conns} ${transports} connections`,

@@ -16,7 +16,7 @@ export interface RunConfig {
 /** A run's outcome: its figures, typed by the result schema, and what it ran against. */
 export interface RunOutcome extends Pick<
   ResultFile,
-  'summary' | 'histograms' | 'storms' | 'publisher' | 'selfCheck' | 'timeline' | 'thresholds' | 'problems' | 'phases'
+  'summary' | 'histograms' | 'storms' | 'publisher' | 'selfCheck' | 'timeline' | 'thresholds' | 'problems' | 'phases' | 'shard'
 > {
   config: RunConfig;
   urls: string[];
@@ -56,5 +56,6 @@ export function buildResult(outcome: RunOutcome, version: string): ResultFile {
     thresholds: outcome.thresholds,
     problems: outcome.problems,
     ...(outcome.phases ? { phases: outcome.phases } : {}),
+    ...(outcome.shard ? { shard: outcome.shard } : {}),
   };
 }

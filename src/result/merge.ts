@@ -15,6 +15,7 @@ import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
 import { runProblems } from './problems.js';
+import { reconcileShards } from './shards.js';
 import type { EncodedHistograms, ResultFile, StormReport, TimelinePoint } from './schema.js';
 import { addCounts, scopeSummary, sumParts } from './sum.js';
 
@@ -31,8 +32,11 @@ interface ShardScope {
   histograms?: EncodedHistograms;
 }
 
-/** Sums one scope over every shard that has it: the same summing as the swarm's over its workers (sum.ts). */
-function mergeScope(parts: ShardScope[]): { summary: TransportSummary; histograms: EncodedHistograms } {
+/**
+ * Sums one scope over every shard that has it: the same summing as the swarm's over its workers (sum.ts).
+ * `published`: the shards of one run have one publisher, whose count is every scope's.
+ */
+function mergeScope(parts: ShardScope[], published?: number): { summary: TransportSummary; histograms: EncodedHistograms } {
   const scopeParts = parts.map((p) => {
     if (!p.histograms) {
       throw new NotifyError('E_RESULT_FILE', `${p.file}: no histograms.${p.name} although summary.transports.${p.name} is there; cannot merge exactly`, {
@@ -49,9 +53,8 @@ function mergeScope(parts: ShardScope[]): { summary: TransportSummary; histogram
     });
   });
   // Each shard had its own publisher, and shards run side by side, so their delivery rates add up.
-  const published = parts.reduce((a, p) => a + p.summary.events.published, 0);
   const deliveredPerSec = parts.reduce((a, p) => a + p.summary.deliveredPerSec, 0);
-  return scopeSummary(sum, published, deliveredPerSec);
+  return scopeSummary(sum, published ?? parts.reduce((a, p) => a + p.summary.events.published, 0), deliveredPerSec);
 }
 
 /** Per-second points of several runs aligned on seconds since each run's start. */
@@ -158,8 +161,13 @@ export function scenarioDifferences(files: NamedResult[]): string[] {
  * @throws NotifyError E_RESULT_FILE (exit 2) naming the file whose histograms cannot be decoded; E_USAGE when a
  *   stored threshold expression no longer parses.
  */
-export function mergeResults(files: NamedResult[]): ResultFile {
-  if (files.length === 0) throw new NotifyError('E_USAGE', '--merge needs at least one result file', { exitCode: ExitCode.usage });
+export function mergeResults(given: NamedResult[]): ResultFile {
+  if (given.length === 0) throw new NotifyError('E_USAGE', '--merge needs at least one result file', { exitCode: ExitCode.usage });
+  // Shards of one run: checked to be one run, their ledgers settled with the publishing shard's log.
+  const shards = reconcileShards(given);
+  const files = shards.files;
+  const isShards = files[0]!.result.shard !== undefined;
+  const runPublished = isShards ? files.reduce((a, f) => a + f.result.summary.total.events.published, 0) : undefined;
   const transports: RunSummary['transports'] = {};
   const histograms: Partial<Record<TransportName, EncodedHistograms>> = {};
   for (const name of TRANSPORT_NAMES) {
@@ -167,11 +175,14 @@ export function mergeResults(files: NamedResult[]): ResultFile {
       .filter((f) => f.result.summary.transports[name])
       .map((f) => ({ file: f.file, name, summary: f.result.summary.transports[name]!, histograms: f.result.histograms[name] }));
     if (parts.length === 0) continue;
-    const m = mergeScope(parts);
+    const m = mergeScope(parts, runPublished);
     transports[name as TransportName] = m.summary;
     histograms[name as TransportName] = m.histograms;
   }
-  const total = mergeScope(files.map((f) => ({ file: f.file, name: 'total', summary: f.result.summary.total, histograms: f.result.histograms.total })));
+  const total = mergeScope(
+    files.map((f) => ({ file: f.file, name: 'total', summary: f.result.summary.total, histograms: f.result.histograms.total })),
+    runPublished,
+  );
   const summary: RunSummary = { total: total.summary, transports };
 
   const exprs = [...new Set(files.flatMap((f) => f.result.config.thresholds))];
@@ -197,7 +208,7 @@ export function mergeResults(files: NamedResult[]): ResultFile {
   return {
     schema: first.schema,
     tool: first.tool,
-    run: files.map((f) => f.result.run).join('+'),
+    run: isShards ? first.run : files.map((f) => f.result.run).join('+'),
     startedAt: files.map((f) => f.result.startedAt).sort()[0]!,
     endedAt: files
       .map((f) => f.result.endedAt)
@@ -211,7 +222,8 @@ export function mergeResults(files: NamedResult[]): ResultFile {
       embedded: files.some((f) => f.result.target.embedded),
       resume: Object.assign({}, ...files.map((f) => f.result.target.resume ?? {})) as Record<string, string>,
     },
-    config: { ...first.config, conns: sum('conns'), users: sum('users'), thresholds: exprs },
+    // A shard's config has the run's conns and users; independent runs each their own.
+    config: isShards ? { ...first.config, thresholds: exprs } : { ...first.config, conns: sum('conns'), users: sum('users'), thresholds: exprs },
     summary,
     histograms: { ...histograms, total: total.histograms },
     storms: mergeStorms(files),
@@ -223,13 +235,14 @@ export function mergeResults(files: NamedResult[]): ResultFile {
     },
     timeline: mergeTimelines(files.map((f) => f.result.timeline)),
     thresholds,
-    problems: [...lostWorkers, ...runProblems(summary, publisher)],
+    problems: [...shards.problems, ...lostWorkers, ...runProblems(summary, publisher)],
     merged: {
       from: files.map((f) => ({ file: f.file, run: f.result.run, startedAt: f.result.startedAt, conns: f.result.summary.total.connections.target })),
       notes: [
         'counts summed, rates recomputed from the sums; latency, connect and reconnect percentiles recomputed from the merged HDR histograms',
         "peak open is the sum of the shards' peaks (an upper bound)",
         "timeline aligned on seconds since each shard's start; its per-second p50/p99, storm return times and publisher 202 percentiles are the worst shard's",
+        ...shards.notes,
       ],
     },
   };

@@ -71,10 +71,34 @@ export type TimelinePoint = z.output<typeof timelinePointSchema>;
 
 /** Why a run is a runtime failure (exit 1). `code` is stable; `message` names the figures and what to check. */
 const runProblemSchema = z.object({
-  code: z.enum(['no-connection', 'no-probe-accepted', 'worker-failed']),
+  code: z.enum(['no-connection', 'no-probe-accepted', 'worker-failed', 'shard-missing', 'shard-late', 'shard-stopped', 'shard-no-log']),
   message: z.string(),
 });
 export type RunProblem = z.output<typeof runProblemSchema>;
+
+/**
+ * A shard's part of a run (`--shard I/N`, see result/shards.ts): which one, how late it began, and what the merge
+ * needs to settle the audit: the publishing shard's log, or the others' ledgers.
+ */
+const shardSchema = z.object({
+  index: z.number().int().min(1),
+  count: z.number().int().min(1),
+  /** --start-at, ISO. */
+  startAt: z.string(),
+  /** How long after --start-at this shard's workers were forked (0 when on time). */
+  lateMs: num,
+  publishes: z.boolean(),
+  /** How long publishing lasted, ms: what delivery rates are over. */
+  publishingMs: num,
+  /** Per stream: send times in whole µs, the first absolute and then differences; refused seqs. */
+  log: z.object({ times: z.record(z.string(), z.array(num)), refused: z.record(z.string(), z.array(num)) }).optional(),
+  /**
+   * Per subscriber and stream: [transport index, stream index, first open epoch ms or null, ...received ranges as
+   * inclusive from, to pairs].
+   */
+  ledger: z.object({ transports: z.array(z.string()), streams: z.array(z.string()), entries: z.array(z.array(num.nullable())) }).optional(),
+});
+export type ShardInfo = z.output<typeof shardSchema>;
 
 const publisherSchema = z.object({ sent: num, accepted: num, failures: counts, ack: duration }).passthrough();
 /** The publisher's figures a verdict and the summary need. */
@@ -135,10 +159,13 @@ export const resultSchema = z
         ok: z.boolean(),
         transport: z.enum(TRANSPORT_NAMES).optional(),
         noData: z.string().optional(),
+        /** A shard without the publisher's log cannot judge event figures: why this one is left to the merge. */
+        pending: z.string().optional(),
       }),
     ),
     // Absent in files written before runs could fail this way.
     problems: z.array(runProblemSchema).default([]),
+    shard: shardSchema.optional(),
     /** A scenario's phases in order, each with its span (ms from the start) and its own figures. */
     phases: z.array(phaseReportSchema).optional(),
     merged: z

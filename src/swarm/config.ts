@@ -65,9 +65,23 @@ export interface SwarmConfig {
   target: LoadedTarget;
   /** Size each probe's payload is filled to (its `{pad}`); undefined: as small as it is. */
   payloadBytes?: number;
+  /** `--shard I/N`: this process takes connections i with i % N === I - 1 of the run's `conns` (1-based I). */
+  shard?: Shard;
+  /** `--start-at`: epoch ms at which the ramp starts (every shard of a run the same); undefined: right away. */
+  startAtMs?: number;
+  /** Whether this process publishes the probes (`--publish`): shard 1 or an unsharded run does, by default. */
+  publishes: boolean;
   /** From `--scenario`: its phases (run in order after the ramp) and the processes it starts. */
   scenario?: Pick<Scenario, 'name' | 'file' | 'phases' | 'server' | 'broker'>;
 }
+
+export interface Shard {
+  /** 1-based. */
+  index: number;
+  count: number;
+}
+
+export const PUBLISH_MODES = ['auto', 'yes', 'none'] as const;
 
 export interface RawSwarmOptions {
   url?: string[];
@@ -98,6 +112,9 @@ export interface RawSwarmOptions {
   target?: string;
   targetVar?: string[];
   payloadBytes?: string;
+  shard?: string;
+  startAt?: string;
+  publish?: string;
 }
 
 export const SWARM_DEFAULTS = {
@@ -232,6 +249,7 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
   const userPrefix = raw.userPrefix ?? d.userPrefix;
   if (!/^[A-Za-z0-9_.@:+=-]{0,100}$/.test(userPrefix)) throw usageError(`--user-prefix may use A-Z a-z 0-9 _ . @ : + = - (got "${userPrefix}")`);
   const run = raw.run ?? `r${randomBytes(4).toString('hex')}`;
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(run)) throw usageError(`--run may use 1 to 64 of A-Z a-z 0-9 _ . : - (got "${run}")`);
   const rampMs = parseDuration('--ramp', raw.ramp ?? d.ramp);
   const drainMs = parseDuration('--drain', raw.drain ?? d.drain);
   const storms = (raw.storm ?? []).map(parseStorm).sort((a, b) => a.atMs - b.atMs);
@@ -239,8 +257,12 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
   const late = storms.find((s) => s.atMs >= endMs);
   // The run clears its storm timers when it ends: a storm set after the end would silently never happen.
   if (late) throw usageError(`--storm at ${formatDuration(late.atMs)} is after the end of the run (ramp + duration + drain = ${formatDuration(endMs)})`);
+  const { shard, startAtMs, publishes } = shardOptions(raw, conns, urls);
   return {
     run,
+    shard,
+    startAtMs,
+    publishes,
     urls,
     publishTo,
     mix: mixFor(raw.transport, target),
@@ -268,6 +290,46 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     target,
     payloadBytes: raw.payloadBytes === undefined ? undefined : parseInteger('--payload-bytes', raw.payloadBytes, 1, 1_000_000),
   };
+}
+
+/** --shard, --start-at and --publish, checked together: a shard needs the run's id, start and server. */
+function shardOptions(raw: RawSwarmOptions, conns: number, urls: string[]): Pick<SwarmConfig, 'shard' | 'startAtMs' | 'publishes'> {
+  const shard = raw.shard === undefined ? undefined : parseShard(raw.shard, conns);
+  if (shard && (raw.run === undefined || raw.startAt === undefined)) {
+    throw usageError(`--shard ${raw.shard} needs --run ID and --start-at TIME, the same for every shard, so that their results merge into one run`);
+  }
+  if (shard && urls.length === 0)
+    throw usageError(`--shard ${raw.shard} needs --url: the shards of a run test one server (without --url each would start its own)`);
+  const startAtMs = raw.startAt === undefined ? undefined : parseStartAt(raw.startAt);
+  const publish = raw.publish ?? 'auto';
+  if (!(PUBLISH_MODES as readonly string[]).includes(publish)) throw usageError(`--publish must be one of ${PUBLISH_MODES.join(', ')} (got "${publish}")`);
+  if (publish !== 'auto' && !shard) throw usageError(`--publish ${publish} needs --shard I/N: only a shard leaves publishing to another process`);
+  return { shard, startAtMs, publishes: publish === 'yes' || (publish === 'auto' && (shard === undefined || shard.index === 1)) };
+}
+
+/** `--shard 2/3`: shard 2 of 3 (1-based), each shard holding at least one of the run's connections. */
+function parseShard(value: string, conns: number): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || count > 10_000 || index < 1 || index > count)
+    throw usageError(`--shard must be I/N with 1 <= I <= N <= 10000, e.g. 2/3 (got "${value}")`);
+  if (count > conns) throw usageError(`--shard ${value}: --conns ${conns} is the run's total, fewer than its ${count} shards`);
+  return { index, count };
+}
+
+/** `--start-at 2026-12-03T10:00:00Z` (any ISO 8601 time with a zone) to epoch ms. */
+function parseStartAt(value: string): number {
+  const ms = /(Z|[+-]\d\d:?\d\d)$/i.test(value.trim()) ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) throw usageError(`--start-at must be an ISO 8601 time with its zone, e.g. 2026-12-03T10:00:00Z (got "${value}")`);
+  if (ms > Date.now() + 24 * 3600_000) throw usageError(`--start-at ${value} is more than a day away`);
+  return ms;
+}
+
+/** How many of a run's `conns` connections a shard holds (connections i with i % count === index - 1). */
+export function shardConns(conns: number, shard: Shard | undefined): number {
+  if (!shard) return conns;
+  return Math.floor((conns - shard.index) / shard.count) + 1;
 }
 
 /**

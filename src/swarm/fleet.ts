@@ -67,14 +67,18 @@ export class WorkerFleet {
     for (const child of this.children) if (child.connected) child.send(msg);
   }
 
-  /** Asks every worker for its result; resolves when all are in, or after `waitMs` with what came. */
+  /**
+   * Asks every worker for its result; resolves when all are in, or after `waitMs` with what came. `ledger`: without
+   * a publisher's log, the workers send their subscribers' ledgers for the merge to settle.
+   */
   async finish(
     sendTimes: Record<string, number[]>,
     refused: Record<string, number[]>,
     waitMs: number,
     windows: [number, number][] = [],
+    ledger = false,
   ): Promise<WorkerResult[]> {
-    this.send({ type: 'finish', sendTimes, refused, windows });
+    this.send({ type: 'finish', sendTimes, refused, windows, ledger });
     await Promise.race([this.allIn, new Promise((r) => setTimeout(r, waitMs).unref())]);
     return this.results;
   }

@@ -3,17 +3,23 @@
  * HDR histograms and plain counts; the main process merges them exactly.
  */
 import type { LiveAudit } from '../metrics/snapshot.js';
-import type { AuditCounts, WindowCounts } from './audit.js';
-import type { ReconnectPolicy } from './config.js';
+import type { AuditCounts, LedgerEntry, WindowCounts } from './audit.js';
+import type { ReconnectPolicy, Shard } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
 import type { SubscribePlan } from '../targets/subscribe.js';
 
 export interface WorkerPlan {
   run: string;
-  /** This worker takes connections i with i % workers === index. */
+  /**
+   * This worker takes every `workers`-th of its shard's connections from the `index`-th (without a shard: connections
+   * i with i % workers === index).
+   */
   index: number;
   workers: number;
+  /** The run's connections, every shard's included: connection i's user, transport and ramp time follow from i. */
   conns: number;
+  /** This process's shard of the run (`--shard`): connections i with i % count === index - 1. */
+  shard?: Shard;
   users: number;
   userPrefix: string;
   urls: string[];
@@ -44,8 +50,11 @@ export type MainToWorker =
   | { type: 'churn'; rate: number; durationMs: number }
   /** Stop reading `share` of the open connections for `durationMs`, then read again. */
   | { type: 'slow'; share: number; durationMs: number }
-  /** `windows`: each scenario phase's span (epoch ms), for its own expected / delivered / lost. */
-  | { type: 'finish'; sendTimes: Record<string, number[]>; refused: Record<string, number[]>; windows?: [number, number][] };
+  /**
+   * `windows`: each scenario phase's span (epoch ms), for its own expected / delivered / lost. `ledger`: this process
+   * has no publisher's log (a shard that does not publish): send each subscriber's `LedgerEntry`s too.
+   */
+  | { type: 'finish'; sendTimes: Record<string, number[]>; refused: Record<string, number[]>; windows?: [number, number][]; ledger?: boolean };
 
 export interface WorkerTick {
   type: 'tick';
@@ -123,6 +132,8 @@ export interface WorkerResult {
   transports: Partial<Record<TransportName, TransportPart>>;
   storms: StormPart[];
   phases: PhasePart[];
+  /** With `finish.ledger`: every subscriber's streams, with its transport (an index into TRANSPORT_NAMES). */
+  ledger?: (LedgerEntry & { transport: number })[];
   selfCheck: { eldP99Ms: number; eldMaxMs: number; cpuMean: number; cpuMax: number; rssBytes: number };
 }
 

@@ -7,13 +7,14 @@ import { NotifyError, ExitCode } from '../errors.js';
 import { planCapacity, readLimits } from '../capacity/planner.js';
 import { evaluateThresholds, type ThresholdResult } from '../metrics/thresholds.js';
 import { aggregate, type Aggregate } from './aggregate.js';
-import { assignTransports, type SwarmConfig } from './config.js';
+import { assignTransports, shardConns, type SwarmConfig } from './config.js';
 import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import { WorkerFleet } from './fleet.js';
 import type { Phase, SwarmSnapshot } from '../metrics/snapshot.js';
 import type { RunOutcome } from '../result/build.js';
 import { runProblems } from '../result/problems.js';
-import type { PhaseReport, RunProblem, TimelinePoint } from '../result/schema.js';
+import type { PhaseReport, RunProblem, ShardInfo, TimelinePoint } from '../result/schema.js';
+import { encodeLedger, encodeLog } from '../result/shards.js';
 import { LiveView, SATURATION } from './live.js';
 import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
@@ -25,6 +26,10 @@ import { lostWorkers } from './verdict.js';
 
 /** Longest publishing waits after the ramp for connection attempts still under way (a transport's connect timeout). */
 const RAMP_SETTLE_MAX_MS = 10_000;
+/** A run with --start-at forks its workers this long before it: they are ready when the ramp begins. */
+const START_AHEAD_MS = 2000;
+/** Why a shard that does not publish leaves the event thresholds to the merge. */
+const PENDING_EVENTS = 'this shard does not publish: decided by notify report --merge with the publishing shard';
 /** How long the main process waits for every worker's final result after asking for it. */
 const WORKER_RESULT_WAIT_MS = 30_000;
 
@@ -52,6 +57,8 @@ export interface SwarmOutcome extends Aggregate, RunOutcome {
   stoppedEarly?: string;
   /** A scenario's phases, each with its own figures. */
   phases?: PhaseReport[];
+  /** `--shard`: which one, how late it began, and the log or the ledger the merge settles the audit with. */
+  shard?: ShardInfo;
 }
 
 /**
@@ -60,15 +67,17 @@ export interface SwarmOutcome extends Aggregate, RunOutcome {
  */
 export function planWorkers(config: SwarmConfig, isLoopback: boolean, embeddedServer = false): { workers: number; localAddresses: string[]; notes: string[] } {
   const limits = readLimits();
-  const auto = planCapacity(limits, config.conns);
+  const conns = shardConns(config.conns, config.shard);
+  const auto = planCapacity(limits, conns);
   const workers = config.workers || auto.workersNeeded;
   let localAddresses = config.localAddresses;
   if (localAddresses.length === 0 && auto.addressesNeeded > 1 && isLoopback) {
     localAddresses = Array.from({ length: auto.addressesNeeded }, (_, i) => `127.0.0.${i + 1}`);
   }
-  const plan = planCapacity(limits, config.conns, { workers, addresses: Math.max(1, localAddresses.length), embeddedServer });
+  const plan = planCapacity(limits, conns, { workers, addresses: Math.max(1, localAddresses.length), embeddedServer });
   if (!plan.fits) {
-    throw new NotifyError('E_CAPACITY', `--conns ${config.conns} does not fit this machine: ${plan.problems.join('; ')}`, {
+    const what = config.shard ? `shard ${config.shard.index}/${config.shard.count}'s ${conns} of --conns ${config.conns}` : `--conns ${conns}`;
+    throw new NotifyError('E_CAPACITY', `${what} does not fit this machine: ${plan.problems.join('; ')}`, {
       exitCode: ExitCode.usage,
       hint: 'run `notify doctor` for the limits it read',
     });
@@ -232,9 +241,23 @@ function startFleet(config: SwarmConfig, plans: WorkerPlan[], live: LiveView, ea
   });
 }
 
-/** Publishes through the scenario's phases, or for --duration without them; the phases' spans (none without). */
-async function publish(config: SwarmConfig, pub: Publisher, early: EarlyStop, publishStart: number, ctx: () => PhaseContext): Promise<PhaseSpan[]> {
+/**
+ * Publishes through the scenario's phases, or for --duration without them; the phases' spans (none without). A shard
+ * that leaves publishing to another only keeps the schedule.
+ */
+async function publish(
+  config: SwarmConfig,
+  pub: Publisher,
+  early: EarlyStop,
+  publishStart: number,
+  publishEnd: number,
+  ctx: () => PhaseContext,
+): Promise<PhaseSpan[]> {
   if (early.reason) return [];
+  if (!config.publishes) {
+    await early.sleepUntil(publishEnd);
+    return [];
+  }
   if ((config.scenario?.phases.length ?? 0) > 0) return runPhases(config, ctx(), early, publishStart);
   await Promise.race([early.stopped, pub.run(publishStart, config.durationMs)]);
   return [];
@@ -245,10 +268,57 @@ async function publish(config: SwarmConfig, pub: Publisher, early: EarlyStop, pu
  * connection's first attempt has opened or failed. The last connections are due just before the planned start;
  * publishing without them would give them a partial expected set and the first probes a partial audience.
  */
-async function rampSettled(early: EarlyStop, workers: WorkerFleet, publishStart: number): Promise<number> {
+async function rampSettled(early: EarlyStop, workers: WorkerFleet, publishStart: number, keepSchedule: boolean): Promise<number> {
   await early.sleepUntil(publishStart);
+  // Shards keep the schedule: the others cannot know how long this one's ramp took.
+  if (keepSchedule) return 0;
   await early.sleepUntil(publishStart + RAMP_SETTLE_MAX_MS, workers.rampDone);
   return Date.now() - publishStart;
+}
+
+/** A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing. */
+function missingWorkers(early: EarlyStop, workers: number, conns: number, results: readonly WorkerResult[], fatal: string | undefined): RunProblem[] {
+  const stoppingAnyway = early.reason !== undefined && !early.reason.startsWith('worker failed');
+  return lostWorkers(
+    workers,
+    conns,
+    results.map((r) => r.index),
+    fatal,
+    stoppingAnyway,
+  );
+}
+
+/** With --start-at far ahead: waits until shortly before it, so that the workers are ready when the ramp begins. */
+async function startAhead(t0: number, early: EarlyStop, note: (line: string) => void): Promise<void> {
+  if (t0 - Date.now() <= START_AHEAD_MS) return;
+  note(`waiting for --start-at ${new Date(t0).toISOString()} (in ${((t0 - Date.now()) / 1000).toFixed(0)} s)`);
+  await early.sleepUntil(t0 - START_AHEAD_MS);
+}
+
+/**
+ * How late the workers were forked after t0, ms (0 when on time): they open connection 0 at t0, so a shard forked
+ * after it missed the run's schedule, which the merge reports.
+ */
+function lateStart(config: SwarmConfig, t0: number, note: (line: string) => void): number {
+  const lateMs = Math.max(0, Date.now() - t0);
+  if (config.startAtMs !== undefined && lateMs > 0) note(`started ${lateMs} ms after --start-at ${new Date(t0).toISOString()}`);
+  return lateMs;
+}
+
+/** A shard's part of the result: the publishing one's log, or the others' subscribers' ledgers. */
+function shardInfo(
+  config: SwarmConfig,
+  at: { t0: number; lateMs: number; publishingMs: number; pub: Publisher; results: readonly WorkerResult[] },
+): ShardInfo | undefined {
+  if (!config.shard) return undefined;
+  return {
+    ...config.shard,
+    startAt: new Date(at.t0).toISOString(),
+    lateMs: at.lateMs,
+    publishes: config.publishes,
+    publishingMs: at.publishingMs,
+    ...(config.publishes ? { log: encodeLog(at.pub.sendTimes, at.pub.refused) } : { ledger: encodeLedger(at.results.flatMap((r) => r.ledger ?? [])) }),
+  };
 }
 
 /** What the phases act on: the run's workers, publisher, storms list, live view and the scenario's processes. */
@@ -294,6 +364,7 @@ function workerPlans(
     index: w,
     workers: at.workers,
     conns: config.conns,
+    shard: config.shard,
     users: config.users,
     userPrefix: config.userPrefix,
     urls: at.urls,
@@ -332,7 +403,9 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
   try {
     const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e), processes);
     const startedAt = new Date();
-    const t0 = startedAt.getTime() + 300;
+    const t0 = config.startAtMs ?? startedAt.getTime() + 300;
+    // This process's connections: a shard holds its part of the run's.
+    const conns = shardConns(config.conns, config.shard);
     // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
     let publishStart = t0 + config.rampMs;
     const hasPhases = (config.scenario?.phases.length ?? 0) > 0;
@@ -341,13 +414,15 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     let totalMs = config.rampMs + durationMs + config.drainMs;
     // --storm ones first, then those of storm phases as they fire: one list for the workers, the view and the result.
     const storms = [...config.storms];
-    const live = new LiveView(config.conns, storms);
+    const live = new LiveView(conns, storms);
     const early = new EarlyStop(note);
     void hooks.stopSignal?.then(early.stop);
+    await startAhead(t0, early, note);
     const transports = Array.from(assignTransports(config.mix, config.conns));
     const plans = workerPlans(config, { urls, transports, localAddresses, startAt: t0, workers: workerCount });
 
     const workers = (fleet = startFleet(config, plans, live, early));
+    const lateMs = lateStart(config, t0, note);
     const pub = (publisher = publisherFor(config, urls));
     const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
     const snapTimer = setInterval(() => {
@@ -355,15 +430,14 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       hooks.onSnapshot?.(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
     }, 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
-    const sleepUntil = early.sleepUntil;
-    const lateBy = await rampSettled(early, workers, publishStart);
+    const lateBy = await rampSettled(early, workers, publishStart, config.shard !== undefined);
     if (lateBy > 0) {
       publishStart += lateBy;
       publishEnd += lateBy;
       totalMs += lateBy;
       if (lateBy >= 100) note(`publishing starts ${lateBy} ms after the ramp: waited for the last connection attempts`);
     }
-    const spans = await publish(config, pub, early, publishStart, () =>
+    const spans = await publish(config, pub, early, publishStart, publishEnd, () =>
       phaseContext({ config, pub, workers, workerCount, note, early, storms, t0, live, processes }),
     );
     if (spans.length > 0) {
@@ -372,16 +446,13 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     }
     pub.stop();
     const publishedUntil = Date.now();
-    await sleepUntil(early.reason ? Date.now() + 1000 : publishEnd + config.drainMs);
+    await early.sleepUntil(early.reason ? Date.now() + 1000 : publishEnd + config.drainMs);
     clearInterval(snapTimer);
     for (const t of stormTimers) clearTimeout(t);
     await pub.close(2000);
 
-    const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS, auditWindows(spans));
-    // A lost worker does not lose the run: the result is built from the workers that reported, and says what is missing.
-    const stoppingAnyway = early.reason !== undefined && !early.reason.startsWith('worker failed');
-    const reported = results.map((r) => r.index);
-    const workerProblems = lostWorkers(workerCount, config.conns, reported, workers.fatal, stoppingAnyway);
+    const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS, auditWindows(spans), !config.publishes);
+    const workerProblems = missingWorkers(early, workerCount, conns, results, workers.fatal);
     const publishingMs = Math.max(0, Math.min(publishedUntil, publishEnd) - publishStart);
     const agg = aggregate(results, pub.sent, publishingMs, storms);
     hooks.onSnapshot?.(live.snapshot('done', Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
@@ -395,10 +466,11 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       timeline: live.timeline,
       publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
       selfCheck: selfCheckOf(results),
-      thresholds: evaluateThresholds(config.thresholds, agg.summary),
+      thresholds: evaluateThresholds(config.thresholds, agg.summary, config.publishes ? undefined : PENDING_EVENTS),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: early.reason,
       phases: hasPhases ? phaseReports(spans, results, t0) : undefined,
+      shard: shardInfo(config, { t0, lateMs, publishingMs, pub, results }),
     };
   } finally {
     await publisher?.close(0).catch(() => {});

@@ -33,7 +33,7 @@ process.on('message', (msg: MainToWorker) => {
       worker?.slow(msg.share, msg.durationMs);
       break;
     case 'finish':
-      worker!.finish(msg.sendTimes, msg.refused, msg.windows).then(
+      worker!.finish(msg.sendTimes, msg.refused, msg.windows, msg.ledger).then(
         (result) => process.send!(result, () => process.disconnect()),
         // A worker that cannot report is done: it says why and exits, so the run does not wait for it in vain.
         (err: Error) => process.send!({ type: 'fatal', index: -1, message: err.message } satisfies WorkerToMain, () => process.exit(1)),

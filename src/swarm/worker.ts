@@ -98,7 +98,9 @@ export class SwarmWorker implements TransportSink {
     this.kind = Uint8Array.from(plan.transports);
     this.phases = new WorkerPhases(n);
     this.churning = new Uint8Array(n);
-    for (let i = plan.index; i < n; i += plan.workers) this.mine.push(i);
+    // The shard's connections (all of them without one), dealt round-robin over its workers.
+    const step = plan.shard?.count ?? 1;
+    for (let i = (plan.shard?.index ?? 1) - 1, k = 0; i < n; i += step, k++) if (k % plan.workers === plan.index) this.mine.push(i);
   }
 
   async start(): Promise<void> {
@@ -433,8 +435,16 @@ export class SwarmWorker implements TransportSink {
     this.tickErrors = {};
   }
 
-  /** Stops, audits every subscriber against the publisher's send log, and closes everything. */
-  async finish(sendTimes: Record<string, number[]>, refused: Record<string, number[]> = {}, windows: readonly Window[] = []): Promise<WorkerResult> {
+  /**
+   * Stops, audits every subscriber against the publisher's send log, and closes everything. `ledger`: there is no log
+   * here (a shard that does not publish): the result carries every subscriber's ledger for the merge to settle.
+   */
+  async finish(
+    sendTimes: Record<string, number[]>,
+    refused: Record<string, number[]> = {},
+    windows: readonly Window[] = [],
+    ledger = false,
+  ): Promise<WorkerResult> {
     // An attempt still waiting for its answer at the end never reached an open stream: a failure, by its own cause
     // (a long-poll that is never answered would otherwise end the run with 0 failed and no error).
     for (const i of this.mine) {
@@ -448,9 +458,11 @@ export class SwarmWorker implements TransportSink {
     const log = publishLogFromTimes(new Map(Object.entries(sendTimes)), new Map(Object.entries(refused)));
     const tallies = TRANSPORT_NAMES.map(() => new AuditTally());
     const perPhase: WindowCounts[] = [];
+    const entries: WorkerResult['ledger'] = ledger ? [] : undefined;
     for (const i of this.mine) {
       tallies[this.kind[i]!]!.addAll(this.audits[i]!.finish(log));
       if (windows.length > 0) windowCounts(this.audits[i]!, log, windows, perPhase);
+      if (entries) for (const e of this.audits[i]!.ledger()) entries.push({ ...e, transport: this.kind[i]! });
     }
     await Promise.all(this.transports.filter((t) => t !== undefined).map((t) => t.dispose()));
     this.eld.disable();
@@ -477,6 +489,7 @@ export class SwarmWorker implements TransportSink {
       transports,
       storms: this.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
       phases: this.phases.parts(perPhase),
+      ...(entries ? { ledger: entries } : {}),
       selfCheck: {
         eldP99Ms: sc.eldP99Ms,
         eldMaxMs: sc.eldMaxMs,
