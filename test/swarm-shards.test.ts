@@ -66,6 +66,7 @@ describe('three shards merged are one run', () => {
     expect(shards.map((s) => s.publisher.sent)).toEqual([BROADCAST_PROBES + USER_PROBES, 0, 0]);
     // Shards 2 and 3 cannot judge lost without the log: pending, not passed, not failed; latency is theirs.
     expect(runs[1]!.p.stderr()).toMatch(/^PENDING lost==0 \(this shard does not publish/m);
+    expect(runs[1]!.p.stderr()).toMatch(/^shard 2\/3 does not publish: its expected, delivered and lost are settled by notify report --merge/m);
     expect(shards[1]!.shard?.ledger?.entries.length).toBeGreaterThan(0);
     expect(shards[1]!.summary.total.latency.count).toBeGreaterThan(0);
 

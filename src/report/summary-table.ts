@@ -23,6 +23,8 @@ export interface SummaryView {
   phases?: PhaseReport[];
   /** The target's profile and, per transport used, how it resumes after a reconnect. */
   target?: { profile?: string; resume?: Record<string, string> };
+  /** A shard that does not publish: its expected / delivered / lost wait for the merge (this says which shard). */
+  pendingShard?: string;
 }
 
 /** What the summary shows of a result: the same for a run that just ended and for `notify report`. */
@@ -36,6 +38,7 @@ export function summaryViewOf(result: ResultFile): SummaryView {
     problems: result.problems,
     target: result.target,
     phases: result.phases,
+    pendingShard: result.shard && !result.shard.publishes ? `${result.shard.index}/${result.shard.count}` : undefined,
   };
 }
 
@@ -86,21 +89,25 @@ export function renderSummary(view: SummaryView, color: boolean): string {
     const c = s.connections;
     const e = s.events;
     conns.push([name, c.target, c.peakOpen, c.failed, c.reconnects, dist(s.connect), s.reconnect.count ? ms(s.reconnect.p99) : '-']);
+    const pending = view.pendingShard !== undefined;
     events.push([
       name,
-      e.expected,
-      `${e.delivered} (${pct(e.deliveredRate)})`,
-      `${e.lost} (${pct(e.lostRate)})`,
+      pending ? 'pending' : e.expected,
+      pending ? 'pending' : `${e.delivered} (${pct(e.deliveredRate)})`,
+      pending ? 'pending' : `${e.lost} (${pct(e.lostRate)})`,
       e.duplicated,
       e.outOfOrder,
       e.recovered,
       e.misrouted,
-      formatPerSec(s.deliveredPerSec, false),
+      pending ? 'pending' : formatPerSec(s.deliveredPerSec, false),
     ]);
     const l = s.latency;
     latency.push(l.count === 0 ? [name, '-', '-', '-', '-', '-', '-'] : [name, ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), ms(l.mean)]);
   }
-  let out = `published ${view.summary.total.events.published} probes\n${conns.toString()}\n${events.toString()}\n${latency.toString()}\n`;
+  let out = view.pendingShard
+    ? `shard ${view.pendingShard} does not publish: its expected, delivered and lost are settled by notify report --merge with the publishing shard's log\n`
+    : `published ${view.summary.total.events.published} probes\n`;
+  out += `${conns.toString()}\n${events.toString()}\n${latency.toString()}\n`;
   if (view.phases?.length) out += phaseTable(view.phases, style);
   if (view.selfCheckWarning) out += `WARNING: ${view.selfCheckWarning}\n`;
   const perTransport = Object.entries(view.summary.transports);
