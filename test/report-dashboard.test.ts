@@ -88,6 +88,16 @@ describe('ink dashboard in a fake terminal', () => {
     expect(term.text()).not.toMatch(SGR);
   });
 
+  it('a shard that does not publish: the audit row says who settles lost, not lost 0', async () => {
+    const term = fakeTerminal(140, 40);
+    const d = startDashboard({ out: term, color: false, title: 'notify swarm rshard', plan: { ...plan, auditPending: 'settled by the merge' } });
+    d.update(fixtureSnapshot());
+    await d.finish({ expected: 0, delivered: 0, lost: 0, duplicated: 2, outOfOrder: 3, recovered: 0, misrouted: 1 });
+    const out = plain(term.text());
+    expect(out).toContain('duplicated 2  out-of-order 3  misrouted 1  (lost: settled by the merge)');
+    expect(out).not.toContain('lost 0');
+  });
+
   it('re-renders as snapshots arrive: ramp bar, then the saturation warning', async () => {
     const term = fakeTerminal(160, 40);
     const d = startDashboard({ out: term, color: true, title: 'notify swarm rlive', plan });

@@ -131,7 +131,12 @@ async function runCommand(cliFlags: SwarmFlags, cmd: Command, io: Io, done: (cod
   const view = await createProgressView(io, {
     dashboard: config.dashboard,
     title: `notify swarm ${config.run} · ${config.conns} ${transports} connections`,
-    plan: { rampMs: config.rampMs, durationMs: config.durationMs, drainMs: config.drainMs },
+    plan: {
+      rampMs: config.rampMs,
+      durationMs: config.durationMs,
+      drainMs: config.drainMs,
+      auditPending: config.publishes ? undefined : 'this shard does not publish; notify report --merge settles it',
+    },
   });
   try {
     const outcome = await runSwarm(config, {

@@ -85,7 +85,7 @@ export function Dashboard(props: DashboardProps) {
         <Keys onStop={props.onStop} />
         <Text wrap="truncate-end">{c.bold.cyan(props.title)}</Text>
         <Row label="phase">{status}</Row>
-        {s ? <Body snapshot={s} final={final} sparkWidth={sparkWidth} /> : null}
+        {s ? <Body snapshot={s} final={final} sparkWidth={sparkWidth} plan={plan} /> : null}
         {final ? null : (
           <Text>
             {c.dim(
@@ -112,7 +112,14 @@ function liveAudit(s: SwarmSnapshot, c: ChalkInstance): string {
   return bad ? c.red(text) : text;
 }
 
-function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; sparkWidth: number; final?: FinalFigures }) {
+/** A shard without the publisher's log: what it does know of the audit, and who settles the rest. */
+function pendingAudit(s: SwarmSnapshot, why: string, final: FinalFigures | undefined): string {
+  const dup = final?.duplicated ?? s.audit.duplicated;
+  const ooo = final?.outOfOrder ?? s.audit.outOfOrder;
+  return `duplicated ${dup}  out-of-order ${ooo}  misrouted ${final?.misrouted ?? s.misrouted}  (lost: ${why})`;
+}
+
+function Body({ snapshot: s, sparkWidth, final, plan }: { snapshot: SwarmSnapshot; sparkWidth: number; final?: FinalFigures; plan: PhasePlan }) {
   const c = useContext(StyleContext);
   const n = s.conns;
   const ramping = s.phase === 'ramp' || s.phase === 'starting';
@@ -134,11 +141,13 @@ function Body({ snapshot: s, sparkWidth, final }: { snapshot: SwarmSnapshot; spa
       <Row label="latency 1s">{dist(s.latencyLast)}</Row>
       <Row label="latency all">{dist(s.latencyAll)}</Row>
       <Row label="audit">
-        {final
-          ? (bad ? c.red : c.green)(
-              `lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`,
-            )
-          : liveAudit(s, c)}
+        {plan.auditPending
+          ? pendingAudit(s, plan.auditPending, final)
+          : final
+            ? (bad ? c.red : c.green)(
+                `lost ${final.lost}  duplicated ${final.duplicated}  out-of-order ${final.outOfOrder}  recovered ${final.recovered}  misrouted ${final.misrouted}  (of ${final.expected} expected; final)`,
+              )
+            : liveAudit(s, c)}
       </Row>
       <Row label="reconnects">
         {`${n.reconnects}`}

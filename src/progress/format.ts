@@ -26,6 +26,8 @@ export interface PhasePlan {
   rampMs: number;
   durationMs: number;
   drainMs: number;
+  /** Set for a shard that does not publish: why its lost is not counted here (the audit row says so instead). */
+  auditPending?: string;
 }
 
 /**
