@@ -12,7 +12,7 @@ import { decodeHistogram } from '../src/metrics/histogram.js';
 import { compareSummaries, parseRegressionRule, parseRegressionRules } from '../src/report/compare.js';
 import { mergeResults, normalizeTimeline } from '../src/result/merge.js';
 import { parseResultText } from '../src/result/read.js';
-import type { ResultFile } from '../src/result/schema.js';
+import type { PhaseReport, ResultFile } from '../src/result/schema.js';
 import { fakeIo } from './helpers/fake-io.js';
 import { fixtureResult, histogramOf, latencies } from './helpers/result-fixture.js';
 
@@ -106,6 +106,60 @@ describe('merge', () => {
     expect(byExpr['connect.p99<1s']!.actual).toBe(t.connect.p99);
     // Seconds of the timeline line up and add.
     expect(merged.timeline.find((p) => p.t === 5)!.delivered).toBe(10 * 300 + 10 * 200);
+  });
+
+  it("merges a scenario's phases: counts summed, latency exact from the phases' histograms, recovery times the worst", () => {
+    const phase = (kind: string, startMs: number, endMs: number, lat: number[], extras: Record<string, number | null>, lost: number): PhaseReport => {
+      const h = histogramOf(lat);
+      return {
+        kind,
+        startMs,
+        endMs,
+        events: { expected: 1000, delivered: 1000 - lost, lost },
+        latency: h.summary(),
+        latencyHistogram: h.encode(),
+        reconnects: 5,
+        closed: { eof: 2 },
+        paused: 0,
+        cut: 0,
+        back: 0,
+        extras,
+      };
+    };
+    const [la, lb] = [latencies(3000, 71), latencies(2000, 72, 3)];
+    const a = {
+      ...shardA,
+      phases: [phase('burst', 0, 1000, la, { sent: 50 }, 1), phase('server-restart', 1000, 4000, la, { downMs: 2000, allBackMs: 900 }, 0)],
+    };
+    const b = {
+      ...shardB,
+      phases: [phase('burst', 10, 1100, lb, { sent: 50 }, 0), phase('server-restart', 1100, 4200, lb, { downMs: 2000, allBackMs: null }, 3)],
+    };
+    const merged = mergeResults([
+      { file: 'a.json', result: a },
+      { file: 'b.json', result: b },
+    ]);
+    const [burst, restart] = merged.phases!;
+    expect(burst).toMatchObject({
+      kind: 'burst',
+      startMs: 0,
+      endMs: 1100,
+      events: { expected: 2000, delivered: 1999, lost: 1 },
+      reconnects: 10,
+      closed: { eof: 4 },
+    });
+    expect(burst!.extras).toEqual({ sent: 100 });
+    expect(burst!.latency).toEqual(histogramOf([...la, ...lb]).summary());
+    // One machine's connections never all came back: neither did the run's.
+    expect(restart!.extras).toEqual({ downMs: 2000, allBackMs: null });
+    expect(restart!.events.lost).toBe(3);
+    // Other phases on another machine: not merged, and said so.
+    const other = mergeResults([
+      { file: 'a.json', result: a },
+      { file: 'c.json', result: { ...shardB, phases: [b.phases[0]!] } },
+    ]);
+    expect(other.phases).toBeUndefined();
+    expect(other.merged!.notes.join('\n')).toContain('phases not merged: a.json has [burst,server-restart], c.json has [burst]');
   });
 
   it('folds timeline points that fall on the same second', () => {

@@ -16,6 +16,7 @@ import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
 import { runProblems } from './problems.js';
 import { reconcileShards } from './shards.js';
+import { mergePhases } from './merge-phases.js';
 import type { EncodedHistograms, ResultFile, StormReport, TimelinePoint } from './schema.js';
 import { addCounts, scopeSummary, sumParts } from './sum.js';
 
@@ -139,6 +140,18 @@ function mergeAck(parts: DurationSummary[]): DurationSummary {
   };
 }
 
+/** The publishers' figures summed (the shards of one run have one; independent runs one each). */
+function mergePublishers(files: NamedResult[]): ResultFile['publisher'] {
+  const failures: Record<string, number> = {};
+  for (const f of files) addCounts(failures, f.result.publisher.failures);
+  return {
+    sent: files.reduce((a, f) => a + f.result.publisher.sent, 0),
+    accepted: files.reduce((a, f) => a + f.result.publisher.accepted, 0),
+    failures,
+    ack: mergeAck(files.map((f) => f.result.publisher.ack)),
+  };
+}
+
 /** Config fields that must agree for the results to be "the same scenario". */
 const SCENARIO_KEYS = ['mix', 'rampMs', 'durationMs', 'drainMs', 'rate', 'userRate', 'storms', 'reconnect'];
 
@@ -190,17 +203,10 @@ export function mergeResults(given: NamedResult[]): ResultFile {
   const first = files[0]!.result;
   const warnings = files.map((f) => f.result.selfCheck.warning).filter((w): w is string => Boolean(w));
   const sum = (k: string) => files.reduce((a, f) => a + (typeof f.result.config[k] === 'number' ? (f.result.config[k] as number) : 0), 0);
-  const ack = mergeAck(files.map((f) => f.result.publisher.ack));
-  const publisherFailures: Record<string, number> = {};
-  for (const f of files) addCounts(publisherFailures, f.result.publisher.failures);
   const stopped = files.filter((f) => f.result.stoppedEarly).map((f) => `${f.file}: ${f.result.stoppedEarly}`);
-  const publisher = {
-    sent: files.reduce((a, f) => a + f.result.publisher.sent, 0),
-    accepted: files.reduce((a, f) => a + f.result.publisher.accepted, 0),
-    failures: publisherFailures,
-    ack,
-  };
+  const publisher = mergePublishers(files);
   // Problems the figures show are judged again on the merged figures; a lost worker stays a problem of the whole.
+  const phases = mergePhases(files);
   const lostWorkers = files.flatMap((f) =>
     f.result.problems.filter((p) => p.code === 'worker-failed').map((p) => ({ ...p, message: `${f.file}: ${p.message}` })),
   );
@@ -236,6 +242,7 @@ export function mergeResults(given: NamedResult[]): ResultFile {
     timeline: mergeTimelines(files.map((f) => f.result.timeline)),
     thresholds,
     problems: [...shards.problems, ...lostWorkers, ...runProblems(summary, publisher)],
+    ...(phases.phases ? { phases: phases.phases } : {}),
     merged: {
       from: files.map((f) => ({ file: f.file, run: f.result.run, startedAt: f.result.startedAt, conns: f.result.summary.total.connections.target })),
       notes: [
@@ -243,6 +250,7 @@ export function mergeResults(given: NamedResult[]): ResultFile {
         "peak open is the sum of the shards' peaks (an upper bound)",
         "timeline aligned on seconds since each shard's start; its per-second p50/p99, storm return times and publisher 202 percentiles are the worst shard's",
         ...shards.notes,
+        ...phases.notes,
       ],
     },
   };

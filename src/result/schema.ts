@@ -23,6 +23,8 @@ const phaseReportSchema = z
     events: z.object({ expected: z.number(), delivered: z.number(), lost: z.number() }),
     /** Receipts during the phase. */
     latency: duration,
+    /** The same as an encoded HDR histogram, so that `--merge` merges it exactly (absent in older files). */
+    latencyHistogram: z.string().optional(),
     reconnects: z.number(),
     /** Streams the server or the network ended during the phase, by cause. */
     closed: z.record(z.string(), z.number()),

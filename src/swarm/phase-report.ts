@@ -23,12 +23,14 @@ export function phaseReports(spans: readonly PhaseSpan[], results: readonly Work
     const sum = (f: (p: (typeof parts)[number]) => number) => parts.reduce((a, p) => a + f(p), 0);
     const closed: Record<string, number> = {};
     for (const p of parts) addCounts(closed, p.closed);
+    const latency = mergeHistograms(parts.map((p) => p.latency));
     return {
       kind: span.phase.kind,
       startMs: span.from - t0,
       endMs: span.to - t0,
       events: { expected: sum((p) => p.audit.expected), delivered: sum((p) => p.audit.delivered), lost: sum((p) => p.audit.lost) },
-      latency: mergeHistograms(parts.map((p) => p.latency)).summary(),
+      latency: latency.summary(),
+      latencyHistogram: latency.encode(),
       reconnects: sum((p) => p.reconnects),
       closed,
       paused: sum((p) => p.paused),
