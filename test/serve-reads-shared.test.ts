@@ -7,7 +7,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import { ChildServer, freePort, tempDir } from './helpers/child-server.js';
-import { ensureBuilt, runNotify } from './helpers/cli.js';
+import { ensureBuilt, exitWithin, runNotify, type NotifyProcess } from './helpers/cli.js';
 import { expectError, http, note, publishOk } from './helpers/http.js';
 import { onCleanup, runCleanup } from './helpers/lifecycle.js';
 import { startNats } from './helpers/nats.js';
@@ -19,8 +19,12 @@ afterEach(runCleanup);
 
 /** A `notify serve` process on a free port; resolves with its base URL once it listens. */
 async function serve(broker: string): Promise<string> {
+  return (await serveProcess(broker)).url;
+}
+
+async function serveProcess(broker: string): Promise<{ url: string; process: NotifyProcess }> {
   const p = runNotify(['serve', '--port', '0', '--broker', broker, '--retry', '200ms']);
-  return (await p.waitStderr(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+  return { url: (await p.waitStderr(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!, process: p };
 }
 
 async function tab(base: string, user: string): Promise<SseClient> {
@@ -124,6 +128,21 @@ describe.each(brokers)('%s broker: read state and delivered across two gateway p
     expect((await publish(a, { users: ['alice', 'bob', 'nobody'], notification: note('x') })).delivered).toBe(4);
     expect((await publish(a, { broadcast: true, notification: note('all', { type: 'system' }) })).delivered).toBe(4);
     expect((await publish(a, { user: 'nobody', notification: note('x') })).delivered).toBe(0);
+  }, 30_000);
+
+  it('an instance that stopped is not counted, and the answer does not wait for it', async () => {
+    const broker = await startBroker();
+    const a = await serve(broker);
+    const b = await serveProcess(broker);
+    await tab(a, 'alice');
+    await tab(b.url, 'alice');
+    expect((await publish(a, { user: 'alice', notification: note('both') })).delivered).toBe(2);
+    b.process.child.kill('SIGTERM');
+    expect(await exitWithin(b.process, 10_000)).toBe(0);
+    const t0 = performance.now();
+    expect((await publish(a, { user: 'alice', notification: note('one left') })).delivered).toBe(1);
+    // Well under the 500 ms an instance that never answers would cost: the stopped one said so, or Redis did.
+    expect(performance.now() - t0).toBeLessThan(400);
   }, 30_000);
 });
 

@@ -17,6 +17,8 @@ const answerSubject = (instance: string): string => `${ASK_SUBJECT}.${instance}`
 const HELLO_MS = 2000;
 /** An instance not heard from for this long is taken as gone (not waited for). */
 const GONE_MS = 3 * HELLO_MS;
+/** How long a closing instance waits for its goodbye to leave. */
+const BYE_FLUSH_MS = 500;
 
 export class NatsPeers {
   readonly instance = randomBytes(6).toString('hex');
@@ -47,9 +49,16 @@ export class NatsPeers {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Says goodbye, so that the others stop waiting for this instance's answers at once. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.send(HELLO_SUBJECT, JSON.stringify({ i: this.instance, bye: 1 }));
     for (const s of this.subs) s.unsubscribe();
+    // close() does not flush what is still queued; while NATS is away there is nobody to tell anyway.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, BYE_FLUSH_MS)));
+    await Promise.race([this.nc?.flush().catch(() => undefined), late]);
+    clearTimeout(timer);
   }
 
   /** Tells the other instances about a read made here (this one hears it too, and skips it). */
@@ -88,13 +97,14 @@ export class NatsPeers {
   }
 
   private onHello(text: string): void {
-    let m: { i?: unknown; r?: unknown };
+    let m: { i?: unknown; r?: unknown; bye?: unknown };
     try {
       m = JSON.parse(text) as typeof m;
     } catch {
       return;
     }
     if (typeof m.i !== 'string' || m.i === this.instance) return;
+    if (m.bye === 1) return void this.seen.delete(m.i);
     this.seen.set(m.i, Date.now());
     if (m.r === 1) this.send(HELLO_SUBJECT, JSON.stringify({ i: this.instance }));
   }

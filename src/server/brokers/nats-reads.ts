@@ -15,7 +15,7 @@ const BUCKET = 'notify-reads';
 const SCAN_TIMEOUT_MS = 3000;
 
 /** A KV key token: bytes outside A-Z a-z 0-9 _ - written `=hh` (user ids hold dots, which separate tokens). */
-export function keyToken(text: string): string {
+function keyToken(text: string): string {
   return text.replace(/[^A-Za-z0-9_-]/g, (c) => [...Buffer.from(c, 'utf8')].map((b) => `=${b.toString(16).padStart(2, '0')}`).join(''));
 }
 

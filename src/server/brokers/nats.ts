@@ -487,7 +487,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     this.closed = true;
     this.listeners.length = 0;
     this.lossListeners.length = 0;
-    this.peers.stop();
+    await this.peers.stop();
     if (this.watch) clearInterval(this.watch);
     this.live?.stop();
     await this.nc?.close().catch(() => undefined);
