@@ -40,7 +40,13 @@ Examples:
   $ notify serve                                       # http://127.0.0.1:8080, in-memory broker
   $ notify serve --port 0 --batch 200ms --history 5000 # free port, 200ms batches, longer replay window
   $ NOTIFY_JWT_SECRET=... notify serve --auth jwt --publish-key "$KEY"
-  $ curl -N 'http://127.0.0.1:8080/events?user=42'     # then: notify publish --user 42 --title Hi`,
+  $ curl -N 'http://127.0.0.1:8080/events?user=42'     # then: notify publish --user 42 --title Hi
+  $ notify serve --port 8081 --broker redis://127.0.0.1:6379   # run several: they share history, reads, counts
+
+POST /publish answers 202 {ids, delivered}. delivered: with --broker memory, the live connections the events were
+written to; with redis:// or nats://, the live subscriptions of each event's stream on every gateway sharing the
+broker, each counted by its instance right after the events were stored (one that does not answer within 500ms is
+not counted). Read marks (first readAt wins) and read receipts are shared by every gateway on the broker.`,
     )
     .action(async (raw: RawServeOptions) => {
       const config = resolveServeOptions(raw, io.env);

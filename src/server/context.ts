@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ServeConfig } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
 import { createBroker } from './brokers/index.js';
-import { isLossReporting, type Broker } from './brokers/broker.js';
+import { isAudienceCounting, isLossReporting, isReadSharing, type Broker } from './brokers/broker.js';
 import { createAuthenticator, type Authenticator, type Identity } from './auth.js';
 import { BufferBudget } from './buffer-budget.js';
 import { parseCursor, type Cursor } from '../protocol/cursor.js';
@@ -57,9 +57,12 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
     () => hub.subscribers(),
     (sub) => metrics.bufferTotalCloses.inc({ transport: sub.transport }),
   );
-  const history = new History(broker, new MemoryReadStore(), config.history);
+  const history = new History(broker, isReadSharing(broker) ? broker.reads : new MemoryReadStore(), config.history);
   const enabled = new Set<TransportName>(config.transports);
   broker.onEvents((events) => hub.fanout(events));
+  // A read on another instance reaches this one's connections of that user as a local read does.
+  if (isReadSharing(broker)) broker.onRemoteRead(({ user, id, readAt }) => hub.sendRead(user, id, readAt));
+  if (isAudienceCounting(broker)) broker.countLocal((streams) => streams.map((s) => hub.audience(s)));
   // Events a shared broker missed live and no longer holds: those subscribers come back by cursor and get their reset.
   if (isLossReporting(broker)) {
     broker.onLost(({ reason, streams }) => {

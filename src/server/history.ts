@@ -50,10 +50,19 @@ export class History {
   async list(user: string | undefined, unreadOnly: boolean): Promise<{ notifications: Notification[]; unreadCount: number }> {
     const recent = await Promise.all(subscriberStreams(user).map((s) => this.broker.recent(s, this.window)));
     const events = recent.flat().sort((a, b) => b.acceptedAt - a.acceptedAt);
+    let marks: Map<string, string> | undefined;
+    if (user !== undefined) {
+      const found = await this.reads.marks(
+        user,
+        events.map((ev) => ev.notification.id),
+      );
+      marks = found.readAt;
+      this.pruneIfPast(user, found.total);
+    }
     const notifications: Notification[] = [];
     let unreadCount = 0;
     for (const ev of events) {
-      const readAt = user === undefined ? undefined : this.reads.readAt(user, ev.notification.id);
+      const readAt = marks?.get(ev.notification.id);
       if (readAt === undefined) unreadCount++;
       else if (unreadOnly) continue;
       notifications.push(readAt === undefined ? ev.notification : { ...ev.notification, readAt });
@@ -74,15 +83,20 @@ export class History {
     if (ev.stream !== BROADCAST && ev.stream !== userStream(user)) {
       throw new HttpError(403, 'E_FORBIDDEN', `notification ${id.slice(0, 80)} belongs to another user`);
     }
-    const readAt = this.reads.markRead(user, id, new Date());
-    // Marks can only name notifications in the window, but the window moves: drop marks that fell out of it.
-    if (this.reads.size(user) > 4 * this.window) void this.pruneReads(user);
+    const { readAt, marks } = await this.reads.markRead(user, id, new Date());
+    if (marks !== undefined) this.pruneIfPast(user, marks);
     return readAt;
+  }
+
+  /** Marks can only name notifications in the window, but the window moves: drop marks that fell out of it. */
+  private pruneIfPast(user: string, marks: number): void {
+    // A prune that fails (the broker away) is tried again at the next read or list.
+    if (marks > 4 * this.window) this.pruneReads(user).catch(() => undefined);
   }
 
   private async pruneReads(user: string): Promise<void> {
     const live = new Set<string>();
     for (const s of subscriberStreams(user)) for (const ev of await this.broker.recent(s, this.window)) live.add(ev.notification.id);
-    this.reads.prune(user, (id) => live.has(id));
+    await this.reads.prune(user, (id) => live.has(id));
   }
 }

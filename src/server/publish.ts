@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ZodError } from 'zod';
 import { BROADCAST, userStream } from '../protocol/streams.js';
 import { publishRequestSchema, type ValidPublishRequest } from './publish-schema.js';
-import type { Broker, PublishItem } from './brokers/broker.js';
+import { isAudienceCounting, type Broker, type PublishItem, type StreamEvent } from './brokers/broker.js';
 import { HttpError, readBody } from './http-error.js';
 import { requireJsonBody } from './request.js';
 import type { Hub } from './hub.js';
@@ -36,15 +36,27 @@ export async function handlePublish(
     items.push(...toItems(r.data));
   });
   const events = await deps.broker.publish(items);
-  let delivered = 0;
+  const delivered = await countDelivered(events, deps);
   let broadcasts = 0;
-  for (const ev of events) {
-    delivered += ev.delivered ?? deps.hub.audience(ev.stream);
-    if (ev.stream === BROADCAST) broadcasts++;
-  }
+  for (const ev of events) if (ev.stream === BROADCAST) broadcasts++;
   if (broadcasts) deps.metrics.published.inc({ stream: 'broadcast' }, broadcasts);
   if (events.length > broadcasts) deps.metrics.published.inc({ stream: 'user' }, events.length - broadcasts);
   return { ids: events.map((ev) => ev.notification.id), delivered };
+}
+
+/**
+ * `delivered`: one broker, one process: the live connections each event was written to. A shared broker: the live
+ * subscriptions of each event's stream on every instance, each counted by its instance right after the events were
+ * stored (an instance that does not answer in time is not counted; if none can be asked, this instance's own).
+ */
+async function countDelivered(events: StreamEvent[], deps: { broker: Broker; hub: Hub }): Promise<number> {
+  const local = (): number => events.reduce((n, ev) => n + (ev.delivered ?? deps.hub.audience(ev.stream)), 0);
+  if (!isAudienceCounting(deps.broker)) return local();
+  try {
+    return (await deps.broker.audience(events.map((ev) => ev.stream))).reduce((a, b) => a + b, 0);
+  } catch {
+    return local();
+  }
 }
 
 function toItems(req: ValidPublishRequest): PublishItem[] {

@@ -1,40 +1,56 @@
 /**
  * Who has read what. Read marks are per user and per notification id (a broadcast notification is read per user).
- * Marks for notifications that have left every history window are dropped, so memory follows the history.
+ * Marks for notifications that have left every history window are dropped, so what is kept follows the history.
+ * The memory store serves one process; a shared broker brings its own (`ReadSharing`), so that every instance sees
+ * the same marks and the first readAt wins wherever the read happened.
  */
+
+/** A read as told to the user's other connections: the `read` event's `{id, readAt}`, and whose it is. */
+export interface ReadReceipt {
+  user: string;
+  id: string;
+  readAt: string;
+}
+
 export interface ReadStore {
-  /** Marks read; returns the readAt (the first one if it was already read). */
-  markRead(user: string, id: string, at: Date): string;
-  readAt(user: string, id: string): string | undefined;
+  /**
+   * Marks read; resolves to the readAt stored (the first one if it was already read) and, when the store knows it
+   * cheaply, how many marks the user holds now (the caller prunes past a bound).
+   */
+  markRead(user: string, id: string, at: Date): Promise<{ readAt: string; marks?: number }>;
+  /** The user's marks among `ids` (id -> readAt), and how many marks the user holds in all. */
+  marks(user: string, ids: readonly string[]): Promise<{ readAt: Map<string, string>; total: number }>;
   /** Drops a user's marks for ids `keep` says are gone. */
-  prune(user: string, keep: (id: string) => boolean): void;
-  size(user: string): number;
+  prune(user: string, keep: (id: string) => boolean): Promise<void>;
 }
 
 export class MemoryReadStore implements ReadStore {
-  private readonly marks = new Map<string, Map<string, string>>();
+  private readonly byUser = new Map<string, Map<string, string>>();
 
-  markRead(user: string, id: string, at: Date): string {
-    let m = this.marks.get(user);
-    if (!m) this.marks.set(user, (m = new Map<string, string>()));
-    const existing = m.get(id);
-    if (existing) return existing;
-    const readAt = at.toISOString();
-    m.set(id, readAt);
-    return readAt;
+  async markRead(user: string, id: string, at: Date): Promise<{ readAt: string; marks: number }> {
+    let m = this.byUser.get(user);
+    if (!m) this.byUser.set(user, (m = new Map<string, string>()));
+    let readAt = m.get(id);
+    if (readAt === undefined) m.set(id, (readAt = at.toISOString()));
+    return { readAt, marks: m.size };
   }
 
-  readAt(user: string, id: string): string | undefined {
-    return this.marks.get(user)?.get(id);
+  async marks(user: string, ids: readonly string[]): Promise<{ readAt: Map<string, string>; total: number }> {
+    const m = this.byUser.get(user);
+    const readAt = new Map<string, string>();
+    if (m) {
+      for (const id of ids) {
+        const at = m.get(id);
+        if (at !== undefined) readAt.set(id, at);
+      }
+    }
+    return { readAt, total: m?.size ?? 0 };
   }
 
-  prune(user: string, keep: (id: string) => boolean): void {
-    const m = this.marks.get(user);
+  async prune(user: string, keep: (id: string) => boolean): Promise<void> {
+    const m = this.byUser.get(user);
     if (!m) return;
     for (const id of m.keys()) if (!keep(id)) m.delete(id);
-  }
-
-  size(user: string): number {
-    return this.marks.get(user)?.size ?? 0;
+    if (m.size === 0) this.byUser.delete(user);
   }
 }

@@ -4,6 +4,7 @@
  * implement the same contract for scale-out).
  */
 import type { Notification } from '../../protocol/notification.js';
+import type { ReadReceipt, ReadStore } from '../read-store.js';
 
 export interface StreamEvent {
   /** `broadcast` or `user:<id>`. */
@@ -84,10 +85,36 @@ export interface ReadinessReporting {
   ready(): boolean;
 }
 
+/**
+ * Optional capability: a shared broker that keeps read marks for every instance (its `reads` marks a read and tells
+ * the other instances), and hands this instance the receipts of reads made elsewhere.
+ */
+export interface ReadSharing {
+  readonly reads: ReadStore;
+  /** Reads made on other instances; this instance's own reach its connections where they happen, never twice. */
+  onRemoteRead(listener: (receipt: ReadReceipt) => void): void;
+}
+
+/** Optional capability: a shared broker that can count live subscriptions on every instance that shares it. */
+export interface AudienceCounting {
+  /** How this instance answers the others' questions: its live subscriptions of each stream. */
+  countLocal(count: (streams: string[]) => number[]): void;
+  /** The live subscriptions of each stream summed over every instance that answered in time (this one too). */
+  audience(streams: string[]): Promise<number[]>;
+}
+
 export function isLossReporting(broker: Broker): broker is Broker & LossReporting {
   return typeof (broker as Partial<LossReporting>).onLost === 'function';
 }
 
 export function isReadinessReporting(broker: Broker): broker is Broker & ReadinessReporting {
   return typeof (broker as Partial<ReadinessReporting>).ready === 'function';
+}
+
+export function isReadSharing(broker: Broker): broker is Broker & ReadSharing {
+  return typeof (broker as Partial<ReadSharing>).onRemoteRead === 'function';
+}
+
+export function isAudienceCounting(broker: Broker): broker is Broker & AudienceCounting {
+  return typeof (broker as Partial<AudienceCounting>).audience === 'function';
 }

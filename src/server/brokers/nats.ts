@@ -35,7 +35,11 @@ import { NotifyError } from '../../errors.js';
 import type { Notification } from '../../protocol/notification.js';
 import { BROADCAST, USER_ID, USER_STREAM_PREFIX } from '../../protocol/streams.js';
 import { HttpError } from '../http-error.js';
-import type { Broker, BrokerOptions, HistoryRead, PublishItem, StreamEvent } from './broker.js';
+import type { ReadReceipt } from '../read-store.js';
+import type * as B from './broker.js';
+import type { BrokerOptions, HistoryRead, PublishItem, StreamEvent } from './broker.js';
+import { NatsPeers } from './nats-peers.js';
+import { NatsReadStore } from './nats-reads.js';
 
 export const NATS_STREAM = 'NOTIFY';
 const USER_SUBJECT = 'notify.user.';
@@ -102,18 +106,24 @@ function isNotFound(err: unknown): boolean {
   return e.api_error?.err_code === 10037 || e.api_error?.err_code === 10059 || /not found/i.test(e.message ?? '');
 }
 
-export class NatsBroker implements Broker {
+export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporting, B.ReadSharing, B.AudienceCounting {
   readonly kind = 'nats';
   private nc: NatsConnection | undefined;
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
   private epochId = '';
   private up = false;
+  /** Set at a disconnect; cleared once the stream was read again after the reconnect (JetStream answers again). */
+  private stale = false;
   private closed = false;
   private live: ConsumerMessages | undefined;
   private watch: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly listeners: ((events: StreamEvent[]) => void)[] = [];
+  private readonly lossListeners: ((loss: B.Loss) => void)[] = [];
+  /** Read receipts and audience questions between instances. */
+  private readonly peers = new NatsPeers();
+  private store: NatsReadStore | undefined;
   private readonly heads = new Map<string, Head>();
   /** Retained events of recently read subjects, up to stream sequence `until`. */
   private readonly windows = new Map<string, { until: number; events: StreamEvent[] }>();
@@ -142,6 +152,9 @@ export class NatsBroker implements Broker {
       const info = await this.ensureStream(true);
       this.epochId = epochOf(info);
       await this.startLive(info.state.last_seq + 1);
+      this.store = new NatsReadStore(this.js, unavailable, (r) => this.peers.announceRead(r));
+      await this.store.start();
+      await this.peers.start(this.nc);
     } catch (err) {
       await this.nc.close();
       throw new NotifyError('E_BROKER_CONNECT', `the NATS broker at ${this.url} has no usable JetStream: ${(err as Error).message}`, {
@@ -155,6 +168,32 @@ export class NatsBroker implements Broker {
 
   epoch(): string {
     return this.epochId;
+  }
+
+  /** For /readyz: connected, and JetStream answered since the last reconnect. */
+  ready(): boolean {
+    return !this.closed && this.up && !this.stale;
+  }
+
+  get reads(): NatsReadStore {
+    if (!this.store) throw unavailable(new Error('not started'));
+    return this.store;
+  }
+
+  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
+    this.peers.onRemoteRead(listener);
+  }
+
+  countLocal(count: (streams: string[]) => number[]): void {
+    this.peers.countLocal(count);
+  }
+
+  audience(streams: string[]): Promise<number[]> {
+    return this.peers.audience(streams);
+  }
+
+  onLost(listener: (loss: B.Loss) => void): void {
+    this.lossListeners.push(listener);
   }
 
   /**
@@ -212,8 +251,10 @@ export class NatsBroker implements Broker {
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') this.up = false;
-      else if (s.type === 'reconnect') {
+      if (s.type === 'disconnect') {
+        this.up = false;
+        this.stale = true;
+      } else if (s.type === 'reconnect') {
         this.up = true;
         void this.refresh();
       }
@@ -232,7 +273,10 @@ export class NatsBroker implements Broker {
           this.heads.clear();
           this.windows.clear();
           await this.startLive(info.state.first_seq);
+          // The history is gone: every subscriber comes back by cursor and is told so (`reset` epoch).
+          for (const l of this.lossListeners) l({ reason: 'epoch' });
         }
+        this.stale = false;
       } catch {
         // Broker unreachable: the next reconnect or tick tries again.
       } finally {
@@ -256,14 +300,14 @@ export class NatsBroker implements Broker {
     }
   }
 
-  private ready(): void {
+  private assertUp(): void {
     if (this.closed) throw unavailable(new Error('broker closed'));
     if (!this.up) throw unavailable(new Error('disconnected, reconnecting'));
   }
 
   /** The subject's last message (fresh from JetStream), or none. */
   private async readHead(subject: string): Promise<{ head: Head; ev?: StreamEvent }> {
-    this.ready();
+    this.assertUp();
     let sm;
     try {
       sm = await this.jsm.streams.getMessage(NATS_STREAM, { last_by_subj: subject });
@@ -277,7 +321,7 @@ export class NatsBroker implements Broker {
   }
 
   async publish(items: PublishItem[]): Promise<StreamEvent[]> {
-    this.ready();
+    this.assertUp();
     // In request order per subject; subjects side by side. Not all-or-nothing: JetStream has no multi-subject batch.
     const bySubject = new Map<string, number[]>();
     items.forEach((item, i) => {
@@ -311,7 +355,7 @@ export class NatsBroker implements Broker {
 
   private async publishOne(subject: string, item: PublishItem): Promise<StreamEvent> {
     for (let attempt = 0; ; attempt++) {
-      this.ready();
+      this.assertUp();
       const head = this.heads.get(subject) ?? (await this.readHead(subject)).head;
       const seq = head.seq + 1;
       const notification = { id: `${this.epochId}-${seq.toString(36)}-${Buffer.from(item.stream).toString('base64url')}`, ...item.notification };
@@ -359,7 +403,7 @@ export class NatsBroker implements Broker {
 
   /** The retained events of a subject from stream sequence `from` up to `until`, oldest first. */
   private async scan(subject: string, from: number, until: number): Promise<StreamEvent[]> {
-    this.ready();
+    this.assertUp();
     const events: StreamEvent[] = [];
     let name: string | undefined;
     try {
@@ -442,6 +486,8 @@ export class NatsBroker implements Broker {
     if (this.closed) return;
     this.closed = true;
     this.listeners.length = 0;
+    this.lossListeners.length = 0;
+    await this.peers.stop();
     if (this.watch) clearInterval(this.watch);
     this.live?.stop();
     await this.nc?.close().catch(() => undefined);

@@ -15,6 +15,7 @@
  * - The window is exactly `--history` events per stream for reads (XADD trims with `MAXLEN ~`, which keeps a little
  *   more); `--history-bytes` is not enforced here: Redis holds the history. `notify:id:<id>` maps an id to its event
  *   for ID_TTL_S seconds (read receipts), so those keys are bounded by time.
+ * - Read marks and receipts, and the counts behind `delivered`, go between instances through redis-peers.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +23,10 @@ import { Redis } from 'ioredis';
 import { NotifyError } from '../../errors.js';
 import type { Notification } from '../../protocol/notification.js';
 import { HttpError } from '../http-error.js';
-import type { Broker, BrokerOptions, HistoryRead, Loss, LossReporting, PublishItem, ReadinessReporting, StreamEvent } from './broker.js';
+import type { ReadReceipt } from '../read-store.js';
+import type * as B from './broker.js';
+import { parseNotification, sortForDelivery, toEvents, type RedisEntry } from './redis-entries.js';
+import { RedisPeers } from './redis-peers.js';
 
 const P = 'notify:';
 const EPOCH_KEY = `${P}epoch`;
@@ -67,7 +71,6 @@ redis.call('PUBLISH', '${LIVE_CHANNEL}', cjson.encode({ e = ARGV[1], v = out }))
 return seqs
 `;
 
-type RedisEntry = [id: string, fields: string[]];
 type PublishScript = (key: string, ...args: (string | number)[]) => Promise<number[]>;
 
 function unavailable(err: unknown): HttpError {
@@ -79,21 +82,21 @@ function randomTag(bytes: number): string {
   return randomBytes(bytes).toString('base64url').replace(/[-_]/g, 'x');
 }
 
-export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
+export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReporting, B.ReadSharing, B.AudienceCounting {
   readonly kind = 'redis';
   private readonly client: Redis;
   private readonly sub: Redis;
   private epochId = '';
   private readonly instance = randomTag(6);
   private nextId = 0;
-  private readonly listeners: ((events: StreamEvent[]) => void)[] = [];
-  private readonly lossListeners: ((loss: Loss) => void)[] = [];
+  private readonly listeners: ((events: B.StreamEvent[]) => void)[] = [];
+  private readonly lossListeners: ((loss: B.Loss) => void)[] = [];
   /** Last seq delivered per stream (insertion order = least recently used first). */
   private readonly last = new Map<string, number>();
   /** Live messages and catch-ups run one after another, so delivery stays in seq order. */
   private chain: Promise<void> = Promise.resolve();
   /** Publishes waiting for their own events to come back live, by `stream\nseq`. */
-  private readonly echoes = new Map<string, (ev: StreamEvent) => void>();
+  private readonly echoes = new Map<string, (ev: B.StreamEvent) => void>();
   private subReady = false;
   /** A connection was lost since the last complete catch-up. */
   private behind = false;
@@ -101,20 +104,24 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
   /** The connection's last error (ECONNREFUSED ...), for a start that fails. */
   private lastError: string | undefined;
   private epochTimer: NodeJS.Timeout | undefined;
+  /** Read receipts and audience questions between instances. */
+  private readonly peers: RedisPeers;
 
   constructor(
     private readonly url: string,
-    private readonly options: BrokerOptions,
+    private readonly options: B.BrokerOptions,
   ) {
     const common = { lazyConnect: true, retryStrategy: (times: number) => Math.min(times * 100, 1000), maxRetriesPerRequest: 0 };
     // Publishes fail at once while Redis is away (503) instead of queueing behind a connection that may not return.
     this.client = new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: 3000 });
     this.sub = new Redis(url, { ...common, autoResubscribe: false });
     this.client.defineCommand('notifyPublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
+    this.peers = new RedisPeers(this.client, this.instance, unavailable);
     this.client.on('error', (err: Error) => (this.lastError = err.message));
     this.sub.on('error', () => undefined);
     this.sub.on('message', (channel: string, text: string) => {
       if (channel === LIVE_CHANNEL) this.enqueue(() => this.onLive(text));
+      else this.peers.onMessage(channel, text);
     });
     const lost = (): void => {
       this.behind = true;
@@ -156,7 +163,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     return !this.closed && this.client.status === 'ready' && this.subReady;
   }
 
-  async publish(items: PublishItem[]): Promise<StreamEvent[]> {
+  async publish(items: B.PublishItem[]): Promise<B.StreamEvent[]> {
     const prepared = items.map((item) => {
       const notification = { id: `${this.instance}-${(++this.nextId).toString(36)}`, ...item.notification } as Notification;
       return { stream: item.stream, notification, json: JSON.stringify(notification) };
@@ -174,12 +181,12 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
       }
     }
     const acceptedAt = performance.now();
-    const events: StreamEvent[] = prepared.map((p, i) => ({ ...p, seq: seqs[i]!, acceptedAt }));
+    const events: B.StreamEvent[] = prepared.map((p, i) => ({ ...p, seq: seqs[i]!, acceptedAt }));
     return this.echoed(events);
   }
 
   /** The events as the live path delivered them (with `delivered` set), or as published if they take too long. */
-  private echoed(events: StreamEvent[]): Promise<StreamEvent[]> {
+  private echoed(events: B.StreamEvent[]): Promise<B.StreamEvent[]> {
     if (!this.subReady) return Promise.resolve(events); // the live feed is away: they come with its catch-up
     return new Promise((resolve) => {
       const out = events.slice();
@@ -203,7 +210,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     });
   }
 
-  async readAfter(stream: string, after: number): Promise<HistoryRead> {
+  async readAfter(stream: string, after: number): Promise<B.HistoryRead> {
     const [lastSeq, entries] = await this.read(async () => {
       const r = await this.client
         .multi()
@@ -216,7 +223,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     if (!this.last.has(stream)) this.track(stream, lastSeq);
     if (after > lastSeq) return { events: [], complete: false, lastSeq };
     const floor = this.windowStart(lastSeq);
-    const events = this.toEvents(stream, entries).filter((ev) => ev.seq >= floor && ev.seq <= lastSeq);
+    const events = toEvents(stream, entries).filter((ev) => ev.seq >= floor && ev.seq <= lastSeq);
     // Seqs are distinct and in (after, lastSeq]: all there means none trimmed, outside the window or unreadable.
     return { events, complete: events.length === lastSeq - after, lastSeq };
   }
@@ -227,7 +234,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     return seq;
   }
 
-  async recent(stream: string, limit: number): Promise<StreamEvent[]> {
+  async recent(stream: string, limit: number): Promise<B.StreamEvent[]> {
     const n = Math.max(0, Math.min(limit, this.options.history));
     if (n === 0) return [];
     const [lastSeq, entries] = await this.read(async () => {
@@ -235,10 +242,10 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
       return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
     });
     const floor = this.windowStart(lastSeq);
-    return this.toEvents(stream, entries.reverse()).filter((ev) => ev.seq >= floor);
+    return toEvents(stream, entries.reverse()).filter((ev) => ev.seq >= floor);
   }
 
-  async find(id: string): Promise<StreamEvent | undefined> {
+  async find(id: string): Promise<B.StreamEvent | undefined> {
     const where = await this.read(() => this.client.get(idKey(id)));
     if (!where) return undefined;
     const nl = where.lastIndexOf('\n');
@@ -249,16 +256,32 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
       const r = await this.client.multi().get(seqKey(stream)).xrange(streamKey(stream), `${seq}-0`, `${seq}-0`).exec();
       return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
     });
-    const ev = this.toEvents(stream, entries)[0];
+    const ev = toEvents(stream, entries)[0];
     return ev && ev.seq >= this.windowStart(lastSeq) && ev.notification.id === id ? ev : undefined;
   }
 
-  onEvents(listener: (events: StreamEvent[]) => void): void {
+  onEvents(listener: (events: B.StreamEvent[]) => void): void {
     this.listeners.push(listener);
   }
 
-  onLost(listener: (loss: Loss) => void): void {
+  onLost(listener: (loss: B.Loss) => void): void {
     this.lossListeners.push(listener);
+  }
+
+  get reads(): RedisPeers['reads'] {
+    return this.peers.reads;
+  }
+
+  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
+    this.peers.onRemoteRead(listener);
+  }
+
+  countLocal(count: (streams: string[]) => number[]): void {
+    this.peers.countLocal(count);
+  }
+
+  audience(streams: string[]): Promise<number[]> {
+    return this.peers.audience(streams);
   }
 
   async close(): Promise<void> {
@@ -284,26 +307,6 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     }
   }
 
-  /** Entries to events; one that does not parse (written by something else) is skipped, never thrown. */
-  private toEvents(stream: string, entries: RedisEntry[]): StreamEvent[] {
-    const out: StreamEvent[] = [];
-    for (const [id, fields] of entries) {
-      const seq = Number.parseInt(id, 10);
-      let t: string | undefined;
-      let json: string | undefined;
-      for (let i = 0; i + 1 < fields.length; i += 2) {
-        if (fields[i] === 't') t = fields[i + 1];
-        else if (fields[i] === 'j') json = fields[i + 1];
-      }
-      const notification = json === undefined ? undefined : parseNotification(json);
-      if (!notification || !Number.isSafeInteger(seq)) continue;
-      // Redis' clock (µs) on this process' performance clock: comparable across streams and instances.
-      const acceptedAt = Number(t ?? 0) / 1000 - performance.timeOrigin;
-      out.push({ stream, seq, notification, json: json!, acceptedAt });
-    }
-    return out;
-  }
-
   private enqueue(task: () => Promise<void> | void): void {
     this.chain = this.chain.then(task).catch(() => undefined);
   }
@@ -322,7 +325,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
       if (msg.e !== this.epochId) return;
     }
     const now = performance.now();
-    const events: StreamEvent[] = [];
+    const events: B.StreamEvent[] = [];
     for (const raw of msg.v as { s?: unknown; q?: unknown; j?: unknown }[]) {
       if (typeof raw?.s !== 'string' || typeof raw.q !== 'number' || typeof raw.j !== 'string') continue;
       const notification = parseNotification(raw.j);
@@ -332,8 +335,8 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
   }
 
   /** Delivers events in order, dropping ones already delivered and filling gaps from history first. */
-  private async accept(events: StreamEvent[]): Promise<void> {
-    const out: StreamEvent[] = [];
+  private async accept(events: B.StreamEvent[]): Promise<void> {
+    const out: B.StreamEvent[] = [];
     for (const ev of events) {
       const known = this.last.get(ev.stream);
       if (known !== undefined && ev.seq <= known) continue;
@@ -359,8 +362,8 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
    * A stream's events after `known` from history, now counted as delivered; [] when the window lost some (reported
    * as a loss), undefined when Redis could not be read (the caller decides).
    */
-  private async missed(stream: string, known: number): Promise<StreamEvent[] | undefined> {
-    let r: HistoryRead;
+  private async missed(stream: string, known: number): Promise<B.StreamEvent[] | undefined> {
+    let r: B.HistoryRead;
     try {
       r = await this.readAfter(stream, known);
     } catch {
@@ -376,7 +379,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     return events;
   }
 
-  private lose(reason: Loss['reason'], streams?: string[]): void {
+  private lose(reason: B.Loss['reason'], streams?: string[]): void {
     for (const l of this.lossListeners) l(streams ? { reason, streams } : { reason });
   }
 
@@ -386,7 +389,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     if (this.last.size > MAX_TRACKED) this.last.delete(this.last.keys().next().value!);
   }
 
-  private emit(events: StreamEvent[]): void {
+  private emit(events: B.StreamEvent[]): void {
     if (events.length === 0) return;
     for (const l of this.listeners) l(events);
     for (const ev of events) this.echoes.get(`${ev.stream}\n${ev.seq}`)?.(ev);
@@ -395,7 +398,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
   /** After the live connection (re)connected: subscribe, then catch up on what was published meanwhile. */
   private async resubscribe(): Promise<void> {
     try {
-      await this.sub.subscribe(LIVE_CHANNEL);
+      await this.sub.subscribe(LIVE_CHANNEL, ...this.peers.channels);
     } catch {
       return; // the next 'ready' tries again
     }
@@ -412,7 +415,7 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     if (!this.subReady || this.client.status !== 'ready') return;
     await this.checkEpoch();
     const streams = [...this.last.keys()];
-    const missed: StreamEvent[] = [];
+    const missed: B.StreamEvent[] = [];
     for (let i = 0; i < streams.length; i += 1000) {
       const chunk = streams.slice(i, i + 1000);
       let heads: (string | null)[];
@@ -449,22 +452,5 @@ export class RedisBroker implements Broker, LossReporting, ReadinessReporting {
     this.epochId = current;
     this.last.clear();
     for (const l of this.lossListeners) l({ reason: 'epoch' });
-  }
-}
-
-/** In publish order across streams (Redis' clock), as they would have arrived live; then stamped as received now. */
-function sortForDelivery(events: StreamEvent[]): StreamEvent[] {
-  events.sort((x, y) => x.acceptedAt - y.acceptedAt);
-  const now = performance.now();
-  for (const ev of events) ev.acceptedAt = now;
-  return events;
-}
-
-function parseNotification(json: string): Notification | undefined {
-  try {
-    const n = JSON.parse(json) as unknown;
-    return n && typeof n === 'object' && typeof (n as { id?: unknown }).id === 'string' ? (n as Notification) : undefined;
-  } catch {
-    return undefined;
   }
 }

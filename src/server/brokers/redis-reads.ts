@@ -1,0 +1,97 @@
+/**
+ * Read state of the Redis broker: one hash per user, `notify:read:<user>`, notification id -> readAt. HSETNX keeps the
+ * first readAt whichever instance it came from. The same script that marks a read PUBLISHes the receipt on
+ * `notify:reads`, so the user's connections on every other instance get their `read` event; the instance that made
+ * the read delivers it itself and skips its own message. The hash is pruned with the history (History drops marks
+ * for ids that left the window once a user holds more than a few windows' worth), not by a TTL: a notification
+ * still in the window stays read however old it is.
+ */
+import type { Redis } from 'ioredis';
+import type { HttpError } from '../http-error.js';
+import type { ReadReceipt, ReadStore } from '../read-store.js';
+
+export const READS_CHANNEL = 'notify:reads';
+const readKey = (user: string): string => `notify:read:${user}`;
+/** Ids per HMGET / HDEL: one command stays small however many notifications the window holds. */
+const CHUNK = 1000;
+
+/** KEYS[1] = the user's hash; ARGV = id, readAt, instance, user. Returns {stored readAt, marks of the user}. */
+const MARK_LUA = `
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+local at = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', '${READS_CHANNEL}', cjson.encode({ o = ARGV[3], u = ARGV[4], i = ARGV[1], r = at }))
+return { at, redis.call('HLEN', KEYS[1]) }
+`;
+
+type MarkScript = (key: string, id: string, readAt: string, instance: string, user: string) => Promise<[string, number]>;
+
+export class RedisReadStore implements ReadStore {
+  private readonly listeners: ((receipt: ReadReceipt) => void)[] = [];
+
+  constructor(
+    private readonly client: Redis,
+    /** This gateway's tag: its own receipts come back on the channel and are skipped. */
+    private readonly instance: string,
+    /** Redis failures as the 503 every broker read answers. */
+    private readonly fail: (err: unknown) => HttpError,
+  ) {
+    client.defineCommand('notifyMarkRead', { numberOfKeys: 1, lua: MARK_LUA });
+  }
+
+  async markRead(user: string, id: string, at: Date): Promise<{ readAt: string; marks: number }> {
+    const run = (this.client as unknown as { notifyMarkRead: MarkScript }).notifyMarkRead.bind(this.client);
+    try {
+      const [readAt, marks] = await run(readKey(user), id, at.toISOString(), this.instance, user);
+      return { readAt, marks };
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  async marks(user: string, ids: readonly string[]): Promise<{ readAt: Map<string, string>; total: number }> {
+    const key = readKey(user);
+    const multi = this.client.multi().hlen(key);
+    for (let i = 0; i < ids.length; i += CHUNK) multi.hmget(key, ...ids.slice(i, i + CHUNK));
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await multi.exec();
+    } catch (err) {
+      throw this.fail(err);
+    }
+    const readAt = new Map<string, string>();
+    if (!replies) throw this.fail(new Error('transaction aborted'));
+    for (const [err] of replies) if (err) throw this.fail(err);
+    replies.slice(1).forEach(([, values], chunk) => {
+      (values as (string | null)[]).forEach((at, j) => {
+        if (at !== null) readAt.set(ids[chunk * CHUNK + j]!, at);
+      });
+    });
+    return { readAt, total: Number(replies[0]![1]) || 0 };
+  }
+
+  async prune(user: string, keep: (id: string) => boolean): Promise<void> {
+    const key = readKey(user);
+    try {
+      const gone = (await this.client.hkeys(key)).filter((id) => !keep(id));
+      for (let i = 0; i < gone.length; i += CHUNK) await this.client.hdel(key, ...gone.slice(i, i + CHUNK));
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** A message on READS_CHANNEL (from the broker's subscriber connection). */
+  onMessage(text: string): void {
+    let m: { o?: unknown; u?: unknown; i?: unknown; r?: unknown };
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      return;
+    }
+    if (m.o === this.instance || typeof m.u !== 'string' || typeof m.i !== 'string' || typeof m.r !== 'string') return;
+    for (const l of this.listeners) l({ user: m.u, id: m.i, readAt: m.r });
+  }
+}
