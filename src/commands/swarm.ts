@@ -19,7 +19,11 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export function swarmCommand(io: Io, done: (code: number) => void): Command {
   return new Command('swarm')
     .description('Open N subscribers, publish probes on a schedule, and audit delivery: latency, lost, duplicated, out-of-order, reconnects.')
-    .option('--url <url>', 'server to subscribe to (repeatable; env NOTIFY_URL); without it an embedded notify serve is started', collect)
+    .option(
+      '--url <url>',
+      'server to subscribe to (repeatable: connections are spread over the list, and one whose server is lost reconnects to the next; env NOTIFY_URL); without it an embedded notify serve is started',
+      collect,
+    )
     .option('--publish-to <which>', 'first: probes go to the first --url (servers sharing a broker); each: to every --url (independent servers)', 'first')
     .option('--transport <t>', "sse, ws, poll, socketio or mix:sse=70,ws=20,poll=10 (default: the target profile's first, sse for notify)")
     .option(

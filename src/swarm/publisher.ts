@@ -23,6 +23,11 @@ export interface PublisherOptions {
   run: string;
   /** Servers every probe is published to: the first --url, or each of them (`--publish-to each`). */
   urls: string[];
+  /**
+   * `--publish-to first`: the other --url, in order. When the server published to cannot be reached, the publisher
+   * moves on to the next of them (see `sendAll`).
+   */
+  failoverUrls?: string[];
   /** How to publish on them. */
   target: TargetProfile;
   payloadBytes?: number;
@@ -145,13 +150,45 @@ export class Publisher {
     for (let i = 0; i < queue.length; i++) times.push(sentAt);
     this.sent += queue.length;
     this.sentTick += queue.length;
-    const p = Promise.all(this.publishers.map((c) => c.send(queue))).then((outcomes) => {
+    const p = this.sendAll(queue).then((outcomes) => {
       this.account(stream, queue, outcomes, sentAt);
       this.inFlight.delete(p);
       if (this.running || this.queued.get(stream)?.length) this.flush(stream);
       else this.busy.delete(stream);
     });
     this.inFlight.add(p);
+  }
+
+  /** With `failoverUrls`: the index into [urls[0], ...failoverUrls] of the server published to now. */
+  private active = 0;
+
+  /**
+   * One send of a stream's items to every server published to: `outcomes[publisher][item]`. With `failoverUrls` (and
+   * an HTTP target: a broker is one destination whatever the --url), a server that cannot be reached (no connection,
+   * or 503) is left for the next --url, round-robin, for this send and the following ones; the items it certainly
+   * did not store are sent there once more, and their outcome is the retry's. So a probe is refused only when neither
+   * server took it, and one that the first may have stored (a reset or a timeout after sending) is never sent twice:
+   * a second copy would be a duplicate that the servers did not make.
+   */
+  private async sendAll(items: readonly ProbeItem[]): Promise<ItemOutcome[][]> {
+    const all = this.options.target.publish.http ? [this.options.urls[0]!, ...(this.options.failoverUrls ?? [])] : [];
+    if (all.length < 2) return Promise.all(this.publishers.map((c) => c.send(items)));
+    const at = this.active;
+    const first = await this.publishers[at]!.send(items);
+    const unreachable = (o: ItemOutcome) => !o.ok && o.stored === false && (o.cause === 'http-503' || !/^(http-\d+|aborted|bad-url)$/.test(o.cause));
+    const again = items.filter((_, k) => unreachable(first[k]!));
+    if (again.length === 0) return [first];
+    // Several streams' sends fail at once: the first to answer moves on, the others follow it.
+    if (this.active === at) this.active = (at + 1) % all.length;
+    // Made on first use, with the constructor's client options; `close` destroys it with the others.
+    const next = (this.publishers[this.active] ??= createProbePublisher(this.options.target, all[this.active]!, {
+      connections: 32,
+      timeoutMs: 30_000,
+      payloadBytes: this.options.payloadBytes,
+    }));
+    const retried = await next.send(again);
+    let r = 0;
+    return [first.map((o) => (unreachable(o) ? retried[r++]! : o))];
   }
 
   /** Counts one send's answers: `outcomes[publisher][item]`. */

@@ -58,6 +58,12 @@ export class SwarmWorker implements TransportSink {
   private readonly stormOf: Int16Array;
   private readonly audits: (SubscriberAudit | undefined)[];
   private readonly targets: (SubscribeTarget | undefined)[];
+  /** Index into `plan.urls` of the server each connection subscribes to now (see `failOver`). */
+  private readonly urlOf: Uint16Array;
+  /** Per transport, the profile's subscribe block compiled for rendering a connection's target. */
+  private render: (ReturnType<typeof subscribeRenderer> | undefined)[] = [];
+  /** Tokens minted per user (--jwt-secret), reused when a connection's target is rendered again. */
+  private readonly tokens = new Map<string, string>();
   private readonly kind: Uint8Array;
   private readonly transports: (Transport | undefined)[] = TRANSPORT_NAMES.map(() => undefined);
   private readonly stats = TRANSPORT_NAMES.map(() => new TransportStats());
@@ -95,6 +101,7 @@ export class SwarmWorker implements TransportSink {
     this.stormOf = new Int16Array(n).fill(-1);
     this.audits = new Array<SubscriberAudit | undefined>(n);
     this.targets = new Array<SubscribeTarget | undefined>(n);
+    this.urlOf = new Uint16Array(n);
     this.kind = Uint8Array.from(plan.transports);
     this.phases = new WorkerPhases(n);
     this.churning = new Uint8Array(n);
@@ -105,22 +112,16 @@ export class SwarmWorker implements TransportSink {
 
   async start(): Promise<void> {
     const p = this.plan;
-    const tokens = new Map<string, string>();
-    const render = TRANSPORT_NAMES.map((name) => (p.target.subscribe[name] ? subscribeRenderer(p.target, name) : undefined));
+    this.render = TRANSPORT_NAMES.map((name) => (p.target.subscribe[name] ? subscribeRenderer(p.target, name) : undefined));
     const streams = p.target.streams;
     for (const i of this.mine) {
-      const user = `${p.userPrefix}${(i % p.users) + 1}`;
-      let token: string | undefined;
-      if (p.jwtSecret) {
-        token = tokens.get(user);
-        if (!token) tokens.set(user, (token = await mintToken(p.jwtSecret, user)));
-      }
+      const user = this.userOf(i);
+      if (p.jwtSecret && !this.tokens.has(user)) this.tokens.set(user, await mintToken(p.jwtSecret, user));
       const k = this.kind[i]!;
       const name = TRANSPORT_NAMES[k]!;
-      this.targets[i] = {
-        ...render[k]!({ base: p.urls[i % p.urls.length]!, user, token }),
-        localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
-      };
+      // Connections are spread over the --url list; each moves on along it when its server is lost.
+      this.urlOf[i] = i % p.urls.length;
+      this.targets[i] = this.targetOf(i);
       const streamsOf = streams.map((s) => (s === 'user' ? userStream(user) : BROADCAST));
       this.audits[i] = new SubscriberAudit(p.run, streamsOf, p.target.subscribe[name]?.resume !== 'none');
       this.stats[k]!.target++;
@@ -131,6 +132,32 @@ export class SwarmWorker implements TransportSink {
     this.timers.push(setInterval(() => this.tick(), 1000));
     if (this.mine.length === 0) this.send({ type: 'ramped', index: p.index });
     this.rampStep(0);
+  }
+
+  private userOf(i: number): string {
+    return `${this.plan.userPrefix}${(i % this.plan.users) + 1}`;
+  }
+
+  /** Where connection i subscribes: its current --url (`urlOf`) rendered through the target profile. */
+  private targetOf(i: number): SubscribeTarget {
+    const p = this.plan;
+    const user = this.userOf(i);
+    return {
+      ...this.render[this.kind[i]!]!({ base: p.urls[this.urlOf[i]!]!, user, token: this.tokens.get(user) }),
+      localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
+    };
+  }
+
+  /**
+   * Connection i lost its server (an attempt failed, or the server ended or broke the stream; not the swarm's own
+   * abort or close): its next attempts, on the usual reconnect schedule, go to the next --url, round-robin, and resume
+   * there by cursor (gateways that share a broker share cursors, so nothing is lost when the history has it).
+   */
+  private failOver(i: number): void {
+    const n = this.plan.urls.length;
+    if (n < 2) return;
+    this.urlOf[i] = (this.urlOf[i]! + 1) % n;
+    this.targets[i] = this.targetOf(i);
   }
 
   /** Opens every connection whose ramp time has come, then sleeps until the next one is due. */
@@ -223,7 +250,10 @@ export class SwarmWorker implements TransportSink {
       setImmediate(() => this.open(i));
       return;
     }
-    if (cause !== 'aborted') this.countError(i, cause);
+    if (cause !== 'aborted') {
+      this.countError(i, cause);
+      this.failOver(i);
+    }
     this.scheduleReconnect(i, retryMs);
   }
 
@@ -238,6 +268,7 @@ export class SwarmWorker implements TransportSink {
     const storm = this.stormOf[i]!;
     if (storm >= 0) bump(this.storms[storm]!.failures, code);
     if (this.failures[i]! < 0xffff) this.failures[i]!++;
+    if (code !== 'aborted' && code !== 'client-closed') this.failOver(i);
     this.state[i] = State.Waiting;
     this.scheduleReconnect(i, retryMs);
   }
