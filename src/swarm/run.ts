@@ -385,6 +385,8 @@ function publisherFor(config: SwarmConfig, urls: string[]): Publisher {
   return new Publisher({
     run: config.run,
     urls: config.publishTo === 'each' ? urls : [urls[0]!],
+    // Servers sharing a broker: when the one published to is lost, the next takes the probes.
+    failoverUrls: config.publishTo === 'first' ? urls.slice(1) : undefined,
     target: config.target,
     payloadBytes: config.payloadBytes,
     rate: config.rate,
