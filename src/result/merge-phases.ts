@@ -7,31 +7,13 @@
  * never came back), and the first machine's where they name something (`storm`).
  */
 import { mergeHistograms } from '../metrics/histogram.js';
-import type { DurationSummary } from '../metrics/histogram.js';
 import type { NamedResult } from './merge.js';
 import type { PhaseReport } from './schema.js';
-import { addCounts } from './sum.js';
+import { addCounts, worstPercentiles } from './sum.js';
 
 /** Extras that count things, summed over the machines; the others are times (the worst is kept) or names. */
 const SUMMED_EXTRAS = new Set(['sent']);
 const NAMING_EXTRAS = new Set(['storm']);
-
-function worstPercentiles(parts: readonly DurationSummary[]): DurationSummary {
-  const seen = parts.filter((p) => p.count > 0);
-  if (seen.length === 0) return parts[0]!;
-  const count = seen.reduce((a, p) => a + p.count, 0);
-  const max = (k: keyof DurationSummary) => Math.max(...seen.map((p) => p[k]));
-  return {
-    count,
-    min: Math.min(...seen.map((p) => p.min)),
-    p50: max('p50'),
-    p90: max('p90'),
-    p99: max('p99'),
-    p999: max('p999'),
-    max: max('max'),
-    mean: seen.reduce((a, p) => a + p.mean * p.count, 0) / count,
-  };
-}
 
 function mergeExtras(parts: readonly PhaseReport['extras'][]): PhaseReport['extras'] {
   const keys = [...new Set(parts.flatMap((e) => Object.keys(e)))];

@@ -10,7 +10,6 @@
  * timeline are the worst shard's; the publisher's 202 latency percentiles are the worst shard's.
  */
 import { ExitCode, isNotifyError, NotifyError } from '../errors.js';
-import type { DurationSummary } from '../metrics/histogram.js';
 import type { RunSummary, TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES, type TransportName } from '../protocol/transports.js';
 import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
@@ -18,7 +17,7 @@ import { runProblems } from './problems.js';
 import { reconcileShards } from './shards.js';
 import { mergePhases } from './merge-phases.js';
 import type { EncodedHistograms, ResultFile, StormReport, TimelinePoint } from './schema.js';
-import { addCounts, scopeSummary, sumParts } from './sum.js';
+import { addCounts, scopeSummary, sumParts, worstPercentiles } from './sum.js';
 
 export interface NamedResult {
   file: string;
@@ -123,23 +122,6 @@ function mergeStorms(files: NamedResult[]): StormReport[] {
   });
 }
 
-function mergeAck(parts: DurationSummary[]): DurationSummary {
-  const seen = parts.filter((p) => p.count > 0);
-  if (seen.length === 0) return { count: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
-  const count = seen.reduce((a, p) => a + p.count, 0);
-  const maxOf = (k: keyof DurationSummary) => Math.max(...seen.map((p) => p[k]));
-  return {
-    count,
-    min: Math.min(...seen.map((p) => p.min)),
-    p50: maxOf('p50'),
-    p90: maxOf('p90'),
-    p99: maxOf('p99'),
-    p999: maxOf('p999'),
-    max: maxOf('max'),
-    mean: Math.round((seen.reduce((a, p) => a + p.mean * p.count, 0) / count) * 1000) / 1000,
-  };
-}
-
 /** The publishers' figures summed (the shards of one run have one; independent runs one each). */
 function mergePublishers(files: NamedResult[]): ResultFile['publisher'] {
   const failures: Record<string, number> = {};
@@ -148,7 +130,7 @@ function mergePublishers(files: NamedResult[]): ResultFile['publisher'] {
     sent: files.reduce((a, f) => a + f.result.publisher.sent, 0),
     accepted: files.reduce((a, f) => a + f.result.publisher.accepted, 0),
     failures,
-    ack: mergeAck(files.map((f) => f.result.publisher.ack)),
+    ack: worstPercentiles(files.map((f) => f.result.publisher.ack)),
   };
 }
 

@@ -4,7 +4,7 @@
  * (swarm/aggregate.ts) and `notify report --merge` the shards' results (result/merge.ts), so the arithmetic exists
  * once; rates and percentiles are then recomputed from the sums.
  */
-import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
+import { createHistogram, EMPTY_DURATION_SUMMARY, type DurationHistogram, type DurationSummary } from '../metrics/histogram.js';
 import { withRates, type EventCounts, type TransportSummary } from '../metrics/summary.js';
 import type { EncodedHistograms } from './schema.js';
 
@@ -86,5 +86,26 @@ export function scopeSummary(sum: ScopeSum, published: number, deliveredPerSec: 
       errors: sum.errors,
     },
     histograms: { latency: h.latency.encode(), connect: h.connect.encode(), reconnect: h.reconnect.encode() },
+  };
+}
+
+/**
+ * Percentiles of parts whose histograms are not at hand: each the worst part's (an upper bound), the count summed and
+ * the mean weighted by it; every figure 0 when no part saw anything.
+ */
+export function worstPercentiles(parts: readonly DurationSummary[]): DurationSummary {
+  const seen = parts.filter((p) => p.count > 0);
+  if (seen.length === 0) return { ...EMPTY_DURATION_SUMMARY };
+  const count = seen.reduce((a, p) => a + p.count, 0);
+  const max = (k: keyof DurationSummary) => Math.max(...seen.map((p) => p[k]));
+  return {
+    count,
+    min: Math.min(...seen.map((p) => p.min)),
+    p50: max('p50'),
+    p90: max('p90'),
+    p99: max('p99'),
+    p999: max('p999'),
+    max: max('max'),
+    mean: Math.round((seen.reduce((a, p) => a + p.mean * p.count, 0) / count) * 1000) / 1000,
   };
 }

@@ -54,3 +54,22 @@ export class MemoryReadStore implements ReadStore {
     if (m.size === 0) this.byUser.delete(user);
   }
 }
+
+/**
+ * A read receipt as the gateways sharing a broker send it to each other: JSON `{o, u, i, r}` (sending instance, user,
+ * notification id, readAt; the Redis script writes the same shape). Undefined for one of our own, or one malformed.
+ */
+export function decodeRemoteRead(text: string, self: string): ReadReceipt | undefined {
+  let m: { o?: unknown; u?: unknown; i?: unknown; r?: unknown };
+  try {
+    m = JSON.parse(text) as typeof m;
+  } catch {
+    return undefined;
+  }
+  if (m.o === self || typeof m.u !== 'string' || typeof m.i !== 'string' || typeof m.r !== 'string') return undefined;
+  return { user: m.u, id: m.i, readAt: m.r };
+}
+
+export function encodeRemoteRead(self: string, receipt: ReadReceipt): string {
+  return JSON.stringify({ o: self, u: receipt.user, i: receipt.id, r: receipt.readAt });
+}

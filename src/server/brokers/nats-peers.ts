@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from 'nats';
-import type { ReadReceipt } from '../read-store.js';
+import { decodeRemoteRead, encodeRemoteRead, type ReadReceipt } from '../read-store.js';
 import { AudiencePoll } from './audience.js';
 
 const READS_SUBJECT = 'notify.reads';
@@ -63,7 +63,7 @@ export class NatsPeers {
 
   /** Tells the other instances about a read made here (this one hears it too, and skips it). */
   announceRead(receipt: ReadReceipt): void {
-    this.send(READS_SUBJECT, JSON.stringify({ o: this.instance, u: receipt.user, i: receipt.id, r: receipt.readAt }));
+    this.send(READS_SUBJECT, encodeRemoteRead(this.instance, receipt));
   }
 
   onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
@@ -110,13 +110,7 @@ export class NatsPeers {
   }
 
   private onRead(text: string): void {
-    let m: { o?: unknown; u?: unknown; i?: unknown; r?: unknown };
-    try {
-      m = JSON.parse(text) as typeof m;
-    } catch {
-      return;
-    }
-    if (m.o === this.instance || typeof m.u !== 'string' || typeof m.i !== 'string' || typeof m.r !== 'string') return;
-    for (const l of this.readListeners) l({ user: m.u, id: m.i, readAt: m.r });
+    const receipt = decodeRemoteRead(text, this.instance);
+    if (receipt) for (const l of this.readListeners) l(receipt);
   }
 }

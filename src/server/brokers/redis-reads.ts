@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { HttpError } from '../http-error.js';
-import type { ReadReceipt, ReadStore } from '../read-store.js';
+import { decodeRemoteRead, type ReadReceipt, type ReadStore } from '../read-store.js';
 
 export const READS_CHANNEL = 'notify:reads';
 const readKey = (user: string): string => `notify:read:${user}`;
@@ -85,13 +85,7 @@ export class RedisReadStore implements ReadStore {
 
   /** A message on READS_CHANNEL (from the broker's subscriber connection). */
   onMessage(text: string): void {
-    let m: { o?: unknown; u?: unknown; i?: unknown; r?: unknown };
-    try {
-      m = JSON.parse(text) as typeof m;
-    } catch {
-      return;
-    }
-    if (m.o === this.instance || typeof m.u !== 'string' || typeof m.i !== 'string' || typeof m.r !== 'string') return;
-    for (const l of this.listeners) l({ user: m.u, id: m.i, readAt: m.r });
+    const receipt = decodeRemoteRead(text, this.instance);
+    if (receipt) for (const l of this.listeners) l(receipt);
   }
 }
