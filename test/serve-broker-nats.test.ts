@@ -7,11 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'nats';
-import { ChildServer, freePort, tempDir } from './helpers/child-server.js';
+import { freePort } from './helpers/child-server.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { expectError, http, note, publishEach, publishOk } from './helpers/http.js';
 import { onCleanup, runCleanup, until } from './helpers/lifecycle.js';
-import { startNats } from './helpers/nats.js';
+import { restartableNats, startNats } from './helpers/nats.js';
 import { openSse } from './helpers/sse-client.js';
 
 afterEach(runCleanup);
@@ -23,19 +23,6 @@ async function twoGateways(raw: Record<string, string> = {}): Promise<{ a: TestG
   const a = await startTestGateway({ broker: nats.url, ...raw });
   const b = await startTestGateway({ broker: nats.url, ...raw });
   return { a, b, natsUrl: nats.url };
-}
-
-/** A nats-server on a fixed port and store dir, so it can be stopped and started again with its history. */
-async function restartableNats(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> }> {
-  const dir = tempDir('nats-restart');
-  const port = await freePort();
-  let proc: ChildServer | undefined;
-  const start = async () => {
-    proc = new ChildServer('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], dir);
-    await proc.waitOutput(/Server is ready/);
-  };
-  await start();
-  return { url: `nats://127.0.0.1:${port}`, start, stop: () => proc!.stop() };
 }
 
 /** A TCP relay in front of NATS that can cut every connection through it and refuse new ones until restored. */

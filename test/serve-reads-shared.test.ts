@@ -6,11 +6,10 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
-import { ChildServer, freePort, tempDir } from './helpers/child-server.js';
 import { ensureBuilt, exitWithin, runNotify, type NotifyProcess } from './helpers/cli.js';
 import { expectError, http, note, publishOk } from './helpers/http.js';
 import { onCleanup, runCleanup } from './helpers/lifecycle.js';
-import { startNats } from './helpers/nats.js';
+import { restartableNats, startNats } from './helpers/nats.js';
 import { startRedis } from './helpers/redis.js';
 import { openSse, type SseClient } from './helpers/sse-client.js';
 
@@ -145,19 +144,6 @@ describe.each(brokers)('%s broker: read state and delivered across two gateway p
     expect(performance.now() - t0).toBeLessThan(400);
   }, 30_000);
 });
-
-/** A nats-server on a fixed port and store dir, so it can be stopped and started again with its history. */
-async function restartableNats(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> }> {
-  const dir = tempDir('nats-reads');
-  const port = await freePort();
-  let proc: ChildServer | undefined;
-  const start = async () => {
-    proc = new ChildServer('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], dir);
-    await proc.waitOutput(/Server is ready/);
-  };
-  await start();
-  return { url: `nats://127.0.0.1:${port}`, start, stop: () => proc!.stop() };
-}
 
 /** Asks /readyz until it answers `status`; fails after `timeoutMs`. */
 async function readyzBecomes(base: string, status: number, timeoutMs: number): Promise<{ status: string }> {

@@ -47,3 +47,16 @@ export async function natsSubscriber(url: string, subject: string): Promise<Inbo
   await nc.flush();
   return inbox;
 }
+
+/** A nats-server on a fixed port and store dir, so it can be stopped and started again with its history. */
+export async function restartableNats(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> }> {
+  const dir = tempDir('nats-restart');
+  const port = await freePort();
+  let proc: ChildServer | undefined;
+  const start = async () => {
+    proc = new ChildServer('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], dir);
+    await proc.waitOutput(/Server is ready/);
+  };
+  await start();
+  return { url: `nats://127.0.0.1:${port}`, start, stop: () => proc!.stop() };
+}
