@@ -35,6 +35,11 @@ afterAll(runCleanup);
 
 /** An ISO time `ms` from now: the shards' common --start-at. */
 const startIn = (ms: number) => new Date(Date.now() + ms).toISOString();
+/**
+ * Far enough ahead that every shard has started and forked its workers (2 s before --start-at) on a loaded CI
+ * machine: a subscriber that opens after publishing began is owed less, which would make the runs differ.
+ */
+const START_MS = 6000;
 
 function shard(i: number, n: number, run: string, startAt: string, url: string, extra: string[] = []): { p: NotifyProcess; out: string } {
   const out = join(dir, `${run}-shard-${i}.json`);
@@ -56,7 +61,7 @@ describe('three shards merged are one run', () => {
   const shards: ResultFile[] = [];
 
   it('each shard opens its part, shard 1 publishes, the merge settles the others from its log', async () => {
-    const startAt = startIn(2500);
+    const startAt = startIn(START_MS);
     const runs = [1, 2, 3].map((i) => shard(i, 3, 'shards1', startAt, gw.url));
     for (const { p } of runs) expect(await exitWithin(p, 40_000), p.stderr()).toBe(0);
     for (const { out } of runs) shards.push(read(out));
@@ -120,7 +125,7 @@ describe('a fault proxy in front of one shard', () => {
     const run = 'shards2';
     const drop = [5, 9, 17];
     const proxy = await startFaultProxy(gw.url, { dropSeqs: drop, run });
-    const startAt = startIn(2500);
+    const startAt = startIn(START_MS);
     const runs = [shard(1, 3, run, startAt, gw.url), shard(2, 3, run, startAt, gw.url), shard(3, 3, run, startAt, proxy.url)];
     for (const { p } of runs) expect(await exitWithin(p, 40_000), p.stderr()).toBe(0);
     const third = read(runs[2]!.out);

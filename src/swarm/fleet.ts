@@ -21,12 +21,15 @@ export class WorkerFleet {
   fatal: string | undefined;
   /** Resolves once every worker has finished its first connection attempts. */
   readonly rampDone: Promise<void>;
+  /** Epoch ms at which the last worker said it had begun its ramp (undefined until all have). */
+  readyAt: number | undefined;
   /** Resolves once every worker has sent its result or exited without one. */
   private readonly allIn: Promise<void>;
 
   /** Forks one worker per plan (index = its position) and starts it. */
   constructor(plans: readonly WorkerPlan[], events: FleetEvents) {
     let ramped = 0;
+    let ready = 0;
     let wakeRamped: () => void = () => {};
     this.rampDone = new Promise<void>((r) => (wakeRamped = r));
     const done = new Set<number>();
@@ -45,7 +48,9 @@ export class WorkerFleet {
       this.children.push(child);
       child.on('message', (msg: WorkerToMain) => {
         if (msg.type === 'tick') events.tick(msg);
-        else if (msg.type === 'ramped') {
+        else if (msg.type === 'ready') {
+          if (++ready === plans.length) this.readyAt = Date.now();
+        } else if (msg.type === 'ramped') {
           if (++ramped === plans.length) wakeRamped();
         } else if (msg.type === 'result') {
           this.results.push(msg);

@@ -296,11 +296,11 @@ async function startAhead(t0: number, early: EarlyStop, note: (line: string) => 
 }
 
 /**
- * How late the workers were forked after t0, ms (0 when on time): they open connection 0 at t0, so a shard forked
- * after it missed the run's schedule, which the merge reports.
+ * How late the workers began their ramp after t0, ms (0 when on time): they open connection 0 at t0, so a shard
+ * whose workers began after it missed the run's schedule, which the merge reports. Not all ready yet: late until now.
  */
-function lateStart(config: SwarmConfig, t0: number, note: (line: string) => void): number {
-  const lateMs = Math.max(0, Date.now() - t0);
+function lateStart(config: SwarmConfig, t0: number, readyAt: number | undefined, note: (line: string) => void): number {
+  const lateMs = Math.max(0, (readyAt ?? Date.now()) - t0);
   if (config.startAtMs !== undefined && lateMs > 0) note(`started ${lateMs} ms after --start-at ${new Date(t0).toISOString()}`);
   return lateMs;
 }
@@ -424,7 +424,6 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const plans = workerPlans(config, { urls, transports, localAddresses, startAt: t0, workers: workerCount });
 
     const workers = (fleet = startFleet(config, plans, live, early));
-    const lateMs = lateStart(config, t0, note);
     const pub = (publisher = publisherFor(config, urls));
     const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
     const snapTimer = setInterval(() => {
@@ -433,6 +432,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     }, 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
     const lateBy = await rampSettled(early, workers, publishStart, config.shard !== undefined);
+    const lateMs = lateStart(config, t0, workers.readyAt, note);
     if (lateBy > 0) {
       publishStart += lateBy;
       publishEnd += lateBy;
