@@ -51,9 +51,9 @@ export class CheckContext {
   }
 
   /** The profile's subscribe block for `transport` rendered for the checked user; Skip when it has none. */
-  render(transport: TransportName, token: string | null | undefined = this.config.token): Rendered {
+  render(transport: TransportName, token: string | null | undefined = this.config.token, user = this.config.user): Rendered {
     if (!this.has(transport)) throw new Skip(`the target profile (${this.config.target.source}) has no subscribe.${transport}`);
-    const { base, user } = this.config;
+    const { base } = this.config;
     return subscribeRenderer(subscribePlan(this.config.target), transport)({ base, user, token: token ?? undefined });
   }
 
@@ -74,6 +74,14 @@ export class CheckContext {
     const { stream, user } = this.probeStream();
     const [outcome] = await this.publisher().send([{ probe: { run, stream, seq, t: nowEpochMs() }, stream, user }]);
     return outcome ?? { ok: false, cause: 'no answer' };
+  }
+
+  /**
+   * A user no check publishes to, for watching an idle connection: the checked user's own stream gets probes from
+   * the other checks. With a token the user is the token's, so there is no other.
+   */
+  quietUser(): string {
+    return this.config.token === undefined ? `${this.config.user}-idle` : this.config.user;
   }
 
   run(check: string): string {

@@ -33,6 +33,15 @@ export const FIX = {
     cloudflare: 'Cloudflare: 100 s without a byte ends the request (fixed below Enterprise): a heartbeat under 100 s is the fix',
     heroku: 'Heroku router: 55 s without a byte ends the request (fixed): a heartbeat under 55 s is the fix',
   },
+  resume: [
+    'the server: keep a history and replay every event after the Last-Event-ID it is sent, once, before live events (notify serve --history 1000)',
+    'nginx: pass the Last-Event-ID request header through (no proxy_pass_request_headers off, no proxy_set_header Last-Event-ID "")',
+    'nchan: nchan_message_buffer_length and nchan_message_timeout long enough for a reconnect',
+  ],
+  eventIds: ['the server: give every event an id: line (its position in the stream), or a reconnecting EventSource has nothing to resume from'],
+  wsPingServer: [
+    'the server: send a WebSocket ping (or any frame) more often than the shortest idle timeout on the path (notify serve --heartbeat 15s pings too; nchan: nchan_websocket_ping_interval)',
+  ],
   upgrade: [
     'nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; (Upgrade and Connection are hop-by-hop: nginx drops them unless told)',
     'AWS ALB: WebSocket works on HTTP and HTTPS listeners; the target group protocol version must be HTTP1',

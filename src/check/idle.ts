@@ -27,11 +27,11 @@ function against(intervalMs: number, atLeast: boolean): { lines: string[]; over:
   return { lines, over };
 }
 
-/** A measured interval (or, with `atLeast`, a lower bound of it) against every idle timeout. */
+/** A measured interval (or, with `atLeast`, a lower bound of it) against every idle timeout; `noun`: `heartbeat every`. */
 export function judgeInterval(noun: string, intervalMs: number, serverFix: readonly string[], atLeast = false, evidence: string[] = []): Outcome {
   const { lines, over } = against(intervalMs, atLeast);
   const values = { intervalMs: Math.round(intervalMs) };
-  const measured = `${noun} every ${atLeast ? 'at least ' : ''}${ms(intervalMs)}`;
+  const measured = `${noun} ${atLeast ? 'at least ' : ''}${ms(intervalMs)}`;
   if (over.length === 0)
     return pass(`${measured}: under every common idle timeout (shortest: ${IDLE_TIMEOUTS[0]!.name}, ${SHORTEST_S} s)`, {
       evidence: [...evidence, ...lines],
@@ -64,7 +64,7 @@ function nearest(silenceMs: number): string {
 export function judgeWatch(w: Watch): Outcome {
   const { beats, ended, noun } = w;
   const evidence = beats.slice(0, 4).map((b, i) => `${noun} #${i + 1} at ${ms(b - w.start)}`);
-  if (beats.length >= 2) return judgeInterval(noun, beats[1]! - beats[0]!, w.serverFix, false, evidence);
+  if (beats.length >= 2) return judgeInterval(`${noun} every`, beats[1]! - beats[0]!, w.serverFix, false, evidence);
   if (ended) {
     const silence = ended.at - ended.lastByteAt;
     evidence.push(`connection closed at ${ms(ended.at - w.start)}${ended.error ? ` (${ended.error})` : ''}, ${ms(silence)} after the last byte`);
@@ -75,7 +75,7 @@ export function judgeWatch(w: Watch): Outcome {
     });
   }
   const since = beats.length === 1 ? w.start + w.windowMs - beats[0]! : w.windowMs;
-  if (since >= SHORTEST_S * 1000) return judgeInterval(noun, since, w.serverFix, true, evidence);
+  if (since >= SHORTEST_S * 1000) return judgeInterval(`${noun} every`, since, w.serverFix, true, evidence);
   const what = beats.length === 1 ? `only one ${noun} within ${ms(w.windowMs)}` : `no ${noun} within ${ms(w.windowMs)}`;
   return warn(`${what}; the interval is over ${ms(since)} but may still be under ${SHORTEST_S} s: run with --timeout 120s to measure it`, {
     evidence: [...evidence, `watched for ${ms(w.windowMs)}`],
