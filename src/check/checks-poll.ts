@@ -1,7 +1,8 @@
 /**
  * Long-poll hold vs the idle timeouts: how long the server holds a poll with nothing to send, or what the path
  * answers instead (502/504 from a proxy that gave up first). For the notify dialect the first poll only fetches the
- * cursor; the second, with it, is the one held (asking `timeout=` for the whole window: the server caps it).
+ * cursor; the second, with it, is the one held, for the server's default hold (no `timeout=`: that is what a client
+ * that does not choose gets).
  */
 import type { CheckContext } from './context.js';
 import { FIX } from './fixes.js';
@@ -44,7 +45,6 @@ async function heldPoll(ctx: CheckContext): Promise<Poll> {
   const headers = target.headers ?? {};
   const window = ctx.config.timeoutMs;
   if (ctx.config.target.dialect !== 'notify') return poll(url, headers, window);
-  url.searchParams.set('timeout', String(Math.ceil(window / 1000) + 5));
   let answer = await poll(url, headers, ctx.config.eventWaitMs);
   // The first answer only gives the cursor; one with notifications (the other checks' probes, when a token fixes the
   // user) is not a hold either: poll again from where it ends.

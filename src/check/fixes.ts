@@ -16,6 +16,7 @@ export const FIX = {
   chunked: [
     'nginx: chunked_transfer_encoding on; (the default) with proxy_http_version 1.1; in the stream location',
     'the stream is delimited by the connection closing: keep-alive is lost and a proxy further down may hold it until it ends',
+    'nchan (nginx is the origin): its EventSource answers are not chunked whatever the setting; harmless for browsers, so read this as a note',
   ],
   contentType: [
     'the server: answer the stream with Content-Type: text/event-stream',

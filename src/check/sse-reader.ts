@@ -59,12 +59,19 @@ export class SseReader {
 
   /** Resolves with the first record `match` accepts (already seen or arriving), or undefined after `timeoutMs` or the end. */
   async waitFor(match: (r: SseRecord) => boolean, timeoutMs: number): Promise<SseRecord | undefined> {
+    let found: SseRecord | undefined;
+    await this.waitUntil(() => (found = this.records.find(match)) !== undefined, timeoutMs);
+    return found;
+  }
+
+  /** Resolves with `cond()` once it holds, the stream ends, or `timeoutMs` passes; re-checked on every read. */
+  async waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const found = this.records.find(match);
-      if (found || this.ended) return found;
+      const ok = cond();
+      if (ok || this.ended) return ok;
       const left = deadline - performance.now();
-      if (left <= 0) return undefined;
+      if (left <= 0) return false;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
