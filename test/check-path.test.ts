@@ -58,16 +58,14 @@ beforeAll(async () => {
   const nchan = await startNchanWith('    nchan_eventsource_ping_interval 1;\n    nchan_websocket_ping_interval 1;');
   const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('ann').sign(new TextEncoder().encode(SECRET));
   const origin = ['--origin', 'https://app.example.com'];
-  const entries = await Promise.all(
-    [
-      ['direct', check(fast.url, ...WINDOW, ...origin)],
-      ['authed', check(authed.url, ...WINDOW, '--token', token, '--publish-key', 'pk', ...origin)],
-      ['authedNoToken', check(authed.url, ...WINDOW, '--only', 'auth-required', 'sse-headers')],
-      ...Object.entries(urls).map(([name, url]) => [name, check(url, ...(name === 'readTimeout' ? ['--timeout', '12s'] : WINDOW))] as const),
-      ['nchan', check(nchan, '--target', 'nchan', ...WINDOW)],
-    ].map(async ([name, p]) => [name, await p] as const),
-  );
-  for (const [name, r] of entries) runs[name as string] = r;
+  const jobs: [string, Promise<Run>][] = [
+    ['direct', check(fast.url, ...WINDOW, ...origin)],
+    ['authed', check(authed.url, ...WINDOW, '--token', token, '--publish-key', 'pk', ...origin)],
+    ['authedNoToken', check(authed.url, ...WINDOW, '--only', 'auth-required', 'sse-headers')],
+    ...Object.entries(urls).map(([name, url]): [string, Promise<Run>] => [name, check(url, ...(name === 'readTimeout' ? ['--timeout', '12s'] : WINDOW))]),
+    ['nchan', check(nchan, '--target', 'nchan', ...WINDOW)],
+  ];
+  for (const [name, r] of await Promise.all(jobs.map(async ([name, p]) => [name, await p] as const))) runs[name] = r;
 }, 60_000);
 
 afterAll(runCleanup);
