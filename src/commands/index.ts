@@ -6,8 +6,9 @@ import { publishCommand } from './publish.js';
 import { doctorCommand } from './doctor.js';
 import { swarmCommand } from './swarm.js';
 import { reportCommand } from './report.js';
+import { checkCommand } from './check.js';
 
 /** `done(code)` sets the process exit code when the command's action finishes. */
 export type CommandFactory = (io: Io, done: (code: number) => void) => Command;
 
-export const COMMANDS: CommandFactory[] = [serveCommand, publishCommand, swarmCommand, reportCommand, doctorCommand];
+export const COMMANDS: CommandFactory[] = [serveCommand, publishCommand, swarmCommand, reportCommand, checkCommand, doctorCommand];
