@@ -272,9 +272,11 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
           this.epochId = epoch;
           this.heads.clear();
           this.windows.clear();
-          await this.startLive(info.state.first_seq);
-          // The history is gone: every subscriber comes back by cursor and is told so (`reset` epoch).
+          // The history is gone: every subscriber comes back by cursor and is told so (`reset` epoch). Told in the
+          // same tick as the epoch changes, so that one connecting meanwhile (already on the new epoch) is not sent
+          // away too; those that come back read the new stream's history, which the live feed then continues.
           for (const l of this.lossListeners) l({ reason: 'epoch' });
+          await this.startLive(info.state.first_seq);
         }
         this.stale = false;
       } catch {
