@@ -4,7 +4,8 @@
  * port, the per-stream policies (max-conns, heartbeat, slow consumer), and the flag errors.
  */
 import { request as httpsRequest } from 'node:https';
-import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { resolveServeOptions } from '../src/server/config.js';
 import { startTestGateway } from './helpers/gateway.js';
@@ -12,6 +13,8 @@ import { H2Client } from './helpers/h2-client.js';
 import { metricValue } from './helpers/http.js';
 import { runCleanup, until } from './helpers/lifecycle.js';
 import { selfSignedCert } from './helpers/tls-cert.js';
+import { ensureBuilt, exitWithin, runNotify } from './helpers/cli.js';
+import { tempDir } from './helpers/child-server.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -223,5 +226,72 @@ describe('shutdown over HTTP/2', () => {
     // The connect-time retry, then the jittered one shutdown sends.
     expect(sse.retries.length).toBe(2);
     expect(sse.retries[1]).toBeGreaterThanOrEqual(gw.config.retryMs);
+  });
+});
+
+describe('notify swarm --http2', () => {
+  beforeAll(ensureBuilt, 120_000);
+
+  async function serverCounts(gw: Awaited<ReturnType<typeof startTestGateway>>) {
+    const text = await gw.metrics.registry.metrics();
+    return { sessions: metricValue(text, 'notify_http2_sessions_total')!, tcp: metricValue(text, 'notify_tcp_connections_total')! };
+  }
+
+  async function runSwarm(url: string, extra: string[]) {
+    const out = join(tempDir('swarm-h2'), 'result.json');
+    const p = runNotify([
+      'swarm',
+      '--url',
+      url,
+      '--http2',
+      '--ramp',
+      '1s',
+      '--duration',
+      '2s',
+      '--drain',
+      '1s',
+      '--rate',
+      '10/s',
+      '--no-dashboard',
+      '--out',
+      out,
+      ...extra,
+    ]);
+    expect(await exitWithin(p, 45_000)).toBe(0);
+    return { result: JSON.parse(readFileSync(out, 'utf8')), stderr: p.stderr() };
+  }
+
+  it('audits 200 SSE and long-poll subscribers over TLS with nothing lost, over far fewer TCP connections', async () => {
+    const gw = await tlsGateway();
+    const { result, stderr } = await runSwarm(gw.url, ['--insecure-tls', '--conns', '200', '--transport', 'mix:sse=70,poll=30']);
+    const total = result.summary.total;
+    expect(total.connections.peakOpen).toBe(200);
+    expect(total.events.expected).toBeGreaterThan(0);
+    expect(total.events.lost).toBe(0);
+    expect(total.events.delivered).toBe(total.events.expected);
+    const server = await serverCounts(gw);
+    // 200 streams at 100 per session: a couple of sessions per worker process, plus the preflight and publisher sockets.
+    expect(server.sessions).toBeGreaterThanOrEqual(2);
+    expect(server.sessions).toBeLessThanOrEqual(8);
+    expect(server.tcp).toBeLessThan(200 / 5);
+    expect(result.config.http2).toEqual({ streamsPerConn: 100, sessions: server.sessions });
+    expect(stderr).toMatch(/http2: SSE and long-poll subscribers used \d+ HTTP\/2 sessions/);
+  });
+
+  it('speaks h2c to a cleartext --h2c server, --streams-per-conn deciding the session count', async () => {
+    const gw = await startTestGateway({ h2c: true });
+    const { result } = await runSwarm(gw.url, ['--conns', '30', '--streams-per-conn', '10', '--transport', 'sse', '--workers', '1']);
+    expect(result.summary.total.events.lost).toBe(0);
+    expect(result.summary.total.connections.peakOpen).toBe(30);
+    const server = await serverCounts(gw);
+    expect(server.sessions).toBe(3);
+    expect(result.config.http2.sessions).toBe(3);
+  });
+
+  it('refuses a self-signed server without --insecure-tls, naming the flag', async () => {
+    const gw = await tlsGateway();
+    const p = runNotify(['swarm', '--url', gw.url, '--http2', '--conns', '5', '--duration', '1s', '--no-dashboard']);
+    expect(await exitWithin(p, 20_000)).toBe(1);
+    expect(p.stderr()).toMatch(/--insecure-tls/);
   });
 });
