@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { resolveServeOptions } from '../src/server/config.js';
+import { resolveSwarmOptions } from '../src/swarm/config.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { H2Client } from './helpers/h2-client.js';
 import { metricValue } from './helpers/http.js';
@@ -286,6 +287,14 @@ describe('notify swarm --http2', () => {
     const server = await serverCounts(gw);
     expect(server.sessions).toBe(3);
     expect(result.config.http2.sessions).toBe(3);
+  });
+
+  it('resolves --http2 and --streams-per-conn, and refuses --streams-per-conn without --http2 (exit 2)', () => {
+    expect(resolveSwarmOptions({ http2: true }).http2).toEqual({ streamsPerConn: 100 });
+    expect(resolveSwarmOptions({ http2: true, streamsPerConn: '7', insecureTls: true })).toMatchObject({ http2: { streamsPerConn: 7 }, insecureTls: true });
+    expect(resolveSwarmOptions({}).http2).toBeUndefined();
+    expect(() => resolveSwarmOptions({ streamsPerConn: '7' })).toThrow(/--streams-per-conn 7 needs --http2/);
+    expect(() => resolveSwarmOptions({ http2: true, streamsPerConn: '0' })).toThrow(/--streams-per-conn/);
   });
 
   it('refuses a self-signed server without --insecure-tls, naming the flag', async () => {

@@ -52,7 +52,7 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--workers <n>', 'worker processes (0 = as many as the connection count needs)', D.workers)
     .option('--local-address <range>', 'source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.8')
     .option('--http2', 'SSE and long-poll subscribers as streams over shared HTTP/2 sessions (h2 over TLS, h2c for http://); WebSocket stays on HTTP/1.1')
-    .option('--streams-per-conn <n>', 'with --http2: most open streams on one session before another is opened', D.streamsPerConn)
+    .option('--streams-per-conn <n>', `with --http2: most open streams on one session before another is opened (default ${D.streamsPerConn})`)
     .option('--insecure-tls', 'accept any certificate on https:// and wss:// (self-signed test servers): subscribers and publisher')
     .option('--publish-key <key>', 'X-Publish-Key for the server (or env NOTIFY_PUBLISH_KEY)')
     .option('--jwt-secret <secret>', 'mint an HS256 token per user for --auth jwt servers (or env NOTIFY_JWT_SECRET)')
