@@ -289,6 +289,32 @@ describe('notify swarm --http2', () => {
     expect(result.config.http2.sessions).toBe(3);
   });
 
+  it('without --url, starts its embedded server with --h2c so that --http2 has an h2 server to speak to', async () => {
+    const out = join(tempDir('swarm-h2'), 'result.json');
+    const p = runNotify([
+      'swarm',
+      '--http2',
+      '--conns',
+      '20',
+      '--workers',
+      '1',
+      '--ramp',
+      '0s',
+      '--duration',
+      '1s',
+      '--drain',
+      '1s',
+      '--no-dashboard',
+      '--out',
+      out,
+    ]);
+    expect(await exitWithin(p, 30_000)).toBe(0);
+    const result = JSON.parse(readFileSync(out, 'utf8'));
+    expect(result.summary.total.events.lost).toBe(0);
+    expect(result.summary.total.connections.peakOpen).toBe(20);
+    expect(result.config.http2.sessions).toBe(1);
+  });
+
   it('resolves --http2 and --streams-per-conn, and refuses --streams-per-conn without --http2 (exit 2)', () => {
     expect(resolveSwarmOptions({ http2: true }).http2).toEqual({ streamsPerConn: 100 });
     expect(resolveSwarmOptions({ http2: true, streamsPerConn: '7', insecureTls: true })).toMatchObject({ http2: { streamsPerConn: 7 }, insecureTls: true });

@@ -188,7 +188,8 @@ async function prepare(
     note(`started the scenario's ${role} \`${spec.command}\` (ready after ${ms.toFixed(0)} ms)`);
   }
   if (urls.length === 0) {
-    const embedded = await startEmbeddedServer();
+    // --http2 against its own server: cleartext h2 by prior knowledge (there is no certificate to offer).
+    const embedded = await startEmbeddedServer(config.http2 ? ['--h2c'] : []);
     started(embedded);
     urls = [embedded.url];
     note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
