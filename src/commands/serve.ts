@@ -6,6 +6,8 @@ import { startGateway } from '../server/gateway.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/parse.js';
 
+const HTTP_MODES = { http1: 'HTTP/1.1', tls: 'HTTP/2 + HTTP/1.1 over TLS', h2c: 'HTTP/1.1 + h2c' } as const;
+
 export function serveCommand(io: Io, done: (code: number) => void): Command {
   return new Command('serve')
     .description('Run the reference notification gateway (SSE, WebSocket, long-poll) with replay, read receipts and metrics.')
@@ -31,6 +33,9 @@ export function serveCommand(io: Io, done: (code: number) => void): Command {
     .option('--poll-timeout <duration>', 'default long-poll hold when the client gives no timeout', D.pollTimeout)
     .option('--retry <duration>', 'SSE retry: sent to clients (shutdown sends a jittered multiple of it)', D.retry)
     .option('--unread-limit <n>', 'unread notifications listed in init (unreadCount counts all)', D.unreadLimit)
+    .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTP/2 over TLS, HTTP/1.1 through ALPN (WebSocket stays on HTTP/1.1)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--h2c', 'also speak cleartext HTTP/2 by prior knowledge (behind a proxy); HTTP/1.1 and WebSocket on the same port')
     .option('--insecure', 'allow a non-loopback --host without --auth jwt and --publish-key')
     .option('--log-level <level>', 'error, warn, info or debug', D.logLevel)
     .addHelpText(
@@ -42,18 +47,23 @@ Examples:
   $ NOTIFY_JWT_SECRET=... notify serve --auth jwt --publish-key "$KEY"
   $ curl -N 'http://127.0.0.1:8080/events?user=42'     # then: notify publish --user 42 --title Hi
   $ notify serve --port 8081 --broker redis://127.0.0.1:6379   # run several: they share history, reads, counts
+  $ notify serve --tls-cert cert.pem --tls-key key.pem  # https://: SSE and long-poll over HTTP/2 streams
+  $ curl -Nk --http2 'https://127.0.0.1:8080/events?user=42'
+  $ notify serve --h2c                                 # cleartext h2 for a proxy: curl --http2-prior-knowledge
 
 POST /publish answers 202 {ids, delivered}. delivered: with --broker memory, the live connections the events were
 written to; with redis:// or nats://, the live subscriptions of each event's stream on every gateway sharing the
 broker, each counted by its instance right after the events were stored (one that does not answer within 500ms is
-not counted). Read marks (first readAt wins) and read receipts are shared by every gateway on the broker.`,
+not counted). Read marks (first readAt wins) and read receipts are shared by every gateway on the broker.
+
+WebSocket over HTTP/2 (RFC 8441) is not offered: /ws is HTTP/1.1 only (with TLS, through ALPN http/1.1).`,
     )
     .action(async (raw: RawServeOptions) => {
       const config = resolveServeOptions(raw, io.env);
       const log = createLogger(io.stderr, config.logLevel);
       const gateway = await startGateway(config, log);
       io.stderr.write(
-        `notify serve listening on ${gateway.url} (broker ${config.broker}, auth ${config.auth}, history ${config.history}/stream, ` +
+        `notify serve listening on ${gateway.url} (${HTTP_MODES[config.http]}, broker ${config.broker}, auth ${config.auth}, history ${config.history}/stream, ` +
           `heartbeat ${formatDuration(config.heartbeatMs)}, batch ${formatDuration(config.batchMs)})\n` +
           `  GET  ${gateway.url}/events?user=ID   SSE\n` +
           `  GET  ${gateway.url.replace(/^http/, 'ws')}/ws?user=ID       WebSocket\n` +

@@ -55,6 +55,9 @@ export function swarmCommand(io: Io, done: (code: number) => void): Command {
     .option('--no-dashboard', 'plain status lines instead of the live view')
     .option('--workers <n>', 'worker processes (0 = as many as the connection count needs)', D.workers)
     .option('--local-address <range>', 'source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.8')
+    .option('--http2', 'SSE and long-poll subscribers as streams over shared HTTP/2 sessions (h2 over TLS, h2c for http://); WebSocket stays on HTTP/1.1')
+    .option('--streams-per-conn <n>', `with --http2: most open streams on one session before another is opened (default ${D.streamsPerConn})`)
+    .option('--insecure-tls', 'accept any certificate on https:// and wss:// (self-signed test servers): subscribers and publisher')
     .option('--publish-key <key>', 'X-Publish-Key for the server (or env NOTIFY_PUBLISH_KEY)')
     .option('--jwt-secret <secret>', 'mint an HS256 token per user for --auth jwt servers (or env NOTIFY_JWT_SECRET)')
     .option('--bailout <n>', 'stop the run after this many failed connection attempts (0 = never)', D.bailout)
@@ -77,6 +80,7 @@ Examples:
   $ notify swarm --target nchan --url http://127.0.0.1:8080 --transport mix:sse=50,ws=25,poll=25 --threshold lost==0
   $ notify swarm --scenario scenarios/reconnect-storm.yaml --conns 200     # a scenario file, one field overridden
   $ notify swarm --target ./my-server.yaml --url http://127.0.0.1:3000 --target-var key=s3cret --threshold lost==0
+  $ notify swarm --url https://127.0.0.1:8443 --http2 --insecure-tls --conns 2000 --transport mix:sse=70,poll=30
   $ notify swarm --shard 2/3 --run r42 --start-at 2026-12-03T10:00:00Z --url http://gw:8080 --conns 30000 --out shard-2.json
 
 Latency = receive time - the probe's intended send time (a late publisher shows up in it).

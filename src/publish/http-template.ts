@@ -143,7 +143,7 @@ class HttpTemplatePublisher implements ProbePublisher {
         keepAliveTimeout: 30_000,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
-        connect: { timeout: this.timeoutMs },
+        connect: { timeout: this.timeoutMs, rejectUnauthorized: !this.options.insecureTls },
       });
       this.pools.set(origin, pool);
     }

@@ -20,6 +20,8 @@ export interface ProbePublisherOptions {
   connections?: number;
   /** `--payload-bytes`: `{pad}` in the payload fills it up to this many bytes. */
   payloadBytes?: number;
+  /** HTTP: accept any certificate on https:// (`--insecure-tls`). */
+  insecureTls?: boolean;
 }
 
 const PAYLOAD_PLACEHOLDERS = FIELD_PLACEHOLDERS.payload;

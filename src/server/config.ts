@@ -1,4 +1,6 @@
 /** `notify serve` options as resolved and validated: the one place flag values become a ServeConfig. */
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { usageError } from '../errors.js';
 import { isServeTransport, SERVE_TRANSPORTS, type ServeTransport } from '../protocol/transports.js';
 import { parseDuration, parseInteger, parseSize } from '../util/parse.js';
@@ -45,6 +47,13 @@ export interface ServeConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   logLevel: LogLevel;
+  /**
+   * How the port speaks HTTP: `http1` (plain HTTP/1.1), `tls` (HTTP/2 over TLS with HTTP/1.1 through ALPN, from
+   * --tls-cert/--tls-key) or `h2c` (cleartext HTTP/2 by prior knowledge, HTTP/1.1 on the same port).
+   */
+  http: 'http1' | 'tls' | 'h2c';
+  /** PEM certificate chain and key, read at start (set with `http: 'tls'`). */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export const SERVE_DEFAULTS = {
@@ -89,6 +98,9 @@ export interface RawServeOptions {
   retry?: string;
   unreadLimit?: string;
   logLevel?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  h2c?: boolean;
 }
 
 export function isLoopback(host: string): boolean {
@@ -144,6 +156,7 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     headersTimeoutMs: 15_000,
     requestTimeoutMs: 30_000,
     logLevel: parseLogLevel('--log-level', raw.logLevel ?? d.logLevel),
+    ...httpMode(raw),
   };
   if (config.maxBuffer < 1024) throw usageError(`--max-buffer must be >= 1kb (got ${config.maxBuffer} bytes)`);
   if (config.maxBufferTotal < config.maxBuffer) {
@@ -160,4 +173,36 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     }
   }
   return config;
+}
+
+/** --tls-cert, --tls-key and --h2c, checked together; the files are read and parsed here so a bad one is exit 2. */
+function httpMode(raw: RawServeOptions): Pick<ServeConfig, 'http' | 'tls'> {
+  const { tlsCert, tlsKey } = raw;
+  if (tlsCert === undefined && tlsKey === undefined) return { http: raw.h2c ? 'h2c' : 'http1' };
+  if (raw.h2c) throw usageError('--h2c is cleartext HTTP/2: leave out --tls-cert/--tls-key (with them the port speaks HTTP/2 over TLS anyway)');
+  if (tlsCert === undefined || tlsKey === undefined) {
+    throw usageError(`--tls-cert and --tls-key go together (got only ${tlsCert === undefined ? '--tls-key' : '--tls-cert'})`);
+  }
+  const tls = { cert: readPem('--tls-cert', tlsCert), key: readPem('--tls-key', tlsKey) };
+  const hint = 'give a PEM certificate (chain) and its unencrypted private key, e.g. from `openssl req -x509 -newkey rsa:2048 -nodes`';
+  // One part at a time, so that the message names the flag whose file OpenSSL could not use.
+  const check = (parts: { cert?: Buffer; key?: Buffer }, what: string) => {
+    try {
+      createSecureContext(parts);
+    } catch (err) {
+      throw usageError(`${what} (${(err as Error).message})`, hint);
+    }
+  };
+  check({ cert: tls.cert }, `--tls-cert ${tlsCert} is not a PEM certificate`);
+  check({ key: tls.key }, `--tls-key ${tlsKey} is not a PEM private key (or it is encrypted)`);
+  check(tls, `--tls-key ${tlsKey} is not the key of --tls-cert ${tlsCert}`);
+  return { http: 'tls', tls };
+}
+
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw usageError(`${flag} ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

@@ -3,8 +3,8 @@
  * upgrades (upgrade.ts); refusals of Node's own parser; graceful shutdown (clients are told to come back with their
  * cursor).
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import type { AddressInfo, Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ServeConfig } from './config.js';
@@ -13,6 +13,7 @@ import { createContext, type GatewayContext } from './context.js';
 import { HttpError, refuseSocket, sendError } from './http-error.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
+import { createListener } from './listener.js';
 import { queryCursor, requestHandler } from './routes.js';
 import { startSubscription } from './subscribe.js';
 import { upgradeListener, type UpgradeHandler } from './upgrade.js';
@@ -35,28 +36,36 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
   const ctx = await createContext(config, log);
   const { hub, metrics, broker } = ctx;
   const handle = requestHandler(ctx);
-  // Node looks for requests past their timeouts every connectionsCheckingInterval (30 s by default).
-  const server: Server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      const httpErr = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', 'internal error');
-      if (!(err instanceof HttpError)) log.error('request failed', { url: req.url, error: (err as Error).stack });
-      metrics.httpErrors.inc({ code: httpErr.code });
-      sendError(res, httpErr);
-    });
-  });
-  server.keepAliveTimeout = 65_000;
-  // Headers or a body that never finish are answered 408 instead of holding the socket for Node's 60 s / 300 s.
-  server.headersTimeout = config.headersTimeoutMs;
-  server.requestTimeout = config.requestTimeoutMs;
+  const listener = createListener(
+    config,
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        const httpErr = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', 'internal error');
+        if (!(err instanceof HttpError)) log.error('request failed', { url: req.url, error: (err as Error).stack });
+        metrics.httpErrors.inc({ code: httpErr.code });
+        sendError(res, httpErr);
+      });
+    },
+    {
+      connection: () => metrics.tcpConnections.inc(),
+      session: (open) => {
+        metrics.http2Sessions.inc();
+        metrics.http2SessionsOpen.set(open);
+      },
+      sessionClosed: (open) => metrics.http2SessionsOpen.set(open),
+    },
+  );
+  const { server } = listener;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  server.on('upgrade', upgradeListener(wss, wsAdmission(ctx)));
+  const onUpgrade = upgradeListener(wss, wsAdmission(ctx));
   // Requests Node's own parser refuses: the same JSON errors as every other refusal, with the status that fits.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+  const onClientError = (err: NodeJS.ErrnoException, socket: Duplex) => {
     const httpErr = parserError(err);
     metrics.httpErrors.inc({ code: httpErr.code });
     if ((socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent) socket.destroy();
     else refuseSocket(socket, httpErr);
-  });
+  };
+  for (const h1 of listener.http1) h1.on('upgrade', onUpgrade).on('clientError', onClientError);
 
   const heartbeat = setInterval(() => hub.heartbeat(), config.heartbeatMs);
   heartbeat.unref();
@@ -73,19 +82,19 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
     shuttingDown ??= (async () => {
       ctx.draining = true;
       clearInterval(heartbeat);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = listener.close();
       hub.shutdown(config.retryMs);
-      server.closeIdleConnections();
+      listener.closeIdle();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceMs).unref());
       await Promise.race([closed, grace]);
-      server.closeAllConnections();
+      listener.closeAll();
       for (const ws of wss.clients) ws.terminate();
       await broker.close();
     })();
     return shuttingDown;
   }
 
-  return { url: `http://${host}:${port}`, port, hub, metrics, broker, shutdown };
+  return { url: `${listener.scheme}://${host}:${port}`, port, hub, metrics, broker, shutdown };
 }
 
 /** Admission of a WebSocket upgrade, and the subscriber it opens (read receipts sent by the client included). */

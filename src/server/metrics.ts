@@ -17,6 +17,9 @@ export class GatewayMetrics {
   readonly bufferTotalCloses: Counter<'transport'>;
   readonly publishToWrite: Histogram;
   readonly httpErrors: Counter<'code'>;
+  readonly tcpConnections: Counter;
+  readonly http2Sessions: Counter;
+  readonly http2SessionsOpen: Gauge;
 
   constructor(openConnections: () => Record<ServeTransport, number>, bufferedBytes: () => number = () => 0) {
     const registers = [this.registry];
@@ -73,5 +76,9 @@ export class GatewayMetrics {
       registers,
     });
     this.httpErrors = new Counter({ name: 'notify_http_errors_total', help: 'Requests answered with an error', labelNames: ['code'], registers });
+    // Subscribers are counted per stream (notify_connections); these say how many sockets carry them.
+    this.tcpConnections = new Counter({ name: 'notify_tcp_connections_total', help: 'TCP connections accepted (any HTTP version)', registers });
+    this.http2Sessions = new Counter({ name: 'notify_http2_sessions_total', help: 'HTTP/2 sessions begun (TLS h2 or h2c)', registers });
+    this.http2SessionsOpen = new Gauge({ name: 'notify_http2_sessions', help: 'HTTP/2 sessions open now', registers });
   }
 }

@@ -144,5 +144,8 @@ export function queryCursor(url: URL): string | undefined {
 
 /** The client went away while the request was being admitted (a token being verified, a slow broker). */
 function gone(res: ServerResponse): boolean {
+  // HTTP/2 (compatibility API): the socket is the session's; the stream is what the client may have reset.
+  const stream = (res as ServerResponse & { stream?: { destroyed: boolean } }).stream;
+  if (stream !== undefined) return stream.destroyed;
   return res.destroyed || res.socket === null || res.socket.destroyed;
 }

@@ -34,6 +34,8 @@ export class SseSubscriber extends Subscriber {
   readonly transport = 'sse' as const;
   /** Set when the head is on the wire and the socket is this response's alone: writes go straight to it. */
   private readonly socket: Socket | undefined;
+  /** The HTTP/1.1 socket, corked around grouped writes; undefined over HTTP/2. */
+  private readonly corkable: Socket | undefined;
 
   constructor(
     user: string | undefined,
@@ -45,13 +47,19 @@ export class SseSubscriber extends Subscriber {
     // No Content-Length and no chunking: the body is the stream, delimited by the connection's close.
     res.useChunkedEncodingByDefault = false;
     res.writeHead(200, SSE_HEADERS);
+    // Over HTTP/2 (the compatibility API) the socket is the session's, shared by every stream: writes, flow control
+    // and the send-buffer figures are the stream's, through res; cork would hold up the other streams.
+    const h2 = res.req.httpVersionMajor === 2;
     const socket = res.socket!;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
+    if (!h2) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 30_000);
+    }
     res.write(`retry: ${retryMs}\n\n`);
     // A socket still owned by an earlier pipelined response, or bytes still held by res, would interleave: then
     // everything goes through res.
-    if ((socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength) this.socket = socket;
+    if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength) this.socket = socket;
+    this.corkable = h2 ? undefined : socket;
     res.on('close', () => this.finish('client'));
   }
 
@@ -74,11 +82,11 @@ export class SseSubscriber extends Subscriber {
 
   override cork(): void {
     super.cork();
-    this.res.socket?.cork();
+    this.corkable?.cork();
   }
 
   override uncork(): void {
-    this.res.socket?.uncork();
+    this.corkable?.uncork();
     super.uncork();
   }
 
@@ -128,7 +136,8 @@ export class SseSubscriber extends Subscriber {
    */
   protected closeSlow(): void {
     if (this.closed) return;
-    const socket = this.res.socket;
+    // HTTP/2: the stream, not the session's socket that other subscribers share.
+    const socket = (this.res as ServerResponse & { stream?: { destroy(): void } }).stream ?? this.res.socket;
     this.finish('slow-consumer');
     this.res.end(SLOW_CLOSE);
     setTimeout(() => socket?.destroy(), SLOW_CUT_GRACE_MS).unref();

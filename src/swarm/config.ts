@@ -71,6 +71,10 @@ export interface SwarmConfig {
   startAtMs?: number;
   /** Whether this process publishes the probes (`--publish`): shard 1 or an unsharded run does, by default. */
   publishes: boolean;
+  /** `--http2`: SSE and long-poll subscribers go as streams, at most `streamsPerConn` per HTTP/2 session. */
+  http2?: { streamsPerConn: number; /** In a result: sessions the workers opened. */ sessions?: number };
+  /** `--insecure-tls`: accept any certificate on https:// and wss:// (subscribers, publisher, preflight). */
+  insecureTls: boolean;
   /** From `--scenario`: its phases (run in order after the ramp) and the processes it starts. */
   scenario?: Pick<Scenario, 'name' | 'file' | 'phases' | 'server' | 'broker'>;
 }
@@ -115,6 +119,9 @@ export interface RawSwarmOptions {
   shard?: string;
   startAt?: string;
   publish?: string;
+  http2?: boolean;
+  streamsPerConn?: string;
+  insecureTls?: boolean;
 }
 
 export const SWARM_DEFAULTS = {
@@ -131,6 +138,7 @@ export const SWARM_DEFAULTS = {
   bailout: '0',
   pollTimeout: '25s',
   userPrefix: 'u',
+  streamsPerConn: '100',
 } as const;
 
 /** `sse`, or `mix:sse=70,ws=20,poll=10` (weights, normalised). */
@@ -289,7 +297,16 @@ export function resolveSwarmOptions(raw: RawSwarmOptions, env: Record<string, st
     pollTimeoutS: parseDuration('--poll-timeout', raw.pollTimeout ?? d.pollTimeout, 's') / 1000,
     target,
     payloadBytes: raw.payloadBytes === undefined ? undefined : parseInteger('--payload-bytes', raw.payloadBytes, 1, 1_000_000),
+    ...http2Options(raw),
   };
+}
+
+/** --http2, --streams-per-conn and --insecure-tls. */
+function http2Options(raw: RawSwarmOptions): Pick<SwarmConfig, 'http2' | 'insecureTls'> {
+  if (!raw.http2 && raw.streamsPerConn !== undefined)
+    throw usageError(`--streams-per-conn ${raw.streamsPerConn} needs --http2 (over HTTP/1.1 each subscriber has a connection of its own)`);
+  const streamsPerConn = parseInteger('--streams-per-conn', raw.streamsPerConn ?? SWARM_DEFAULTS.streamsPerConn, 1, 10_000);
+  return { http2: raw.http2 ? { streamsPerConn } : undefined, insecureTls: Boolean(raw.insecureTls) };
 }
 
 /** --shard, --start-at and --publish, checked together: a shard needs the run's id, start and server. */

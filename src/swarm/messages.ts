@@ -37,6 +37,10 @@ export interface WorkerPlan {
   jwtSecret?: string;
   /** How to subscribe: the target profile's subscribe side. */
   target: SubscribePlan;
+  /** `--http2`: SSE and long-poll subscribers as streams, at most this many per HTTP/2 session. */
+  http2?: { streamsPerConn: number };
+  /** `--insecure-tls`: accept any certificate on https:// and wss:// URLs. */
+  insecureTls?: boolean;
 }
 
 export type MainToWorker =
@@ -135,6 +139,8 @@ export interface WorkerResult {
   /** With `finish.ledger`: every subscriber's streams, with its transport (an index into TRANSPORT_NAMES). */
   ledger?: (LedgerEntry & { transport: number })[];
   selfCheck: { eldP99Ms: number; eldMaxMs: number; cpuMean: number; cpuMax: number; rssBytes: number };
+  /** `--http2`: HTTP/2 sessions this worker opened (reconnects included). */
+  http2Sessions?: number;
 }
 
 /** Every connection of the worker has finished its first attempt (opened or failed): its part of the ramp is done. */

@@ -37,6 +37,8 @@ export interface PublisherOptions {
   userRate: number;
   users: number;
   userPrefix: string;
+  /** `--insecure-tls`: accept any certificate on https:// URLs. */
+  insecureTls?: boolean;
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
@@ -73,7 +75,7 @@ export class Publisher {
     // Brokers are one destination whatever the --url; HTTP publishes to each server the run publishes to.
     const bases = options.target.publish.http ? options.urls : options.urls.slice(0, 1);
     this.publishers = bases.map((base) =>
-      createProbePublisher(options.target, base, { connections: 32, timeoutMs: 30_000, payloadBytes: options.payloadBytes }),
+      createProbePublisher(options.target, base, { connections: 32, timeoutMs: 30_000, payloadBytes: options.payloadBytes, insecureTls: options.insecureTls }),
     );
   }
 

@@ -2,6 +2,7 @@
  * One swarm run, end to end: check the machine can hold it, start the embedded server if no --url, fork workers,
  * ramp, publish on schedule, fire storms, drain, collect every worker's audit and histograms, and build the result.
  */
+import { Agent, request as undiciRequest } from 'undici';
 import { nowEpochMs } from '../protocol/probe.js';
 import { NotifyError, ExitCode } from '../errors.js';
 import { planCapacity, readLimits } from '../capacity/planner.js';
@@ -89,18 +90,25 @@ export function planWorkers(config: SwarmConfig, isLoopback: boolean, embeddedSe
  * Any HTTP answer means the server is there (notify serve's /healthz; another server's --url itself, whatever it
  * answers); a refused or timed-out connection ends the run before it starts.
  */
-async function preflight(url: string, target: SwarmConfig['target']): Promise<void> {
+async function preflight(url: string, target: SwarmConfig['target'], insecureTls: boolean): Promise<void> {
   const probeUrl = target.dialect === 'notify' ? url + '/healthz' : url;
+  // --insecure-tls: a self-signed test server must pass the check its subscribers will pass.
+  const dispatcher = insecureTls ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined;
   try {
-    await fetch(probeUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.body?.cancel());
+    await undiciRequest(probeUrl, { signal: AbortSignal.timeout(5000), dispatcher }).then((r) => r.body.dump());
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-    throw new NotifyError('E_UNREACHABLE', `cannot reach ${url} (${cause}): is the server running?`, {
-      hint:
-        target.dialect === 'notify'
+    const e = err as { code?: string; cause?: { code?: string } };
+    const cause = e.cause?.code ?? e.code ?? (err as Error).name;
+    const certificate = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(cause);
+    throw new NotifyError('E_UNREACHABLE', `cannot reach ${url} (${cause})${certificate ? '' : ': is the server running?'}`, {
+      hint: certificate
+        ? "the server's certificate is not trusted here; for a self-signed test certificate add --insecure-tls"
+        : target.dialect === 'notify'
           ? 'start one with `notify serve`, or leave out --url to let the swarm start its own'
           : `the ${target.source} profile subscribes there`,
     });
+  } finally {
+    await dispatcher?.close();
   }
 }
 
@@ -180,12 +188,13 @@ async function prepare(
     note(`started the scenario's ${role} \`${spec.command}\` (ready after ${ms.toFixed(0)} ms)`);
   }
   if (urls.length === 0) {
-    const embedded = await startEmbeddedServer();
+    // --http2 against its own server: cleartext h2 by prior knowledge (there is no certificate to offer).
+    const embedded = await startEmbeddedServer(config.http2 ? ['--h2c'] : []);
     started(embedded);
     urls = [embedded.url];
     note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
   }
-  await Promise.all(urls.map((u) => preflight(u, config.target)));
+  await Promise.all(urls.map((u) => preflight(u, config.target, config.insecureTls)));
   return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
 }
 
@@ -354,6 +363,17 @@ function phaseContext(run: {
   };
 }
 
+/**
+ * `--http2`: the sessions the workers opened go in the result's config (`config.http2.sessions`), next to the streams
+ * per session asked for; subscribers are still counted as connections, one per stream.
+ */
+function withSessions(config: SwarmConfig, results: readonly WorkerResult[], note: (line: string) => void): SwarmConfig {
+  if (!config.http2) return config;
+  const sessions = results.reduce((n, r) => n + (r.http2Sessions ?? 0), 0);
+  note(`http2: SSE and long-poll subscribers used ${sessions} HTTP/2 sessions (at most ${config.http2.streamsPerConn} streams each)`);
+  return { ...config, http2: { ...config.http2, sessions } };
+}
+
 /** What each worker process is told: the run's shape and its own index. */
 function workerPlans(
   config: SwarmConfig,
@@ -378,6 +398,8 @@ function workerPlans(
     pollTimeoutS: config.pollTimeoutS,
     jwtSecret: config.jwtSecret,
     target: subscribePlan(config.target),
+    http2: config.http2,
+    insecureTls: config.insecureTls,
   }));
 }
 
@@ -393,6 +415,7 @@ function publisherFor(config: SwarmConfig, urls: string[]): Publisher {
     userRate: config.userRate,
     users: config.users,
     userPrefix: config.userPrefix,
+    insecureTls: config.insecureTls,
   });
 }
 
@@ -460,7 +483,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     hooks.onSnapshot?.(live.snapshot('done', Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
     return {
       ...agg,
-      config,
+      config: withSessions(config, results, note),
       urls,
       embedded: embedded !== undefined,
       startedAt: startedAt.toISOString(),

@@ -11,7 +11,8 @@ import type { LiveAudit } from '../metrics/snapshot.js';
 import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type PublishLog, type Window, type WindowCounts } from './audit.js';
 import { nowEpochMs } from '../protocol/probe.js';
 import { WorkerPhases } from './worker-phases.js';
-import { isPausable } from '../transports/transport.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, isPausable } from '../transports/transport.js';
+import { H2Sessions } from '../transports/h2-sessions.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
 import { genericSpec, subscribeRenderer } from '../targets/subscribe.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
@@ -86,6 +87,8 @@ export class SwarmWorker implements TransportSink {
   private tickPrev = performance.now();
   private readonly selfCheck = { eldP99Ms: 0, eldMaxMs: 0, cpuSum: 0, cpuMax: 0, ticks: 0 };
   private timers: NodeJS.Timeout[] = [];
+  /** `--http2`: the sessions this worker's SSE and long-poll subscribers share. */
+  private readonly h2: H2Sessions | undefined;
 
   constructor(
     private readonly plan: WorkerPlan,
@@ -104,6 +107,7 @@ export class SwarmWorker implements TransportSink {
     this.urlOf = new Uint16Array(n);
     this.kind = Uint8Array.from(plan.transports);
     this.phases = new WorkerPhases(n);
+    this.h2 = plan.http2 && new H2Sessions({ ...plan.http2, insecureTls: plan.insecureTls ?? false, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS });
     this.churning = new Uint8Array(n);
     // The shard's connections (all of them without one), dealt round-robin over its workers.
     const step = plan.shard?.count ?? 1;
@@ -126,7 +130,13 @@ export class SwarmWorker implements TransportSink {
       this.audits[i] = new SubscriberAudit(p.run, streamsOf, p.target.subscribe[name]?.resume !== 'none');
       this.stats[k]!.target++;
       // probeOnly: notification() reads nothing but the probe, so the transports need not parse the rest.
-      this.transports[k] ??= createTransport(name, this, { pollTimeoutS: p.pollTimeoutS, probeOnly: true, generic: genericSpec(p.target, name) });
+      this.transports[k] ??= createTransport(name, this, {
+        pollTimeoutS: p.pollTimeoutS,
+        probeOnly: true,
+        generic: genericSpec(p.target, name),
+        h2: this.h2,
+        insecureTls: p.insecureTls,
+      });
     }
     this.eld.enable();
     this.timers.push(setInterval(() => this.tick(), 1000));
@@ -496,6 +506,7 @@ export class SwarmWorker implements TransportSink {
       if (entries) for (const e of this.audits[i]!.ledger()) entries.push({ ...e, transport: this.kind[i]! });
     }
     await Promise.all(this.transports.filter((t) => t !== undefined).map((t) => t.dispose()));
+    this.h2?.dispose();
     this.eld.disable();
     const transports: WorkerResult['transports'] = {};
     this.stats.forEach((s, k) => {
@@ -521,6 +532,7 @@ export class SwarmWorker implements TransportSink {
       storms: this.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
       phases: this.phases.parts(perPhase),
       ...(entries ? { ledger: entries } : {}),
+      ...(this.h2 ? { http2Sessions: this.h2.opened } : {}),
       selfCheck: {
         eldP99Ms: sc.eldP99Ms,
         eldMaxMs: sc.eldMaxMs,

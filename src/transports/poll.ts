@@ -15,6 +15,7 @@ import { ProbeScanner } from './probe-scan.js';
 import { GenericDecoder, type Receiver } from './decode-generic.js';
 import { resumeWith, subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
+import type { H2Sessions } from './h2-sessions.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_POLL_TIMEOUT_S,
@@ -106,6 +107,9 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
   private readonly scanner: ProbeScanner | undefined;
   /** Set with `generic`: a target profile's server, whose answers are searched for probes. */
   private readonly generic: GenericDecoder | undefined;
+  /** Set with `h2`: polls go as streams over shared HTTP/2 sessions instead of a Client per connection. */
+  private readonly h2: H2Sessions | undefined;
+  private readonly insecureTls: boolean;
 
   constructor(
     readonly sink: TransportSink,
@@ -116,6 +120,8 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     this.pollTimeoutS = options.pollTimeoutS ?? DEFAULT_POLL_TIMEOUT_S;
     this.generic = options.generic ? new GenericDecoder(sink, options.generic) : undefined;
     this.scanner = options.probeOnly && !this.generic ? new ProbeScanner() : undefined;
+    this.h2 = options.h2;
+    this.insecureTls = options.insecureTls ?? false;
   }
 
   /** Generic servers may hold the first poll until a message exists: the loop is open once that poll is sent. */
@@ -251,7 +257,7 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
     const attempt = new PollAttempt(st, cursor === undefined);
     st.attempt = attempt;
     let req: SubscribeRequest;
-    let client: Client;
+    let client: Client | undefined;
     try {
       const resume = resumeWith(target, cursor, 'query:cursor');
       const params: [string, string | undefined][] = resume.query ? [[resume.query[0], resume.query[1]]] : [];
@@ -259,12 +265,19 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
       if (!this.generic) params.push(['timeout', timeoutS === undefined ? undefined : String(timeoutS)]);
       req = subscribeRequest(target, '/poll', params);
       if (resume.header !== undefined) req.headers['last-event-id'] = resume.header;
-      client = clientFor(st, req.origin, target.localAddress, this.createClient);
+      if (this.h2 === undefined) client = clientFor(st, req.origin, target.localAddress, this.createClient);
+      else if (!/^https?:\/\//.test(req.origin)) throw new Error('bad-url');
     } catch {
       // A target that is not an http(s) URL: reported like any failed attempt rather than thrown into a timer.
       return this.fail(st, 'bad-url', undefined, false);
     }
-    client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+    if (client !== undefined) client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+    else this.h2!.dispatch(req.origin, target.localAddress, { path: req.path, method: 'GET', headers: req.headers, ...this.timeouts() }, attempt);
+  }
+
+  /** How long a poll may take to answer (a held poll answers within its timeout) and to send its body. */
+  private timeouts(): { headersTimeoutMs: number; bodyTimeoutMs: number } {
+    return { headersTimeoutMs: this.generic ? 0 : this.pollTimeoutS * 1000 + this.connectTimeoutMs, bodyTimeoutMs: this.connectTimeoutMs };
   }
 
   protected stop(st: PollConn, cause: 'aborted' | 'client-closed', release: boolean): void {
@@ -281,10 +294,10 @@ export class PollTransport extends UndiciTransport<PollConn> implements Transpor
 
   private readonly createClient = (_st: PollConn, origin: string, localAddress: string | undefined): Client =>
     new Client(origin, {
-      connect: { timeout: this.connectTimeoutMs },
+      connect: { timeout: this.connectTimeoutMs, rejectUnauthorized: !this.insecureTls },
       localAddress,
       // A held poll answers within its timeout; past that plus the connect allowance the server is gone.
-      headersTimeout: this.generic ? 0 : this.pollTimeoutS * 1000 + this.connectTimeoutMs,
-      bodyTimeout: this.connectTimeoutMs,
+      headersTimeout: this.timeouts().headersTimeoutMs,
+      bodyTimeout: this.timeouts().bodyTimeoutMs,
     });
 }

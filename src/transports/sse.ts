@@ -11,6 +11,7 @@ import { ProbeScanner } from './probe-scan.js';
 import { GenericDecoder, type Receiver } from './decode-generic.js';
 import { resumeWith, subscribeRequest, type SubscribeRequest } from './target-url.js';
 import { clientFor, dropClient, UndiciTransport } from './undici-client.js';
+import type { H2Sessions } from './h2-sessions.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   type ReceivedNotification,
@@ -140,6 +141,8 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
   private readonly scanner: ProbeScanner | undefined;
   /** Set with `generic`: a target profile's server, whose events are searched for probes. */
   private readonly generic: GenericDecoder | undefined;
+  /** Set with `h2`: streams over shared HTTP/2 sessions instead of a Client per connection. */
+  private readonly h2: H2Sessions | undefined;
 
   constructor(
     readonly sink: TransportSink,
@@ -150,7 +153,8 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0;
     this.generic = options.generic ? new GenericDecoder(sink, options.generic) : undefined;
     this.scanner = options.probeOnly && !this.generic ? new ProbeScanner() : undefined;
-    this.connector = buildConnector({ timeout: this.connectTimeoutMs });
+    this.connector = buildConnector({ timeout: this.connectTimeoutMs, rejectUnauthorized: !options.insecureTls });
+    this.h2 = options.h2;
   }
 
   open(conn: number, target: SubscribeTarget, cursor?: string): void {
@@ -160,11 +164,12 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     st.closeReason = undefined;
     st.socketError = undefined;
     let req: SubscribeRequest;
-    let client: Client;
+    let client: Client | undefined;
     const resume = resumeWith(target, cursor, 'last-event-id');
     try {
       req = subscribeRequest(target, '/events', resume.query ? [resume.query] : []);
-      client = clientFor(st, req.origin, target.localAddress, this.createClient);
+      if (this.h2 === undefined) client = clientFor(st, req.origin, target.localAddress, this.createClient);
+      else if (!/^https?:\/\//.test(req.origin)) throw new Error('bad-url');
     } catch {
       // A target that is not an http(s) URL: reported like any failed attempt rather than thrown into a timer.
       return this.sink.error(conn, 'bad-url');
@@ -175,7 +180,11 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     if (cursor !== undefined) st.cursor = cursor;
     const attempt = new SseAttempt(st);
     st.attempt = attempt;
-    client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+    if (client !== undefined) client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
+    else {
+      const timeouts = { headersTimeoutMs: this.connectTimeoutMs, bodyTimeoutMs: this.idleTimeoutMs };
+      this.h2!.dispatch(req.origin, target.localAddress, { path: req.path, method: 'GET', headers: req.headers, ...timeouts }, attempt);
+    }
   }
 
   /** Event dispatch: the hot path. */

@@ -6,6 +6,7 @@
 
 import type { TransportName } from '../protocol/transports.js';
 import type { GenericSpec } from './decode-generic.js';
+import type { H2Sessions } from './h2-sessions.js';
 
 /**
  * Where and as whom to subscribe. One object can be shared by all connections of a run. Two forms: notify serve's
@@ -158,6 +159,13 @@ export interface TransportOptions {
    * `dialect: generic`. Its events filter and frame layout.
    */
   generic?: GenericSpec;
+  /**
+   * `--http2`: SSE and long-poll requests go as streams over these sessions (shared by the transports of one worker)
+   * instead of one connection each. WebSocket and Socket.IO stay on HTTP/1.1 and ignore it.
+   */
+  h2?: H2Sessions;
+  /** `--insecure-tls`: accept any certificate on https:// and wss:// (self-signed test servers). */
+  insecureTls?: boolean;
 }
 
 export type TransportFactory = (sink: TransportSink, options: TransportOptions) => Transport;

@@ -93,6 +93,7 @@ export class WsTransport implements Transport, ReadReceipts {
   readonly name = 'ws' as const;
   private readonly conns = new Map<number, WsConn>();
   private readonly connectTimeoutMs: number;
+  private readonly insecureTls: boolean;
   /** Set with `probeOnly` (notify dialect only). */
   private readonly scanner: ProbeScanner | undefined;
   /** Set with `generic`: a target profile's server, whose frames are searched for probes. */
@@ -103,6 +104,7 @@ export class WsTransport implements Transport, ReadReceipts {
     options: TransportOptions = {},
   ) {
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.insecureTls = options.insecureTls ?? false;
     this.generic = options.generic ? new GenericDecoder(sink, options.generic) : undefined;
     this.scanner = options.probeOnly && !this.generic ? new ProbeScanner() : undefined;
   }
@@ -126,6 +128,7 @@ export class WsTransport implements Transport, ReadReceipts {
         headers: req.headers,
         localAddress: target.localAddress,
         handshakeTimeout: this.connectTimeoutMs,
+        rejectUnauthorized: !this.insecureTls,
         // Compression would cost a zlib context per connection; notify serve does not ask for it.
         perMessageDeflate: false,
         followRedirects: false,

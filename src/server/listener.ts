@@ -1,0 +1,134 @@
+/**
+ * The listening socket of the gateway and the HTTP versions it speaks (--tls-cert/--tls-key, --h2c):
+ * - `http1`: node:http.
+ * - `tls`: node:http2's secure server with `allowHTTP1`, so ALPN picks h2 or HTTP/1.1 per connection. HTTP/1.1
+ *   connections go through Node's own HTTP/1 code on the same server object, which emits `upgrade` for them: that is
+ *   how WebSocket works on this port (RFC 8441, WebSocket over an h2 stream, is not offered: `ws` has no h2 side).
+ * - `h2c`: a plain TCP listener that looks at the first bytes of each connection: the HTTP/2 connection preface goes
+ *   to a cleartext node:http2 server (prior knowledge, what a proxy speaking h2c to its backend sends), anything else
+ *   to node:http, so health checks, HTTP/1.1 clients and WebSocket still work on the same port.
+ * HTTP/2 requests reach the routes through node:http2's compatibility API (Http2ServerRequest/Response), which the
+ * handlers use as they use node:http's; the few places that differ look at `httpVersionMajor`.
+ */
+import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import { createSecureServer, createServer as createH2cServer, type Http2Session } from 'node:http2';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { ServeConfig } from './config.js';
+
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Counts the gateway's metrics keep of what the port accepted. */
+export interface ListenerEvents {
+  /** A TCP connection was accepted (whatever it then speaks). */
+  connection(): void;
+  /** An HTTP/2 session began (`h2` over TLS or h2c); its streams are the subscribers. */
+  session(open: number): void;
+  /** An HTTP/2 session ended. */
+  sessionClosed(open: number): void;
+}
+
+export interface HttpListener {
+  /** What `listen` and `address` are called on. */
+  readonly server: NetServer;
+  /** The objects that emit `upgrade` and `clientError` for HTTP/1.1 connections. */
+  readonly http1: NodeJS.EventEmitter[];
+  /** URL scheme clients use: `https` with TLS. */
+  readonly scheme: 'http' | 'https';
+  /** Stops accepting; resolves once every connection is gone. */
+  close(): Promise<void>;
+  /** Closes idle keep-alive connections and asks HTTP/2 sessions to finish (GOAWAY). */
+  closeIdle(): void;
+  /** Drops every connection that is left. */
+  closeAll(): void;
+}
+
+/** The connection preface an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+export function createListener(config: ServeConfig, onRequest: RequestListener, events: ListenerEvents): HttpListener {
+  // Node looks for requests past their timeouts every connectionsCheckingInterval (30 s by default).
+  const http1Options = { connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) };
+  const sockets = new Set<Socket>();
+  const sessions = new Set<Http2Session>();
+  const track = (socket: Socket) => {
+    events.connection();
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const trackSessions = (h2: NodeJS.EventEmitter) =>
+    h2.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      events.session(sessions.size);
+      session.once('close', () => {
+        sessions.delete(session);
+        events.sessionClosed(sessions.size);
+      });
+      // A peer that breaks the session is the peer's problem; an unhandled 'error' would end the process.
+      session.on('error', () => session.destroy());
+    });
+  const timeouts = (s: Http1Server | NodeJS.EventEmitter) => {
+    const t = s as Http1Server;
+    t.keepAliveTimeout = 65_000;
+    // Headers or a body that never finish are answered 408 instead of holding the socket for Node's 60 s / 300 s.
+    t.headersTimeout = config.headersTimeoutMs;
+    t.requestTimeout = config.requestTimeoutMs;
+  };
+  const asHttp1 = onRequest as unknown as (req: unknown, res: unknown) => void;
+
+  let server: NetServer;
+  let http1: NodeJS.EventEmitter[];
+  if (config.http === 'tls') {
+    const h2 = createSecureServer({ ...config.tls!, allowHTTP1: true }, asHttp1);
+    timeouts(h2);
+    trackSessions(h2);
+    h2.on('connection', track);
+    server = h2;
+    http1 = [h2];
+  } else if (config.http === 'h2c') {
+    const h1 = createHttp1Server(http1Options, onRequest);
+    timeouts(h1);
+    const h2 = createH2cServer({}, asHttp1);
+    trackSessions(h2);
+    server = createNetServer((socket) => {
+      track(socket);
+      socket.once('readable', () => route(socket, h1, h2));
+    });
+    server.on('close', () => h1.close());
+    http1 = [h1];
+  } else {
+    const h1 = createHttp1Server(http1Options, onRequest);
+    timeouts(h1);
+    h1.on('connection', track);
+    server = h1;
+    http1 = [h1];
+  }
+
+  return {
+    server,
+    http1,
+    scheme: config.http === 'tls' ? 'https' : 'http',
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    closeIdle() {
+      for (const s of http1) (s as Partial<Http1Server>).closeIdleConnections?.();
+      for (const session of sessions) session.close();
+    },
+    closeAll() {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+/** h2c: hands the connection to the HTTP/2 server when it starts with the preface, else to HTTP/1.1. */
+function route(socket: Socket, h1: Http1Server, h2: NodeJS.EventEmitter): void {
+  const head = socket.read() as Buffer | null;
+  if (head === null) {
+    // Nothing yet (or the peer left): look again at the next bytes.
+    if (!socket.destroyed) socket.once('readable', () => route(socket, h1, h2));
+    return;
+  }
+  // Both servers read what was already buffered on the socket (node:http2 takes it over from the stream buffer).
+  socket.unshift(head);
+  const n = Math.min(head.length, PREFACE.length);
+  (head.subarray(0, n).equals(PREFACE.subarray(0, n)) ? h2 : h1).emit('connection', socket);
+}
