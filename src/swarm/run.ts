@@ -29,6 +29,11 @@ import { lostWorkers } from './verdict.js';
 const RAMP_SETTLE_MAX_MS = 10_000;
 /** A run with --start-at forks its workers this long before it: they are ready when the ramp begins. */
 const START_AHEAD_MS = 2000;
+/**
+ * Shards publish this long after the ramp: the publisher cannot see the other shards' last connection attempts, as
+ * an unsharded run waits for its own (up to RAMP_SETTLE_MAX_MS), so every shard leaves them the same fixed margin.
+ */
+const SHARD_SETTLE_MS = 1000;
 /** Why a shard that does not publish leaves the event thresholds to the merge. */
 const PENDING_EVENTS = 'this shard does not publish: decided by notify report --merge with the publishing shard';
 /** How long the main process waits for every worker's final result after asking for it. */
@@ -432,11 +437,11 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     // This process's connections: a shard holds its part of the run's.
     const conns = shardConns(config.conns, config.shard);
     // Moved later when the ramp's last connection attempts are still under way at the planned start (see below).
-    let publishStart = t0 + config.rampMs;
+    let publishStart = t0 + config.rampMs + (config.shard ? SHARD_SETTLE_MS : 0);
     const hasPhases = (config.scenario?.phases.length ?? 0) > 0;
     const durationMs = hasPhases ? plannedMs(config.scenario!.phases) : config.durationMs;
     let publishEnd = publishStart + durationMs;
-    let totalMs = config.rampMs + durationMs + config.drainMs;
+    let totalMs = publishStart - t0 + durationMs + config.drainMs;
     // --storm ones first, then those of storm phases as they fire: one list for the workers, the view and the result.
     const storms = [...config.storms];
     const live = new LiveView(conns, storms);
