@@ -69,18 +69,24 @@ export function openSocket(url: URL): Socket {
   return netConnect({ host, port });
 }
 
-function parseHead(text: string, at: number): Head | undefined {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/(\d\.\d) (\d{3})/.exec(lines[0] ?? '');
-  if (!m) return undefined;
+/** Header lines (`Name: value`) to a record keyed by lower-case name; repeated headers are joined with `, `. */
+export function parseHeaderLines(lines: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const line of lines.slice(1)) {
+  for (const line of lines) {
     const i = line.indexOf(':');
     if (i <= 0) continue;
     const k = line.slice(0, i).trim().toLowerCase();
     const v = line.slice(i + 1).trim();
     headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
   }
+  return headers;
+}
+
+function parseHead(text: string, at: number): Head | undefined {
+  const lines = text.split('\r\n');
+  const m = /^HTTP\/(\d\.\d) (\d{3})/.exec(lines[0] ?? '');
+  if (!m) return undefined;
+  const headers = parseHeaderLines(lines.slice(1));
   return { status: Number(m[2]), version: m[1]!, headers, at, bytes: Buffer.byteLength(text) + 4 };
 }
 

@@ -4,6 +4,7 @@
  * status line, a body that is not JSON or no answer at all is seen as such. Every exchange is bounded in time.
  */
 import { connect, type Socket } from 'node:net';
+import { parseHeaderLines } from '../../src/check/raw-http.js';
 
 export interface RawResponse {
   /** 0 when nothing parsable came back. */
@@ -50,14 +51,7 @@ export function parseResponse(
   const lines = raw.subarray(0, end).toString('latin1').split('\r\n');
   const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
   if (!m) return none;
-  const headers: Record<string, string> = {};
-  for (const line of lines.slice(1)) {
-    const i = line.indexOf(':');
-    if (i <= 0) continue;
-    const k = line.slice(0, i).trim().toLowerCase();
-    const v = line.slice(i + 1).trim();
-    headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
-  }
+  const headers = parseHeaderLines(lines.slice(1));
   const status = Number(m[1]);
   const rest = raw.subarray(end + 4);
   const noBody = head || status === 204 || status === 304 || status === 101 || (status >= 100 && status < 200);
