@@ -12,99 +12,53 @@
  * - live: one ordered consumer per process over the whole stream. It only sees what JetStream stored (a core
  *   subscription would also see publishes JetStream refused), in stream order (so in seq order per notify stream),
  *   and after a disconnect it picks up from the last stream sequence it delivered: the gap comes from history.
- * - history reads: an ephemeral consumer filtered on the subject, read up to the subject's last message.
+ * - history reads: nats-history.ts; the subject layout and message decoding: nats-subjects.ts.
  */
 import { performance } from 'node:perf_hooks';
 import {
-  AckPolicy,
   connect,
   DeliverPolicy,
   DiscardPolicy,
   headers as natsHeaders,
-  nanos,
   RetentionPolicy,
   StorageType,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
-  type MsgHdrs,
   type NatsConnection,
   type StreamInfo,
 } from 'nats';
 import { NotifyError } from '../../errors.js';
-import type { Notification } from '../../protocol/notification.js';
 import { BROADCAST, USER_ID, USER_STREAM_PREFIX } from '../../protocol/streams.js';
 import { HttpError } from '../http-error.js';
 import type { ReadReceipt } from '../read-store.js';
 import type * as B from './broker.js';
 import type { BrokerOptions, HistoryRead, PublishItem, StreamEvent } from './broker.js';
+import { NatsHistory } from './nats-history.js';
 import { NatsPeers } from './nats-peers.js';
 import { NatsReadStore } from './nats-reads.js';
+import {
+  decodeEvent,
+  epochOf,
+  isNotFound,
+  isoToAcceptedAt,
+  isWrongLast,
+  NATS_STREAM,
+  NATS_SUBJECTS,
+  SEQ_HEADER,
+  streamSubject,
+  unavailable,
+  type Head,
+} from './nats-subjects.js';
 
-export const NATS_STREAM = 'NOTIFY';
-const USER_SUBJECT = 'notify.user.';
-const BROADCAST_SUBJECT = 'notify.broadcast';
-const SEQ_HEADER = 'Notify-Seq';
 /** A publish's ack must arrive within this; past it the publish answers 503. */
 const PUBLISH_TIMEOUT_MS = 3000;
 /** Publishes from other gateways to the same stream at the same moment: read the head again this many times. */
 const CONFLICT_RETRIES = 200;
 /** Heads cached after our own publishes; past this many subjects the cache starts over. */
 const MAX_HEADS = 100_000;
-/** Subjects whose retained events are kept here, so the next read only fetches what came after (least recent go). */
-const MAX_WINDOWS = 256;
 /** How often the stream is checked for having been deleted and recreated (a new epoch). */
 const WATCH_MS = 2000;
-
-interface Head {
-  seq: number;
-  streamSeq: number;
-}
-
-/** A message as read from JetStream, whichever API delivered it. */
-interface RawMsg {
-  subject: string;
-  data: Uint8Array;
-  headers: MsgHdrs | undefined;
-  streamSeq: number;
-}
-
-/** `user:<id>` -> `notify.user.<id>` with every character outside A-Z a-z 0-9 _ - written `~hh` (ids may hold dots). */
-export function streamSubject(stream: string): string {
-  if (stream === BROADCAST) return BROADCAST_SUBJECT;
-  if (!stream.startsWith(USER_STREAM_PREFIX)) throw new HttpError(400, 'E_STREAM', `unknown stream "${stream.slice(0, 80)}"`);
-  const id = stream.slice(USER_STREAM_PREFIX.length);
-  return USER_SUBJECT + id.replace(/[^A-Za-z0-9_-]/g, (c) => `~${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-export function subjectStream(subject: string): string | undefined {
-  if (subject === BROADCAST_SUBJECT) return BROADCAST;
-  if (!subject.startsWith(USER_SUBJECT)) return undefined;
-  const id = subject.slice(USER_SUBJECT.length).replace(/~([0-9a-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  return USER_ID.test(id) ? USER_STREAM_PREFIX + id : undefined;
-}
-
-/** The epoch of a stream: its creation time (nanoseconds) in base 36, the same on every instance. */
-export function epochOf(info: StreamInfo): string {
-  const digits = info.created.replace(/\D/g, '').padEnd(23, '0').slice(0, 23);
-  return BigInt(digits).toString(36);
-}
-
-function unavailable(err: unknown): HttpError {
-  if (err instanceof HttpError) return err;
-  const why = err instanceof Error ? err.message : String(err);
-  return new HttpError(503, 'E_BROKER_UNAVAILABLE', `the NATS broker is unavailable (${why}); try again`, { 'Retry-After': '2' });
-}
-
-function isWrongLast(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence/i.test(e.message ?? '');
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10037 || e.api_error?.err_code === 10059 || /not found/i.test(e.message ?? '');
-}
 
 export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporting, B.ReadSharing, B.AudienceCounting {
   readonly kind = 'nats';
@@ -125,11 +79,9 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
   private readonly peers = new NatsPeers();
   private store: NatsReadStore | undefined;
   private readonly heads = new Map<string, Head>();
-  /** Retained events of recently read subjects, up to stream sequence `until`. */
-  private readonly windows = new Map<string, { until: number; events: StreamEvent[] }>();
+  private history!: NatsHistory;
   /** Publishes to one subject from this process go one at a time (they would only conflict with each other). */
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly decoder = new TextDecoder();
 
   constructor(
     private readonly url: string,
@@ -149,6 +101,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     this.js = this.nc.jetstream();
     try {
       this.jsm = await this.nc.jetstreamManager();
+      this.history = new NatsHistory(this.js, this.jsm, this.options.history, () => this.assertUp());
       const info = await this.ensureStream(true);
       this.epochId = epochOf(info);
       await this.startLive(info.state.last_seq + 1);
@@ -211,7 +164,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     try {
       return await this.jsm.streams.add({
         name: NATS_STREAM,
-        subjects: [`${USER_SUBJECT}>`, BROADCAST_SUBJECT],
+        subjects: NATS_SUBJECTS,
         retention: RetentionPolicy.Limits,
         storage: StorageType.File,
         discard: DiscardPolicy.Old,
@@ -233,7 +186,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
       max_messages: 512,
       callback: (m) => {
         if (this.epochId !== epoch) return;
-        const ev = this.toEvent({ subject: m.subject, data: m.data, headers: m.headers, streamSeq: m.seq }, performance.now());
+        const ev = decodeEvent({ subject: m.subject, data: m.data, headers: m.headers, streamSeq: m.seq }, performance.now());
         if (!ev) return;
         const head = this.heads.get(m.subject);
         if (head && head.streamSeq < m.seq) this.heads.set(m.subject, { seq: ev.seq, streamSeq: m.seq });
@@ -271,7 +224,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
         if (epoch !== this.epochId) {
           this.epochId = epoch;
           this.heads.clear();
-          this.windows.clear();
+          this.history.clear();
           // The history is gone: every subscriber comes back by cursor and is told so (`reset` epoch). Told in the
           // same tick as the epoch changes, so that one connecting meanwhile (already on the new epoch) is not sent
           // away too; those that come back read the new stream's history, which the live feed then continues.
@@ -286,20 +239,6 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
       }
     })();
     return this.refreshing;
-  }
-
-  private toEvent(m: RawMsg, acceptedAt: number): StreamEvent | undefined {
-    const stream = subjectStream(m.subject);
-    const seq = Number(m.headers?.get(SEQ_HEADER));
-    if (!stream || !Number.isSafeInteger(seq) || seq < 1) return undefined;
-    try {
-      const json = this.decoder.decode(m.data);
-      const notification = JSON.parse(json) as Notification;
-      if (typeof notification !== 'object' || notification === null || typeof notification.id !== 'string') return undefined;
-      return { stream, seq, notification, json, acceptedAt };
-    } catch {
-      return undefined; // not written by notify: skipped
-    }
   }
 
   private assertUp(): void {
@@ -317,7 +256,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
       if (isNotFound(err)) return { head: { seq: 0, streamSeq: 0 } };
       throw unavailable(err);
     }
-    const ev = this.toEvent({ subject: sm.subject, data: sm.data, headers: sm.header, streamSeq: sm.seq }, isoToAcceptedAt(sm.timestamp));
+    const ev = decodeEvent({ subject: sm.subject, data: sm.data, headers: sm.header, streamSeq: sm.seq }, isoToAcceptedAt(sm.timestamp));
     if (!ev) throw new HttpError(500, 'E_BROKER_DATA', `NATS subject ${subject} ends with a message notify did not write (no ${SEQ_HEADER})`);
     return { head: { seq: ev.seq, streamSeq: sm.seq }, ev };
   }
@@ -382,73 +321,12 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     }
   }
 
-  /**
-   * Every retained event of a subject up to its head, oldest first. A subject read before is only read from where
-   * that read ended: a fresh subscriber's snapshot does not fetch the whole broadcast window each time.
-   */
-  private async retained(subject: string, head: Head): Promise<StreamEvent[]> {
-    const cached = this.windows.get(subject);
-    let events: StreamEvent[] | undefined;
-    if (cached && cached.until === head.streamSeq) events = cached.events;
-    else if (cached && cached.until < head.streamSeq) {
-      const more = await this.scan(subject, cached.until + 1, head.streamSeq);
-      const last = cached.events[cached.events.length - 1];
-      // Seqs are gapless per subject: anything else means the subject changed under us (purged): read it whole.
-      if (last && more.length > 0 && more[0]!.seq === last.seq + 1) events = [...cached.events, ...more].slice(-this.options.history);
-    }
-    events ??= await this.scan(subject, 1, head.streamSeq);
-    this.windows.delete(subject);
-    this.windows.set(subject, { until: head.streamSeq, events });
-    if (this.windows.size > MAX_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
-    return events;
-  }
-
-  /** The retained events of a subject from stream sequence `from` up to `until`, oldest first. */
-  private async scan(subject: string, from: number, until: number): Promise<StreamEvent[]> {
-    this.assertUp();
-    const events: StreamEvent[] = [];
-    let name: string | undefined;
-    try {
-      // A plain ephemeral pull consumer: nats.js's ordered consumer never answers a fetch from nats-server 2.9.
-      const info = await this.jsm.consumers.add(NATS_STREAM, {
-        filter_subject: subject,
-        ...(from > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : { deliver_policy: DeliverPolicy.All }),
-        ack_policy: AckPolicy.None,
-        mem_storage: true,
-        inactive_threshold: nanos(10_000),
-      });
-      name = info.name;
-      const consumer = await this.js.consumers.get(NATS_STREAM, name);
-      for (;;) {
-        const batch = await consumer.fetch({ max_messages: Math.min(1000, this.options.history + 1), expires: 2000 });
-        let got = 0;
-        let done = false;
-        for await (const m of batch) {
-          got++;
-          const ev = this.toEvent({ subject: m.subject, data: m.data, headers: m.headers, streamSeq: m.seq }, nanosToAcceptedAt(m.info.timestampNanos));
-          if (ev) events.push(ev);
-          if (m.seq >= until) {
-            done = true;
-            break;
-          }
-        }
-        batch.stop();
-        if (done || got === 0) break;
-      }
-    } catch (err) {
-      throw unavailable(err);
-    } finally {
-      if (name) this.jsm.consumers.delete(NATS_STREAM, name).catch(() => undefined);
-    }
-    return events;
-  }
-
   async readAfter(stream: string, after: number): Promise<HistoryRead> {
     const subject = streamSubject(stream);
     const { head, ev } = await this.readHead(subject);
     if (after >= head.seq) return { events: [], complete: after === head.seq, lastSeq: head.seq };
     if (ev && after + 1 === head.seq) return { events: [ev], complete: true, lastSeq: head.seq };
-    const all = await this.retained(subject, head);
+    const all = await this.history.retained(subject, head);
     const first = all[0]?.seq ?? head.seq + 1;
     return { events: all.filter((e) => e.seq > after && e.seq <= head.seq), complete: first <= after + 1, lastSeq: head.seq };
   }
@@ -463,7 +341,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     const { head, ev } = await this.readHead(subject);
     if (!ev) return [];
     if (limit === 1) return [ev];
-    const all = await this.retained(subject, head);
+    const all = await this.history.retained(subject, head);
     return all.slice(-limit);
   }
 
@@ -494,16 +372,4 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     this.live?.stop();
     await this.nc?.close().catch(() => undefined);
   }
-}
-
-/** JetStream's timestamps on this process's performance.now() scale: history from two streams interleaves by them. */
-function nanosToAcceptedAt(nanos: number): number {
-  return nanos / 1e6 - performance.timeOrigin;
-}
-
-function isoToAcceptedAt(iso: string): number {
-  const m = /^(.*?:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(iso);
-  if (!m) return Date.parse(iso) - performance.timeOrigin;
-  const fraction = Number(`0.${m[2] ?? '0'}`) * 1000;
-  return Date.parse(m[1]! + m[3]!) - performance.timeOrigin + fraction;
 }
