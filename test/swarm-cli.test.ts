@@ -94,11 +94,24 @@ describe('notify swarm exit codes', () => {
   it('0 when every threshold holds; --out writes a notify.result/1 file whose histograms decode to the summary', async () => {
     const gw = await startTestGateway();
     const file = join(dir, 'pass.json');
-    const r = await notify([...RUN, '--url', gw.url, '--threshold', 'lost==0', '--threshold', 'delivered>=400', '--out', file]);
+    const r = await notify([
+      ...RUN,
+      '--url',
+      gw.url,
+      '--threshold',
+      'lost==0',
+      '--threshold',
+      'delivered>=400',
+      '--threshold',
+      'publish.failed==0',
+      '--out',
+      file,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`result written to ${file}\n`);
     expect(r.stderr).toContain('PASS lost==0 (actual 0)\n');
     expect(r.stderr).toContain(`PASS delivered>=400 (actual ${DELIVERED})\n`);
+    expect(r.stderr).toContain('PASS publish.failed==0 (actual 0)\n');
     expect(r.stderr).not.toMatch(/^FAIL/m);
     expect(r.stdout).toBe('');
 
@@ -128,6 +141,7 @@ describe('notify swarm exit codes', () => {
     expect(result.thresholds.map((t: { expr: string; ok: boolean; actual: number }) => [t.expr, t.ok, t.actual])).toEqual([
       ['lost==0', true, 0],
       ['delivered>=400', true, DELIVERED],
+      ['publish.failed==0', true, 0],
     ]);
   });
 

@@ -104,9 +104,10 @@ describe('a run that measured nothing is a runtime failure, and says why', () =>
   it('a forgotten --publish-key: every publish 401, shown by cause with the fix, exit 1', async () => {
     const gw = await startTestGateway({ publishKey: 'sekret' });
     const out = join(dir, 'nokey.json');
-    const { code, stderr } = await swarmCli(['--url', gw.url, ...SHORT, ...GATE, '--out', out]).exited;
+    const { code, stderr } = await swarmCli(['--url', gw.url, ...SHORT, ...GATE, '--threshold', 'publish.failed==0', '--out', out]).exited;
     expect(code, stderr).toBe(1);
     expect(stderr).toMatch(/publisher: sent 10, accepted 0; failed: http-401 10/);
+    expect(readResult(out).thresholds[2]).toMatchObject({ metric: 'publish.failed', actual: 10, ok: false });
     expect(stderr).toMatch(
       /RUN FAILED: the server accepted none of the 10 probes sent \(http-401 10\): the server refused the publish key; pass the key it was started with \(--publish-key/,
     );

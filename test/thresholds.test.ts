@@ -183,10 +183,24 @@ describe('evaluateThresholds', () => {
         const [t] = parseThresholds([`${metric}${op}0`]);
         const [empty] = evaluateThresholds([t!], idle);
         expect(empty, `${metric}${op}0 over no data`).toMatchObject({ ok: false, noData: expect.stringMatching(/^no data: 0 /) });
-        const [full] = evaluateThresholds([t!], summary);
+        const [full] = evaluateThresholds([t!], summary, { sent: 1000, accepted: 990 });
         expect(full!.noData, `${metric}${op}0 over data`).toBeUndefined();
       }
     }
+  });
+
+  it('publish.failed and publish.failed_rate: probes sent that the server did not accept, a run figure only', () => {
+    const [failed, rate, none] = evaluateThresholds(parseThresholds(['publish.failed==0', 'publish.failed_rate<0.5%', 'publish.failed<=10']), summary, {
+      sent: 1000,
+      accepted: 990,
+    });
+    expect(failed).toMatchObject({ metric: 'publish.failed', kind: 'count', actual: 10, ok: false });
+    expect(rate).toMatchObject({ metric: 'publish.failed_rate', kind: 'rate', actual: 0.01, ok: false });
+    expect(none).toMatchObject({ actual: 10, ok: true });
+    const [unsent] = evaluateThresholds(parseThresholds(['publish.failed==0']), summary, { sent: 0, accepted: 0 });
+    expect(unsent).toMatchObject({ ok: false, noData: 'no data: 0 probes sent' });
+    expect(usageFailure('sse.publish.failed==0').message).toContain('drop the "sse." prefix');
+    expect(usageFailure('publish.failed_rate<5').message).toContain('fraction');
   });
 
   it("the README's CI gate fails against a server that refused every subscribe and publish", () => {

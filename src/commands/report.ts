@@ -123,7 +123,7 @@ Exit codes: 0 ok, 1 merged result that measured nothing (no connection opened, n
       let markdown = resultMarkdown(result, config.merge ? `notify report: merged \`${result.run}\`` : undefined);
       if (config.compare) {
         const base = await readResultFile(config.compare);
-        const comparison = compareSummaries(base.summary, result.summary, config.rules);
+        const comparison = compareSummaries(base.summary, result.summary, config.rules, [base.publisher, result.publisher]);
         io.stderr.write(`\n${name} (current) compared with ${config.compare} (base, run ${base.run})${config.defaultRules ? ', default rules' : ''}:\n`);
         io.stderr.write(renderComparison(comparison, io.color));
         markdown = comparisonMarkdown(comparison, config.compare, name);

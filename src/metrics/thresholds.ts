@@ -7,6 +7,9 @@
  * - rate metrics (`*_rate`): `%` (`0.1%` = 0.001) or a bare fraction between 0 and 1.
  * - count metrics: a bare number. `delivered_per_sec` (events/s): a bare number or `N/s`.
  * - transport prefix `sse.` `ws.` `poll.` checks that transport's summary; without it the run's total.
+ * - `publish.failed` / `publish.failed_rate`: probes the server did not accept (any answer but 2xx, or none), of the
+ *   probes sent; the run's publisher, so no transport prefix. Refused probes are owed to nobody, so `lost==0` alone
+ *   passes a server that turns a share of the publishes away: gate on `publish.failed==0` too.
  *
  * A threshold over no data fails, whatever its operator: a gate that checked nothing must not pass. Each metric
  * names what it is measured over (its basis): event figures over the probes expected, latency over the probes
@@ -54,20 +57,30 @@ export interface ThresholdResult extends Threshold {
   pending?: string;
 }
 
+/** The publisher's figures a threshold can look at: the run's, not one transport's. */
+export interface PublisherCounts {
+  sent: number;
+  accepted: number;
+}
+const NO_PUBLISHER: PublisherCounts = { sent: 0, accepted: 0 };
+
 /** What a metric is measured over: a count, and its name for `noData` (`0 probes expected`). */
 interface Basis {
-  count: (s: TransportSummary) => number;
+  count: (s: TransportSummary, p: PublisherCounts) => number;
   what: string;
 }
 
 interface MetricDef {
   kind: MetricKind;
-  read: (s: TransportSummary) => number;
+  read: (s: TransportSummary, p: PublisherCounts) => number;
   basis: Basis;
+  /** The run's figure: a transport prefix is refused. */
+  runOnly?: boolean;
 }
 
 const EXPECTED: Basis = { count: (s) => s.events.expected, what: 'probes expected' };
 const PUBLISHED: Basis = { count: (s) => s.events.published, what: 'probes published' };
+const SENT: Basis = { count: (_s, p) => p.sent, what: 'probes sent' };
 const ATTEMPTS: Basis = { count: (s) => s.connect.count + s.connections.failed, what: 'connection attempts' };
 const DURATION_BASIS: Record<'latency' | 'connect' | 'reconnect', Basis> = {
   latency: { count: (s) => s.latency.count, what: 'probes received' },
@@ -112,6 +125,8 @@ for (const [name, count, rate] of EVENT_METRICS) {
 }
 METRICS.set('expected', { kind: 'count', read: (s) => s.events.expected, basis: PUBLISHED });
 METRICS.set('published', { kind: 'count', read: (s) => s.events.published, basis: PUBLISHED });
+METRICS.set('publish.failed', { kind: 'count', read: (_s, p) => p.sent - p.accepted, basis: SENT, runOnly: true });
+METRICS.set('publish.failed_rate', { kind: 'rate', read: (_s, p) => (p.sent > 0 ? (p.sent - p.accepted) / p.sent : 0), basis: SENT, runOnly: true });
 METRICS.set('conns.failed', { kind: 'count', read: (s) => s.connections.failed, basis: ATTEMPTS });
 METRICS.set('conns.peak', { kind: 'count', read: (s) => s.connections.peakOpen, basis: ATTEMPTS });
 METRICS.set('reconnects', { kind: 'count', read: (s) => s.connections.reconnects, basis: ATTEMPTS });
@@ -155,6 +170,7 @@ export function parseThreshold(expr: string): Threshold {
   const metric = ALIASES.get(name) ?? name;
   const def = METRICS.get(metric);
   if (!def) fail(expr, `unknown metric "${name}"; valid metrics: ${THRESHOLD_METRICS.join(', ')}`);
+  if (def.runOnly && transport !== undefined) fail(expr, `${metric} is the run's publisher figure; drop the "${transport}." prefix`);
   let value = Number(number);
   switch (def.kind) {
     case 'time':
@@ -202,15 +218,15 @@ const scopeOf = (t: Threshold, summary: RunSummary): TransportSummary =>
   t.transport === undefined ? summary.total : (summary.transports[t.transport] ?? emptyTransportSummary());
 
 /** The figure a threshold looks at, in the threshold's unit; 0 when the run has no data for it. */
-export function measure(t: Threshold, summary: RunSummary): number {
-  return METRICS.get(t.metric)!.read(scopeOf(t, summary));
+export function measure(t: Threshold, summary: RunSummary, publisher: PublisherCounts = NO_PUBLISHER): number {
+  return METRICS.get(t.metric)!.read(scopeOf(t, summary), publisher);
 }
 
 /** `no data: 0 probes expected` when the metric had nothing to be measured over; undefined when it had. */
-export function noDataReason(t: Threshold, summary: RunSummary): string | undefined {
+export function noDataReason(t: Threshold, summary: RunSummary, publisher: PublisherCounts = NO_PUBLISHER): string | undefined {
   const { basis } = METRICS.get(t.metric)!;
   const scope = scopeOf(t, summary);
-  if (basis.count(scope) > 0) return undefined;
+  if (basis.count(scope, publisher) > 0) return undefined;
   const where = t.transport !== undefined && summary.transports[t.transport] === undefined ? ` (the run had no ${t.transport} subscribers)` : '';
   return `no data: 0 ${basis.what}${where}`;
 }
@@ -218,18 +234,24 @@ export function noDataReason(t: Threshold, summary: RunSummary): string | undefi
 /** True for a metric of the probes (expected, delivered, lost, ...): one the publisher's log decides. */
 export function isEventMetric(t: Threshold): boolean {
   const { basis } = METRICS.get(t.metric)!;
-  return basis === EXPECTED || basis === PUBLISHED;
+  return basis === EXPECTED || basis === PUBLISHED || basis === SENT;
 }
 
 /**
- * Checks every threshold against a run's summary, in the order given; one over no data fails (see `noData`).
- * `pendingEvents`: this process has no publisher's log; event metrics are left `pending` with this reason.
+ * Checks every threshold against a run's summary and its publisher's figures, in the order given; one over no data
+ * fails (see `noData`). `pendingEvents`: this process has no publisher's log; event metrics are left `pending` with
+ * this reason.
  */
-export function evaluateThresholds(thresholds: readonly Threshold[], summary: RunSummary, pendingEvents?: string): ThresholdResult[] {
+export function evaluateThresholds(
+  thresholds: readonly Threshold[],
+  summary: RunSummary,
+  publisher: PublisherCounts = NO_PUBLISHER,
+  pendingEvents?: string,
+): ThresholdResult[] {
   return thresholds.map((t) => {
     if (pendingEvents !== undefined && isEventMetric(t)) return { ...t, actual: 0, ok: true, pending: pendingEvents };
-    const actual = measure(t, summary);
-    const noData = noDataReason(t, summary);
+    const actual = measure(t, summary, publisher);
+    const noData = noDataReason(t, summary, publisher);
     return noData === undefined ? { ...t, actual, ok: compare(actual, t.op, t.value) } : { ...t, actual, ok: false, noData };
   });
 }

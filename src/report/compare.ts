@@ -13,7 +13,7 @@ import Table from 'cli-table3';
 import { isNotifyError, usageError } from '../errors.js';
 import { formatChange, formatDelta, formatValue } from '../metrics/format.js';
 import type { RunSummary } from '../metrics/summary.js';
-import { measure, parseThreshold, type MetricKind, type Threshold } from '../metrics/thresholds.js';
+import { measure, parseThreshold, type MetricKind, type PublisherCounts, type Threshold } from '../metrics/thresholds.js';
 
 export interface RegressionRule {
   expr: string;
@@ -110,8 +110,16 @@ export interface Comparison {
 
 const rowKey = (t: Threshold) => `${t.transport ? `${t.transport}.` : ''}${t.metric}`;
 
-/** Compares the headline figures (and every figure a rule names) of `current` against `base`. */
-export function compareSummaries(base: RunSummary, current: RunSummary, rules: readonly RegressionRule[]): Comparison {
+/**
+ * Compares the headline figures (and every figure a rule names) of `current` against `base`; `publishers` are the
+ * two runs' publisher figures, for the `publish.*` metrics.
+ */
+export function compareSummaries(
+  base: RunSummary,
+  current: RunSummary,
+  rules: readonly RegressionRule[],
+  publishers?: readonly [base: PublisherCounts, current: PublisherCounts],
+): Comparison {
   const targets = new Map<string, { name: string; target: Threshold }>();
   for (const name of HEADLINE_METRICS) {
     const target = parseThreshold(`${name}==0`);
@@ -123,8 +131,8 @@ export function compareSummaries(base: RunSummary, current: RunSummary, rules: r
   }
   const rows: DeltaRow[] = [];
   for (const [key, { name, target }] of targets) {
-    const b = measure(target, base);
-    const c = measure(target, current);
+    const b = measure(target, base, publishers?.[0]);
+    const c = measure(target, current, publishers?.[1]);
     const row: DeltaRow = { name, kind: target.kind, base: b, current: c, delta: c - b, deltaRatio: b === 0 ? null : (c - b) / b, rules: [], regressed: false };
     for (const r of rules.filter((rule) => rowKey(rule.target) === key)) {
       const allowance = r.relative ? Math.abs(b) * r.amount : r.amount;

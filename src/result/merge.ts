@@ -181,12 +181,12 @@ export function mergeResults(given: NamedResult[]): ResultFile {
   const summary: RunSummary = { total: total.summary, transports };
 
   const exprs = [...new Set(files.flatMap((f) => f.result.config.thresholds))];
-  const thresholds = evaluateThresholds(parseThresholds(exprs), summary);
+  const publisher = mergePublishers(files);
+  const thresholds = evaluateThresholds(parseThresholds(exprs), summary, publisher);
   const first = files[0]!.result;
   const warnings = files.map((f) => f.result.selfCheck.warning).filter((w): w is string => Boolean(w));
   const sum = (k: string) => files.reduce((a, f) => a + (typeof f.result.config[k] === 'number' ? (f.result.config[k] as number) : 0), 0);
   const stopped = files.filter((f) => f.result.stoppedEarly).map((f) => `${f.file}: ${f.result.stoppedEarly}`);
-  const publisher = mergePublishers(files);
   // Problems the figures show are judged again on the merged figures; a lost worker stays a problem of the whole.
   const phases = mergePhases(files);
   const lostWorkers = files.flatMap((f) =>

@@ -496,7 +496,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       timeline: live.timeline,
       publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
       selfCheck: selfCheckOf(results),
-      thresholds: evaluateThresholds(config.thresholds, agg.summary, config.publishes ? undefined : PENDING_EVENTS),
+      thresholds: evaluateThresholds(config.thresholds, agg.summary, pub, config.publishes ? undefined : PENDING_EVENTS),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: early.reason,
       phases: hasPhases ? phaseReports(spans, results, t0) : undefined,
