@@ -7,20 +7,10 @@
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Publisher } from '../src/swarm/publisher.js';
-import { loadTarget } from '../src/targets/load.js';
 import { listenForTest, onCleanup, runCleanup } from './helpers/lifecycle.js';
+import { closedPort, publishTen } from './helpers/publisher.js';
 
 afterEach(runCleanup);
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<string> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return `http://127.0.0.1:${port}`;
-}
 
 /** A stand-in for POST /publish: answers `status` and records the probe seqs of every request it answers 202. */
 async function publishServer(status = 202): Promise<{ url: string; seqs: number[]; requests: () => number }> {
@@ -40,31 +30,12 @@ async function publishServer(status = 202): Promise<{ url: string; seqs: number[
   return { url: await listenForTest(server), seqs, requests: () => requests };
 }
 
-/** Publishes 10 broadcast probes (50/s for 200 ms) to `urls[0]`, failing over to the rest, and waits for every answer. */
-async function publishTen(urls: string[]): Promise<Publisher> {
-  const pub = new Publisher({
-    run: 'rfo',
-    urls: urls.slice(0, 1),
-    failoverUrls: urls.slice(1),
-    target: loadTarget(undefined, []),
-    rate: 50,
-    userRate: 0,
-    users: 1,
-    userPrefix: 'u',
-  });
-  onCleanup(() => pub.close(0));
-  await pub.run(Date.now(), 200);
-  await pub.close(5000);
-  expect(pub.sent).toBe(10);
-  return pub;
-}
-
 const allTen = Array.from({ length: 10 }, (_, i) => i + 1);
 
 describe('publisher failover over --url (--publish-to first)', () => {
   it('the first server refuses connections: every probe goes to the next, once, none refused or lost', async () => {
     const b = await publishServer();
-    const pub = await publishTen([await closedPort(), b.url]);
+    const pub = await publishTen([await closedPort(), b.url], 'rfo');
     expect(pub.accepted).toBe(10);
     expect(pub.failures).toEqual({});
     expect(pub.refusedJson()).toEqual({});
@@ -74,7 +45,7 @@ describe('publisher failover over --url (--publish-to first)', () => {
   it('503 (a draining gateway) fails over too; the following probes go straight to the next server', async () => {
     const a = await publishServer(503);
     const b = await publishServer();
-    const pub = await publishTen([a.url, b.url]);
+    const pub = await publishTen([a.url, b.url], 'rfo');
     expect(pub.accepted).toBe(10);
     expect(pub.refusedJson()).toEqual({});
     expect(b.seqs.sort((x, y) => x - y)).toEqual(allTen);
@@ -83,7 +54,7 @@ describe('publisher failover over --url (--publish-to first)', () => {
   });
 
   it('every server refuses: each probe is refused once, by the cause of its last attempt, and owed to nobody', async () => {
-    const pub = await publishTen([await closedPort(), await closedPort()]);
+    const pub = await publishTen([await closedPort(), await closedPort()], 'rfo');
     expect(pub.accepted).toBe(0);
     expect(pub.failures).toEqual({ ECONNREFUSED: 10 });
     expect(pub.refusedJson()).toEqual({ broadcast: allTen });
@@ -92,7 +63,7 @@ describe('publisher failover over --url (--publish-to first)', () => {
   it('an error answer of a live server (400) is not failed over: refused where it was', async () => {
     const a = await publishServer(400);
     const b = await publishServer();
-    const pub = await publishTen([a.url, b.url]);
+    const pub = await publishTen([a.url, b.url], 'rfo');
     expect(pub.failures).toEqual({ 'http-400': 10 });
     expect(pub.refusedJson()).toEqual({ broadcast: allTen });
     expect(b.requests()).toBe(0);
@@ -110,7 +81,7 @@ describe('publisher failover over --url (--publish-to first)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     onCleanup(() => new Promise((r) => server.close(r)));
     const b = await publishServer();
-    const pub = await publishTen([`http://127.0.0.1:${(server.address() as AddressInfo).port}`, b.url]);
+    const pub = await publishTen([`http://127.0.0.1:${(server.address() as AddressInfo).port}`, b.url], 'rfo');
     expect(pub.accepted).toBe(0);
     expect(pub.refusedJson()).toEqual({});
     expect(b.requests()).toBe(0);

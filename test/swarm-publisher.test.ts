@@ -3,13 +3,12 @@
  * (it answered with an error, or no connection was ever made) is owed to nobody; a probe that may have been stored
  * (the connection was cut after the request was sent) stays expected. Real sockets on 127.0.0.1, port 0.
  */
-import { loadTarget } from '../src/targets/load.js';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Publisher } from '../src/swarm/publisher.js';
 import { failedBeforeSending } from '../src/transports/codes.js';
 import { onCleanup, runCleanup } from './helpers/lifecycle.js';
+import { closedPort, publishTen } from './helpers/publisher.js';
 
 afterEach(runCleanup);
 
@@ -17,24 +16,6 @@ async function listen(server: Server | ReturnType<typeof createHttpServer>): Pro
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   onCleanup(() => new Promise((r) => server.close(r)));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<string> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return `http://127.0.0.1:${port}`;
-}
-
-/** Publishes 10 broadcast probes (50/s for 200 ms) to `url` and waits for every answer. */
-async function publishTen(url: string): Promise<Publisher> {
-  const pub = new Publisher({ run: 'rpub', urls: [url], target: loadTarget(undefined, []), rate: 50, userRate: 0, users: 1, userPrefix: 'u' });
-  await pub.run(Date.now(), 200);
-  await pub.close(5000);
-  expect(pub.sent).toBe(10);
-  return pub;
 }
 
 const allTen = Array.from({ length: 10 }, (_, i) => i + 1);
@@ -58,7 +39,7 @@ describe('failedBeforeSending', () => {
 
 describe('probes the server cannot have stored are owed to nobody', () => {
   it('ECONNREFUSED: every probe is refused (never reached a server), none stays expected', async () => {
-    const pub = await publishTen(await closedPort());
+    const pub = await publishTen([await closedPort()], 'rpub');
     expect(pub.accepted).toBe(0);
     expect(pub.failures).toEqual({ ECONNREFUSED: 10 });
     expect(pub.refusedJson()).toEqual({ broadcast: allTen });
@@ -66,7 +47,7 @@ describe('probes the server cannot have stored are owed to nobody', () => {
 
   it('an HTTP error answer: refused', async () => {
     const url = await listen(createHttpServer((req, res) => req.resume().on('end', () => res.writeHead(500).end())));
-    const pub = await publishTen(url);
+    const pub = await publishTen([url], 'rpub');
     expect(pub.failures).toEqual({ 'http-500': 10 });
     expect(pub.refusedJson()).toEqual({ broadcast: allTen });
   });
@@ -80,7 +61,7 @@ describe('probes the server cannot have stored are owed to nobody', () => {
         if (got.includes('\r\n\r\n') && /[}\]]$/.test(got)) socket.resetAndDestroy();
       });
     });
-    const pub = await publishTen(await listen(server));
+    const pub = await publishTen([await listen(server)], 'rpub');
     expect(pub.accepted).toBe(0);
     expect(Object.values(pub.failures).reduce((a, b) => a + b, 0)).toBe(10);
     expect(
