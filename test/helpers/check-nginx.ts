@@ -22,6 +22,14 @@ export interface ProxyVariant {
   upstream: string;
   /** Directives inside `location /`. */
   location: string;
+  /** Listen with TLS (the URL is https://), HTTP/2 on or off. */
+  tls?: { cert: string; key: string; http2: boolean };
+}
+
+function listen(port: number, tls: ProxyVariant['tls']): string {
+  if (!tls) return `    listen 127.0.0.1:${port};`;
+  // Debian's nginx predates `http2 on;` (1.25.1): HTTP/2 is a listen parameter there.
+  return `    listen 127.0.0.1:${port} ssl${tls.http2 ? ' http2' : ''};\n    ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};`;
 }
 
 function httpBlock(dir: string, servers: string, head = ''): string {
@@ -70,12 +78,12 @@ export async function startProxies(variants: readonly ProxyVariant[]): Promise<R
       httpBlock(
         dir,
         variants
-          .map((v, i) => `  server {\n    listen 127.0.0.1:${ports[i]};\n    location / {\n      proxy_pass ${v.upstream};${v.location}\n    }\n  }`)
+          .map((v, i) => `  server {\n${listen(ports[i]!, v.tls)}\n    location / {\n      proxy_pass ${v.upstream};${v.location}\n    }\n  }`)
           .join('\n'),
       ),
     variants.length,
   );
-  return Object.fromEntries(variants.map((v, i) => [v.name, urls[i]!]));
+  return Object.fromEntries(variants.map((v, i) => [v.name, v.tls ? urls[i]!.replace(/^http:/, 'https:') : urls[i]!]));
 }
 
 /** nginx + nchan serving docs/nchan.conf (the `nchan` profile's), with `extra` server-level directives. */
