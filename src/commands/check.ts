@@ -29,7 +29,7 @@ export function checkCommand(io: Io, done: (code: number) => void): Command {
 Examples:
   $ notify check http://127.0.0.1:8080                       # notify serve, directly
   $ notify check https://push.example.com --token "$JWT" --origin https://app.example.com
-  $ notify check https://127.0.0.1:8443 --insecure-tls         # notify serve --tls-cert with a self-signed certificate
+  $ notify check https://127.0.0.1:8080 --insecure-tls         # notify serve --tls-cert with a self-signed certificate
   $ notify check http://127.0.0.1:8081 --target nchan        # nginx + nchan through its profile
   $ notify check http://127.0.0.1:8080 --only sse-streaming sse-heartbeat --timeout 70s
   $ notify check http://127.0.0.1:8080 --json | jq '.checks[] | select(.status == "fail") | .fix'
