@@ -5,6 +5,7 @@ import { judgeInterval, judgeWatch } from '../src/check/idle.js';
 import { ensureBuilt, exitWithin, runNotify } from './helpers/cli.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { runCleanup } from './helpers/lifecycle.js';
+import { selfSignedCert } from './helpers/tls-cert.js';
 
 beforeAll(ensureBuilt, 120_000);
 afterEach(runCleanup);
@@ -32,6 +33,45 @@ describe('notify check (binary)', () => {
     const down = runNotify(['check', 'http://127.0.0.1:9', '--only', 'sse-headers', '--timeout', '2s']);
     expect(await exitWithin(down, 15_000)).toBe(1);
     expect(down.stdout()).toMatch(/FAIL {2}sse-headers +no answer from the stream: connection failed: ECONNREFUSED/);
+  });
+});
+
+describe('notify check over https (notify serve --tls-cert/--tls-key)', () => {
+  it('with --insecure-tls every check runs over TLS (SSE, wss, long-poll, ALPN): http-version passes on h2, none fails', async () => {
+    const { cert, key } = selfSignedCert();
+    const gw = await startTestGateway({ heartbeat: '1s', tlsCert: cert, tlsKey: key });
+    expect(gw.url).toMatch(/^https:/);
+    const p = runNotify(['check', gw.url, '--insecure-tls', '--timeout', '3s', '--json']);
+    expect(await exitWithin(p, 30_000), p.stderr()).toBe(0);
+    const report = JSON.parse(p.stdout()) as { checks: { name: string; status: string; summary: string }[] };
+    const status = Object.fromEntries(report.checks.map((c) => [c.name, c.status]));
+    expect(status).toMatchObject({
+      'http-version': 'pass',
+      'sse-headers': 'pass',
+      'sse-streaming': 'pass',
+      'sse-heartbeat': 'pass',
+      'sse-resume': 'pass',
+      'ws-upgrade': 'pass',
+      'ws-ping': 'pass',
+    });
+    // The hold outlasts a 3 s window: still held over https is a warning that asks for a longer --timeout.
+    expect(status['poll-hold']).toBe('warn');
+    expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
+  });
+
+  it('without --insecure-tls a self-signed certificate fails every check (exit 1), naming it and the flag, no stack trace', async () => {
+    const { cert, key } = selfSignedCert();
+    const gw = await startTestGateway({ tlsCert: cert, tlsKey: key });
+    const p = runNotify(['check', gw.url, '--only', 'http-version', 'sse-headers', 'ws-upgrade', 'poll-hold', '--timeout', '2s']);
+    expect(await exitWithin(p, 20_000)).toBe(1);
+    const out = p.stdout();
+    for (const name of ['http-version', 'sse-headers', 'ws-upgrade', 'poll-hold']) {
+      expect(out).toMatch(
+        new RegExp(`^FAIL {2}${name} .*TLS certificate not accepted \\(DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate\\).*--insecure-tls$`, 'm'),
+      );
+    }
+    expect(out).not.toMatch(/proxy_set_header Upgrade/);
+    expect(p.stderr()).not.toMatch(/\bat .*\.js:\d+/);
   });
 });
 

@@ -11,6 +11,7 @@ import { fakeIo } from './helpers/fake-io.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { RIGHT_LOCATION, startNchanWith, startProxies } from './helpers/check-nginx.js';
+import { selfSignedCert } from './helpers/tls-cert.js';
 
 interface Run {
   code: number;
@@ -43,6 +44,7 @@ beforeAll(async () => {
   const slow = await startTestGateway({ heartbeat: '15s', pollTimeout: '2s' });
   const authed = await startTestGateway({ heartbeat: '1s', pollTimeout: '2s', auth: 'jwt', jwtSecret: SECRET, publishKey: 'pk' });
   const base = { upstream: fast.url };
+  const { cert, key } = selfSignedCert();
   const urls = await startProxies([
     { name: 'right', ...base, location: RIGHT_LOCATION },
     {
@@ -54,6 +56,8 @@ beforeAll(async () => {
     { name: 'readTimeout', upstream: slow.url, location: RIGHT_LOCATION.replace('3600s', '5s') },
     { name: 'noUpgrade', ...base, location: '\n      proxy_http_version 1.1;\n      proxy_buffering off;' },
     { name: 'noChunked', ...base, location: `${RIGHT_LOCATION}\n      chunked_transfer_encoding off;` },
+    { name: 'rightTls', ...base, location: RIGHT_LOCATION, tls: { cert, key, http2: true } },
+    { name: 'noH2', ...base, location: RIGHT_LOCATION, tls: { cert, key, http2: false } },
   ]);
   const nchan = await startNchanWith('    nchan_eventsource_ping_interval 1;\n    nchan_websocket_ping_interval 1;');
   const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('ann').sign(new TextEncoder().encode(SECRET));
@@ -62,7 +66,10 @@ beforeAll(async () => {
     ['direct', check(fast.url, ...WINDOW, ...origin)],
     ['authed', check(authed.url, ...WINDOW, '--token', token, '--publish-key', 'pk', ...origin)],
     ['authedNoToken', check(authed.url, ...WINDOW, '--only', 'auth-required', 'sse-headers')],
-    ...Object.entries(urls).map(([name, url]): [string, Promise<Run>] => [name, check(url, ...(name === 'readTimeout' ? ['--timeout', '12s'] : WINDOW))]),
+    ...Object.entries(urls).map(([name, url]): [string, Promise<Run>] => [
+      name,
+      check(url, ...(name === 'readTimeout' ? ['--timeout', '12s'] : WINDOW), ...(url.startsWith('https:') ? ['--insecure-tls'] : [])),
+    ]),
     ['nchan', check(nchan, '--target', 'nchan', ...WINDOW)],
   ];
   for (const [name, r] of await Promise.all(jobs.map(async ([name, p]) => [name, await p] as const))) runs[name] = r;
@@ -86,6 +93,15 @@ describe('notify check on a right path', () => {
     const r = runs.right!;
     expect(problems(r), statuses(r)).toEqual([]);
     expect(result(r, 'sse-framing').values.framing).toBe('chunked');
+  });
+
+  it('reports nothing behind nginx over TLS with http2 on, and http-version passes (ALPN h2)', () => {
+    const r = runs.rightTls!;
+    expect(problems(r), statuses(r)).toEqual([]);
+    expect(result(r, 'http-version').status).toBe('pass');
+    expect(result(r, 'http-version').values.h2).toBe(true);
+    for (const name of ['sse-streaming', 'sse-heartbeat', 'sse-resume', 'ws-upgrade', 'ws-ping', 'poll-hold'])
+      expect(result(r, name).status, `${name}\n${statuses(r)}`).toBe('pass');
   });
 
   it('checks auth with --token: refused without it and with a bad one, open with it', () => {
@@ -125,6 +141,7 @@ describe('notify check on a wrong nginx config', () => {
     ['readTimeout', 'ws-ping', 'fail', /proxy_read_timeout/],
     ['noUpgrade', 'ws-upgrade', 'fail', /proxy_set_header Upgrade \$http_upgrade/],
     ['noChunked', 'sse-framing', 'warn', /chunked_transfer_encoding on/],
+    ['noH2', 'http-version', 'warn', /http2 on/],
   ];
   it.each(cases)('%s: %s is %s and names the fix', (variant, name, status, fix) => {
     const r = runs[variant]!;
@@ -149,6 +166,7 @@ describe('notify check on a wrong nginx config', () => {
       readTimeout: ['sse-heartbeat', 'ws-ping'],
       noUpgrade: ['ws-upgrade', 'ws-ping'],
       noChunked: ['sse-framing'],
+      noH2: ['http-version'],
     };
     for (const [variant, names] of Object.entries(own)) {
       const r = runs[variant]!;
@@ -158,7 +176,7 @@ describe('notify check on a wrong nginx config', () => {
         found.filter((n) => !names.includes(n)),
         `${variant}\n${statuses(r)}`,
       ).toEqual([]);
-      expect(r.code).toBe(variant === 'noChunked' ? 0 : 1);
+      expect(r.code).toBe(variant === 'noChunked' || variant === 'noH2' ? 0 : 1);
     }
   });
 });

@@ -2,15 +2,18 @@
  * HTTP version: over https, whether TLS offers HTTP/2 (ALPN); over plain http, the version that answered (browsers
  * speak HTTP/2 only over TLS, so h2c is not probed). On HTTP/1.1 a browser opens at most six connections per origin.
  */
+import { isIP } from 'node:net';
 import { connect } from 'node:tls';
 import type { CheckContext } from './context.js';
 import { FIX } from './fixes.js';
 import { fail, pass, skip, warn, type Check, type Outcome } from './outcome.js';
+import { describeTlsError } from './tls.js';
 
-function alpn(url: URL, timeoutMs: number): Promise<{ protocol?: string; error?: string }> {
+function alpn(url: URL, timeoutMs: number, insecureTls: boolean): Promise<{ protocol?: string; error?: string }> {
   return new Promise((resolve) => {
     const host = url.hostname.replace(/^\[|\]$/g, '');
-    const socket = connect({ host, port: Number(url.port || 443), servername: host, ALPNProtocols: ['h2', 'http/1.1'] });
+    const servername = isIP(host) ? undefined : host;
+    const socket = connect({ host, port: Number(url.port || 443), servername, ALPNProtocols: ['h2', 'http/1.1'], rejectUnauthorized: !insecureTls });
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ error: `no TLS handshake within ${timeoutMs} ms` });
@@ -20,9 +23,9 @@ function alpn(url: URL, timeoutMs: number): Promise<{ protocol?: string; error?:
       resolve({ protocol: socket.alpnProtocol || undefined });
       socket.end();
     });
-    socket.once('error', (err: Error) => {
+    socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      resolve({ error: err.message });
+      resolve({ error: describeTlsError(err) });
     });
   });
 }
@@ -37,7 +40,7 @@ async function httpVersion(ctx: CheckContext): Promise<Outcome> {
       values: { http: s.head ? `1.x` : null, h2: null },
     });
   }
-  const a = await alpn(url, ctx.config.eventWaitMs);
+  const a = await alpn(url, ctx.config.eventWaitMs, ctx.config.insecureTls);
   const evidence = [answered, `TLS ALPN offered h2, http/1.1; the server chose ${a.protocol ?? (a.error ? 'nothing' : 'none (no ALPN)')}`];
   if (a.error) return fail(`TLS handshake failed: ${a.error}`, { evidence });
   if (a.protocol === 'h2') return pass('HTTP/2 offered (ALPN h2): EventSource streams share one connection', { evidence, values: { h2: true } });

@@ -4,10 +4,12 @@
  * cursor; the second, with it, is the one held, for the server's default hold (no `timeout=`: that is what a client
  * that does not choose gets).
  */
+import { Agent, fetch } from 'undici';
 import type { CheckContext } from './context.js';
 import { FIX } from './fixes.js';
 import { judgeInterval } from './idle.js';
 import { fail, ms, warn, type Check, type Outcome } from './outcome.js';
+import { fetchErrorText } from './tls.js';
 
 interface Poll {
   url: string;
@@ -17,16 +19,16 @@ interface Poll {
   error?: string;
 }
 
-async function poll(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<Poll> {
+async function poll(dispatcher: Agent, url: URL, headers: Record<string, string>, timeoutMs: number): Promise<Poll> {
   const started = performance.now();
   try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs), dispatcher });
     const body = await res.text();
     return { url: url.href, status: res.status, body, heldMs: performance.now() - started };
   } catch (err) {
     const e = err as Error;
     const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
-    return { url: url.href, heldMs: performance.now() - started, error: timedOut ? 'timeout' : ((e.cause as Error | undefined)?.message ?? e.message) };
+    return { url: url.href, heldMs: performance.now() - started, error: timedOut ? 'timeout' : fetchErrorText(e) };
   }
 }
 
@@ -44,8 +46,10 @@ async function heldPoll(ctx: CheckContext): Promise<Poll> {
   const url = new URL(target.url);
   const headers = target.headers ?? {};
   const window = ctx.config.timeoutMs;
-  if (ctx.config.target.dialect !== 'notify') return poll(url, headers, window);
-  let answer = await poll(url, headers, ctx.config.eventWaitMs);
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: !ctx.config.insecureTls } });
+  ctx.onDispose(() => dispatcher.destroy());
+  if (ctx.config.target.dialect !== 'notify') return poll(dispatcher, url, headers, window);
+  let answer = await poll(dispatcher, url, headers, ctx.config.eventWaitMs);
   // The first answer only gives the cursor; one with notifications (the other checks' probes, when a token fixes the
   // user) is not a hold either: poll again from where it ends.
   for (let i = 0; i < MAX_POLLS; i++) {
@@ -54,7 +58,7 @@ async function heldPoll(ctx: CheckContext): Promise<Poll> {
     const resume = target.resume ?? 'query:cursor';
     if (resume.startsWith('query:')) url.searchParams.set(resume.slice(6), cursor);
     else headers['Last-Event-ID'] = cursor;
-    answer = await poll(url, headers, window);
+    answer = await poll(dispatcher, url, headers, window);
   }
   return answer;
 }

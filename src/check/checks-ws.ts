@@ -8,6 +8,7 @@ import type { CheckContext } from './context.js';
 import { FIX } from './fixes.js';
 import { judgeWatch } from './idle.js';
 import { fail, ms, pass, Skip, type Check, type Outcome } from './outcome.js';
+import { describeTlsError, TLS_CERT_ERROR } from './tls.js';
 
 interface WsSession {
   url: string;
@@ -26,7 +27,11 @@ const sessions = new WeakMap<CheckContext, Promise<WsSession>>();
 function openWs(ctx: CheckContext): Promise<WsSession> {
   const target = ctx.render('ws');
   const url = target.url.replace(/^http/, 'ws');
-  const socket = new WebSocket(url, target.protocols ?? [], { headers: target.headers, handshakeTimeout: ctx.config.eventWaitMs });
+  const socket = new WebSocket(url, target.protocols ?? [], {
+    headers: target.headers,
+    handshakeTimeout: ctx.config.eventWaitMs,
+    rejectUnauthorized: !ctx.config.insecureTls,
+  });
   ctx.onDispose(() => socket.terminate());
   const s: WsSession = { url, startedAt: performance.now(), messages: [], pings: [], socket };
   socket.on('message', (data: Buffer) => s.messages.push({ at: performance.now(), text: data.toString('utf8') }));
@@ -48,8 +53,8 @@ function openWs(ctx: CheckContext): Promise<WsSession> {
       res.once('end', finish);
       res.once('error', finish);
     });
-    socket.once('error', (err) => {
-      s.error ??= err.message;
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      s.error ??= err.code ? describeTlsError(err) : err.message;
       resolve(s);
     });
   });
@@ -85,7 +90,11 @@ async function wsUpgrade(ctx: CheckContext): Promise<Outcome> {
       values: { status },
     });
   }
-  if (s.openedAt === undefined) return fail(`the upgrade failed: ${s.error}`, { evidence, fix: FIX.upgrade });
+  if (s.openedAt === undefined) {
+    // A certificate error names its own fix (--insecure-tls, or the certificate); the upgrade settings are not it.
+    const certificate = s.error?.startsWith(TLS_CERT_ERROR) ?? false;
+    return fail(`the upgrade failed: ${s.error}`, { evidence, fix: certificate ? undefined : FIX.upgrade });
+  }
   evidence.push(`101 Switching Protocols after ${ms(s.openedAt - s.startedAt)}`);
   const run = ctx.run('ws');
   const sentAt = performance.now();

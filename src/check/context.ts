@@ -65,7 +65,11 @@ export class CheckContext {
 
   private publisher(): ProbePublisher {
     const token = this.config.token;
-    this.publisherInstance ??= createProbePublisher(this.config.target, this.config.base, { token: () => token, timeoutMs: this.config.eventWaitMs });
+    this.publisherInstance ??= createProbePublisher(this.config.target, this.config.base, {
+      token: () => token,
+      timeoutMs: this.config.eventWaitMs,
+      insecureTls: this.config.insecureTls,
+    });
     return this.publisherInstance;
   }
 
@@ -98,7 +102,7 @@ export class CheckContext {
       if (resume === 'last-event-id') headers['Last-Event-ID'] = opts.lastEventId;
       else if (resume.startsWith('query:')) url.searchParams.set(resume.slice(6), opts.lastEventId);
     }
-    const raw = openRaw({ url, headers, method: opts.method, headTimeoutMs: this.config.eventWaitMs });
+    const raw = openRaw({ url, headers, method: opts.method, headTimeoutMs: this.config.eventWaitMs, insecureTls: this.config.insecureTls });
     this.onDispose(() => raw.close());
     const session: SseSession = { request: { url, headers }, raw, reader: new SseReader(raw) };
     return session;

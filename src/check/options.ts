@@ -15,6 +15,7 @@ export interface RawCheckOptions {
   json?: boolean;
   timeout?: string;
   only?: string[];
+  insecureTls?: boolean;
 }
 
 export interface CheckConfig {
@@ -33,6 +34,8 @@ export interface CheckConfig {
   json: boolean;
   /** `--only`: registry names; undefined = every check. */
   only?: string[];
+  /** `--insecure-tls`: accept any certificate on https:// and wss:// (self-signed test servers). */
+  insecureTls: boolean;
 }
 
 export const CHECK_DEFAULTS = { timeout: '35s' } as const;
@@ -95,5 +98,6 @@ export function resolveCheckOptions(url: string | undefined, raw: RawCheckOption
     eventWaitMs: Math.min(EVENT_WAIT_MS, timeoutMs),
     json: Boolean(raw.json),
     only: raw.only,
+    insecureTls: Boolean(raw.insecureTls),
   } as CheckConfig;
 }

@@ -4,11 +4,12 @@
  * decompressed here, so a compressed stream is still read, and every piece keeps the time and index of the read
  * that brought it.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { ChunkedDecoder } from './chunked.js';
+import { describeTlsError } from './tls.js';
 
 export interface Head {
   status: number;
@@ -41,6 +42,8 @@ export interface RawRequest {
   headers?: Record<string, string>;
   /** Gives up on the head after this long. */
   headTimeoutMs: number;
+  /** `--insecure-tls`: accept any certificate. */
+  insecureTls?: boolean;
 }
 
 export interface RawStream {
@@ -62,10 +65,14 @@ function requestText(req: RawRequest): string {
   return `${req.method ?? 'GET'} ${url.pathname}${url.search} HTTP/1.1\r\n${lines.join('')}\r\n`;
 }
 
-export function openSocket(url: URL): Socket {
+export function openSocket(url: URL, insecureTls = false): Socket {
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (url.protocol === 'https:') return tlsConnect({ host, port, servername: host, ALPNProtocols: ['http/1.1'] });
+  if (url.protocol === 'https:') {
+    // servername must not be an IP address (RFC 6066); the certificate is still checked against it.
+    const servername = isIP(host) ? undefined : host;
+    return tlsConnect({ host, port, servername, ALPNProtocols: ['http/1.1'], rejectUnauthorized: !insecureTls });
+  }
   return netConnect({ host, port });
 }
 
@@ -100,7 +107,7 @@ function decompressor(encoding: string | undefined): Transform | undefined {
 
 /** Opens the request and reads until `close()` or the server ends it. */
 export function openRaw(req: RawRequest): RawStream {
-  const socket = openSocket(req.url);
+  const socket = openSocket(req.url, req.insecureTls);
   const openedAt = performance.now();
   const pieces: BodyPiece[] = [];
   const listeners: ((p: BodyPiece) => void)[] = [];
@@ -141,7 +148,7 @@ export function openRaw(req: RawRequest): RawStream {
   });
   const ended = new Promise<{ at: number; error?: string }>((resolve) => {
     let error: string | undefined;
-    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = describeTlsError(e)));
     socket.on('close', () => {
       clearTimeout(timer);
       if (!head) rejectHead(new Error(error ? `connection failed: ${error}` : 'connection closed before a response head'));

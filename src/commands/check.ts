@@ -21,6 +21,7 @@ export function checkCommand(io: Io, done: (code: number) => void): Command {
     .option('--publish-key <key>', "publish key for the profile's publish block (--target-var publishKey=KEY)")
     .option('--only <name...>', `run only these checks: ${CHECK_NAMES.join(', ')}`)
     .option('--timeout <duration>', 'longest a measuring check (heartbeat, ping, long-poll hold) watches', CHECK_DEFAULTS.timeout)
+    .option('--insecure-tls', 'accept any certificate on https:// and wss:// (self-signed test servers), as for notify swarm')
     .option('--json', 'machine output (JSON, schema notify.check/1) on stdout')
     .addHelpText(
       'after',
@@ -28,6 +29,7 @@ export function checkCommand(io: Io, done: (code: number) => void): Command {
 Examples:
   $ notify check http://127.0.0.1:8080                       # notify serve, directly
   $ notify check https://push.example.com --token "$JWT" --origin https://app.example.com
+  $ notify check https://127.0.0.1:8080 --insecure-tls         # notify serve --tls-cert with a self-signed certificate
   $ notify check http://127.0.0.1:8081 --target nchan        # nginx + nchan through its profile
   $ notify check http://127.0.0.1:8080 --only sse-streaming sse-heartbeat --timeout 70s
   $ notify check http://127.0.0.1:8080 --json | jq '.checks[] | select(.status == "fail") | .fix'

@@ -3,10 +3,11 @@
  * profile assumes, unchanged: it is included into a server block on a free 127.0.0.1 port. Everything nginx writes
  * (pid, error log, temp files) goes to a temp dir of its own, so tests run in parallel and as root.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './build.js';
-import { ChildServer, freePort, tcpAccepts, tempDir } from './child-server.js';
+import type { ChildServer } from './child-server.js';
+import { startNginx } from './nginx.js';
 
 export const NCHAN_CONF = `${ROOT}docs/nchan.conf`;
 
@@ -35,51 +36,17 @@ export interface NchanServer {
   readonly process: ChildServer;
 }
 
-function nginxConf(dir: string, port: number): string {
-  // As root, nginx's workers would switch to `nobody`, who cannot write to this 0700 temp dir.
-  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
-  return `load_module ${nchanModule()};
-${user}worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log notice;
-error_log stderr warn;
-events {
-  worker_connections 1024;
-}
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  # nchan's message store; the default 128 MB is more than a test needs, and several servers may run at once.
-  nchan_shared_memory_size 16m;
-  server {
-    listen 127.0.0.1:${port};
-    include ${NCHAN_CONF};
-  }
-}
-`;
-}
-
 /** Starts nginx with docs/nchan.conf and resolves once it accepts connections; stopped by `runCleanup`. */
 export async function startNchan(): Promise<NchanServer> {
-  const dir = tempDir('nchan');
-  mkdirSync(join(dir, 'tmp'));
-  // The port is free when chosen but could be taken before nginx binds it: try again with another one.
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, port));
-    const proc = new ChildServer('nginx (nchan)', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], dir);
-    try {
-      await proc.waitReady(`accepting on 127.0.0.1:${port}`, () => tcpAccepts(port));
-      return { url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}`, port, dir, process: proc };
-    } catch (err) {
-      await proc.stop();
-      if (attempt >= 3 || !/Address already in use/.test(proc.output)) throw err;
-    }
-  }
+  const { dir, ports, process } = await startNginx({
+    name: 'nchan',
+    ports: 1,
+    modules: [nchanModule()],
+    // nchan's message store; the default 128 MB is more than a test needs, and several servers may run at once.
+    http: (_dir, [port]) => `  nchan_shared_memory_size 16m;\n  server {\n    listen 127.0.0.1:${port};\n    include ${NCHAN_CONF};\n  }`,
+  });
+  const port = ports[0]!;
+  return { url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}`, port, dir, process };
 }
 
 export interface Published {
