@@ -9,7 +9,8 @@
 // every round, then the medians per server and the ratio notify/nchan.
 // Usage: npm run build && node bench/nchan-vs-notify.mjs [--rounds 3] [--conns 2000] [--users 200] [--ramp 5s]
 //        [--duration 15s] [--rate 20/s] [--user-rate 100/s] [--drain 2s] [--transport sse] [--bin bin/notify.js]
-//        [--servers nchan,notify] (the order within a round; one of them alone to try a setup)
+//        [--servers nchan,notify] (the order within a round; one of them alone to try a setup; notify@BIN is notify
+//        from another build, notify+--batch=5ms one with extra serve flags, so before/after alternate in one run)
 //        [--keep DIR] (copy each round's result file there, e.g. to look into a round with lost > 0)
 //        [--workers 0] (the swarm's worker processes; 2 at 10,000 connections) [--serve-args '--batch 5ms']
 //        [--idle N] (instead of a swarm: N idle subscribers of --transport opened by this process, each reading its
@@ -41,6 +42,18 @@ const opt = args({
   idle: 0,
 });
 const SERVERS = opt.servers.split(',');
+/** `notify@path/to/notify.js` is notify serve from another build (before/after in one run); `notify+--batch=5ms` one with more serve flags. */
+const binOf = (kind) => (kind.startsWith('notify@') ? kind.slice(7) : opt.bin);
+const serveArgsOf = (kind) =>
+  [
+    ...opt.serveArgs.split(' '),
+    ...(kind.startsWith('notify+')
+      ? kind
+          .slice(7)
+          .split('+')
+          .flatMap((a) => a.split('='))
+      : []),
+  ].filter(Boolean);
 const cmd =
   `node bench/nchan-vs-notify.mjs --rounds ${opt.rounds} --conns ${opt.conns} --users ${opt.users} --ramp ${opt.ramp} --duration ${opt.duration}` +
   ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}` +
@@ -235,7 +248,7 @@ async function round(kind, n) {
   const server =
     kind === 'nchan'
       ? await startNchan(n)
-      : await startServe(opt.bin, ['--log-level', 'warn', ...opt.serveArgs.split(' ').filter(Boolean)]).then(({ server: proc, url }) => ({
+      : await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]).then(({ server: proc, url }) => ({
           entry: track(proc),
           pids: () => [proc.pid],
           url,
@@ -244,11 +257,11 @@ async function round(kind, n) {
     const pids = server.pids();
     const before = serverStats(pids);
     const swarmCpu0 = reapedChildrenCpu();
-    const out = join(work, `${kind}-${n}.json`);
+    const out = join(work, `${kind.replace(/[^A-Za-z0-9]+/g, '_')}-${n}.json`);
     const run = await swarm(kind, server.url, out);
     if (opt.keep) {
       mkdirSync(opt.keep, { recursive: true });
-      copyFileSync(out, join(opt.keep, `${kind}-${n}.json`));
+      copyFileSync(out, join(opt.keep, `${kind.replace(/[^A-Za-z0-9]+/g, '_')}-${n}.json`));
     }
     const swarmCpu = reapedChildrenCpu() - swarmCpu0;
     const after = serverStats(pids);
@@ -310,7 +323,7 @@ async function idleRound(kind, n) {
   const server =
     kind === 'nchan'
       ? await startNchan(n)
-      : await startServe(opt.bin, ['--log-level', 'warn', ...opt.serveArgs.split(' ').filter(Boolean)]).then(({ server: proc, url }) => ({
+      : await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]).then(({ server: proc, url }) => ({
           entry: track(proc),
           pids: () => [proc.pid],
           url,
@@ -352,7 +365,7 @@ if (opt.idle) {
   console.log(`command: ${cmd}`);
   const med = Object.fromEntries(SERVERS.map((k) => [k, median(rows.filter((r) => r.kind === k).map((r) => r.kbPerConn))]));
   for (const k of SERVERS) console.log(`${k.padEnd(8)} median marginal RSS per idle ${opt.transport} connection: ${med[k].toFixed(2)} KB`);
-  if (med.nchan && med.notify) console.log(`notify/nchan ${(med.notify / med.nchan).toFixed(2)}`);
+  for (const k of SERVERS.slice(1)) console.log(`${k}/${SERVERS[0]} ${(med[k] / med[SERVERS[0]]).toFixed(2)}`);
   process.exit(0);
 }
 
@@ -413,7 +426,7 @@ console.log(header());
 for (const r of rows)
   console.log(
     line(
-      `${r.kind} #${r.round}`,
+      `${r.kind.slice(-10)} #${r.round}`,
       COLS.map(([k, , d]) => f(r[k], d)),
     ),
   );
@@ -431,10 +444,10 @@ for (const kind of SERVERS)
       COLS.map(([k, , d]) => f(med[kind][k], d)),
     ),
   );
-if (med.nchan && med.notify)
+for (const kind of SERVERS.filter((k) => k !== SERVERS[0]))
   console.log(
     line(
-      'notify/nchan',
-      COLS.map(([k]) => (med.nchan[k] ? f(med.notify[k] / med.nchan[k]) : '-')),
+      `${kind.slice(0, 8)}/${SERVERS[0].slice(0, 6)}`,
+      COLS.map(([k]) => (med[SERVERS[0]][k] ? f(med[kind][k] / med[SERVERS[0]][k]) : '-')),
     ),
   );
