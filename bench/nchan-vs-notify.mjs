@@ -9,8 +9,13 @@
 // every round, then the medians per server and the ratio notify/nchan.
 // Usage: npm run build && node bench/nchan-vs-notify.mjs [--rounds 3] [--conns 2000] [--users 200] [--ramp 5s]
 //        [--duration 15s] [--rate 20/s] [--user-rate 100/s] [--drain 2s] [--transport sse] [--bin bin/notify.js]
-//        [--servers nchan,notify] (the order within a round; one of them alone to try a setup)
+//        [--servers nchan,notify] (the order within a round; one of them alone to try a setup; notify@BIN is notify
+//        from another build, notify+--batch=5ms one with extra serve flags, so before/after alternate in one run)
 //        [--keep DIR] (copy each round's result file there, e.g. to look into a round with lost > 0)
+//        [--workers 0] (the swarm's worker processes; 2 at 10,000 connections) [--serve-args '--batch 5ms']
+//        [--idle N] (instead of a swarm: N idle subscribers of --transport opened by this process, each reading its
+//        stream; per round the marginal RSS per idle connection = (server RSS with N connected, settled) - (RSS
+//        before)) / N, summed over nginx's processes)
 // Needs nginx (Debian nginx-light) and ngx_nchan_module.so (libnginx-mod-nchan); `ulimit -n` of ~5,000 or more.
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,11 +37,27 @@ const opt = args({
   servers: 'nchan,notify',
   keep: '',
   bin: 'bin/notify.js',
+  workers: 0,
+  serveArgs: '',
+  idle: 0,
 });
 const SERVERS = opt.servers.split(',');
+/** `notify@path/to/notify.js` is notify serve from another build (before/after in one run); `notify+--batch=5ms` one with more serve flags. */
+const binOf = (kind) => (kind.startsWith('notify@') ? kind.slice(7) : opt.bin);
+const serveArgsOf = (kind) =>
+  [
+    ...opt.serveArgs.split(' '),
+    ...(kind.startsWith('notify+')
+      ? kind
+          .slice(7)
+          .split('+')
+          .flatMap((a) => a.split('='))
+      : []),
+  ].filter(Boolean);
 const cmd =
   `node bench/nchan-vs-notify.mjs --rounds ${opt.rounds} --conns ${opt.conns} --users ${opt.users} --ramp ${opt.ramp} --duration ${opt.duration}` +
-  ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}`;
+  ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}` +
+  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${opt.idle ? ` --idle ${opt.idle}` : ''}`;
 const NCHAN_CONF = resolve('docs/nchan.conf');
 const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_nchan_module.so', '/usr/share/nginx/modules/ngx_nchan_module.so'];
 const TICKS = 100; // USER_HZ on Linux
@@ -209,6 +230,7 @@ async function swarm(kind, url, out) {
   const argv = [opt.bin, 'swarm', ...(kind === 'nchan' ? ['--target', 'nchan'] : []), '--url', url, '--conns', String(opt.conns), '--users', String(opt.users)];
   argv.push('--ramp', opt.ramp, '--duration', opt.duration, '--rate', opt.rate, '--user-rate', opt.userRate, '--drain', opt.drain);
   argv.push('--transport', opt.transport, '--no-dashboard', '--out', out);
+  if (opt.workers) argv.push('--workers', String(opt.workers));
   const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   const entry = track(proc);
   let err = '';
@@ -226,16 +248,20 @@ async function round(kind, n) {
   const server =
     kind === 'nchan'
       ? await startNchan(n)
-      : await startServe(opt.bin, ['--log-level', 'warn']).then(({ server: proc, url }) => ({ entry: track(proc), pids: () => [proc.pid], url }));
+      : await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]).then(({ server: proc, url }) => ({
+          entry: track(proc),
+          pids: () => [proc.pid],
+          url,
+        }));
   try {
     const pids = server.pids();
     const before = serverStats(pids);
     const swarmCpu0 = reapedChildrenCpu();
-    const out = join(work, `${kind}-${n}.json`);
+    const out = join(work, `${kind.replace(/[^A-Za-z0-9]+/g, '_')}-${n}.json`);
     const run = await swarm(kind, server.url, out);
     if (opt.keep) {
       mkdirSync(opt.keep, { recursive: true });
-      copyFileSync(out, join(opt.keep, `${kind}-${n}.json`));
+      copyFileSync(out, join(opt.keep, `${kind.replace(/[^A-Za-z0-9]+/g, '_')}-${n}.json`));
     }
     const swarmCpu = reapedChildrenCpu() - swarmCpu0;
     const after = serverStats(pids);
@@ -272,6 +298,75 @@ async function round(kind, n) {
   } finally {
     await stop(server.entry);
   }
+}
+
+/** One idle subscriber of `kind`'s endpoint for user `u`: resolves once the response head (200 or 101) has arrived. */
+function idleSubscriber(kind, url, u, sockets) {
+  const { hostname, port } = new URL(url);
+  const path = kind === 'nchan' ? `/sub/both/u${u}` : opt.transport === 'ws' ? `/ws?user=u${u}` : `/events?user=u${u}`;
+  const head =
+    opt.transport === 'ws'
+      ? `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        (kind === 'nchan' ? 'Sec-WebSocket-Protocol: ws+meta.nchan\r\n' : '')
+      : 'Accept: text/event-stream\r\n';
+  return new Promise((res, rej) => {
+    const s = net.connect({ host: hostname, port: Number(port) });
+    sockets.push(s);
+    s.once('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n${head}\r\n`));
+    s.once('data', (d) => (/^HTTP\/1\.1 (200|101)/.test(d.toString('latin1')) ? res() : rej(new Error(`${kind}: ${d.toString('latin1').slice(0, 200)}`))));
+    s.on('data', () => {}); // keep reading: idle, not stalled
+    s.once('error', rej);
+  });
+}
+
+async function idleRound(kind, n) {
+  const server =
+    kind === 'nchan'
+      ? await startNchan(n)
+      : await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]).then(({ server: proc, url }) => ({
+          entry: track(proc),
+          pids: () => [proc.pid],
+          url,
+        }));
+  const sockets = [];
+  const rss = () => server.pids().reduce((a, pid) => a + procStats(pid).rss, 0);
+  try {
+    await sleep(500);
+    const before = rss();
+    for (let i = 0; i < opt.idle; i += 200) {
+      const batch = [];
+      for (let j = i; j < Math.min(opt.idle, i + 200); j++) batch.push(idleSubscriber(kind, server.url, j % opt.users, sockets));
+      await Promise.all(batch);
+    }
+    await sleep(2000);
+    const after = rss();
+    return { kind, round: n, beforeMB: before / 1048576, afterMB: after / 1048576, kbPerConn: (after - before) / 1024 / opt.idle };
+  } finally {
+    for (const s of sockets) s.destroy();
+    await stop(server.entry);
+  }
+}
+
+if (opt.idle) {
+  console.error(`nchan-vs-notify (idle): ${opt.rounds} rounds each, alternating; ${cmd}`);
+  const rows = [];
+  try {
+    for (let n = 1; n <= opt.rounds; n++)
+      for (const kind of SERVERS) {
+        const r = await idleRound(kind, n);
+        rows.push(r);
+        console.error(
+          `round ${n} ${kind.padEnd(6)}: RSS ${r.beforeMB.toFixed(1)} -> ${r.afterMB.toFixed(1)} MB with ${opt.idle} idle = ${r.kbPerConn.toFixed(2)} KB/conn`,
+        );
+      }
+  } finally {
+    killAll();
+  }
+  console.log(`command: ${cmd}`);
+  const med = Object.fromEntries(SERVERS.map((k) => [k, median(rows.filter((r) => r.kind === k).map((r) => r.kbPerConn))]));
+  for (const k of SERVERS) console.log(`${k.padEnd(8)} median marginal RSS per idle ${opt.transport} connection: ${med[k].toFixed(2)} KB`);
+  for (const k of SERVERS.slice(1)) console.log(`${k}/${SERVERS[0]} ${(med[k] / med[SERVERS[0]]).toFixed(2)}`);
+  process.exit(0);
 }
 
 const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : String(v));
@@ -331,7 +426,7 @@ console.log(header());
 for (const r of rows)
   console.log(
     line(
-      `${r.kind} #${r.round}`,
+      `${r.kind.slice(-10)} #${r.round}`,
       COLS.map(([k, , d]) => f(r[k], d)),
     ),
   );
@@ -349,10 +444,10 @@ for (const kind of SERVERS)
       COLS.map(([k, , d]) => f(med[kind][k], d)),
     ),
   );
-if (med.nchan && med.notify)
+for (const kind of SERVERS.filter((k) => k !== SERVERS[0]))
   console.log(
     line(
-      'notify/nchan',
-      COLS.map(([k]) => (med.nchan[k] ? f(med.notify[k] / med.nchan[k]) : '-')),
+      `${kind.slice(0, 8)}/${SERVERS[0].slice(0, 6)}`,
+      COLS.map(([k]) => (med[SERVERS[0]][k] ? f(med[kind][k] / med[SERVERS[0]][k]) : '-')),
     ),
   );

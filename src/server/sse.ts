@@ -11,6 +11,7 @@ import type { StreamEvent } from './brokers/broker.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
 
 const HEARTBEAT = ':hb\n\n';
+const SENT_HEAD = 'HTTP/1.1 200 OK\r\n\r\n';
 
 /** `event: notification` + `data:` + `id: ` prefix of an event's frame, encoded once and shared by every subscriber. */
 const framePrefix = new WeakMap<StreamEvent, Buffer>();
@@ -32,17 +33,17 @@ export const SSE_HEADERS = {
 
 export class SseSubscriber extends Subscriber {
   readonly transport = 'sse' as const;
-  /** Set when the head is on the wire and the socket is this response's alone: writes go straight to it. */
+  /**
+   * Set when the head is on the wire and the socket is this response's alone: node:http has let go of it (see
+   * `detach`), writes go straight to it and its close ends the subscription.
+   */
   private readonly socket: Socket | undefined;
   /** The HTTP/1.1 socket, corked around grouped writes; undefined over HTTP/2. */
   private readonly corkable: Socket | undefined;
+  /** The response, while the stream goes through it (HTTP/2, or a socket shared with a pipelined response). */
+  private readonly res: ServerResponse | undefined;
 
-  constructor(
-    user: string | undefined,
-    options: SubscriberOptions,
-    private readonly res: ServerResponse,
-    retryMs: number,
-  ) {
+  constructor(user: string | undefined, options: SubscriberOptions, res: ServerResponse, retryMs: number) {
     super(user, options);
     // No Content-Length and no chunking: the body is the stream, delimited by the connection's close.
     res.useChunkedEncodingByDefault = false;
@@ -56,10 +57,22 @@ export class SseSubscriber extends Subscriber {
       socket.setKeepAlive(true, 30_000);
     }
     res.write(`retry: ${retryMs}\n\n`);
+    this.corkable = h2 ? undefined : socket;
     // A socket still owned by an earlier pipelined response, or bytes still held by res, would interleave: then
     // everything goes through res.
-    if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength) this.socket = socket;
-    this.corkable = h2 ? undefined : socket;
+    if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength) {
+      this.socket = socket;
+      detach(socket, res);
+      socket.on('error', () => socket.destroy());
+      // A client that half-closes is done reading as far as a stream is concerned.
+      socket.once('end', () => socket.end());
+      socket.once('close', () => this.finish('client'));
+      return;
+    }
+    this.res = res;
+    // The head is on the wire now; node:http keeps it only to know that it was sent, as a rope of ~25 string pieces
+    // (~0.9 KB a connection for the stream's life). A short flat string says the same.
+    if (!h2) (res as ServerResponse & { _header: string })._header = SENT_HEAD;
     res.on('close', () => this.finish('client'));
   }
 
@@ -68,16 +81,15 @@ export class SseSubscriber extends Subscriber {
   }
 
   protected override writeNow(frame: string | Buffer): void {
-    if (this.socket) this.socket.write(frame);
-    else this.res.write(frame);
+    (this.socket ?? this.res!).write(frame);
   }
 
   protected override socketBuffered(): number {
-    return (this.socket ?? this.res).writableLength;
+    return (this.socket ?? this.res!).writableLength;
   }
 
   protected override onceDrained(fn: () => void): void {
-    (this.socket ?? this.res).once('drain', fn);
+    (this.socket ?? this.res!).once('drain', fn);
   }
 
   override cork(): void {
@@ -125,7 +137,7 @@ export class SseSubscriber extends Subscriber {
 
   shutdown(retryMs: number): void {
     if (this.closed) return;
-    this.res.end(`retry: ${retryMs}\n\n`);
+    (this.socket ?? this.res!).end(`retry: ${retryMs}\n\n`);
     this.finish('shutdown');
   }
 
@@ -137,9 +149,50 @@ export class SseSubscriber extends Subscriber {
   protected closeSlow(): void {
     if (this.closed) return;
     // HTTP/2: the stream, not the session's socket that other subscribers share.
-    const socket = (this.res as ServerResponse & { stream?: { destroy(): void } }).stream ?? this.res.socket;
+    const socket = this.socket ?? (this.res as ServerResponse & { stream?: { destroy(): void } }).stream ?? this.res!.socket;
     this.finish('slow-consumer');
-    this.res.end(SLOW_CLOSE);
+    (this.socket ?? this.res!).end(SLOW_CLOSE);
     setTimeout(() => socket?.destroy(), SLOW_CUT_GRACE_MS).unref();
   }
+}
+
+/** node:http's listeners on a connection it parses, by name (Node 20's lib/_http_server.js). */
+const HTTP_LISTENERS = new Set([
+  'bound socketOnData',
+  'bound socketOnEnd',
+  'bound socketOnClose',
+  'bound socketOnDrain',
+  'socketOnError',
+  'socketOnTimeout',
+  'onSocketPause',
+  'onSocketResume',
+]);
+
+interface ParsedSocket extends Socket {
+  parser?: { _consumed?: boolean; unconsume(): void; remove?(): void; close?(): void; socket: unknown; incoming: unknown; onIncoming: unknown } | null;
+}
+
+/**
+ * Takes an SSE stream's connection out of node:http, as node:http does itself for an upgrade: its listeners and HTTP
+ * parser are released and the response detached, so the IncomingMessage, the ServerResponse, the parser and a dozen
+ * bound listeners (~5 KB a connection) are not kept for the stream's life. Nothing more is read as HTTP on it; its
+ * close, end and errors are the subscriber's from now on.
+ */
+function detach(socket: ParsedSocket, res: ServerResponse): void {
+  for (const ev of ['data', 'end', 'close', 'drain', 'error', 'timeout', 'pause', 'resume'])
+    for (const fn of socket.listeners(ev)) if (HTTP_LISTENERS.has(fn.name)) socket.removeListener(ev, fn as (...a: unknown[]) => void);
+  res.detachSocket(socket);
+  const parser = socket.parser;
+  socket.parser = null;
+  if (parser) {
+    if (parser._consumed) parser.unconsume();
+    parser._consumed = false;
+    parser.socket = parser.incoming = parser.onIncoming = null;
+    // Out of the server's list of connections that headersTimeout / requestTimeout watch, then freed once this
+    // stack (which may be the parser's own) has unwound.
+    parser.remove?.();
+    setImmediate(() => parser.close?.());
+  }
+  // The socket reads again (node:http's parser read it until now): what a client sends on a stream is not looked at.
+  socket.resume();
 }

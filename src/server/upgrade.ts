@@ -35,6 +35,10 @@ export interface UpgradeHandler {
   failed(err: unknown, req: IncomingMessage): void;
 }
 
+function destroySelf(this: Duplex): void {
+  this.destroy();
+}
+
 /** Wires `server.on('upgrade')` for `/ws` to the ws server through `handler`. */
 export function upgradeListener(wss: WebSocketServer, handler: UpgradeHandler) {
   const refuse = (socket: Duplex, err: unknown, req: IncomingMessage) => {
@@ -48,7 +52,9 @@ export function upgradeListener(wss: WebSocketServer, handler: UpgradeHandler) {
 
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Until ws takes the socket over, nobody else listens for its errors: a reset would be an uncaught exception.
-    socket.on('error', () => socket.destroy());
+    // A module-level function, not a closure: this listener stays for the socket's life, and a closure here would
+    // keep the request (its headers, ~0.7 KB) alive with it.
+    socket.on('error', destroySelf);
     (async () => {
       const url = parseTarget(req.url);
       if (url.pathname !== '/ws') throw new HttpError(404, 'E_NOT_FOUND', `no WebSocket endpoint at ${url.pathname}`);
