@@ -60,9 +60,8 @@ export class SseSubscriber extends Subscriber {
     this.corkable = h2 ? undefined : socket;
     // A socket still owned by an earlier pipelined response, or bytes still held by res, would interleave: then
     // everything goes through res.
-    if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength) {
+    if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength && detach(socket, res)) {
       this.socket = socket;
-      detach(socket, res);
       socket.on('error', () => socket.destroy());
       // A client that half-closes is done reading as far as a stream is concerned.
       socket.once('end', () => socket.end());
@@ -176,9 +175,13 @@ interface ParsedSocket extends Socket {
  * Takes an SSE stream's connection out of node:http, as node:http does itself for an upgrade: its listeners and HTTP
  * parser are released and the response detached, so the IncomingMessage, the ServerResponse, the parser and a dozen
  * bound listeners (~5 KB a connection) are not kept for the stream's life. Nothing more is read as HTTP on it; its
- * close, end and errors are the subscriber's from now on.
+ * close, end and errors are the subscriber's from now on. False (nothing changed) when node:http's listeners are
+ * not the ones this Node version is known to add.
  */
-function detach(socket: ParsedSocket, res: ServerResponse): void {
+function detach(socket: ParsedSocket, res: ServerResponse): boolean {
+  // Another Node whose listeners are named otherwise: a parser-less socketOnData would throw on the next byte, so the
+  // stream stays with node:http (and costs its ~5 KB).
+  if (!socket.listeners('data').every((fn) => HTTP_LISTENERS.has(fn.name))) return false;
   for (const ev of ['data', 'end', 'close', 'drain', 'error', 'timeout', 'pause', 'resume'])
     for (const fn of socket.listeners(ev)) if (HTTP_LISTENERS.has(fn.name)) socket.removeListener(ev, fn as (...a: unknown[]) => void);
   res.detachSocket(socket);
@@ -195,4 +198,5 @@ function detach(socket: ParsedSocket, res: ServerResponse): void {
   }
   // The socket reads again (node:http's parser read it until now): what a client sends on a stream is not looked at.
   socket.resume();
+  return true;
 }
