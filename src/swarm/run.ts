@@ -14,9 +14,10 @@ import { WorkerFleet } from './fleet.js';
 import type { Phase, SwarmSnapshot } from '../metrics/snapshot.js';
 import type { RunOutcome } from '../result/build.js';
 import { runProblems } from '../result/problems.js';
-import type { PhaseReport, RunProblem, ShardInfo, TimelinePoint } from '../result/schema.js';
+import type { Bottleneck, PhaseReport, RunProblem, ShardInfo, TimelinePoint } from '../result/schema.js';
 import { encodeLedger, encodeLog } from '../result/shards.js';
 import { LiveView, SATURATION } from './live.js';
+import { judgeSides, ServerSampler, type ServerLoad } from '../capacity/server-load.js';
 import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
 import { subscribePlan } from '../targets/subscribe.js';
@@ -56,7 +57,14 @@ export interface SwarmOutcome extends Aggregate, RunOutcome {
   endedAt: string;
   timeline: TimelinePoint[];
   publisher: { sent: number; accepted: number; failures: Record<string, number>; ack: ReturnType<Publisher['ack']['summary']> };
-  selfCheck: { workers: WorkerResult['selfCheck'][]; saturated: boolean; warning?: string };
+  selfCheck: {
+    workers: WorkerResult['selfCheck'][];
+    saturated: boolean;
+    warning?: string;
+    servers?: ServerLoad[];
+    bottleneck: Bottleneck;
+    sides: string;
+  };
   thresholds: ThresholdResult[];
   /** Why the run is a runtime failure (exit 1): nothing opened, nothing accepted, a worker lost. Empty when it is not. */
   problems: RunProblem[];
@@ -158,16 +166,31 @@ function scheduleStorms(storms: SwarmConfig['storms'], t0: number, workers: Work
   );
 }
 
-/** The workers' self-check, and a warning when one of them was too busy to time receipts well. */
-function selfCheckOf(results: readonly WorkerResult[]): SwarmOutcome['selfCheck'] {
+/**
+ * The workers' self-check with the servers' load beside it (undefined: no --url exposed metrics), which side ran out of
+ * CPU, and a warning when either was too busy for the latency figures to be the other's alone.
+ */
+function selfCheckOf(results: readonly WorkerResult[], servers: ServerLoad[] | undefined): SwarmOutcome['selfCheck'] {
   const workers = results.map((r) => r.selfCheck);
   const worstEld = Math.max(0, ...workers.map((s) => s.eldP99Ms));
   const worstCpu = Math.max(0, ...workers.map((s) => s.cpuMax));
   const saturated = worstEld > SATURATION.eldP99Ms || worstCpu > SATURATION.cpu;
-  const warning = saturated
-    ? `the swarm client was saturated (event-loop delay p99 ${worstEld.toFixed(1)} ms, CPU ${(worstCpu * 100).toFixed(0)}% of a core): latency figures include client-side delay; use more --workers or fewer --conns`
-    : undefined;
-  return { workers, saturated, warning };
+  const { bottleneck, text: sides } = judgeSides(workers, servers, SATURATION);
+  const advice: Partial<Record<Bottleneck, string>> = {
+    client: 'latency figures include client-side delay; use more --workers or fewer --conns',
+    server: 'latency figures are the server running out of CPU',
+    both: 'latency figures include client-side delay and the server running out of CPU',
+  };
+  const warning = advice[bottleneck] && `${sides}: ${advice[bottleneck]}`;
+  return { workers, saturated, warning, servers, bottleneck, sides };
+}
+
+/** The live snapshot with the servers' load so far beside the client's self-check. */
+function withServerLoad(snap: SwarmSnapshot, servers: ServerLoad[] | undefined): SwarmSnapshot {
+  if (!servers) return snap;
+  const worst = servers.reduce((a, b) => (b.cpuMax > a.cpuMax ? b : a));
+  const server = { url: worst.url, cpu: worst.cpuMax, eldP99Ms: Math.max(...servers.map((s) => s.eldP99Ms)), saturated: servers.some((s) => s.saturated) };
+  return { ...snap, selfCheck: { ...snap.selfCheck, server } };
 }
 
 /**
@@ -429,6 +452,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
   let embedded: EmbeddedServer | undefined;
   let fleet: WorkerFleet | undefined;
   let publisher: Publisher | undefined;
+  let sampler: ServerSampler | undefined;
   const processes: Processes = {};
   try {
     const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e), processes);
@@ -451,12 +475,16 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const transports = Array.from(assignTransports(config.mix, config.conns));
     const plans = workerPlans(config, { urls, transports, localAddresses, startAt: t0, workers: workerCount });
 
+    // The server side of the self-check: each --url's /metrics from before the ramp to after the drain.
+    const serverLoad = (sampler = new ServerSampler(urls));
+    await serverLoad.start();
     const workers = (fleet = startFleet(config, plans, live, early));
     const pub = (publisher = publisherFor(config, urls));
     const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
     const snapTimer = setInterval(() => {
       workers.send({ type: 'log', ...pub.takeNewLog() });
-      hooks.onSnapshot?.(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
+      const snap = live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent());
+      hooks.onSnapshot?.(withServerLoad(snap, serverLoad.latest()));
     }, 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
     const lateBy = await rampSettled(early, workers, publishStart, config.shard !== undefined);
@@ -479,6 +507,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     await early.sleepUntil(early.reason ? Date.now() + 1000 : publishEnd + config.drainMs);
     clearInterval(snapTimer);
     for (const t of stormTimers) clearTimeout(t);
+    const servers = await serverLoad.stop();
     await pub.close(2000);
 
     const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS, auditWindows(spans), !config.publishes);
@@ -495,7 +524,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       endedAt: new Date().toISOString(),
       timeline: live.timeline,
       publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
-      selfCheck: selfCheckOf(results),
+      selfCheck: selfCheckOf(results, servers),
       thresholds: evaluateThresholds(config.thresholds, agg.summary, config.publishes ? undefined : PENDING_EVENTS),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: early.reason,
@@ -504,6 +533,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     };
   } finally {
     await publisher?.close(0).catch(() => {});
+    await sampler?.stop();
     fleet?.kill();
     await embedded?.stop();
     await Promise.all([processes.server?.stop(), processes.broker?.stop()]);
