@@ -3,7 +3,14 @@ import { judgeSides, loadOf, parseProcessMetrics, type ServerLoad } from '../src
 
 const idle = { eldP99Ms: 12, cpuMax: 0.4 };
 const busy = { eldP99Ms: 180, cpuMax: 0.98 };
-const server = (saturated: boolean): ServerLoad => ({ url: 'http://127.0.0.1:1', samples: 5, cpuMean: saturated ? 0.97 : 0.3, cpuMax: saturated ? 1 : 0.35, eldP99Ms: saturated ? 120 : 11, saturated });
+const server = (saturated: boolean): ServerLoad => ({
+  url: 'http://127.0.0.1:1',
+  samples: 5,
+  cpuMean: saturated ? 0.97 : 0.3,
+  cpuMax: saturated ? 1 : 0.35,
+  eldP99Ms: saturated ? 120 : 11,
+  saturated,
+});
 
 describe('which side ran out of CPU', () => {
   it('names the saturated worker, the saturated server, both, or neither', () => {
@@ -14,6 +21,13 @@ describe('which side ran out of CPU', () => {
     expect(s.text).toMatch(/server saturated: http:\/\/127\.0\.0\.1:1 \(CPU 97% of a core on average, 100% at worst; loop p99 120\.0 ms\)/);
     expect(judgeSides([busy], [server(true)]).bottleneck).toBe('both');
     expect(judgeSides([idle], [server(false)]).bottleneck).toBe('neither');
+  });
+
+  it('says when a side lagged with little CPU of its own: the machine ran out of cores', () => {
+    const lagging = { ...server(true), cpuMean: 0.09, cpuMax: 0.4, eldP99Ms: 2000 };
+    expect(judgeSides([{ eldP99Ms: 3000, cpuMax: 0.2 }], [lagging]).text).toMatch(
+      /worker 1 .*the machine ran out of cores.*server saturated: .*the machine ran out of cores/,
+    );
   });
 
   it('says the server side was not measured when no target exposed metrics', () => {

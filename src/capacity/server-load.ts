@@ -66,7 +66,10 @@ export function loadOf(url: string, samples: readonly Sample[]): ServerLoad | un
   return { url, samples: samples.length, cpuMean, cpuMax, eldP99Ms, saturated };
 }
 
-/** Scrapes each URL's /metrics from `start()` until `stop()`; `latest()` is what the live status line shows. */
+/**
+ * Scrapes each URL's /metrics from `start()` (before the ramp) until `stop()` (after the drain); `latest()` is what the
+ * live status line shows. The timer is unref'd and ends itself once no server answers (a run that failed midway).
+ */
 export class ServerSampler {
   private readonly samples: Sample[][];
   private timer: NodeJS.Timeout | undefined;
@@ -76,13 +79,22 @@ export class ServerSampler {
     this.samples = urls.map(() => []);
   }
 
+  static async started(urls: readonly string[]): Promise<ServerSampler> {
+    const sampler = new ServerSampler(urls);
+    await sampler.start();
+    return sampler;
+  }
+
   private sampleAll(): Promise<void> {
     this.pending = Promise.all(
       this.urls.map(async (u, i) => {
         const s = await scrape(u.replace(/\/$/, '') + '/metrics');
         if (s) this.samples[i]!.push(s);
+        return s !== undefined;
       }),
-    ).then(() => {});
+    ).then((answered) => {
+      if (!answered.includes(true)) clearInterval(this.timer);
+    });
     return this.pending;
   }
 
@@ -118,6 +130,9 @@ interface ClientFigures {
 }
 
 const pct = (share: number): string => `${(share * 100).toFixed(0)}%`;
+/** Loop lag past the limit while the process used little CPU: it waited for a core (other processes had them). */
+const starved = (eldP99Ms: number, cpuMax: number, limit: { eldP99Ms: number; cpu: number }): string =>
+  eldP99Ms > limit.eldP99Ms && cpuMax < limit.cpu / 2 ? ', lagging with little CPU of its own: the machine ran out of cores' : '';
 
 /**
  * Which side ran out of CPU: the client (which worker, its figures), the server (which URL, its CPU share of a core
@@ -132,10 +147,10 @@ export function judgeSides(
   const busyServers = (servers ?? []).filter((s) => s.saturated);
   const clientText =
     busyWorkers.length > 0
-      ? `client saturated: ${busyWorkers.map((w) => `worker ${w.i + 1} (loop p99 ${w.eldP99Ms.toFixed(1)} ms, CPU ${pct(w.cpuMax)} of a core)`).join(', ')}`
+      ? `client saturated: ${busyWorkers.map((w) => `worker ${w.i + 1} (loop p99 ${w.eldP99Ms.toFixed(1)} ms, CPU ${pct(w.cpuMax)} of a core${starved(w.eldP99Ms, w.cpuMax, client)})`).join(', ')}`
       : `client not saturated (worst worker loop p99 ${Math.max(0, ...workers.map((w) => w.eldP99Ms)).toFixed(1)} ms, CPU ${pct(Math.max(0, ...workers.map((w) => w.cpuMax)))})`;
   const serverLine = (s: ServerLoad): string =>
-    `${s.url} (CPU ${pct(s.cpuMean)} of a core on average, ${pct(s.cpuMax)} at worst; loop p99 ${s.eldP99Ms.toFixed(1)} ms)`;
+    `${s.url} (CPU ${pct(s.cpuMean)} of a core on average, ${pct(s.cpuMax)} at worst; loop p99 ${s.eldP99Ms.toFixed(1)} ms${starved(s.eldP99Ms, s.cpuMax, SERVER_SATURATION)})`;
   const serverText =
     servers === undefined
       ? 'server side not measured (no Prometheus /metrics with process_cpu_seconds_total)'

@@ -152,9 +152,7 @@ export const resultSchema = z
         saturated: z.boolean(),
         warning: z.string().optional(),
         /** Per --url that exposed Prometheus metrics: its CPU share of a core (mean, worst interval), event-loop lag p99. */
-        servers: z
-          .array(z.object({ url: z.string(), samples: num, cpuMean: num, cpuMax: num, eldP99Ms: num, saturated: z.boolean() }))
-          .optional(),
+        servers: z.array(z.object({ url: z.string(), samples: num, cpuMean: num, cpuMax: num, eldP99Ms: num, saturated: z.boolean() })).optional(),
         /** Which side ran out of CPU, and the sentence saying so with the figures; older files have neither. */
         bottleneck: z.enum(BOTTLENECKS).optional(),
         sides: z.string().optional(),

@@ -203,7 +203,7 @@ async function prepare(
   note: (line: string) => void,
   started: (server: EmbeddedServer) => void,
   processes: Processes,
-): Promise<{ urls: string[]; workers: number; localAddresses: string[] }> {
+): Promise<{ urls: string[]; workers: number; localAddresses: string[]; serverLoad: ServerSampler }> {
   let urls = config.urls;
   const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
   const plan = planWorkers(config, loopback, urls.length === 0);
@@ -223,7 +223,8 @@ async function prepare(
     note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
   }
   await Promise.all(urls.map((u) => preflight(u, config.target, config.insecureTls)));
-  return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
+  // The server side of the self-check: each --url's /metrics from before the ramp to after the drain.
+  return { urls, workers: plan.workers, localAddresses: plan.localAddresses, serverLoad: await ServerSampler.started(urls) };
 }
 
 /** Processes a scenario starts and its restart phases act on. */
@@ -452,10 +453,9 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
   let embedded: EmbeddedServer | undefined;
   let fleet: WorkerFleet | undefined;
   let publisher: Publisher | undefined;
-  let sampler: ServerSampler | undefined;
   const processes: Processes = {};
   try {
-    const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e), processes);
+    const { urls, workers: workerCount, localAddresses, serverLoad } = await prepare(config, note, (e) => (embedded = e), processes);
     const startedAt = new Date();
     const t0 = config.startAtMs ?? startedAt.getTime() + 300;
     // This process's connections: a shard holds its part of the run's.
@@ -475,16 +475,12 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const transports = Array.from(assignTransports(config.mix, config.conns));
     const plans = workerPlans(config, { urls, transports, localAddresses, startAt: t0, workers: workerCount });
 
-    // The server side of the self-check: each --url's /metrics from before the ramp to after the drain.
-    const serverLoad = (sampler = new ServerSampler(urls));
-    await serverLoad.start();
     const workers = (fleet = startFleet(config, plans, live, early));
     const pub = (publisher = publisherFor(config, urls));
     const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
     const snapTimer = setInterval(() => {
       workers.send({ type: 'log', ...pub.takeNewLog() });
-      const snap = live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent());
-      hooks.onSnapshot?.(withServerLoad(snap, serverLoad.latest()));
+      hooks.onSnapshot?.(withServerLoad(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent()), serverLoad.latest()));
     }, 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
     const lateBy = await rampSettled(early, workers, publishStart, config.shard !== undefined);
@@ -507,7 +503,6 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     await early.sleepUntil(early.reason ? Date.now() + 1000 : publishEnd + config.drainMs);
     clearInterval(snapTimer);
     for (const t of stormTimers) clearTimeout(t);
-    const servers = await serverLoad.stop();
     await pub.close(2000);
 
     const results = await workers.finish(pub.sendTimesJson(), pub.refusedJson(), WORKER_RESULT_WAIT_MS, auditWindows(spans), !config.publishes);
@@ -524,7 +519,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       endedAt: new Date().toISOString(),
       timeline: live.timeline,
       publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
-      selfCheck: selfCheckOf(results, servers),
+      selfCheck: selfCheckOf(results, await serverLoad.stop()),
       thresholds: evaluateThresholds(config.thresholds, agg.summary, config.publishes ? undefined : PENDING_EVENTS),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: early.reason,
@@ -533,7 +528,6 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     };
   } finally {
     await publisher?.close(0).catch(() => {});
-    await sampler?.stop();
     fleet?.kill();
     await embedded?.stop();
     await Promise.all([processes.server?.stop(), processes.broker?.stop()]);
