@@ -108,7 +108,8 @@ console.log(
       selfCheck: {
         saturated: r.selfCheck.saturated,
         warning: r.selfCheck.warning,
-        server: r.selfCheck.server,
+        bottleneck: r.selfCheck.bottleneck,
+        sides: r.selfCheck.sides,
         workers: r.selfCheck.workers.map((w) => ({ eldP99Ms: +w.eldP99Ms.toFixed(1), cpuMean: +w.cpuMean.toFixed(2), cpuMax: +w.cpuMax.toFixed(2) })),
       },
     },
