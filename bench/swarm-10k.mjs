@@ -16,6 +16,7 @@ const servers = await Promise.all(Array.from({ length: opt.servers }, startServe
 const serverCpu = () => servers.reduce((a, s) => a + procStats(s.server.pid).cpu, 0);
 const serverRss = () => servers.reduce((a, s) => a + procStats(s.server.pid).rss, 0);
 const serverCpuBefore = serverCpu();
+const serverCpuEach0 = servers.map((s) => procStats(s.server.pid).cpu);
 const serverRssBefore = serverRss();
 
 /** user + system CPU seconds of this process's reaped children (the swarm and, through it, its workers). */
@@ -62,6 +63,10 @@ const wallS = (Date.now() - started) / 1000;
 const swarmCpu = childrenCpu() - cpu0;
 const serverCpuUsed = serverCpu() - serverCpuBefore;
 const serverRssAfter = serverRss();
+const serverEach = servers.map((s, i) => {
+  const st = procStats(s.server.pid);
+  return { url: s.url, cpuSeconds: +(st.cpu - serverCpuEach0[i]).toFixed(2), peakRssMB: +(st.hwm / 1048576).toFixed(1) };
+});
 const serverPeakRss = servers.reduce((a, s) => Math.max(a, procStats(s.server.pid).hwm), 0);
 for (const s of servers) s.server.kill('SIGTERM');
 
@@ -69,6 +74,8 @@ const r = JSON.parse(readFileSync(opt.out, 'utf8'));
 const t = r.summary.total;
 const delivered = t.events.delivered;
 const workerRss = r.selfCheck.workers.reduce((a, w) => a + w.rssBytes, 0);
+// Time until all connections were open: the first second of the timeline with every one of them open.
+const allOpen = r.timeline.find((p) => p.open >= opt.conns);
 console.log(
   JSON.stringify(
     {
@@ -78,6 +85,7 @@ console.log(
       conns: opt.conns,
       peakOpen: t.connections.peakOpen,
       failed: t.connections.failed,
+      allOpenSeconds: allOpen ? allOpen.t : null,
       published: t.events.published,
       expected: t.events.expected,
       delivered,
@@ -96,8 +104,12 @@ console.log(
       swarmPeakRssMB: +(swarmPeakRss / 1048576).toFixed(1),
       serverRssPerConnKB: +((serverRssAfter - serverRssBefore) / opt.conns / 1024).toFixed(1),
       serverPeakRssMB: +(serverPeakRss / 1048576).toFixed(1),
+      serverEach,
       selfCheck: {
         saturated: r.selfCheck.saturated,
+        warning: r.selfCheck.warning,
+        bottleneck: r.selfCheck.bottleneck,
+        sides: r.selfCheck.sides,
         workers: r.selfCheck.workers.map((w) => ({ eldP99Ms: +w.eldP99Ms.toFixed(1), cpuMean: +w.cpuMean.toFixed(2), cpuMax: +w.cpuMax.toFixed(2) })),
       },
     },

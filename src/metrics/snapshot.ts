@@ -35,6 +35,7 @@ export interface SwarmSnapshot {
   /** The audit so far, of probes sent at least `graceMs` ago (the final one, after the drain, is exact). */
   audit: LiveAudit & { graceMs: number };
   storms: { atMs: number; share: number; aborted: number; back: number }[];
-  selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean };
+  /** The client's, and `server`: the busiest --url's CPU share of a core and loop lag, when it exposes metrics. */
+  selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean; server?: { url: string; cpu: number; eldP99Ms: number; saturated: boolean } };
   timeline: TimelinePoint[];
 }

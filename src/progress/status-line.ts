@@ -16,5 +16,7 @@ export function statusLine(s: SwarmSnapshot): string {
   if (s.misrouted) line += ` | MISROUTED ${s.misrouted}`;
   for (const [i, st] of s.storms.entries()) if (st.aborted) line += ` | storm${i + 1} back ${st.back}/${st.aborted}`;
   if (s.selfCheck.saturated) line += ` | CLIENT SATURATED (loop p99 ${ms(s.selfCheck.eldP99Ms)})`;
+  const server = s.selfCheck.server;
+  if (server?.saturated) line += ` | SERVER SATURATED (${server.url} CPU ${(server.cpu * 100).toFixed(0)}%, loop p99 ${ms(server.eldP99Ms)})`;
   return line;
 }

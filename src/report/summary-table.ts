@@ -17,6 +17,8 @@ export interface SummaryView {
   storms?: StormReport[];
   thresholds?: ThresholdResult[];
   selfCheckWarning?: string;
+  /** Which side ran out of CPU, with the client's and the servers' figures (absent in older files). */
+  selfCheckSides?: string;
   durationS?: number;
   publisher?: PublisherFigures;
   problems?: readonly RunProblem[];
@@ -34,6 +36,7 @@ export function summaryViewOf(result: ResultFile): SummaryView {
     storms: result.storms,
     thresholds: result.thresholds,
     selfCheckWarning: result.selfCheck.warning,
+    selfCheckSides: result.selfCheck.sides,
     publisher: result.publisher,
     problems: result.problems,
     target: result.target,
@@ -110,6 +113,7 @@ export function renderSummary(view: SummaryView, color: boolean): string {
   out += `${conns.toString()}\n${events.toString()}\n${latency.toString()}\n`;
   if (view.phases?.length) out += phaseTable(view.phases, style);
   if (view.selfCheckWarning) out += `WARNING: ${view.selfCheckWarning}\n`;
+  else if (view.selfCheckSides) out += `self-check: ${view.selfCheckSides}\n`;
   const perTransport = Object.entries(view.summary.transports);
   if (perTransport.length > 1) {
     for (const [name, s] of perTransport) if (formatCauses(s.errors)) out += `errors (${name}): ${formatCauses(s.errors, Infinity)}\n`;

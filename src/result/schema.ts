@@ -57,6 +57,10 @@ const stormReportSchema = z.object({
 export type StormReport = z.output<typeof stormReportSchema>;
 
 /** One second of the run. */
+/** Which side of a run ran out of CPU; `unknown`: the client was not, and the server side was not measured. */
+const BOTTLENECKS = ['client', 'server', 'both', 'neither', 'unknown'] as const;
+export type Bottleneck = (typeof BOTTLENECKS)[number];
+
 const timelinePointSchema = z.object({
   /** Seconds since the run started. */
   t: num,
@@ -147,6 +151,11 @@ export const resultSchema = z
         workers: z.array(z.object({ eldP99Ms: num, eldMaxMs: num, cpuMean: num, cpuMax: num, rssBytes: num })),
         saturated: z.boolean(),
         warning: z.string().optional(),
+        /** Per --url that exposed Prometheus metrics: its CPU share of a core (mean, worst interval), event-loop lag p99. */
+        servers: z.array(z.object({ url: z.string(), samples: num, cpuMean: num, cpuMax: num, eldP99Ms: num, saturated: z.boolean() })).optional(),
+        /** Which side ran out of CPU, and the sentence saying so with the figures; older files have neither. */
+        bottleneck: z.enum(BOTTLENECKS).optional(),
+        sides: z.string().optional(),
       })
       .passthrough(),
     timeline: z.array(timelinePointSchema),

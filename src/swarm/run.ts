@@ -14,9 +14,10 @@ import { WorkerFleet } from './fleet.js';
 import type { Phase, SwarmSnapshot } from '../metrics/snapshot.js';
 import type { RunOutcome } from '../result/build.js';
 import { runProblems } from '../result/problems.js';
-import type { PhaseReport, RunProblem, ShardInfo, TimelinePoint } from '../result/schema.js';
+import type { Bottleneck, PhaseReport, RunProblem, ShardInfo, TimelinePoint } from '../result/schema.js';
 import { encodeLedger, encodeLog } from '../result/shards.js';
 import { LiveView, SATURATION } from './live.js';
+import { judgeSides, ServerSampler, type ServerLoad } from '../capacity/server-load.js';
 import type { WorkerPlan, WorkerResult } from './messages.js';
 import { Publisher } from './publisher.js';
 import { subscribePlan } from '../targets/subscribe.js';
@@ -56,7 +57,14 @@ export interface SwarmOutcome extends Aggregate, RunOutcome {
   endedAt: string;
   timeline: TimelinePoint[];
   publisher: { sent: number; accepted: number; failures: Record<string, number>; ack: ReturnType<Publisher['ack']['summary']> };
-  selfCheck: { workers: WorkerResult['selfCheck'][]; saturated: boolean; warning?: string };
+  selfCheck: {
+    workers: WorkerResult['selfCheck'][];
+    saturated: boolean;
+    warning?: string;
+    servers?: ServerLoad[];
+    bottleneck: Bottleneck;
+    sides: string;
+  };
   thresholds: ThresholdResult[];
   /** Why the run is a runtime failure (exit 1): nothing opened, nothing accepted, a worker lost. Empty when it is not. */
   problems: RunProblem[];
@@ -158,16 +166,31 @@ function scheduleStorms(storms: SwarmConfig['storms'], t0: number, workers: Work
   );
 }
 
-/** The workers' self-check, and a warning when one of them was too busy to time receipts well. */
-function selfCheckOf(results: readonly WorkerResult[]): SwarmOutcome['selfCheck'] {
+/**
+ * The workers' self-check with the servers' load beside it (undefined: no --url exposed metrics), which side ran out of
+ * CPU, and a warning when either was too busy for the latency figures to be the other's alone.
+ */
+function selfCheckOf(results: readonly WorkerResult[], servers: ServerLoad[] | undefined): SwarmOutcome['selfCheck'] {
   const workers = results.map((r) => r.selfCheck);
   const worstEld = Math.max(0, ...workers.map((s) => s.eldP99Ms));
   const worstCpu = Math.max(0, ...workers.map((s) => s.cpuMax));
   const saturated = worstEld > SATURATION.eldP99Ms || worstCpu > SATURATION.cpu;
-  const warning = saturated
-    ? `the swarm client was saturated (event-loop delay p99 ${worstEld.toFixed(1)} ms, CPU ${(worstCpu * 100).toFixed(0)}% of a core): latency figures include client-side delay; use more --workers or fewer --conns`
-    : undefined;
-  return { workers, saturated, warning };
+  const { bottleneck, text: sides } = judgeSides(workers, servers, SATURATION);
+  const advice: Partial<Record<Bottleneck, string>> = {
+    client: 'latency figures include client-side delay; use more --workers or fewer --conns',
+    server: 'latency figures are the server running out of CPU',
+    both: 'latency figures include client-side delay and the server running out of CPU',
+  };
+  const warning = advice[bottleneck] && `${sides}: ${advice[bottleneck]}`;
+  return { workers, saturated, warning, servers, bottleneck, sides };
+}
+
+/** The live snapshot with the servers' load so far beside the client's self-check. */
+function withServerLoad(snap: SwarmSnapshot, servers: ServerLoad[] | undefined): SwarmSnapshot {
+  if (!servers) return snap;
+  const worst = servers.reduce((a, b) => (b.cpuMax > a.cpuMax ? b : a));
+  const server = { url: worst.url, cpu: worst.cpuMax, eldP99Ms: Math.max(...servers.map((s) => s.eldP99Ms)), saturated: servers.some((s) => s.saturated) };
+  return { ...snap, selfCheck: { ...snap.selfCheck, server } };
 }
 
 /**
@@ -180,7 +203,7 @@ async function prepare(
   note: (line: string) => void,
   started: (server: EmbeddedServer) => void,
   processes: Processes,
-): Promise<{ urls: string[]; workers: number; localAddresses: string[] }> {
+): Promise<{ urls: string[]; workers: number; localAddresses: string[]; serverLoad: ServerSampler }> {
   let urls = config.urls;
   const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
   const plan = planWorkers(config, loopback, urls.length === 0);
@@ -200,7 +223,8 @@ async function prepare(
     note(`started embedded notify serve at ${embedded.url} (pid ${embedded.pid})`);
   }
   await Promise.all(urls.map((u) => preflight(u, config.target, config.insecureTls)));
-  return { urls, workers: plan.workers, localAddresses: plan.localAddresses };
+  // The server side of the self-check: each --url's /metrics from before the ramp to after the drain.
+  return { urls, workers: plan.workers, localAddresses: plan.localAddresses, serverLoad: await ServerSampler.started(urls) };
 }
 
 /** Processes a scenario starts and its restart phases act on. */
@@ -431,7 +455,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
   let publisher: Publisher | undefined;
   const processes: Processes = {};
   try {
-    const { urls, workers: workerCount, localAddresses } = await prepare(config, note, (e) => (embedded = e), processes);
+    const { urls, workers: workerCount, localAddresses, serverLoad } = await prepare(config, note, (e) => (embedded = e), processes);
     const startedAt = new Date();
     const t0 = config.startAtMs ?? startedAt.getTime() + 300;
     // This process's connections: a shard holds its part of the run's.
@@ -456,7 +480,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
     const stage = (now: number): Phase => (early.reason ? 'finishing' : now < publishStart ? 'ramp' : now < publishEnd ? 'publishing' : 'drain');
     const snapTimer = setInterval(() => {
       workers.send({ type: 'log', ...pub.takeNewLog() });
-      hooks.onSnapshot?.(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent()));
+      hooks.onSnapshot?.(withServerLoad(live.snapshot(stage(Date.now()), Date.now() - t0, totalMs, pub.sent, pub.takeSent()), serverLoad.latest()));
     }, 1000);
     const stormTimers = scheduleStorms(config.storms, t0, workers, note);
     const lateBy = await rampSettled(early, workers, publishStart, config.shard !== undefined);
@@ -495,7 +519,7 @@ export async function runSwarm(config: SwarmConfig, hooks: RunHooks = {}): Promi
       endedAt: new Date().toISOString(),
       timeline: live.timeline,
       publisher: { sent: pub.sent, accepted: pub.accepted, failures: pub.failures, ack: pub.ack.summary() },
-      selfCheck: selfCheckOf(results),
+      selfCheck: selfCheckOf(results, await serverLoad.stop()),
       thresholds: evaluateThresholds(config.thresholds, agg.summary, pub, config.publishes ? undefined : PENDING_EVENTS),
       problems: [...workerProblems, ...runProblems(agg.summary, pub)],
       stoppedEarly: early.reason,

@@ -1,0 +1,163 @@
+/**
+ * The server side of the self-check: which side of a run ran out of CPU. A target that exposes Prometheus metrics
+ * (notify serve's /metrics: prom-client's default process_cpu_seconds_total and nodejs_eventloop_lag_p99_seconds, with
+ * or without a prefix) is scraped at the start, every few seconds and at the end; one that does not is "not measured".
+ */
+import { request } from 'undici';
+import type { Bottleneck } from '../result/schema.js';
+
+/** A server whose process uses this share of a core, or whose event loop lags this much, is the bottleneck. */
+export const SERVER_SATURATION = { eldP99Ms: 50, cpu: 0.9 };
+const SAMPLE_EVERY_MS = 5000;
+const SCRAPE_TIMEOUT_MS = 2000;
+
+/** One server's load over the run. `cpuMean`/`cpuMax` are shares of one core (over the run, worst interval). */
+export interface ServerLoad {
+  url: string;
+  samples: number;
+  cpuMean: number;
+  cpuMax: number;
+  eldP99Ms: number;
+  saturated: boolean;
+}
+
+/** The figures one scrape gives; a metric the text lacks is undefined. */
+export function parseProcessMetrics(text: string): { cpuSeconds?: number; eldP99Ms?: number } {
+  const value = (name: string): number | undefined => {
+    const m = new RegExp(`^(?:\\w+_)?${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const lag = value('nodejs_eventloop_lag_p99_seconds');
+  return { cpuSeconds: value('process_cpu_seconds_total'), eldP99Ms: lag === undefined ? undefined : lag * 1000 };
+}
+
+interface Sample {
+  at: number;
+  cpuSeconds: number;
+  eldP99Ms: number;
+}
+
+async function scrape(metricsUrl: string): Promise<Sample | undefined> {
+  try {
+    const res = await request(metricsUrl, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) return undefined;
+    const { cpuSeconds, eldP99Ms } = parseProcessMetrics(text);
+    return cpuSeconds === undefined ? undefined : { at: performance.now(), cpuSeconds, eldP99Ms: eldP99Ms ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads from each server's samples; a server with fewer than two is not measured (absent). */
+export function loadOf(url: string, samples: readonly Sample[]): ServerLoad | undefined {
+  if (samples.length < 2) return undefined;
+  const first = samples[0]!;
+  const last = samples[samples.length - 1]!;
+  let cpuMax = 0;
+  for (let i = 1; i < samples.length; i++) {
+    const dt = (samples[i]!.at - samples[i - 1]!.at) / 1000;
+    if (dt > 0) cpuMax = Math.max(cpuMax, (samples[i]!.cpuSeconds - samples[i - 1]!.cpuSeconds) / dt);
+  }
+  const span = (last.at - first.at) / 1000;
+  const cpuMean = span > 0 ? (last.cpuSeconds - first.cpuSeconds) / span : 0;
+  const eldP99Ms = Math.max(...samples.map((s) => s.eldP99Ms));
+  const saturated = cpuMax > SERVER_SATURATION.cpu || eldP99Ms > SERVER_SATURATION.eldP99Ms;
+  return { url, samples: samples.length, cpuMean, cpuMax, eldP99Ms, saturated };
+}
+
+/**
+ * Scrapes each URL's /metrics from `start()` (before the ramp) until `stop()` (after the drain); `latest()` is what the
+ * live status line shows. The timer is unref'd and ends itself once no server answers (a run that failed midway).
+ */
+export class ServerSampler {
+  private readonly samples: Sample[][];
+  private timer: NodeJS.Timeout | undefined;
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(private readonly urls: readonly string[]) {
+    this.samples = urls.map(() => []);
+  }
+
+  static async started(urls: readonly string[]): Promise<ServerSampler> {
+    const sampler = new ServerSampler(urls);
+    await sampler.start();
+    return sampler;
+  }
+
+  private sampleAll(): Promise<void> {
+    this.pending = Promise.all(
+      this.urls.map(async (u, i) => {
+        const s = await scrape(u.replace(/\/$/, '') + '/metrics');
+        if (s) this.samples[i]!.push(s);
+        return s !== undefined;
+      }),
+    ).then((answered) => {
+      if (!answered.includes(true)) clearInterval(this.timer);
+    });
+    return this.pending;
+  }
+
+  async start(): Promise<void> {
+    await this.sampleAll();
+    // Servers without metrics on the first scrape are not scraped again: nothing to measure there.
+    if (this.samples.some((s) => s.length > 0)) {
+      this.timer = setInterval(() => void this.sampleAll(), SAMPLE_EVERY_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** The loads so far, for the live view (undefined: not measured). */
+  latest(): ServerLoad[] | undefined {
+    const loads = this.urls.map((u, i) => loadOf(u, this.samples[i]!)).filter((l): l is ServerLoad => l !== undefined);
+    return loads.length > 0 ? loads : undefined;
+  }
+
+  async stop(): Promise<ServerLoad[] | undefined> {
+    const sampling = this.timer !== undefined;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.pending;
+    if (sampling) await this.sampleAll();
+    return this.latest();
+  }
+}
+
+/** A client worker's self-check figures, as the result holds them. */
+interface ClientFigures {
+  eldP99Ms: number;
+  cpuMax: number;
+}
+
+const pct = (share: number): string => `${(share * 100).toFixed(0)}%`;
+/** Loop lag past the limit while the process used little CPU: it waited for a core (other processes had them). */
+const starved = (eldP99Ms: number, cpuMax: number, limit: { eldP99Ms: number; cpu: number }): string =>
+  eldP99Ms > limit.eldP99Ms && cpuMax < limit.cpu / 2 ? ', lagging with little CPU of its own: the machine ran out of cores' : '';
+
+/**
+ * Which side ran out of CPU: the client (which worker, its figures), the server (which URL, its CPU share of a core
+ * and event-loop lag), both, or neither; "server side not measured" when no target exposed metrics.
+ */
+export function judgeSides(
+  workers: readonly ClientFigures[],
+  servers: readonly ServerLoad[] | undefined,
+  client = { eldP99Ms: 50, cpu: 0.9 },
+): { bottleneck: Bottleneck; text: string } {
+  const busyWorkers = workers.map((w, i) => ({ ...w, i })).filter((w) => w.eldP99Ms > client.eldP99Ms || w.cpuMax > client.cpu);
+  const busyServers = (servers ?? []).filter((s) => s.saturated);
+  const clientText =
+    busyWorkers.length > 0
+      ? `client saturated: ${busyWorkers.map((w) => `worker ${w.i + 1} (loop p99 ${w.eldP99Ms.toFixed(1)} ms, CPU ${pct(w.cpuMax)} of a core${starved(w.eldP99Ms, w.cpuMax, client)})`).join(', ')}`
+      : `client not saturated (worst worker loop p99 ${Math.max(0, ...workers.map((w) => w.eldP99Ms)).toFixed(1)} ms, CPU ${pct(Math.max(0, ...workers.map((w) => w.cpuMax)))})`;
+  const serverLine = (s: ServerLoad): string =>
+    `${s.url} (CPU ${pct(s.cpuMean)} of a core on average, ${pct(s.cpuMax)} at worst; loop p99 ${s.eldP99Ms.toFixed(1)} ms${starved(s.eldP99Ms, s.cpuMax, SERVER_SATURATION)})`;
+  const serverText =
+    servers === undefined
+      ? 'server side not measured (no Prometheus /metrics with process_cpu_seconds_total)'
+      : busyServers.length > 0
+        ? `server saturated: ${busyServers.map(serverLine).join(', ')}`
+        : `server not saturated: ${servers.map(serverLine).join(', ')}`;
+  const bottleneck: Bottleneck =
+    busyWorkers.length > 0 ? (busyServers.length > 0 ? 'both' : 'client') : busyServers.length > 0 ? 'server' : servers ? 'neither' : 'unknown';
+  return { bottleneck, text: `${clientText}; ${serverText}` };
+}
