@@ -74,14 +74,16 @@ export class ServerSampler {
   private readonly samples: Sample[][];
   private timer: NodeJS.Timeout | undefined;
   private pending: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly urls: readonly string[]) {
     this.samples = urls.map(() => []);
   }
 
-  static async started(urls: readonly string[]): Promise<ServerSampler> {
+  /** Starts sampling without waiting for the first answers: a slow /metrics must not delay the run's start. */
+  static started(urls: readonly string[]): ServerSampler {
     const sampler = new ServerSampler(urls);
-    await sampler.start();
+    sampler.start();
     return sampler;
   }
 
@@ -98,13 +100,17 @@ export class ServerSampler {
     return this.pending;
   }
 
-  async start(): Promise<void> {
-    await this.sampleAll();
-    // Servers without metrics on the first scrape are not scraped again: nothing to measure there.
-    if (this.samples.some((s) => s.length > 0)) {
+  private start(): void {
+    void this.sampleAll().then(() => {
+      // Servers without metrics on the first scrape are not scraped again: nothing to measure there.
+      if (this.stopped || !this.measured()) return;
       this.timer = setInterval(() => void this.sampleAll(), SAMPLE_EVERY_MS);
       this.timer.unref();
-    }
+    });
+  }
+
+  private measured(): boolean {
+    return this.samples.some((s) => s.length > 0);
   }
 
   /** The loads so far, for the live view (undefined: not measured). */
@@ -114,11 +120,11 @@ export class ServerSampler {
   }
 
   async stop(): Promise<ServerLoad[] | undefined> {
-    const sampling = this.timer !== undefined;
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.pending;
-    if (sampling) await this.sampleAll();
+    if (this.measured()) await this.sampleAll();
     return this.latest();
   }
 }

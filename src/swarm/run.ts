@@ -224,7 +224,7 @@ async function prepare(
   }
   await Promise.all(urls.map((u) => preflight(u, config.target, config.insecureTls)));
   // The server side of the self-check: each --url's /metrics from before the ramp to after the drain.
-  return { urls, workers: plan.workers, localAddresses: plan.localAddresses, serverLoad: await ServerSampler.started(urls) };
+  return { urls, workers: plan.workers, localAddresses: plan.localAddresses, serverLoad: ServerSampler.started(urls) };
 }
 
 /** Processes a scenario starts and its restart phases act on. */
