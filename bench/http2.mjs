@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { args, median, procStats } from './lib.mjs';
+import { args, median, procStats, reapedChildrenCpu, startServe } from './lib.mjs';
 
 const opt = args({ conns: 1000, sessions: 10, rate: 20, duration: 10, ramp: 3, drain: 3, rounds: 3, bin: 'bin/notify.js' });
 const cmd = `node bench/http2.mjs --conns ${opt.conns} --sessions ${opt.sessions} --rate ${opt.rate} --duration ${opt.duration} --rounds ${opt.rounds}`;
@@ -39,26 +39,7 @@ execFileSync(
   { stdio: 'pipe' },
 );
 
-function startServer() {
-  const args = ['serve', '--port', '0', '--log-level', 'warn', '--unread-limit', '0', '--tls-cert', cert, '--tls-key', key];
-  const server = spawn(process.execPath, [opt.bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let text = '';
-    server.stderr.on('data', (d) => {
-      text += d;
-      const m = /listening on (https:\/\/\S+)/.exec(text);
-      if (m) resolve({ server, url: m[1] });
-    });
-    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
-  });
-}
-
-/** user + system CPU seconds of this process's reaped children. */
-function childrenCpu() {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
+const startServer = () => startServe(opt.bin, ['--log-level', 'warn', '--unread-limit', '0', '--tls-cert', cert, '--tls-key', key]);
 
 async function runOnce(mode) {
   const { server, url } = await startServer();
@@ -79,7 +60,7 @@ async function runOnce(mode) {
   );
   if (mode === 'http2') swarmArgs.push('--http2', '--streams-per-conn', String(Math.ceil(opt.conns / opt.sessions)));
   const server0 = procStats(server.pid).cpu;
-  const cpu0 = childrenCpu();
+  const cpu0 = reapedChildrenCpu();
   const swarm = spawn(process.execPath, swarmArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
   let swarmPeakRss = 0;
   const sampler = setInterval(() => {
@@ -89,7 +70,7 @@ async function runOnce(mode) {
   }, 500);
   const code = await new Promise((resolve) => swarm.on('exit', resolve));
   clearInterval(sampler);
-  const swarmCpu = childrenCpu() - cpu0;
+  const swarmCpu = reapedChildrenCpu() - cpu0;
   const s = procStats(server.pid);
   server.kill('SIGTERM');
   await new Promise((resolve) => server.on('exit', resolve));

@@ -37,6 +37,16 @@ export function args(defaults) {
   return out;
 }
 
+/**
+ * user + system CPU seconds of this process's reaped children (/proc/self/stat cutime + cstime): a swarm child and,
+ * through it, the workers it reaped. Read it before and after the child has exited.
+ */
+export function reapedChildrenCpu() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -50,7 +60,7 @@ export function startServe(bin, args = []) {
     let text = '';
     server.stderr.on('data', (d) => {
       text += d;
-      const m = /listening on (http:\/\/\S+)/.exec(text);
+      const m = /listening on (https?:\/\/\S+)/.exec(text);
       if (m) resolve({ server, url: m[1] });
     });
     server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));

@@ -22,7 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, median, procStats, sleep, startServe } from './lib.mjs';
+import { args, median, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
 
 const opt = args({
   rounds: 3,
@@ -60,7 +60,6 @@ const cmd =
   `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${opt.idle ? ` --idle ${opt.idle}` : ''}`;
 const NCHAN_CONF = resolve('docs/nchan.conf');
 const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_nchan_module.so', '/usr/share/nginx/modules/ngx_nchan_module.so'];
-const TICKS = 100; // USER_HZ on Linux
 
 const work = mkdtempSync(join(tmpdir(), 'notify-bench-nchan-'));
 /** Every child still running: killed (the whole process group for nginx) on any way out. */
@@ -201,13 +200,6 @@ function workersOf(pid) {
   } catch {
     return [];
   }
-}
-
-/** CPU seconds of this process's reaped children (cutime + cstime): the swarm child and the workers it reaped. */
-function reapedChildrenCpu() {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / TICKS;
 }
 
 function serverStats(pids) {

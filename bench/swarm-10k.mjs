@@ -6,7 +6,7 @@
 // [--servers 2] (one notify serve holds ~19,900 sockets at ulimit -n 20000: 20k needs two; probes go to each)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { args, procStats, startServe } from './lib.mjs';
+import { args, procStats, reapedChildrenCpu, startServe } from './lib.mjs';
 
 const opt = args({ conns: 10000, rate: 10, duration: 60, ramp: 20, drain: 10, transport: 'sse', workers: 0, servers: 1, out: '/tmp/swarm-10k.json' });
 const cmd = `node bench/swarm-10k.mjs --conns ${opt.conns} --rate ${opt.rate} --duration ${opt.duration} --ramp ${opt.ramp} --drain ${opt.drain} --transport ${opt.transport} --workers ${opt.workers} --servers ${opt.servers}`;
@@ -19,13 +19,7 @@ const serverCpuBefore = serverCpu();
 const serverCpuEach0 = servers.map((s) => procStats(s.server.pid).cpu);
 const serverRssBefore = serverRss();
 
-/** user + system CPU seconds of this process's reaped children (the swarm and, through it, its workers). */
-function childrenCpu() {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
-const cpu0 = childrenCpu();
+const cpu0 = reapedChildrenCpu();
 const started = Date.now();
 const swarmArgs = [
   'bin/notify.js',
@@ -60,7 +54,7 @@ const sampler = setInterval(() => {
 const code = await new Promise((resolve) => swarm.on('exit', resolve));
 clearInterval(sampler);
 const wallS = (Date.now() - started) / 1000;
-const swarmCpu = childrenCpu() - cpu0;
+const swarmCpu = reapedChildrenCpu() - cpu0;
 const serverCpuUsed = serverCpu() - serverCpuBefore;
 const serverRssAfter = serverRss();
 const serverEach = servers.map((s, i) => {
