@@ -25,6 +25,7 @@ export function serveCommand(io: Io, done: (code: number) => void): Command {
     .option('--history <n>', 'events kept per stream for replay after reconnect', D.history)
     .option('--history-bytes <size>', 'bytes the history of all streams may hold together; past it the oldest events go first', D.historyBytes)
     .option('--batch <duration>', "send one connection's events within this window as one batch (0 = each at once)", D.batch)
+    .option('--coalesce <duration>', "write one connection's frames within this window in one write, each still its own event (0 = at once)", D.coalesce)
     .option('--max-buffer <size>', 'bytes waiting on one connection before it is closed as a slow consumer', D.maxBuffer)
     .option('--max-buffer-total <size>', 'bytes all connections together may have waiting; past it the largest are cut first', D.maxBufferTotal)
     .option('--max-conns <n>', 'live subscriptions allowed at once; past it 503 + Retry-After (0 = no limit)', D.maxConns)
@@ -44,6 +45,7 @@ export function serveCommand(io: Io, done: (code: number) => void): Command {
 Examples:
   $ notify serve                                       # http://127.0.0.1:8080, in-memory broker
   $ notify serve --port 0 --batch 200ms --history 5000 # free port, 200ms batches, longer replay window
+  $ notify serve --coalesce 2ms                         # high publish rates: one write per connection per 2ms
   $ NOTIFY_JWT_SECRET=... notify serve --auth jwt --publish-key "$KEY"
   $ curl -N 'http://127.0.0.1:8080/events?user=42'     # then: notify publish --user 42 --title Hi
   $ notify serve --port 8081 --broker redis://127.0.0.1:6379   # run several: they share history, reads, counts
@@ -64,7 +66,7 @@ WebSocket over HTTP/2 (RFC 8441) is not offered: /ws is HTTP/1.1 only (with TLS,
       const gateway = await startGateway(config, log);
       io.stderr.write(
         `notify serve listening on ${gateway.url} (${HTTP_MODES[config.http]}, broker ${config.broker}, auth ${config.auth}, history ${config.history}/stream, ` +
-          `heartbeat ${formatDuration(config.heartbeatMs)}, batch ${formatDuration(config.batchMs)})\n` +
+          `heartbeat ${formatDuration(config.heartbeatMs)}, batch ${formatDuration(config.batchMs)}${config.coalesceMs > 0 ? `, coalesce ${formatDuration(config.coalesceMs)}` : ''})\n` +
           `  GET  ${gateway.url}/events?user=ID   SSE\n` +
           `  GET  ${gateway.url.replace(/^http/, 'ws')}/ws?user=ID       WebSocket\n` +
           `  GET  ${gateway.url}/poll?user=ID     long-poll\n` +

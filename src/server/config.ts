@@ -23,6 +23,11 @@ export interface ServeConfig {
   historyBytes: number;
   /** Window in ms within which one connection's events go out as one batch; 0 sends each at once. */
   batchMs: number;
+  /**
+   * Window in ms within which a connection's frames leave in one write (each still its own event on the wire); 0
+   * writes each fan-out at once.
+   */
+  coalesceMs: number;
   /** Bytes a connection may have waiting in its send buffer before it is closed as a slow consumer. */
   maxBuffer: number;
   /** Bytes all connections together may have waiting; past it the largest buffers are cut first (slow consumers). */
@@ -65,6 +70,7 @@ export const SERVE_DEFAULTS = {
   history: '1000',
   historyBytes: '256mb',
   batch: '0ms',
+  coalesce: '0ms',
   maxBuffer: '1mb',
   maxBufferTotal: '256mb',
   maxConns: '0',
@@ -88,6 +94,7 @@ export interface RawServeOptions {
   history?: string;
   historyBytes?: string;
   batch?: string;
+  coalesce?: string;
   maxBuffer?: string;
   maxBufferTotal?: string;
   maxConns?: string;
@@ -142,6 +149,7 @@ export function resolveServeOptions(raw: RawServeOptions, env: Record<string, st
     history: parseInteger('--history', raw.history ?? d.history, 1, 10_000_000),
     historyBytes: parseSize('--history-bytes', raw.historyBytes ?? d.historyBytes),
     batchMs: parseDuration('--batch', raw.batch ?? d.batch),
+    coalesceMs: parseCoalesce(raw.coalesce ?? d.coalesce),
     maxBuffer: parseSize('--max-buffer', raw.maxBuffer ?? d.maxBuffer),
     maxBufferTotal: parseSize('--max-buffer-total', raw.maxBufferTotal ?? d.maxBufferTotal),
     maxConns: parseInteger('--max-conns', raw.maxConns ?? d.maxConns, 0),
@@ -205,4 +213,13 @@ function readPem(flag: string, file: string): Buffer {
   } catch (err) {
     throw usageError(`${flag} ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
+}
+
+/** Longest `--coalesce`: it holds every connection's frames that long, heartbeats and replies included. */
+const MAX_COALESCE_MS = 1000;
+
+function parseCoalesce(value: string): number {
+  const ms = parseDuration('--coalesce', value);
+  if (ms > MAX_COALESCE_MS) throw usageError(`--coalesce must be at most 1s: it delays every frame that long (got "${value}")`, 'a few ms is enough: 2ms');
+  return ms;
 }

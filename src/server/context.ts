@@ -51,7 +51,7 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
     () => hub.openByTransport(),
     () => budget.recount(),
   );
-  const hub: Hub = new Hub(metrics);
+  const hub: Hub = new Hub(metrics, config.coalesceMs);
   const budget = new BufferBudget(
     config.maxBufferTotal,
     () => hub.subscribers(),

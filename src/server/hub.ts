@@ -1,6 +1,9 @@
 /**
  * The hub knows which live subscriber wants which stream and fans events out to them. Per event: a set lookup and
  * one write per subscriber; counting is plain arithmetic pushed to the metrics once per fan-out.
+ *
+ * With `--coalesce` every connection a fan-out writes to stays corked until the window ends, so the frames of all the
+ * fan-outs within it leave in one write (one syscall) per connection; one timer serves every connection.
  */
 import { performance } from 'node:perf_hooks';
 import { BROADCAST, USER_STREAM_PREFIX } from '../protocol/streams.js';
@@ -13,8 +16,15 @@ export class Hub {
   private readonly all = new Set<Subscriber>();
   private readonly byUser = new Map<string, Set<Subscriber>>();
   private readonly open = [0, 0, 0];
+  /** Connections corked until the coalescing window ends. */
+  private held = new Set<Subscriber>();
+  private release: NodeJS.Timeout | undefined;
 
-  constructor(private readonly metrics: GatewayMetrics) {}
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    /** `--coalesce` in ms; 0 writes each fan-out at once. */
+    private readonly coalesceMs = 0,
+  ) {}
 
   get size(): number {
     return this.all.size;
@@ -60,7 +70,7 @@ export class Hub {
   /** Delivers events published together; one connection's share of them leaves in one write where possible. */
   fanout(events: StreamEvent[]): void {
     const counts = [0, 0, 0];
-    const corked = events.length > 1 ? new Set<Subscriber>() : undefined;
+    const corked = this.coalesceMs > 0 ? this.held : events.length > 1 ? new Set<Subscriber>() : undefined;
     for (const ev of events) {
       const targets = ev.stream === BROADCAST ? this.all : this.byUser.get(ev.stream.slice(USER_STREAM_PREFIX.length));
       let n = 0;
@@ -79,8 +89,18 @@ export class Hub {
       ev.delivered = n;
       if (n > 0) this.metrics.publishToWrite.observe((performance.now() - ev.acceptedAt) / 1000);
     }
-    if (corked) for (const sub of corked) sub.uncork();
+    if (this.coalesceMs > 0) {
+      if (this.held.size > 0) this.release ??= setTimeout(() => this.flushHeld(), this.coalesceMs).unref();
+    } else if (corked) for (const sub of corked) sub.uncork();
     for (let i = 0; i < 3; i++) if (counts[i]) this.metrics.delivered.inc({ transport: SERVE_TRANSPORTS[i] }, counts[i]);
+  }
+
+  /** The coalescing window ended: every held connection writes what it gathered. */
+  private flushHeld(): void {
+    const held = this.held;
+    this.held = new Set();
+    this.release = undefined;
+    for (const sub of held) sub.uncork();
   }
 
   /** A read receipt reaches the user's other live connections. */

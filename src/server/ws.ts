@@ -1,4 +1,5 @@
 /** `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`. */
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { EVENT, SLOW_CONSUMER_REASON, WS_CLOSE, WS_FRAME_HEAD } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
@@ -46,7 +47,22 @@ export class WsSubscriber extends Subscriber {
 
   protected override onceDrained(fn: () => void): void {
     // ws sends straight to its socket (no permessage-deflate here), so the socket's drain is the frames' drain.
-    (this.ws as WebSocket & { _socket?: { once(ev: 'drain', fn: () => void): void } })._socket?.once('drain', fn);
+    this.socket?.once('drain', fn);
+  }
+
+  /** ws's own socket: corked around grouped writes as the SSE one is (ws writes each frame to it at once). */
+  private get socket(): Socket | undefined {
+    return (this.ws as WebSocket & { _socket?: Socket })._socket;
+  }
+
+  override cork(): void {
+    super.cork();
+    this.socket?.cork();
+  }
+
+  override uncork(): void {
+    this.socket?.uncork();
+    super.uncork();
   }
 
   sendError(code: string, message: string): void {
