@@ -10,8 +10,11 @@
 // = (CPU of the long run - CPU of the short run) / (deliveries long - deliveries short): startup, connect and
 // ramp cancel out. Arms alternate: for each transport, short swarm, short bare, long swarm, long bare.
 // Also prints the swarm workers' peak RSS over the connections (an upper bound of the bytes per connection).
+// `--bin a,b` compares two builds (e.g. a `git archive` snapshot before a change and the work tree): one server (from
+// the first bin) for both, and within each rep and transport the bins alternate, so the noise of a shared machine
+// falls on both alike; the table then has a row per rep, transport and bin, and the medians are per bin.
 // Usage: npm run build && flock /tmp/notify-bench.lock node bench/swarm-vs-bare.mjs [--conns 2000] [--rate 20]
-//        [--short 10] [--long 30] [--transports sse,ws] [--bin bin/notify.js] [--reps 1]
+//        [--short 10] [--long 30] [--transports sse,ws] [--bin bin/notify.js[,other/bin/notify.js]] [--reps 1]
 import { fork, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -19,50 +22,60 @@ import { args, median, procStats, sleep, startServe } from './lib.mjs';
 
 const opt = args({ conns: 2000, rate: 20, short: 10, long: 30, transports: 'sse,ws', bin: 'bin/notify.js', reps: 1 });
 const TICKS = 100;
-const { server, url } = await startServe(opt.bin, ['--heartbeat', '60s']);
+const bins = String(opt.bin).split(',');
+const { server, url } = await startServe(bins[0], ['--heartbeat', '60s']);
 console.error(`swarm-vs-bare: ${opt.conns} conns at ${opt.rate}/s on ${url}, ${opt.short}s vs ${opt.long}s, pid ${server.pid}`);
 
 const rows = [];
 for (let rep = 0; rep < opt.reps; rep++) {
   for (const transport of opt.transports.split(',')) {
-    const r = {};
-    for (const secs of [opt.short, opt.long]) {
-      r[`swarm${secs}`] = await swarmArm(transport, secs);
-      console.error(
-        `  ${transport} swarm ${secs}s: cpu ${r[`swarm${secs}`].cpu.toFixed(2)} s, delivered ${r[`swarm${secs}`].delivered}, lost ${r[`swarm${secs}`].lost}`,
-      );
-      r[`bare${secs}`] = await bareArm(transport, secs);
-      console.error(`  ${transport} bare  ${secs}s: cpu ${r[`bare${secs}`].cpu.toFixed(2)} s, delivered ${r[`bare${secs}`].delivered}`);
+    for (const bin of bins) {
+      const r = {};
+      if (bins.length > 1) console.error(`  rep ${rep} bin ${bin}`);
+      for (const secs of [opt.short, opt.long]) {
+        r[`swarm${secs}`] = await swarmArm(transport, secs, bin);
+        console.error(
+          `  ${transport} swarm ${secs}s: cpu ${r[`swarm${secs}`].cpu.toFixed(2)} s, delivered ${r[`swarm${secs}`].delivered}, lost ${r[`swarm${secs}`].lost}`,
+        );
+        r[`bare${secs}`] = await bareArm(transport, secs);
+        console.error(`  ${transport} bare  ${secs}s: cpu ${r[`bare${secs}`].cpu.toFixed(2)} s, delivered ${r[`bare${secs}`].delivered}`);
+      }
+      const marginal = (a, b) => ((b.cpu - a.cpu) / (b.delivered - a.delivered)) * 1e6;
+      const swarmUs = marginal(r[`swarm${opt.short}`], r[`swarm${opt.long}`]);
+      const bareUs = marginal(r[`bare${opt.short}`], r[`bare${opt.long}`]);
+      const rssPerConn = Math.max(r[`swarm${opt.short}`].workerRss, r[`swarm${opt.long}`].workerRss) / opt.conns;
+      rows.push({ rep, transport, bin, swarmUs, bareUs, ratio: swarmUs / bareUs, rssPerConn, bareRssPerConn: r[`bare${opt.long}`].rss / opt.conns });
     }
-    const marginal = (a, b) => ((b.cpu - a.cpu) / (b.delivered - a.delivered)) * 1e6;
-    const swarmUs = marginal(r[`swarm${opt.short}`], r[`swarm${opt.long}`]);
-    const bareUs = marginal(r[`bare${opt.short}`], r[`bare${opt.long}`]);
-    const rssPerConn = Math.max(r[`swarm${opt.short}`].workerRss, r[`swarm${opt.long}`].workerRss) / opt.conns;
-    rows.push({ rep, transport, swarmUs, bareUs, ratio: swarmUs / bareUs, rssPerConn, bareRssPerConn: r[`bare${opt.long}`].rss / opt.conns });
   }
 }
 server.kill();
 
-console.log('transport  swarm us/delivery  bare us/delivery  ratio  swarm worker RSS KB/conn  bare RSS KB/conn');
+console.log('transport  swarm us/delivery  bare us/delivery  ratio  swarm worker RSS KB/conn  bare RSS KB/conn  bin');
 for (const r of rows) {
   console.log(
     `${r.transport.padEnd(10)} ${r.swarmUs.toFixed(2).padStart(17)} ${r.bareUs.toFixed(2).padStart(17)} ${r.ratio.toFixed(2).padStart(6)}` +
-      ` ${(r.rssPerConn / 1024).toFixed(1).padStart(25)} ${(r.bareRssPerConn / 1024).toFixed(1).padStart(17)}`,
+      ` ${(r.rssPerConn / 1024).toFixed(1).padStart(25)} ${(r.bareRssPerConn / 1024).toFixed(1).padStart(17)}  ${r.bin}`,
   );
 }
-if (opt.reps > 1) {
+if (opt.reps > 1 || bins.length > 1) {
   for (const t of opt.transports.split(',')) {
-    const ratios = rows.filter((r) => r.transport === t).map((r) => r.ratio);
-    console.log(`${t} median ratio ${median(ratios).toFixed(2)} (${ratios.map((x) => x.toFixed(2)).join(', ')})`);
+    for (const bin of bins) {
+      const mine = rows.filter((r) => r.transport === t && r.bin === bin);
+      const ratios = mine.map((r) => r.ratio);
+      console.log(
+        `${t} ${bin}: median ratio ${median(ratios).toFixed(2)} (${ratios.map((x) => x.toFixed(2)).join(', ')}),` +
+          ` median swarm ${median(mine.map((r) => r.swarmUs)).toFixed(2)} us, bare ${median(mine.map((r) => r.bareUs)).toFixed(2)} us`,
+      );
+    }
   }
 }
 
 /** `notify swarm` under `sh -c`; the shell's cutime+cstime after the swarm exits is the whole swarm tree's CPU. */
-async function swarmArm(transport, secs) {
+async function swarmArm(transport, secs, bin) {
   const out = `/tmp/swarm-vs-bare-${process.pid}.json`;
   const statFile = `/tmp/swarm-vs-bare-${process.pid}.stat`;
   const swarmArgs = [
-    opt.bin,
+    bin,
     'swarm',
     '--url',
     url,

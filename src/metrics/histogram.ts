@@ -139,7 +139,7 @@ export class DurationHistogram {
       p99: usToMs(h.getValueAtPercentile(99)),
       p999: usToMs(h.getValueAtPercentile(99.9)),
       max: usToMs(h.getValueAtPercentile(100)),
-      mean: usToMs(h.mean),
+      mean: usToMs(meanOf(h)),
     };
   }
 
@@ -147,6 +147,34 @@ export class DurationHistogram {
   encode(): string {
     return encodeIntoCompressedBase64(this.hdr);
   }
+}
+
+/** The bucket-level methods of hdr-histogram-js's JsHistogram that its `Histogram` type does not declare. */
+interface JsBuckets {
+  getCountAtIndex(index: number): number;
+  valueFromIndex(index: number): number;
+  highestEquivalentValue(value: number): number;
+  medianEquivalentValue(value: number): number;
+}
+
+/**
+ * `h.mean` without its iterator: the same terms added in the same order (every bucket with a count, lowest first,
+ * until all values are seen), so the same number to the last bit. The iterator's object per step made `mean` 95% of
+ * the main process's per-second snapshot (5 ms a call on a ~190 KB histogram, profiled at 2,000 SSE connections).
+ */
+function meanOf(h: Histogram): number {
+  const total = h.totalCount;
+  if (total === 0) return 0;
+  const b = h as unknown as JsBuckets;
+  let sum = 0;
+  let seen = 0;
+  for (let i = 0; seen < total; i++) {
+    const c = b.getCountAtIndex(i);
+    if (c === 0) continue;
+    sum += b.medianEquivalentValue(b.highestEquivalentValue(b.valueFromIndex(i))) * c;
+    seen += c;
+  }
+  return sum / total;
 }
 
 /** A new, empty histogram (microsecond values, 3 significant digits). */

@@ -77,18 +77,24 @@ function onSocketError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
   }
 }
 
-/** One request; undici calls it back. Methods, not closures, so an attempt costs one small object. */
-class SseAttempt implements Dispatcher.DispatchHandler {
-  controller: Dispatcher.DispatchController | undefined;
+/** What the transport does to an attempt in flight: undici's controller (HTTP/2) or the HTTP/1.1 attempt itself. */
+interface AttemptControl {
+  abort(reason: Error): void;
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * One request. Methods, not closures, so an attempt costs one small object. The protocol handling is here; the
+ * subclasses only adapt undici's two handler interfaces to it.
+ */
+abstract class SseAttempt {
+  controller: AttemptControl | undefined;
   opened = false;
 
   constructor(readonly st: SseConn) {}
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-  }
-
-  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+  start(status: number, headers: Record<string, string | string[] | undefined>): void {
     const st = this.st;
     if (st.attempt !== this) return;
     if (status !== 200) return st.transport.refuse(st, `http-${status}`, retryAfterMs(headers['retry-after']));
@@ -100,7 +106,7 @@ class SseAttempt implements Dispatcher.DispatchHandler {
     st.transport.sink.opened(st.conn, performance.now());
   }
 
-  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+  data(chunk: Buffer): void {
     const st = this.st;
     if (st.attempt !== this) return;
     st.at = performance.now();
@@ -118,17 +124,101 @@ class SseAttempt implements Dispatcher.DispatchHandler {
     if (st.attempt !== this) st.parser.reset();
   }
 
-  onResponseEnd(): void {
+  end(): void {
     const st = this.st;
     if (st.attempt !== this) return;
     const cause = st.socketError ?? (st.closeReason !== undefined ? `close-${slug(st.closeReason)}` : 'server-closed');
     st.transport.finish(st, this, cause);
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  fail(err: Error): void {
     const st = this.st;
     if (st.attempt !== this) return;
     st.transport.finish(st, this, st.socketError ?? errorCode(err));
+  }
+}
+
+/** Over HTTP/2 sessions (h2-sessions.ts), which speak undici's controller interface. */
+class SseH2Attempt extends SseAttempt implements Dispatcher.DispatchHandler {
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    this.start(status, headers);
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.data(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.end();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+}
+
+/**
+ * On an undici Client, through its core handler interface (onConnect, onHeaders, onData, ...), as undici itself
+ * runs every handler: one with `onRequestStart` gets wrapped in undici's UnwrapHandler and UnwrapController, a layer
+ * of calls and private-field reads on every chunk. The attempt is its own controller, as UnwrapController would be.
+ */
+class SseH1Attempt extends SseAttempt implements AttemptControl {
+  private abortRequest: ((err?: Error) => void) | undefined;
+  private resumeReading: (() => void) | undefined;
+  private paused = false;
+  private aborted = false;
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortRequest = abort;
+    this.controller = this;
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    this.resumeReading = resume;
+    // The two headers start() reads, as undici's parseHeaders gives them (latin1; a repeated one as an array).
+    const headers: Record<string, string | string[]> = {};
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1').toLowerCase();
+      if (name !== 'content-type' && name !== 'retry-after') continue;
+      const value = raw[i + 1]!.toString('latin1');
+      const had = headers[name];
+      headers[name] = had === undefined ? value : typeof had === 'string' ? [had, value] : [...had, value];
+    }
+    this.start(status, headers);
+    return !this.paused;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.data(chunk);
+    return !this.paused;
+  }
+
+  onComplete(): void {
+    this.end();
+  }
+
+  onError(err: Error): void {
+    this.fail(err);
+  }
+
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortRequest?.(reason);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeReading?.();
   }
 }
 
@@ -178,10 +268,14 @@ export class SseTransport extends UndiciTransport<SseConn> implements Transport 
     req.headers['cache-control'] = 'no-cache';
     if (resume.header !== undefined) req.headers['last-event-id'] = resume.header;
     if (cursor !== undefined) st.cursor = cursor;
-    const attempt = new SseAttempt(st);
-    st.attempt = attempt;
-    if (client !== undefined) client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt);
-    else {
+    if (client !== undefined) {
+      const attempt = new SseH1Attempt(st);
+      st.attempt = attempt;
+      // The core handler interface on purpose: see SseH1Attempt.
+      client.dispatch({ path: req.path, method: 'GET', headers: req.headers }, attempt as Dispatcher.DispatchHandler);
+    } else {
+      const attempt = new SseH2Attempt(st);
+      st.attempt = attempt;
       const timeouts = { headersTimeoutMs: this.connectTimeoutMs, bodyTimeoutMs: this.idleTimeoutMs };
       this.h2!.dispatch(req.origin, target.localAddress, { path: req.path, method: 'GET', headers: req.headers, ...timeouts }, attempt);
     }
