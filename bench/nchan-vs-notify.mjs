@@ -236,15 +236,15 @@ async function swarm(kind, url, out) {
   return { code, result: JSON.parse(readFileSync(out, 'utf8')), stderr: err, argv };
 }
 
+/** nchan, or a notify serve build with its extra flags: `{entry, pids(), url}`. */
+async function startServer(kind, n) {
+  if (kind === 'nchan') return startNchan(n);
+  const { server: proc, url } = await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]);
+  return { entry: track(proc), pids: () => [proc.pid], url };
+}
+
 async function round(kind, n) {
-  const server =
-    kind === 'nchan'
-      ? await startNchan(n)
-      : await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]).then(({ server: proc, url }) => ({
-          entry: track(proc),
-          pids: () => [proc.pid],
-          url,
-        }));
+  const server = await startServer(kind, n);
   try {
     const pids = server.pids();
     const before = serverStats(pids);
@@ -312,14 +312,7 @@ function idleSubscriber(kind, url, u, sockets) {
 }
 
 async function idleRound(kind, n) {
-  const server =
-    kind === 'nchan'
-      ? await startNchan(n)
-      : await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]).then(({ server: proc, url }) => ({
-          entry: track(proc),
-          pids: () => [proc.pid],
-          url,
-        }));
+  const server = await startServer(kind, n);
   const sockets = [];
   const rss = () => server.pids().reduce((a, pid) => a + procStats(pid).rss, 0);
   try {
