@@ -91,14 +91,8 @@ export class SseSubscriber extends Subscriber {
     (this.socket ?? this.res!).once('drain', fn);
   }
 
-  override cork(): void {
-    super.cork();
-    this.corkable?.cork();
-  }
-
-  override uncork(): void {
-    this.corkable?.uncork();
-    super.uncork();
+  protected override corkableSocket(): Socket | undefined {
+    return this.corkable;
   }
 
   sendInit(p: InitPayload): void {

@@ -3,6 +3,7 @@
  * already has (so replay + live never duplicate), queues live events while its replay or snapshot is being
  * prepared, and batches when `--batch` is set. Transports only turn events into bytes.
  */
+import type { Socket } from 'node:net';
 import { formatCursor, type Cursor } from '../protocol/cursor.js';
 import type { Notification } from '../protocol/notification.js';
 import { BROADCAST } from '../protocol/streams.js';
@@ -282,10 +283,17 @@ export abstract class Subscriber {
    */
   cork(): void {
     this.corked++;
+    this.corkableSocket()?.cork();
   }
 
   uncork(): void {
+    this.corkableSocket()?.uncork();
     if (--this.corked === 0) this.checkBuffer();
+  }
+
+  /** The socket this connection alone writes to, corked around grouped writes; undefined where there is none. */
+  protected corkableSocket(): Pick<Socket, 'cork' | 'uncork'> | undefined {
+    return undefined;
   }
 
   abstract sendInit(payload: InitPayload): void;

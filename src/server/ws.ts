@@ -55,14 +55,8 @@ export class WsSubscriber extends Subscriber {
     return (this.ws as WebSocket & { _socket?: Socket })._socket;
   }
 
-  override cork(): void {
-    super.cork();
-    this.socket?.cork();
-  }
-
-  override uncork(): void {
-    this.socket?.uncork();
-    super.uncork();
+  protected override corkableSocket(): Socket | undefined {
+    return this.socket;
   }
 
   sendError(code: string, message: string): void {
