@@ -4,10 +4,12 @@
  * it and `notify report --merge` judges the merged run with it again, so a verdict reads the same wherever it comes from.
  */
 import type { Bottleneck, ResultFile } from '../result/schema.js';
-import { SERVER_SATURATION, type ServerLoad } from './server-load.js';
+import type { ServerLoad } from './server-load.js';
 
 /** A worker whose event loop lags this much, or that uses a whole core, is too busy to time receipts well. */
 export const CLIENT_SATURATION = { eldP99Ms: 50, cpu: 0.9 };
+/** A server whose process uses this share of a core, or whose event loop lags this much, is the bottleneck. */
+export const SERVER_SATURATION = { eldP99Ms: 50, cpu: 0.9 };
 
 type WorkerSelfCheck = ResultFile['selfCheck']['workers'][number];
 

@@ -5,9 +5,8 @@
  */
 import { request } from 'undici';
 import type { LiveServerSide } from '../metrics/snapshot.js';
+import { SERVER_SATURATION } from './self-check.js';
 
-/** A server whose process uses this share of a core, or whose event loop lags this much, is the bottleneck. */
-export const SERVER_SATURATION = { eldP99Ms: 50, cpu: 0.9 };
 const SAMPLE_EVERY_MS = 5000;
 const SCRAPE_TIMEOUT_MS = 2000;
 
