@@ -5,7 +5,7 @@
  */
 import { Agent, request as undiciRequest } from 'undici';
 import { NotifyError, ExitCode } from '../errors.js';
-import { planCapacity, readLimits } from '../capacity/planner.js';
+import { planCapacity, readLimits, type CapacityGiven } from '../capacity/planner.js';
 import { ServerSampler } from '../capacity/server-load.js';
 import { shardConns, type SwarmConfig } from './config.js';
 import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
@@ -18,8 +18,22 @@ export interface Processes {
 }
 
 /**
+ * The scenario's `server:` as the planner checks it: the subscribers of the URLs it listens on (by the origin of its
+ * `ready` URL; all of them when no URL has that origin), since workers spread connections over the URLs in turn.
+ */
+function startedServer(config: SwarmConfig, conns: number): CapacityGiven['startedServer'] {
+  const server = config.scenario?.server;
+  if (!server) return undefined;
+  const origin = new URL(server.ready).origin;
+  const its = config.urls.filter((u) => new URL(u).origin === origin).length;
+  const share = its === 0 ? conns : Math.ceil((conns * its) / config.urls.length);
+  return { field: `scenario ${config.scenario!.file}: server.command`, command: server.command, conns: share };
+}
+
+/**
  * Worker processes and source addresses for the run, or a usage error (exit 2) naming the limit and the fix when the
- * machine cannot hold it; `embeddedServer` also checks the server the run would start itself.
+ * machine cannot hold it; `embeddedServer` also checks the server the run would start itself, and a scenario's
+ * `server:` is checked as the process it starts.
  */
 export function planWorkers(config: SwarmConfig, isLoopback: boolean, embeddedServer = false): { workers: number; localAddresses: string[]; notes: string[] } {
   const limits = readLimits();
@@ -30,7 +44,12 @@ export function planWorkers(config: SwarmConfig, isLoopback: boolean, embeddedSe
   if (localAddresses.length === 0 && auto.addressesNeeded > 1 && isLoopback) {
     localAddresses = Array.from({ length: auto.addressesNeeded }, (_, i) => `127.0.0.${i + 1}`);
   }
-  const plan = planCapacity(limits, conns, { workers, addresses: Math.max(1, localAddresses.length), embeddedServer });
+  const plan = planCapacity(limits, conns, {
+    workers,
+    addresses: Math.max(1, localAddresses.length),
+    embeddedServer,
+    startedServer: startedServer(config, conns),
+  });
   if (!plan.fits) {
     const what = config.shard ? `shard ${config.shard.index}/${config.shard.count}'s ${conns} of --conns ${config.conns}` : `--conns ${conns}`;
     throw new NotifyError('E_CAPACITY', `${what} does not fit this machine: ${plan.problems.join('; ')}`, {
