@@ -100,6 +100,8 @@ export async function prepare(
   let urls = config.urls;
   const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
   const plan = planWorkers(config, loopback, urls.length === 0);
+  // A scenario's server the planner could not judge (not a notify serve) may still run out of descriptors: say so.
+  for (const line of plan.notes.filter((n) => n.startsWith('scenario '))) note(line);
   // The scenario's own broker first (the server may need it), then its server.
   for (const role of ['broker', 'server'] as const) {
     const spec = config.scenario?.[role];
