@@ -1,7 +1,8 @@
 /**
- * The server side of the self-check: which side of a run ran out of CPU. A target that exposes Prometheus metrics
- * (notify serve's /metrics: prom-client's default process_cpu_seconds_total and nodejs_eventloop_lag_p99_seconds, with
- * or without a prefix) is scraped at the start, every few seconds and at the end; one that does not is "not measured".
+ * The server side of the self-check: each server's own load over the run (self-check.ts judges which side ran out of
+ * CPU from it). A target that exposes Prometheus metrics (notify serve's /metrics: prom-client's default
+ * process_cpu_seconds_total and nodejs_eventloop_lag_p99_seconds, with or without a prefix) is scraped at the start,
+ * every few seconds and at the end; one that does not is "not measured".
  */
 import { request } from 'undici';
 import type { LiveServerSide } from '../metrics/snapshot.js';
