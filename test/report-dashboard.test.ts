@@ -139,9 +139,16 @@ describe('ink dashboard in a fake terminal', () => {
       /server +event-loop p99 75\.0ms {2}CPU 97% \(worst 99%\) {2}http:\/\/127\.0\.0\.1:18081 {2}\(busiest of 2\) {2}SATURATED/,
     );
     const frame = plain(term.text());
-    expect(frame).toContain('WARNING: the server is saturated (http://127.0.0.1:18081); latency includes the server running out of CPU');
+    expect(frame).toContain('WARNING: the server is saturated: http://127.0.0.1:18081 (CPU 97%, loop p99 75.0ms); latency includes the server-side delay');
     // The client is not saturated: its row says so and its warning is absent.
     expect(frame).not.toContain('the swarm client is saturated');
+    // Lagging at little CPU: the server waited for a core, and the warning says so.
+    const starved = { ...busy, cpu: 0.02, eldP99Ms: 180 };
+    d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'measured', servers: [starved] } } }));
+    await until(
+      () => plain(term.text()),
+      /WARNING: the server is saturated: http:\/\/127\.0\.0\.1:18081 \(CPU 2%, loop p99 180ms, lagging with little CPU of its own: the machine ran out of cores\)/,
+    );
     d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'not-measured', servers: [] } } }));
     await until(() => plain(term.text()), /server +not measured \(no --url exposes Prometheus process_cpu_seconds_total\)/);
     await d.finish();

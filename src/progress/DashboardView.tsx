@@ -11,7 +11,8 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import { createContext, useContext, type ReactNode } from 'react';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { EventCounts } from '../metrics/summary.js';
-import type { LiveServerSide, SwarmSnapshot } from '../metrics/snapshot.js';
+import type { LiveServerLoad, LiveServerSide, SwarmSnapshot } from '../metrics/snapshot.js';
+import { SERVER_SATURATION } from '../capacity/self-check.js';
 import { formatClock as clock, formatCompact as compact, formatMsLive as ms, formatPercentWhole } from '../metrics/format.js';
 import { bar, sparkline, timeLeft, type PhasePlan } from './format.js';
 
@@ -132,6 +133,12 @@ function serverSide(side: LiveServerSide, c: ChalkInstance): string {
   return side.servers.some((b) => b.saturated) ? text + c.bold.red('  SATURATED') : text;
 }
 
+/** A saturated server in the warning: its figures, and whether it lagged for want of a core rather than of CPU time. */
+function busyServer(b: LiveServerLoad): string {
+  const starved = b.eldP99Ms > SERVER_SATURATION.eldP99Ms && b.cpu < SERVER_SATURATION.cpu / 2;
+  return `${b.url} (CPU ${formatPercentWhole(b.cpu)}, loop p99 ${ms(b.eldP99Ms)}${starved ? ', lagging with little CPU of its own: the machine ran out of cores' : ''})`;
+}
+
 /** Both sides of the self-check: the client's busiest worker, the busiest server, and a warning for each saturated side. */
 function SelfCheckRows({ selfCheck: sc }: { selfCheck: SwarmSnapshot['selfCheck'] }) {
   const c = useContext(StyleContext);
@@ -151,9 +158,7 @@ function SelfCheckRows({ selfCheck: sc }: { selfCheck: SwarmSnapshot['selfCheck'
       ) : null}
       {busyServers.length > 0 ? (
         <Text wrap="wrap">
-          {c.bold.red(
-            `WARNING: the server is saturated (${busyServers.map((b) => b.url).join(', ')}); latency includes the server running out of CPU, not only delivery`,
-          )}
+          {c.bold.red(`WARNING: the server is saturated: ${busyServers.map(busyServer).join(', ')}; latency includes the server-side delay`)}
         </Text>
       ) : null}
     </>
