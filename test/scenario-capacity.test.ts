@@ -73,33 +73,51 @@ describe('notify swarm --scenario with a server that cannot hold the run', () =>
     return l.openFiles && l.openFiles.soft < 1_000_000 ? l.openFiles.soft - FD_RESERVE : undefined;
   })();
 
+  /** A scenario whose server (`command`, listening on 127.0.0.1:1) would get as many subscribers as one process can hold. */
+  const tooBig = (name: string, command: string): string => {
+    const file = join(dir, `${name}.yaml`);
+    const lines = [
+      'schema: notify.scenario/1',
+      `name: ${name}`,
+      `server: {command: "${command}", ready: "http://localhost:1/healthz"}`,
+      'url: http://127.0.0.1:1',
+      `conns: ${perProcess}`,
+      'duration: 1s',
+    ];
+    writeFileSync(file, lines.join('\n') + '\n');
+    return file;
+  };
+  const swarmCli = async (args: string[]) => {
+    const f = fakeIo({ interactive: false });
+    const code = await run(['swarm', ...args, '--no-dashboard'], f.io);
+    return { code, stderr: f.stderr() };
+  };
+
   it.runIf(perProcess !== undefined)(
     'exit 2 before anything starts, naming server.command and the figures',
     async () => {
-      // As many subscribers as one process can hold: the publisher's sockets no longer fit beside them.
-      const conns = perProcess!;
-      const file = join(dir, 'too-big.yaml');
-      // The port is never bound: the run is refused before the server would start.
-      writeFileSync(
-        file,
-        [
-          'schema: notify.scenario/1',
-          'name: too-big',
-          'server: {command: "notify serve --port 1 --max-conns 0", ready: "http://127.0.0.1:1/healthz"}',
-          'url: http://127.0.0.1:1',
-          `conns: ${conns}`,
-          'duration: 1s',
-          '',
-        ].join('\n'),
-      );
-      const f = fakeIo({ interactive: false });
-      const code = await run(['swarm', '--scenario', file, '--no-dashboard'], f.io);
-      expect(code).toBe(2);
-      const err = f.stderr();
-      expect(err).toContain(`--conns ${conns} does not fit this machine`);
-      expect(err).toContain(`scenario ${file}: server.command \`notify serve --port 1 --max-conns 0\` is one notify serve process`);
-      expect(err).toContain(`${conns} subscribers and ${PUBLISHER_SOCKETS} publisher sockets need ${conns + PUBLISHER_SOCKETS}`);
-      expect(err).not.toContain('started the scenario');
+      // As many subscribers as one process can hold: the publisher's sockets no longer fit beside them. The port is never
+      // bound: the run is refused before the server would start (localhost in ready, 127.0.0.1 in url: the same server).
+      const file = tooBig('too-big', 'notify serve --port 1 --max-conns 0');
+      const r = await swarmCli(['--scenario', file]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--conns ${perProcess} does not fit this machine`);
+      expect(r.stderr).toContain(`scenario ${file}: server.command \`notify serve --port 1 --max-conns 0\` is one notify serve process`);
+      expect(r.stderr).toContain(`${perProcess} subscribers and ${PUBLISHER_SOCKETS} publisher sockets need ${perProcess! + PUBLISHER_SOCKETS}`);
+      expect(r.stderr).not.toContain('started the scenario');
+    },
+    30_000,
+  );
+
+  it.runIf(perProcess !== undefined)(
+    'a --url elsewhere takes the subscribers off the scenario server: not refused for it',
+    async () => {
+      // The command exits at once, so the run fails when it starts the server (exit 1), past the capacity check.
+      const file = tooBig('elsewhere', 'false notify serve --port 1');
+      const r = await swarmCli(['--scenario', file, '--url', 'http://127.0.0.1:2']);
+      expect(r.stderr).not.toContain('does not fit this machine');
+      expect(r.stderr).toContain("the scenario's server `false notify serve --port 1` exited (1)");
+      expect(r.code).toBe(1);
     },
     30_000,
   );

@@ -17,17 +17,27 @@ export interface Processes {
   broker?: ManagedProcess;
 }
 
+const LOOPBACK_HOST = /^(127\.|localhost$|\[::1\]$)/;
+
+/** The same listening socket: the same port, on the same host or on loopback both (`localhost` and `127.0.0.1`). */
+function sameServer(a: URL, b: URL): boolean {
+  const port = (u: URL) => u.port || (u.protocol === 'https:' ? '443' : '80');
+  const host = (u: URL) => (LOOPBACK_HOST.test(u.hostname) ? 'loopback' : u.hostname);
+  return port(a) === port(b) && host(a) === host(b);
+}
+
 /**
- * The scenario's `server:` as the planner checks it: the subscribers of the URLs it listens on (by the origin of its
- * `ready` URL; all of them when no URL has that origin), since workers spread connections over the URLs in turn.
+ * The scenario's `server:` as the planner checks it: the subscribers of the URLs it listens on (those on the host and
+ * port of its `ready` URL), since workers spread connections over the URLs in turn. None there (a --url given on the
+ * command line in place of the file's): nothing of the run reaches it, nothing to check.
  */
 function startedServer(config: SwarmConfig, conns: number): CapacityGiven['startedServer'] {
   const server = config.scenario?.server;
   if (!server) return undefined;
-  const origin = new URL(server.ready).origin;
-  const its = config.urls.filter((u) => new URL(u).origin === origin).length;
-  const share = its === 0 ? conns : Math.ceil((conns * its) / config.urls.length);
-  return { field: `scenario ${config.scenario!.file}: server.command`, command: server.command, conns: share };
+  const ready = new URL(server.ready);
+  const its = config.urls.filter((u) => sameServer(new URL(u), ready)).length;
+  if (its === 0) return undefined;
+  return { field: `scenario ${config.scenario!.file}: server.command`, command: server.command, conns: Math.ceil((conns * its) / config.urls.length) };
 }
 
 /**
@@ -98,7 +108,7 @@ export async function prepare(
   processes: Processes,
 ): Promise<{ urls: string[]; workers: number; localAddresses: string[]; serverLoad: ServerSampler }> {
   let urls = config.urls;
-  const loopback = urls.every((u) => /^(127\.|localhost$|\[::1\]$)/.test(new URL(u).hostname));
+  const loopback = urls.every((u) => LOOPBACK_HOST.test(new URL(u).hostname));
   const plan = planWorkers(config, loopback, urls.length === 0);
   // A scenario's server the planner could not judge (not a notify serve) may still run out of descriptors: say so.
   for (const line of plan.notes.filter((n) => n.startsWith('scenario '))) note(line);
