@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { formatClock as clock, formatCompact as compact } from '../src/metrics/format.js';
 import { bar, sparkline, timeLeft } from '../src/progress/format.js';
 import { startDashboard } from '../src/progress/dashboard.js';
+import { statusLine } from '../src/progress/status-line.js';
 import { createProgressView } from '../src/progress/view.js';
 import { fakeIo, fakeKeyboard, fakeTerminal } from './helpers/fake-io.js';
 import { fixtureSnapshot } from './helpers/result-fixture.js';
@@ -121,6 +122,38 @@ describe('ink dashboard in a fake terminal', () => {
     await d.finish();
   });
 
+  it('the server side of the self-check: measuring, then the busiest server by its last scrape, SATURATED and a warning', async () => {
+    const term = fakeTerminal(160, 40);
+    const d = startDashboard({ out: term, color: false, title: 'notify swarm rserver', plan });
+    const client = { eldP99Ms: 12.5, cpu: 0.4, saturated: false };
+    d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'measuring', servers: [] } } }));
+    await until(() => plain(term.text()), /server +measuring \(each --url \/metrics, every 5 s\)/);
+    const calm = { url: 'http://127.0.0.1:18080', cpu: 0.35, cpuMax: 0.5, eldP99Ms: 3.25, saturated: false };
+    const busy = { url: 'http://127.0.0.1:18081', cpu: 0.97, cpuMax: 0.99, eldP99Ms: 75, saturated: true };
+    d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'measured', servers: [calm] } } }));
+    await until(() => plain(term.text()), /server +event-loop p99 3\.3ms {2}CPU 35% \(worst 50%\) {2}http:\/\/127\.0\.0\.1:18080$/m);
+    expect(plain(term.text())).not.toContain('WARNING');
+    d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'measured', servers: [calm, busy] } } }));
+    await until(
+      () => plain(term.text()),
+      /server +event-loop p99 75\.0ms {2}CPU 97% \(worst 99%\) {2}http:\/\/127\.0\.0\.1:18081 {2}\(busiest of 2\) {2}SATURATED/,
+    );
+    const frame = plain(term.text());
+    expect(frame).toContain('WARNING: the server is saturated: http://127.0.0.1:18081 (CPU 97%, loop p99 75.0ms); latency includes the server-side delay');
+    // The client is not saturated: its row says so and its warning is absent.
+    expect(frame).not.toContain('the swarm client is saturated');
+    // Lagging at little CPU: the server waited for a core, and the warning says so.
+    const starved = { ...busy, cpu: 0.02, eldP99Ms: 180 };
+    d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'measured', servers: [starved] } } }));
+    await until(
+      () => plain(term.text()),
+      /WARNING: the server is saturated: http:\/\/127\.0\.0\.1:18081 \(CPU 2%, loop p99 180ms, lagging with little CPU of its own: the machine ran out of cores\)/,
+    );
+    d.update(fixtureSnapshot({ selfCheck: { ...client, server: { state: 'not-measured', servers: [] } } }));
+    await until(() => plain(term.text()), /server +not measured \(no --url exposes Prometheus process_cpu_seconds_total\)/);
+    await d.finish();
+  });
+
   it('q and Ctrl-C on a raw-mode stdin request a stop; the frame says so', async () => {
     for (const [key, reason] of [
       ['q', 'q pressed'],
@@ -160,6 +193,20 @@ describe('progress view choice', () => {
       expect.stringMatching(/^\[done 15s\/15s\] open 987\/1000 .* \| errors 4 \| lost 0 dup 0 ooo 0 \(>5s old\) \| MISROUTED 3 \| storm1/),
     ]);
     expect(f.stderr()).not.toContain('\x1b');
+  });
+
+  it('status line: SERVER SATURATED for each saturated server, from its last scrape', () => {
+    const server = {
+      state: 'measured' as const,
+      servers: [
+        { url: 'http://127.0.0.1:18080', cpu: 0.2, cpuMax: 0.95, eldP99Ms: 4, saturated: false },
+        { url: 'http://127.0.0.1:18081', cpu: 0.96, cpuMax: 0.96, eldP99Ms: 80, saturated: true },
+      ],
+    };
+    const line = statusLine(fixtureSnapshot({ selfCheck: { eldP99Ms: 12.5, cpu: 0.4, saturated: false, server } }));
+    expect(line).toMatch(/ \| SERVER SATURATED \(http:\/\/127\.0\.0\.1:18081 CPU 96%, loop p99 80\.0ms\)$/);
+    expect(line).not.toContain('18080');
+    expect(statusLine(fixtureSnapshot())).not.toContain('SATURATED');
   });
 
   it('interactive with --no-dashboard: a status line every snapshot; interactive: the dashboard', async () => {

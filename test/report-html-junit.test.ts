@@ -108,7 +108,7 @@ describe('HTML report', () => {
     const text = await page.locator('body').innerText();
     expect(text).toContain('notify swarm r<html>&"x"');
     expect(text).toContain('1 of 3 thresholds crossed');
-    expect(text).toContain('Client self-check: the swarm client was saturated (<test>)');
+    expect(text).toContain('Self-check: the swarm client was saturated (<test>)');
     expect(await page.locator('table.thresholds tbody tr').count()).toBe(3);
     expect(text).toMatch(/#1\s+5\.00s\s+50%\s+100\s+100\s+850ms\s+1\.20s\s+ECONNREFUSED 4/);
     expect(await page.title()).toBe('notify swarm r<html>&"x"');
@@ -212,6 +212,83 @@ describe('JUnit XML', () => {
     const html = renderHtml(empty);
     expect(html).toContain('<p class="verdict fail">Run failed: the server accepted none of the 10 probes sent (http-401 10)</p>');
     expect(html).toContain('<td>no data: 0 probes expected</td>');
+  });
+
+  it('the server side of the self-check: servers table, bottleneck and warning in HTML, JUnit properties and Markdown', async () => {
+    const r = fixtureResult({ run: 'rsrv', conns: 10, published: 10, expected: 100, latencyMs: [1, 2, 3], connectMs: [5] });
+    const sides =
+      'client not saturated (worst worker loop p99 3.0 ms, CPU 30%); server saturated: http://127.0.0.1:18080 (CPU 93% of a core on average, 99% at worst; loop p99 75.0 ms)';
+    r.selfCheck = {
+      ...r.selfCheck,
+      servers: [
+        { url: 'http://127.0.0.1:18080', samples: 7, cpuMean: 0.93, cpuMax: 0.99, eldP99Ms: 75, saturated: true },
+        { url: 'http://127.0.0.1:18081', samples: 7, cpuMean: 0.2, cpuMax: 0.25, eldP99Ms: 4, saturated: false },
+      ],
+      bottleneck: 'server',
+      sides,
+      warning: `${sides}: latency figures are the server running out of CPU`,
+    };
+    const file = join(dir, 'servers.html');
+    writeFileSync(file, renderHtml(r));
+    const { page, problems } = await open(file);
+    const rows = await page.locator('table.servers tbody tr').allInnerTexts();
+    expect(rows).toEqual([
+      expect.stringMatching(/^http:\/\/127\.0\.0\.1:18080\s+7\s+93%\s+99%\s+75ms\s+SATURATED$/),
+      expect.stringMatching(/^http:\/\/127\.0\.0\.1:18081\s+7\s+20%\s+25%\s+4\.00ms\s+no$/),
+    ]);
+    const text = await page.locator('body').innerText();
+    expect(text).toContain(`Bottleneck: server · ${sides}`);
+    expect(text).toContain('Self-check: client not saturated');
+    expect(await page.locator('table.workers tbody tr th').first().innerText()).toBe('worker 1');
+    expect(problems).toEqual([]);
+    await page.close();
+
+    const xml = renderJunit(r);
+    expect(xml).toContain('<property name="server.saturated" value="true"/>');
+    expect(xml).toContain('<property name="bottleneck" value="server"/>');
+    expect(xml).toContain('<property name="client.saturated" value="false"/>');
+    expect(xml).toMatch(
+      /WARNING: client not saturated .*; server saturated: http:\/\/127\.0\.0\.1:18080 \(CPU 93% .*: latency figures are the server running out of CPU/,
+    );
+
+    const md = resultMarkdown(r);
+    expect(md).toContain(`> [!WARNING]\n> ${sides}: latency figures are the server running out of CPU`);
+    expect(md).toContain('| http://127.0.0.1:18080 | 93% | 99% | 75ms | **SATURATED** |');
+    expect(md).toContain('| http://127.0.0.1:18081 | 20% | 25% | 4.00ms | ok |');
+    expect(md).toContain('Bottleneck: **server**');
+
+    // Neither side saturated: no warning, the verdict still shown; not measured: said so, in each output.
+    const calm = {
+      ...r,
+      selfCheck: {
+        ...r.selfCheck,
+        servers: [r.selfCheck.servers![1]!],
+        bottleneck: 'neither' as const,
+        sides: 'client not saturated (x); server not saturated: y',
+        warning: undefined,
+      },
+    };
+    expect(renderJunit(calm)).toContain('<property name="server.saturated" value="false"/>');
+    expect(renderJunit(calm)).toContain('self-check: client not saturated (x); server not saturated: y');
+    expect(resultMarkdown(calm)).toContain('Self-check: client not saturated (x); server not saturated: y');
+    expect(resultMarkdown(calm)).toContain('Bottleneck: **neither**');
+    const unmeasured = {
+      ...r,
+      selfCheck: {
+        ...r.selfCheck,
+        servers: undefined,
+        bottleneck: 'unknown' as const,
+        sides: 'client not saturated (x); server side not measured (z)',
+        warning: undefined,
+      },
+    };
+    expect(renderJunit(unmeasured)).toContain('<property name="server.saturated" value="not measured"/>');
+    expect(renderHtml(unmeasured)).toContain('<p class="muted">Server side not measured: no --url exposed Prometheus');
+    expect(resultMarkdown(unmeasured)).toContain('Self-check: client not saturated (x); server side not measured (z)');
+    // A file from before the server side: no bottleneck property, nothing invented.
+    const older = fixtureResult({ run: 'rold', conns: 1, published: 1, expected: 1, latencyMs: [1], connectMs: [1] });
+    expect(renderJunit(older)).not.toContain('name="bottleneck"');
+    expect(renderHtml(older)).not.toContain('Bottleneck:');
   });
 
   it('escapes markup and drops characters XML cannot carry', () => {

@@ -193,6 +193,62 @@ describe('merge', () => {
     expect(ok.stderr).toContain('PASS lost==0');
   });
 
+  it('self-check: a server scraped by several shards is one server, and the bottleneck is judged on the merged sides', async () => {
+    const url = 'http://127.0.0.1:8080';
+    const withServers = (r: ResultFile, servers: NonNullable<ResultFile['selfCheck']['servers']>, workerCpu: number): ResultFile => ({
+      ...r,
+      selfCheck: {
+        workers: [{ eldP99Ms: 4, eldMaxMs: 9, cpuMean: 0.3, cpuMax: workerCpu, rssBytes: 2 ** 26 }],
+        saturated: workerCpu > 0.9,
+        servers,
+        bottleneck: 'neither',
+        sides: 'x',
+      },
+    });
+    // Shard a saw the server at 40% on average over 6 scrapes, b at 70% over 2 with a worst interval of 95%: saturated.
+    const a = withServers(shardA, [{ url, samples: 6, cpuMean: 0.4, cpuMax: 0.6, eldP99Ms: 12, saturated: false }], 0.5);
+    const b = withServers(shardB, [{ url, samples: 2, cpuMean: 0.7, cpuMax: 0.95, eldP99Ms: 30, saturated: true }], 0.5);
+    const merged = mergeResults([
+      { file: 'a.json', result: a },
+      { file: 'b.json', result: b },
+    ]);
+    const sc = merged.selfCheck;
+    expect(sc.servers).toHaveLength(1);
+    expect(sc.servers![0]!.url).toBe(url);
+    expect(sc.servers![0]!.samples).toBe(8);
+    expect(sc.servers![0]!.cpuMean).toBeCloseTo((6 * 0.4 + 2 * 0.7) / 8, 12);
+    expect(sc.servers![0]).toMatchObject({ cpuMax: 0.95, eldP99Ms: 30, saturated: true });
+    expect(sc.workers).toHaveLength(2);
+    expect(sc.saturated).toBe(false);
+    expect(sc.bottleneck).toBe('server');
+    expect(sc.sides).toMatch(
+      /^client not saturated .*; server saturated: http:\/\/127\.0\.0\.1:8080 \(CPU 48% of a core on average, 95% at worst; loop p99 30\.0 ms\)$/,
+    );
+    expect(sc.warning).toMatch(/: latency figures are the server running out of CPU$/);
+
+    // A saturated worker of one shard is named by its file; two servers stay two; the summary prints the verdict.
+    const c = withServers(shardB, [{ url: 'http://127.0.0.1:8081', samples: 3, cpuMean: 0.2, cpuMax: 0.3, eldP99Ms: 5, saturated: false }], 0.97);
+    const both = mergeResults([
+      { file: 'a.json', result: a },
+      { file: 'c.json', result: c },
+    ]);
+    expect(both.selfCheck.servers!.map((s) => s.url)).toEqual([url, 'http://127.0.0.1:8081']);
+    expect(both.selfCheck.bottleneck).toBe('client');
+    expect(both.selfCheck.saturated).toBe(true);
+    expect(both.selfCheck.sides).toMatch(/^client saturated: c\.json worker 1 \(loop p99 4\.0 ms, CPU 97% of a core\); server not saturated: /);
+    const r = await cli(['report', '--merge', save('sc-a.json', a), save('sc-c.json', c)]);
+    expect(r.stderr).toMatch(/WARNING: client saturated: .*sc-c\.json worker 1 .*latency figures include client-side delay/);
+
+    // Files without servers (older, or no /metrics): the server side is not measured, as in one run.
+    const old = mergeResults([
+      { file: 'a.json', result: shardA },
+      { file: 'b.json', result: shardB },
+    ]);
+    expect(old.selfCheck.servers).toBeUndefined();
+    expect(old.selfCheck.bottleneck).toBe('unknown');
+    expect(old.selfCheck.sides).toMatch(/server side not measured/);
+  });
+
   it('a histogram that does not decode is exit 2 naming the file and the field', async () => {
     const broken = structuredClone(shardB) as ResultFile;
     broken.histograms.sse!.latency = 'not-a-histogram';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { judgeSides, loadOf, parseProcessMetrics, type ServerLoad } from '../src/capacity/server-load.js';
+import { judgeSides } from '../src/capacity/self-check.js';
+import { loadOf, parseProcessMetrics, type ServerLoad } from '../src/capacity/server-load.js';
 
 const idle = { eldP99Ms: 12, cpuMax: 0.4 };
 const busy = { eldP99Ms: 180, cpuMax: 0.98 };

@@ -145,6 +145,42 @@ export interface CapacityGiven {
    * must hold every subscriber plus the publisher's sockets, so a run that cannot fit it is refused.
    */
   embeddedServer?: boolean;
+  /**
+   * A server the run starts itself on this machine from a scenario (`server: {command, ready}`): `field` names it in
+   * the problem (`scenario x.yaml: server.command`), `conns` is how many of the run's subscribers it serves. It
+   * inherits the swarm's `ulimit -n`; when its command is a notify serve (one process), it must hold them all.
+   */
+  startedServer?: { field: string; command: string; conns: number };
+}
+
+/** `notify serve ...`, `node bin/notify.js serve ...`, `npx notify serve`: one process, its connections under one limit. */
+const ONE_PROCESS_SERVER = /(?:^|[\s/])notify(?:\.js)?\s+serve(?:\s|$)/;
+
+/**
+ * The scenario's own server against the open-files limit it inherits: a problem when it is a notify serve that
+ * cannot hold its subscribers and the publisher's sockets; a note when its process model is unknown (nginx runs
+ * workers of its own and raises their limit with worker_rlimit_nofile; a wrapper may start a cluster), so not judged.
+ */
+function startedServerCheck(
+  limits: SystemLimits,
+  perProcess: number,
+  server: NonNullable<CapacityGiven['startedServer']>,
+): { problem?: string; note?: string } {
+  const needs = server.conns + PUBLISHER_SOCKETS;
+  if (needs <= perProcess) return {};
+  const { soft, hard } = limits.openFiles!;
+  if (!ONE_PROCESS_SERVER.test(server.command)) {
+    return {
+      note: `${server.field} \`${server.command}\` runs under ulimit -n ${soft}: one process of it holds at most ${perProcess} connections (not checked: its process model is unknown)`,
+    };
+  }
+  const raise = soft < hard && needs <= hard - FD_RESERVE ? `raise the limit with \`ulimit -n ${hard}\` before running (the server inherits it), or ` : '';
+  return {
+    problem:
+      `${server.field} \`${server.command}\` is one notify serve process under ulimit -n ${soft} (inherited from the swarm): it holds at most ${perProcess} connections ` +
+      `(${FD_RESERVE} descriptors kept back), but ${server.conns} subscribers and ${PUBLISHER_SOCKETS} publisher sockets need ${needs}: ${raise}` +
+      `lower conns, or start the servers yourself (several \`notify serve\` with a higher limit, or on other machines) and list each in url:`,
+  };
 }
 
 /**
@@ -186,11 +222,17 @@ export function planCapacity(limits: SystemLimits, conns: number, given: Capacit
           `but ${conns} subscribers and ${PUBLISHER_SOCKETS} publisher sockets need ${serverNeeds}: ${raise}start several \`notify serve\` with a higher limit ` +
           `(or on other machines) and pass each with --url`,
       );
-    } else if (conns > perProcess) {
+    } else if (conns > perProcess && !given.startedServer) {
       notes.push(
         `a notify serve on this machine is one process: it can hold ${perProcess} connections at this ulimit -n; run it with a higher limit or on another machine`,
       );
     }
+  }
+
+  if (given.startedServer && perProcess !== undefined && perProcess > 0) {
+    const { problem, note } = startedServerCheck(limits, perProcess, given.startedServer);
+    if (problem) problems.push(problem);
+    if (note) notes.push(note);
   }
 
   let addressesNeeded = 1;

@@ -1,13 +1,13 @@
 /**
- * The server side of the self-check: which side of a run ran out of CPU. A target that exposes Prometheus metrics
- * (notify serve's /metrics: prom-client's default process_cpu_seconds_total and nodejs_eventloop_lag_p99_seconds, with
- * or without a prefix) is scraped at the start, every few seconds and at the end; one that does not is "not measured".
+ * The server side of the self-check: each server's own load over the run (self-check.ts judges which side ran out of
+ * CPU from it). A target that exposes Prometheus metrics (notify serve's /metrics: prom-client's default
+ * process_cpu_seconds_total and nodejs_eventloop_lag_p99_seconds, with or without a prefix) is scraped at the start,
+ * every few seconds and at the end; one that does not is "not measured".
  */
 import { request } from 'undici';
-import type { Bottleneck } from '../result/schema.js';
+import type { LiveServerSide } from '../metrics/snapshot.js';
+import { SERVER_SATURATION } from './self-check.js';
 
-/** A server whose process uses this share of a core, or whose event loop lags this much, is the bottleneck. */
-export const SERVER_SATURATION = { eldP99Ms: 50, cpu: 0.9 };
 const SAMPLE_EVERY_MS = 5000;
 const SCRAPE_TIMEOUT_MS = 2000;
 
@@ -67,14 +67,16 @@ export function loadOf(url: string, samples: readonly Sample[]): ServerLoad | un
 }
 
 /**
- * Scrapes each URL's /metrics from `start()` (before the ramp) until `stop()` (after the drain); `latest()` is what the
- * live status line shows. The timer is unref'd and ends itself once no server answers (a run that failed midway).
+ * Scrapes each URL's /metrics from `start()` (before the ramp) until `stop()` (after the drain); `live()` is what the
+ * dashboard and the status line show. The timer is unref'd and ends itself once no server answers (a run that failed midway).
  */
 export class ServerSampler {
   private readonly samples: Sample[][];
   private timer: NodeJS.Timeout | undefined;
   private pending: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** Set once the first scrape of every URL has answered or failed. */
+  private firstDone = false;
 
   constructor(private readonly urls: readonly string[]) {
     this.samples = urls.map(() => []);
@@ -95,6 +97,7 @@ export class ServerSampler {
         return s !== undefined;
       }),
     ).then((answered) => {
+      this.firstDone = true;
       if (!answered.includes(true)) clearInterval(this.timer);
     });
     return this.pending;
@@ -113,8 +116,26 @@ export class ServerSampler {
     return this.samples.some((s) => s.length > 0);
   }
 
-  /** The loads so far, for the live view (undefined: not measured). */
-  latest(): ServerLoad[] | undefined {
+  /**
+   * The server side as the live view shows it: each measured server's last scrape interval and its worst so far, or
+   * why there is nothing to show yet (fewer than two scrapes) or at all (no URL exposed the metrics).
+   */
+  live(): LiveServerSide {
+    const servers = this.urls.flatMap((url, i) => {
+      const s = this.samples[i]!;
+      const load = loadOf(url, s);
+      if (!load) return [];
+      const cpu = loadOf(url, s.slice(-2))!.cpuMax;
+      const eldP99Ms = s[s.length - 1]!.eldP99Ms;
+      const saturated = cpu > SERVER_SATURATION.cpu || eldP99Ms > SERVER_SATURATION.eldP99Ms;
+      return [{ url, cpu, cpuMax: load.cpuMax, eldP99Ms, saturated }];
+    });
+    if (servers.length > 0) return { state: 'measured', servers };
+    return { state: this.firstDone && !this.measured() ? 'not-measured' : 'measuring', servers };
+  }
+
+  /** The loads over the run so far (undefined: not measured). */
+  private loads(): ServerLoad[] | undefined {
     const loads = this.urls.map((u, i) => loadOf(u, this.samples[i]!)).filter((l): l is ServerLoad => l !== undefined);
     return loads.length > 0 ? loads : undefined;
   }
@@ -125,45 +146,6 @@ export class ServerSampler {
     this.timer = undefined;
     await this.pending;
     if (this.measured()) await this.sampleAll();
-    return this.latest();
+    return this.loads();
   }
-}
-
-/** A client worker's self-check figures, as the result holds them. */
-interface ClientFigures {
-  eldP99Ms: number;
-  cpuMax: number;
-}
-
-const pct = (share: number): string => `${(share * 100).toFixed(0)}%`;
-/** Loop lag past the limit while the process used little CPU: it waited for a core (other processes had them). */
-const starved = (eldP99Ms: number, cpuMax: number, limit: { eldP99Ms: number; cpu: number }): string =>
-  eldP99Ms > limit.eldP99Ms && cpuMax < limit.cpu / 2 ? ', lagging with little CPU of its own: the machine ran out of cores' : '';
-
-/**
- * Which side ran out of CPU: the client (which worker, its figures), the server (which URL, its CPU share of a core
- * and event-loop lag), both, or neither; "server side not measured" when no target exposed metrics.
- */
-export function judgeSides(
-  workers: readonly ClientFigures[],
-  servers: readonly ServerLoad[] | undefined,
-  client = { eldP99Ms: 50, cpu: 0.9 },
-): { bottleneck: Bottleneck; text: string } {
-  const busyWorkers = workers.map((w, i) => ({ ...w, i })).filter((w) => w.eldP99Ms > client.eldP99Ms || w.cpuMax > client.cpu);
-  const busyServers = (servers ?? []).filter((s) => s.saturated);
-  const clientText =
-    busyWorkers.length > 0
-      ? `client saturated: ${busyWorkers.map((w) => `worker ${w.i + 1} (loop p99 ${w.eldP99Ms.toFixed(1)} ms, CPU ${pct(w.cpuMax)} of a core${starved(w.eldP99Ms, w.cpuMax, client)})`).join(', ')}`
-      : `client not saturated (worst worker loop p99 ${Math.max(0, ...workers.map((w) => w.eldP99Ms)).toFixed(1)} ms, CPU ${pct(Math.max(0, ...workers.map((w) => w.cpuMax)))})`;
-  const serverLine = (s: ServerLoad): string =>
-    `${s.url} (CPU ${pct(s.cpuMean)} of a core on average, ${pct(s.cpuMax)} at worst; loop p99 ${s.eldP99Ms.toFixed(1)} ms${starved(s.eldP99Ms, s.cpuMax, SERVER_SATURATION)})`;
-  const serverText =
-    servers === undefined
-      ? 'server side not measured (no Prometheus /metrics with process_cpu_seconds_total)'
-      : busyServers.length > 0
-        ? `server saturated: ${busyServers.map(serverLine).join(', ')}`
-        : `server not saturated: ${servers.map(serverLine).join(', ')}`;
-  const bottleneck: Bottleneck =
-    busyWorkers.length > 0 ? (busyServers.length > 0 ? 'both' : 'client') : busyServers.length > 0 ? 'server' : servers ? 'neither' : 'unknown';
-  return { bottleneck, text: `${clientText}; ${serverText}` };
 }

@@ -15,6 +15,27 @@ export interface LiveAudit {
   recovered: number;
 }
 
+/** One server's figures from its last /metrics scrapes (capacity/server-load.ts). */
+export interface LiveServerLoad {
+  url: string;
+  /** CPU share of a core over the last scrape interval, and the worst interval so far. */
+  cpu: number;
+  cpuMax: number;
+  /** Event-loop lag p99 at the last scrape, ms. */
+  eldP99Ms: number;
+  /** The last interval's CPU or the last lag past the limits (SERVER_SATURATION). */
+  saturated: boolean;
+}
+
+/**
+ * The server side of the live self-check: `measuring` until a server has been scraped twice, `not-measured` when no
+ * --url exposes process_cpu_seconds_total.
+ */
+export interface LiveServerSide {
+  state: 'measuring' | 'measured' | 'not-measured';
+  servers: LiveServerLoad[];
+}
+
 export type Phase = 'starting' | 'ramp' | 'publishing' | 'drain' | 'finishing' | 'done';
 
 export interface SwarmSnapshot {
@@ -35,7 +56,7 @@ export interface SwarmSnapshot {
   /** The audit so far, of probes sent at least `graceMs` ago (the final one, after the drain, is exact). */
   audit: LiveAudit & { graceMs: number };
   storms: { atMs: number; share: number; aborted: number; back: number }[];
-  /** The client's, and `server`: the busiest --url's CPU share of a core and loop lag, when it exposes metrics. */
-  selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean; server?: { url: string; cpu: number; eldP99Ms: number; saturated: boolean } };
+  /** The client's (the busiest worker's last second), and the servers' from their last /metrics scrapes. */
+  selfCheck: { eldP99Ms: number; cpu: number; saturated: boolean; server?: LiveServerSide };
   timeline: TimelinePoint[];
 }

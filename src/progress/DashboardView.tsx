@@ -1,7 +1,7 @@
 /**
  * The live view of `notify swarm` on a terminal (ink). Renders one SwarmSnapshot (about one a second): connections
- * with a ramp bar, throughput, latency of the last second and of the run, storms, errors, the client self-check and
- * sparklines of the timeline. Stateless: the controller (dashboard.ts) re-renders it with new props.
+ * with a ramp bar, throughput, latency of the last second and of the run, storms, errors, the self-check of the client
+ * and of the servers, and sparklines of the timeline. Stateless: the controller (dashboard.ts) re-renders it with new props.
  *
  * Styling goes through a Chalk instance of its own, on when `color` is (NO_COLOR, non-TTY: off), rather than ink's
  * colour props, whose chalk decides from process.stdout and not from the stream the dashboard is drawn on.
@@ -11,7 +11,8 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import { createContext, useContext, type ReactNode } from 'react';
 import type { DurationSummary } from '../metrics/histogram.js';
 import type { EventCounts } from '../metrics/summary.js';
-import type { SwarmSnapshot } from '../metrics/snapshot.js';
+import type { LiveServerLoad, LiveServerSide, SwarmSnapshot } from '../metrics/snapshot.js';
+import { SERVER_SATURATION } from '../capacity/self-check.js';
 import { formatClock as clock, formatCompact as compact, formatMsLive as ms, formatPercentWhole } from '../metrics/format.js';
 import { bar, sparkline, timeLeft, type PhasePlan } from './format.js';
 
@@ -119,6 +120,51 @@ function pendingAudit(s: SwarmSnapshot, why: string, final: FinalFigures | undef
   return `duplicated ${dup}  out-of-order ${ooo}  misrouted ${final?.misrouted ?? s.misrouted}  (lost: ${why})`;
 }
 
+/**
+ * The server side of the self-check: the busiest --url by its last scrape interval (CPU share of a core, the worst
+ * interval so far, loop lag), or why there is nothing to show.
+ */
+function serverSide(side: LiveServerSide, c: ChalkInstance): string {
+  if (side.state === 'measuring') return c.dim('measuring (each --url /metrics, every 5 s)');
+  if (side.state === 'not-measured') return c.dim('not measured (no --url exposes Prometheus process_cpu_seconds_total)');
+  const busiest = side.servers.reduce((a, b) => (b.cpu > a.cpu ? b : a));
+  const others = side.servers.length > 1 ? `  (busiest of ${side.servers.length})` : '';
+  const text = `event-loop p99 ${ms(busiest.eldP99Ms)}  CPU ${formatPercentWhole(busiest.cpu)} (worst ${formatPercentWhole(busiest.cpuMax)})  ${busiest.url}${others}`;
+  return side.servers.some((b) => b.saturated) ? text + c.bold.red('  SATURATED') : text;
+}
+
+/** A saturated server in the warning: its figures, and whether it lagged for want of a core rather than of CPU time. */
+function busyServer(b: LiveServerLoad): string {
+  const starved = b.eldP99Ms > SERVER_SATURATION.eldP99Ms && b.cpu < SERVER_SATURATION.cpu / 2;
+  return `${b.url} (CPU ${formatPercentWhole(b.cpu)}, loop p99 ${ms(b.eldP99Ms)}${starved ? ', lagging with little CPU of its own: the machine ran out of cores' : ''})`;
+}
+
+/** Both sides of the self-check: the client's busiest worker, the busiest server, and a warning for each saturated side. */
+function SelfCheckRows({ selfCheck: sc }: { selfCheck: SwarmSnapshot['selfCheck'] }) {
+  const c = useContext(StyleContext);
+  const busyServers = sc.server?.servers.filter((b) => b.saturated) ?? [];
+  return (
+    <>
+      <Row label="client">
+        {`event-loop p99 ${ms(sc.eldP99Ms)}  CPU ${formatPercentWhole(sc.cpu)}`}
+        {sc.saturated ? c.bold.red('  SATURATED') : ''}
+      </Row>
+      {sc.server ? <Row label="server">{serverSide(sc.server, c)}</Row> : null}
+      {sc.saturated ? (
+        // Wrapped, not truncated: this warning must stay readable on a narrow terminal.
+        <Text wrap="wrap">
+          {c.bold.red('WARNING: the swarm client is saturated; latency includes client-side delay (use more --workers or fewer --conns)')}
+        </Text>
+      ) : null}
+      {busyServers.length > 0 ? (
+        <Text wrap="wrap">
+          {c.bold.red(`WARNING: the server is saturated: ${busyServers.map(busyServer).join(', ')}; latency includes the server-side delay`)}
+        </Text>
+      ) : null}
+    </>
+  );
+}
+
 function Body({ snapshot: s, sparkWidth, final, plan }: { snapshot: SwarmSnapshot; sparkWidth: number; final?: FinalFigures; plan: PhasePlan }) {
   const c = useContext(StyleContext);
   const n = s.conns;
@@ -163,16 +209,7 @@ function Body({ snapshot: s, sparkWidth, final, plan }: { snapshot: SwarmSnapsho
                 .join('  ') + (errors.length > 6 ? `  +${errors.length - 6} more` : ''),
             )}
       </Row>
-      <Row label="client">
-        {`event-loop p99 ${ms(s.selfCheck.eldP99Ms)}  CPU ${formatPercentWhole(s.selfCheck.cpu)}`}
-        {s.selfCheck.saturated ? c.bold.red('  SATURATED') : ''}
-      </Row>
-      {s.selfCheck.saturated ? (
-        // Wrapped, not truncated: this warning must stay readable on a narrow terminal.
-        <Text wrap="wrap">
-          {c.bold.red('WARNING: the swarm client is saturated; latency includes client-side delay (use more --workers or fewer --conns)')}
-        </Text>
-      ) : null}
+      <SelfCheckRows selfCheck={s.selfCheck} />
       <Row label="delivered/s">
         {c.green(
           sparkline(

@@ -1,5 +1,5 @@
 /** The plain progress line printed every few seconds when there is no dashboard (CI, pipes, TERM=dumb). */
-import { formatMsLive as ms } from '../metrics/format.js';
+import { formatMsLive as ms, formatPercentWhole } from '../metrics/format.js';
 import type { SwarmSnapshot } from '../metrics/snapshot.js';
 
 export function statusLine(s: SwarmSnapshot): string {
@@ -16,7 +16,8 @@ export function statusLine(s: SwarmSnapshot): string {
   if (s.misrouted) line += ` | MISROUTED ${s.misrouted}`;
   for (const [i, st] of s.storms.entries()) if (st.aborted) line += ` | storm${i + 1} back ${st.back}/${st.aborted}`;
   if (s.selfCheck.saturated) line += ` | CLIENT SATURATED (loop p99 ${ms(s.selfCheck.eldP99Ms)})`;
-  const server = s.selfCheck.server;
-  if (server?.saturated) line += ` | SERVER SATURATED (${server.url} CPU ${(server.cpu * 100).toFixed(0)}%, loop p99 ${ms(server.eldP99Ms)})`;
+  for (const server of s.selfCheck.server?.servers ?? []) {
+    if (server.saturated) line += ` | SERVER SATURATED (${server.url} CPU ${formatPercentWhole(server.cpu)}, loop p99 ${ms(server.eldP99Ms)})`;
+  }
   return line;
 }

@@ -175,17 +175,38 @@ function configSection(result: ResultFile): string {
   return table(['setting', 'value'], rows, 'config');
 }
 
+/** The verdict on both sides (older files have none), the workers' figures, and each --url's own load. */
 function selfCheckSection(result: ResultFile): string {
-  const w = result.selfCheck.workers;
-  const rows = w.map((s, i) => [
-    `worker ${i}`,
+  const sc = result.selfCheck;
+  const rows = sc.workers.map((s, i) => [
+    `worker ${i + 1}`,
     ms(s.eldP99Ms),
     ms(s.eldMaxMs),
     formatPercentWhole(s.cpuMean),
     formatPercentWhole(s.cpuMax),
     `${(s.rssBytes / 2 ** 20).toFixed(0)} MiB`,
   ]);
-  return table(['', 'event-loop delay p99', 'max', 'CPU mean', 'CPU max', 'RSS'], rows);
+  const verdict = sc.bottleneck
+    ? `<p class="${sc.warning ? 'warning' : 'muted'}">Bottleneck: <strong>${escapeHtml(sc.bottleneck)}</strong>${sc.sides ? ` · ${escapeHtml(sc.sides)}` : ''}</p>`
+    : '';
+  const servers = sc.servers?.length
+    ? table(
+        ['server', 'scrapes', 'CPU mean', 'CPU worst interval', 'event-loop lag p99', 'saturated'],
+        sc.servers.map((s) => [
+          s.url,
+          s.samples,
+          formatPercentWhole(s.cpuMean),
+          formatPercentWhole(s.cpuMax),
+          ms(s.eldP99Ms),
+          s.saturated ? 'SATURATED' : 'no',
+        ]),
+        'servers',
+      )
+    : sc.bottleneck
+      ? '<p class="muted">Server side not measured: no --url exposed Prometheus <code>/metrics</code> with <code>process_cpu_seconds_total</code>.</p>'
+      : '';
+  const workers = table(['', 'event-loop delay p99', 'max', 'CPU mean', 'CPU max', 'RSS'], rows, 'workers');
+  return [verdict, '<h3>Client (swarm workers)</h3>', workers, ...(servers ? ['<h3>Servers</h3>', servers] : [])].join('\n');
 }
 
 /** The report's own look, next to uPlot's stylesheet. */
@@ -227,7 +248,7 @@ export function renderHtml(result: ResultFile, title = `notify swarm ${result.ru
     `<div class="card"><div class="label">${escapeHtml(label)}</div><div class="value">${escapeHtml(value)}</div><div class="sub">${escapeHtml(sub)}</div></div>`;
   const e = total.events;
   const warnings = [
-    result.selfCheck.warning ? `<p class="warning">Client self-check: ${escapeHtml(result.selfCheck.warning)}</p>` : '',
+    result.selfCheck.warning ? `<p class="warning">Self-check: ${escapeHtml(result.selfCheck.warning)}</p>` : '',
     result.stoppedEarly ? `<p class="warning">Stopped early: ${escapeHtml(result.stoppedEarly)}</p>` : '',
     ...(result.problems ?? []).map((p) => `<p class="verdict fail">Run failed: ${escapeHtml(p.message)}</p>`),
   ].join('');
@@ -274,7 +295,7 @@ ${stormsSection(result)}
 ${errorsSection(result)}
 <h2>Publisher</h2>
 ${table(['', 'sent', 'accepted', '202 p50', 'p99', 'max'], [['probes', result.publisher.sent, result.publisher.accepted, ms(result.publisher.ack.p50), ms(result.publisher.ack.p99), ms(result.publisher.ack.max)]])}
-<h2>Client self-check</h2>
+<h2>Self-check</h2>
 ${selfCheckSection(result)}
 <h2>Config</h2>
 ${configSection(result)}

@@ -33,7 +33,9 @@ function headline(result: ResultFile): string {
       ? `latency: p50 ${ms(t.latency.p50)}, p90 ${ms(t.latency.p90)}, p99 ${ms(t.latency.p99)}, max ${ms(t.latency.max)}`
       : 'latency: no probe received',
   ];
+  // The warning carries the verdict on both sides; without one (neither side saturated, or the server not measured), the verdict alone.
   if (result.selfCheck.warning) lines.push(`WARNING: ${result.selfCheck.warning}`);
+  else if (result.selfCheck.sides) lines.push(`self-check: ${result.selfCheck.sides}`);
   if (result.stoppedEarly) lines.push(`stopped early: ${result.stoppedEarly}`);
   return lines.join('\n');
 }
@@ -63,6 +65,9 @@ export function renderJunit(result: ResultFile): string {
     ['target', result.target.urls.join(' ')],
     ['conns', String(result.summary.total.connections.target)],
     ['client.saturated', String(result.selfCheck.saturated)],
+    // `not measured`: no --url exposed Prometheus metrics (or a file from before the server side was measured).
+    ['server.saturated', result.selfCheck.servers ? String(result.selfCheck.servers.some((s) => s.saturated)) : 'not measured'],
+    ...(result.selfCheck.bottleneck ? [['bottleneck', result.selfCheck.bottleneck]] : []),
     ...(result.stoppedEarly ? [['stoppedEarly', result.stoppedEarly]] : []),
   ];
   return [

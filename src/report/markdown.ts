@@ -6,7 +6,16 @@ import { noResumeNote } from './summary-table.js';
 import { appendFile } from 'node:fs/promises';
 import { type TransportSummary } from '../metrics/summary.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
-import { formatCauses, formatChange, formatDelta, formatMs as ms, formatPercent as pct, formatPerSec, formatValue } from '../metrics/format.js';
+import {
+  formatCauses,
+  formatChange,
+  formatDelta,
+  formatMs as ms,
+  formatPercent as pct,
+  formatPercentWhole,
+  formatPerSec,
+  formatValue,
+} from '../metrics/format.js';
 import type { Comparison } from './compare.js';
 import type { ResultFile } from '../result/schema.js';
 
@@ -24,6 +33,7 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
     );
   }
   if (result.selfCheck.warning) out.push(`> [!WARNING]\n> ${cell(result.selfCheck.warning)}`, '');
+  else if (result.selfCheck.sides) out.push(`Self-check: ${cell(result.selfCheck.sides)}`, '');
   const noResume = noResumeNote(result.target);
   if (noResume) out.push(`> [!NOTE]\n> ${cell(noResume)}`, '');
   if (result.stoppedEarly) out.push(`Stopped early: ${cell(result.stoppedEarly)}`, '');
@@ -57,12 +67,24 @@ export function resultMarkdown(result: ResultFile, title = `notify swarm \`${res
   for (const [name, s] of scopes) if (causes(s.errors) && name !== '**total**') out.push('', `Errors (${name}): ${cell(causes(s.errors))}`);
   if (causes(result.publisher.failures))
     out.push('', `Publisher: sent ${result.publisher.sent}, accepted ${result.publisher.accepted}; failed: ${cell(causes(result.publisher.failures))}`);
+  out.push(...serverRows(result.selfCheck));
   if (result.thresholds.length) {
     out.push('', row(['', 'threshold', 'actual']), row(['---', '---', '---']));
     for (const t of result.thresholds)
       out.push(row([t.pending ? '⏳' : t.ok ? '✅' : '❌', `\`${t.expr}\``, t.pending ?? t.noData ?? formatValue(t.kind, t.actual)]));
   }
   return out.join('\n') + '\n\n';
+}
+
+/** Each --url's own load beside the run's figures, and which side ran out of CPU (nothing for older files). */
+function serverRows(sc: ResultFile['selfCheck']): string[] {
+  if (!sc.servers?.length) return [];
+  const lines = ['', row(['server', 'CPU mean', 'CPU worst interval', 'event-loop lag p99', '']), row(Array(5).fill('---'))];
+  for (const s of sc.servers) {
+    lines.push(row([s.url, formatPercentWhole(s.cpuMean), formatPercentWhole(s.cpuMax), ms(s.eldP99Ms), s.saturated ? '**SATURATED**' : 'ok']));
+  }
+  if (sc.bottleneck) lines.push('', `Bottleneck: **${sc.bottleneck}**`);
+  return lines;
 }
 
 export function comparisonMarkdown(c: Comparison, baseName: string, currentName: string): string {

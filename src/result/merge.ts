@@ -8,6 +8,10 @@
  * Not exact, because the files do not carry the raw data (each is said so in `merged.notes`): peak open is the sum
  * of the shards' peaks (an upper bound, as within one run); storm return times and per-second p50/p99 of the
  * timeline are the worst shard's; the publisher's 202 latency percentiles are the worst shard's.
+ *
+ * The self-check is judged again on the merged figures: every shard's workers, and each server once (a URL scraped by
+ * several shards is one server: its worst interval and loop lag are the worst any shard saw, its mean CPU the shards'
+ * means weighted by their samples), so `bottleneck` and `sides` say which side ran out of CPU in the whole run.
  */
 import { ExitCode, isNotifyError, NotifyError } from '../errors.js';
 import type { RunSummary, TransportSummary } from '../metrics/summary.js';
@@ -16,6 +20,7 @@ import { evaluateThresholds, parseThresholds } from '../metrics/thresholds.js';
 import { runProblems } from './problems.js';
 import { reconcileShards } from './shards.js';
 import { mergePhases } from './merge-phases.js';
+import { mergeServerLoads, selfCheckOf, type SelfCheck } from '../capacity/self-check.js';
 import type { EncodedHistograms, ResultFile, StormReport, TimelinePoint } from './schema.js';
 import { addCounts, scopeSummary, sumParts, worstPercentiles } from './sum.js';
 
@@ -134,6 +139,20 @@ function mergePublishers(files: NamedResult[]): ResultFile['publisher'] {
   };
 }
 
+/**
+ * Both sides of the self-check over the files, judged again: every file's workers (named by file in the verdict), and
+ * each server once however many shards scraped it (self-check.ts, mergeServerLoads).
+ */
+function mergeSelfChecks(files: NamedResult[]): SelfCheck {
+  const workers = files.flatMap((f) => f.result.selfCheck.workers.map((w, i) => ({ w, name: `${f.file} worker ${i + 1}` })));
+  const servers = mergeServerLoads(files.map((f) => f.result.selfCheck.servers));
+  return selfCheckOf(
+    workers.map((x) => x.w),
+    servers,
+    (i) => workers[i]!.name,
+  );
+}
+
 /** Config fields that must agree for the results to be "the same scenario". */
 const SCENARIO_KEYS = ['mix', 'rampMs', 'durationMs', 'drainMs', 'rate', 'userRate', 'storms', 'reconnect'];
 
@@ -184,7 +203,6 @@ export function mergeResults(given: NamedResult[]): ResultFile {
   const publisher = mergePublishers(files);
   const thresholds = evaluateThresholds(parseThresholds(exprs), summary, publisher);
   const first = files[0]!.result;
-  const warnings = files.map((f) => f.result.selfCheck.warning).filter((w): w is string => Boolean(w));
   const sum = (k: string) => files.reduce((a, f) => a + (typeof f.result.config[k] === 'number' ? (f.result.config[k] as number) : 0), 0);
   const stopped = files.filter((f) => f.result.stoppedEarly).map((f) => `${f.file}: ${f.result.stoppedEarly}`);
   // Problems the figures show are judged again on the merged figures; a lost worker stays a problem of the whole.
@@ -216,11 +234,7 @@ export function mergeResults(given: NamedResult[]): ResultFile {
     histograms: { ...histograms, total: total.histograms },
     storms: mergeStorms(files),
     publisher,
-    selfCheck: {
-      workers: files.flatMap((f) => f.result.selfCheck.workers),
-      saturated: files.some((f) => f.result.selfCheck.saturated),
-      warning: warnings.length ? warnings.join(' | ') : undefined,
-    },
+    selfCheck: mergeSelfChecks(files),
     timeline: mergeTimelines(files.map((f) => f.result.timeline)),
     thresholds,
     problems: [...shards.problems, ...lostWorkers, ...runProblems(summary, publisher)],
@@ -231,6 +245,7 @@ export function mergeResults(given: NamedResult[]): ResultFile {
         'counts summed, rates recomputed from the sums; latency, connect and reconnect percentiles recomputed from the merged HDR histograms',
         "peak open is the sum of the shards' peaks (an upper bound)",
         "timeline aligned on seconds since each shard's start; its per-second p50/p99, storm return times and publisher 202 percentiles are the worst shard's",
+        "self-check judged again: every shard's workers, and each server URL once (its worst interval and loop lag are the worst any shard saw)",
         ...shards.notes,
         ...phases.notes,
       ],

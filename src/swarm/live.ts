@@ -3,12 +3,10 @@
  * dashboard show) and into the per-second timeline of the result file.
  */
 import { createHistogram } from '../metrics/histogram.js';
-import type { Phase, SwarmSnapshot } from '../metrics/snapshot.js';
+import type { LiveServerSide, Phase, SwarmSnapshot } from '../metrics/snapshot.js';
 import type { TimelinePoint } from '../result/schema.js';
+import { CLIENT_SATURATION as SATURATION } from '../capacity/self-check.js';
 import { LIVE_AUDIT_GRACE_MS, type WorkerTick } from './messages.js';
-
-/** A worker whose event loop lags this much, or that uses a whole core, is too busy to time receipts well. */
-export const SATURATION = { eldP99Ms: 50, cpu: 0.9 };
 
 export class LiveView {
   private readonly latest = new Map<number, WorkerTick>();
@@ -64,8 +62,8 @@ export class LiveView {
     }
   }
 
-  /** Closes one second of the timeline and returns the snapshot. */
-  snapshot(phase: Phase, elapsedMs: number, totalMs: number, published: number, publishedSecond: number): SwarmSnapshot {
+  /** Closes one second of the timeline and returns the snapshot, with the servers' side of the self-check when given. */
+  snapshot(phase: Phase, elapsedMs: number, totalMs: number, published: number, publishedSecond: number, server?: LiveServerSide): SwarmSnapshot {
     const ticks = [...this.latest.values()];
     const sum = (f: (t: WorkerTick) => number) => ticks.reduce((a, t) => a + f(t), 0);
     const last = this.second.summary();
@@ -114,7 +112,7 @@ export class LiveView {
         graceMs: LIVE_AUDIT_GRACE_MS,
       },
       storms: this.storms.map((s, i) => ({ ...s, aborted: sum((t) => t.stormsAborted[i] ?? 0), back: sum((t) => t.stormsBack[i] ?? 0) })),
-      selfCheck: { eldP99Ms, cpu, saturated: eldP99Ms > SATURATION.eldP99Ms || cpu > SATURATION.cpu },
+      selfCheck: { eldP99Ms, cpu, saturated: eldP99Ms > SATURATION.eldP99Ms || cpu > SATURATION.cpu, ...(server ? { server } : {}) },
       timeline: this.timeline,
     };
     this.second.reset();
