@@ -342,6 +342,26 @@ describe('compare', () => {
     expect((await cli(['report', s, '--compare', b, '--max-regression', 'nonsense'])).code).toBe(2);
   });
 
+  it('CLI: says which side of either run ran out of CPU, and nothing when neither did', async () => {
+    const b = save('clean.json', base);
+    const saturated = structuredClone(slower);
+    saturated.selfCheck = {
+      ...saturated.selfCheck,
+      saturated: false,
+      bottleneck: 'server',
+      sides: 'the server ran out of CPU: http://127.0.0.1:1 at 97% of a core, event-loop p99 310 ms',
+    };
+    const s = save('server-bound.json', saturated);
+    const summary = save('step-summary-sides.md', '');
+    const r = await cli(['report', s, '--compare', b, '--max-regression', 'p99:+60%'], { GITHUB_STEP_SUMMARY: summary });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('self-check: base not recorded, current server ran out of CPU;');
+    expect(r.stderr).toContain('  current: the server ran out of CPU: http://127.0.0.1:1 at 97% of a core');
+    expect(readFileSync(summary, 'utf8')).toMatch(/> \[!WARNING\]\n> self-check: base not recorded, current server ran out of CPU;/);
+    const clean = await cli(['report', b, '--compare', b]);
+    expect(clean.stderr).not.toContain('self-check:');
+  });
+
   it('CLI: appends the comparison to $GITHUB_STEP_SUMMARY', async () => {
     const b = save('base2.json', base);
     const s = save('slower2.json', slower);

@@ -7,7 +7,7 @@ import { ExitCode, usageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { thresholdsPassed } from '../metrics/thresholds.js';
 import { writeArtifacts } from '../report/artifacts.js';
-import { compareSummaries, DEFAULT_REGRESSION_RULES, parseRegressionRules, renderComparison, type RegressionRule } from '../report/compare.js';
+import { compareSummaries, DEFAULT_REGRESSION_RULES, parseRegressionRules, renderComparison, selfCheckChange, type RegressionRule } from '../report/compare.js';
 import { appendStepSummary, comparisonMarkdown, resultMarkdown } from '../report/markdown.js';
 import { mergeResults, scenarioDifferences } from '../result/merge.js';
 import { readResultFile } from '../result/read.js';
@@ -126,7 +126,9 @@ Exit codes: 0 ok, 1 merged result that measured nothing (no connection opened, n
         const comparison = compareSummaries(base.summary, result.summary, config.rules, [base.publisher, result.publisher]);
         io.stderr.write(`\n${name} (current) compared with ${config.compare} (base, run ${base.run})${config.defaultRules ? ', default rules' : ''}:\n`);
         io.stderr.write(renderComparison(comparison, io.color));
-        markdown = comparisonMarkdown(comparison, config.compare, name);
+        const sides = selfCheckChange(base.selfCheck, result.selfCheck);
+        if (sides) io.stderr.write(sides);
+        markdown = comparisonMarkdown(comparison, config.compare, name, sides);
         if (comparison.regressions.length) code = ExitCode.thresholds;
       }
       await writeArtifacts(

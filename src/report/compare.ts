@@ -13,6 +13,7 @@ import Table from 'cli-table3';
 import { isNotifyError, usageError } from '../errors.js';
 import { formatChange, formatDelta, formatValue } from '../metrics/format.js';
 import type { RunSummary } from '../metrics/summary.js';
+import type { ResultFile } from '../result/schema.js';
 import { measure, parseThreshold, type MetricKind, type PublisherCounts, type Threshold } from '../metrics/thresholds.js';
 
 export interface RegressionRule {
@@ -168,4 +169,35 @@ export function renderComparison(c: Comparison, color: boolean): string {
   }
   if (c.regressions.length === 0) out += 'no regression\n';
   return out;
+}
+
+type SelfCheck = ResultFile['selfCheck'];
+
+/**
+ * Which side of each run ran out of CPU, when either did. A figure from a saturated run measures the machine as much
+ * as the change, so a comparison says so beside its table; undefined when both runs were clean or neither recorded
+ * a verdict (files from before the server side was measured).
+ */
+export function selfCheckChange(base: SelfCheck, current: SelfCheck): string | undefined {
+  const saturated = (b: SelfCheck['bottleneck']) => b === 'client' || b === 'server' || b === 'both';
+  if (!saturated(base.bottleneck) && !saturated(current.bottleneck)) return undefined;
+  const side = ({ bottleneck: b }: SelfCheck) =>
+    b === undefined
+      ? 'not recorded'
+      : b === 'neither'
+        ? 'not saturated'
+        : b === 'unknown'
+          ? 'server side not measured'
+          : b === 'both'
+            ? 'client and server ran out of CPU'
+            : `${b} ran out of CPU`;
+  const lines = [
+    `self-check: base ${side(base)}, current ${side(current)}; a saturated side's latency and rate figures measure the machine as well as the change`,
+  ];
+  for (const [name, sc] of [
+    ['base', base],
+    ['current', current],
+  ] as const)
+    if (sc.sides) lines.push(`  ${name}: ${sc.sides}`);
+  return lines.join('\n') + '\n';
 }

@@ -87,7 +87,7 @@ function serverRows(sc: ResultFile['selfCheck']): string[] {
   return lines;
 }
 
-export function comparisonMarkdown(c: Comparison, baseName: string, currentName: string): string {
+export function comparisonMarkdown(c: Comparison, baseName: string, currentName: string, selfCheck?: string): string {
   const out = [
     `### notify report: \`${cell(currentName)}\` against \`${cell(baseName)}\``,
     '',
@@ -107,6 +107,7 @@ export function comparisonMarkdown(c: Comparison, baseName: string, currentName:
       ]),
     ),
   ];
+  if (selfCheck) out.push('', `> [!WARNING]\n> ${cell(selfCheck.trim().split('\n')[0]!)}`);
   return out.join('\n') + '\n\n';
 }
 
