@@ -182,6 +182,38 @@ describe('ws transport', () => {
     wss.close();
   });
 
+  it('joins fragmented messages, answers pings with the same payload, and offers the profile subprotocols', async () => {
+    const pongs: string[] = [];
+    const { url, seen, wss } = await fakeServer((s) => {
+      s.ws.on('pong', (d) => pongs.push(d.toString()));
+      const text = JSON.stringify(FRAMES[1]);
+      s.ws.send(text.slice(0, 10), { fin: false });
+      s.ws.ping('hb-1');
+      s.ws.send(text.slice(10), { fin: true });
+    });
+    wss.options.handleProtocols = (protocols: Set<string>) => (protocols.has('b') ? 'b' : false);
+    ws.open(1, { url, protocols: ['a', 'b'] });
+    await sink.waitFor(() => sink.of(1).some((e) => e.kind === 'notification') && pongs.length === 1, 'the message and the pong');
+    expect(sink.notifications(1)[0]!.n.data).toEqual({ probe: { run: 'r', stream: 'broadcast', seq: 1, t: 2.5 } });
+    expect(pongs).toEqual(['hb-1']);
+    expect(seen[0]!.headers['sec-websocket-protocol']).toBe('a,b');
+    wss.close();
+  });
+
+  it('refuses a 101 that breaks the handshake (wrong accept key) as bad-handshake', async () => {
+    const liar = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () =>
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: nope\r\n\r\n'),
+      );
+    });
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+    ws.open(1, { url: `http://127.0.0.1:${(liar.address() as AddressInfo).port}` });
+    await sink.ended(1);
+    expect(sink.plain(1)).toEqual([{ kind: 'error', code: 'bad-handshake', retryMs: undefined }]);
+    liar.close();
+  });
+
   it('connects from the given local address', async () => {
     const { url, seen, wss } = await fakeServer((s) => s.ws.send(JSON.stringify(FRAMES[0])));
     ws.open(1, { url, localAddress: '127.0.0.3' });
