@@ -1,10 +1,13 @@
 /** WebSocket transport against a fake ws server that sends the frames of docs/protocol.md. */
 import net, { type AddressInfo } from 'node:net';
 import type { IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WsTransport } from '../src/transports/ws.js';
 import { closedPort, once, RecordingSink } from './transports-helpers.js';
+import { selfSignedCert } from './helpers/tls-cert.js';
 
 interface Seen {
   url: URL;
@@ -212,6 +215,24 @@ describe('ws transport', () => {
     await sink.ended(1);
     expect(sink.plain(1)).toEqual([{ kind: 'error', code: 'bad-handshake', retryMs: undefined }]);
     liar.close();
+  });
+
+  it('speaks wss:// with --insecure-tls to a self-signed server, and fails the certificate without it', async () => {
+    const { cert, key } = selfSignedCert();
+    const server = https.createServer({ cert: readFileSync(cert), key: readFileSync(key) });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (s) => s.send(JSON.stringify(FRAMES[0])));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `wss://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const insecure = new WsTransport(sink, { insecureTls: true });
+    insecure.open(1, { url });
+    ws.open(2, { url });
+    await sink.waitFor(() => sink.of(1).some((e) => e.kind === 'init'), 'init over TLS');
+    await sink.ended(2);
+    expect(sink.plain(2)).toEqual([{ kind: 'error', code: 'DEPTH_ZERO_SELF_SIGNED_CERT', retryMs: undefined }]);
+    await insecure.dispose();
+    wss.close();
+    server.close();
   });
 
   it('connects from the given local address', async () => {
