@@ -118,11 +118,15 @@ class WsAttempt extends FrameReader implements FrameHandler, HandshakeOwner {
     this.socket!.write(clientFrame(OPCODE.text, Buffer.from(text)));
   }
 
-  /** Sends a close frame with `payload` and half-closes; the socket is dropped if the server does not finish. */
+  /**
+   * Sends a close frame with `payload` and half-closes; the socket is dropped if the server does not finish. A
+   * closing socket no longer holds the process (a worker exiting after its polite closes does not wait for them).
+   */
   end(payload: Buffer): void {
     const s = this.socket!;
     s.end(clientFrame(OPCODE.close, payload));
     s.setTimeout(CLOSE_WAIT_MS);
+    s.unref();
   }
 }
 
