@@ -1,10 +1,13 @@
 /** WebSocket transport against a fake ws server that sends the frames of docs/protocol.md. */
 import net, { type AddressInfo } from 'node:net';
 import type { IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WsTransport } from '../src/transports/ws.js';
 import { closedPort, once, RecordingSink } from './transports-helpers.js';
+import { selfSignedCert } from './helpers/tls-cert.js';
 
 interface Seen {
   url: URL;
@@ -180,6 +183,56 @@ describe('ws transport', () => {
     await sink.waitFor(() => seen[0]!.received.length === 1, 'the receipt at the server');
     expect(JSON.parse(seen[0]!.received[0]!)).toEqual({ type: 'read', id: 'E-1' });
     wss.close();
+  });
+
+  it('joins fragmented messages, answers pings with the same payload, and offers the profile subprotocols', async () => {
+    const pongs: string[] = [];
+    const { url, seen, wss } = await fakeServer((s) => {
+      s.ws.on('pong', (d) => pongs.push(d.toString()));
+      const text = JSON.stringify(FRAMES[1]);
+      s.ws.send(text.slice(0, 10), { fin: false });
+      s.ws.ping('hb-1');
+      s.ws.send(text.slice(10), { fin: true });
+    });
+    wss.options.handleProtocols = (protocols: Set<string>) => (protocols.has('b') ? 'b' : false);
+    ws.open(1, { url, protocols: ['a', 'b'] });
+    await sink.waitFor(() => sink.of(1).some((e) => e.kind === 'notification') && pongs.length === 1, 'the message and the pong');
+    expect(sink.notifications(1)[0]!.n.data).toEqual({ probe: { run: 'r', stream: 'broadcast', seq: 1, t: 2.5 } });
+    expect(pongs).toEqual(['hb-1']);
+    expect(seen[0]!.headers['sec-websocket-protocol']).toBe('a,b');
+    wss.close();
+  });
+
+  it('refuses a 101 that breaks the handshake (wrong accept key) as bad-handshake', async () => {
+    const liar = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () =>
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: nope\r\n\r\n'),
+      );
+    });
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+    ws.open(1, { url: `http://127.0.0.1:${(liar.address() as AddressInfo).port}` });
+    await sink.ended(1);
+    expect(sink.plain(1)).toEqual([{ kind: 'error', code: 'bad-handshake', retryMs: undefined }]);
+    liar.close();
+  });
+
+  it('speaks wss:// with --insecure-tls to a self-signed server, and fails the certificate without it', async () => {
+    const { cert, key } = selfSignedCert();
+    const server = https.createServer({ cert: readFileSync(cert), key: readFileSync(key) });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (s) => s.send(JSON.stringify(FRAMES[0])));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `wss://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const insecure = new WsTransport(sink, { insecureTls: true });
+    insecure.open(1, { url });
+    ws.open(2, { url });
+    await sink.waitFor(() => sink.of(1).some((e) => e.kind === 'init'), 'init over TLS');
+    await sink.ended(2);
+    expect(sink.plain(2)).toEqual([{ kind: 'error', code: 'DEPTH_ZERO_SELF_SIGNED_CERT', retryMs: undefined }]);
+    await insecure.dispose();
+    wss.close();
+    server.close();
   });
 
   it('connects from the given local address', async () => {

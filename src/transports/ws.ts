@@ -1,13 +1,17 @@
 /**
- * WebSocket subscriber connections over ws@8. Listeners are shared functions that find their connection through
- * the socket (`this.st`), so a connection costs its ws objects plus one small state object, and no closures.
+ * WebSocket subscriber connections: the opening handshake through node:http's upgrade (ws-handshake.ts), then the
+ * socket read directly with ws-frames.ts's reader. Profiled on ws@8 (BENCHMARKS.md, "swarm WS receive path"), the
+ * client's Receiver stream and its per-frame events cost more than everything the swarm does with a message; this
+ * path is one 'data' listener per socket and a loop over the chunk. Listeners are shared functions that find their
+ * attempt through the socket, so a connection costs a socket, one attempt and one small state object, no closures.
  */
-import WebSocket from 'ws';
-import { errorCode, retryAfterMs } from './codes.js';
+import type { Socket } from 'node:net';
 import { isObject, unreadCount } from './json.js';
 import { ProbeScanner } from './probe-scan.js';
 import { GenericDecoder, type Receiver } from './decode-generic.js';
 import { resumeWith, subscribeRequest } from './target-url.js';
+import { CLOSE, clientFrame, closePayload, FrameReader, OPCODE, type FrameHandler } from './ws-frames.js';
+import { Handshake, type HandshakeOwner } from './ws-handshake.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   type ReadReceipts,
@@ -17,20 +21,25 @@ import {
   type TransportOptions,
   type TransportSink,
 } from './transport.js';
-import type { IncomingMessage, ClientRequest } from 'node:http';
 import { EVENT } from '../protocol/events.js';
+
+/** How long a polite close waits for the server's close frame and FIN before dropping the socket. */
+const CLOSE_WAIT_MS = 5000;
+
+const kAttempt = Symbol('notify.ws.attempt');
+type TaggedSocket = Socket & { [kAttempt]?: WsAttempt };
 
 class WsConn implements Receiver {
   cursor: string | undefined;
-  /** The live socket; events of any other socket are stale and ignored. */
-  ws: WsSocket | undefined;
-  /** The socket whose frame is being decoded. */
-  decoding: WsSocket | undefined;
+  /** The live attempt; events of any other attempt are stale and ignored. */
+  attempt: WsAttempt | undefined;
+  /** The attempt whose frame is being decoded. */
+  decoding: WsAttempt | undefined;
   /** Text frames to send once open (a target profile's `send`). */
   send: string[] | undefined;
 
   live(): boolean {
-    return this.decoding !== undefined && this.ws === this.decoding;
+    return this.decoding !== undefined && this.attempt === this.decoding;
   }
 
   constructor(
@@ -39,54 +48,105 @@ class WsConn implements Receiver {
   ) {}
 }
 
-class WsSocket extends WebSocket {
-  st!: WsConn;
-  opened = false;
-}
+/** One connection attempt: the handshake, then the open socket and its frame reader. */
+class WsAttempt extends FrameReader implements FrameHandler, HandshakeOwner {
+  handshake: Handshake | undefined;
+  socket: TaggedSocket | undefined;
+  /** Receive time of the chunk being read. */
+  at = 0;
 
-// ws types listeners with `this: WebSocket`; every socket this module listens on is a WsSocket.
-function onOpen(this: WebSocket): void {
-  const ws = this as WsSocket;
-  const st = ws.st;
-  if (st.ws !== ws) return;
-  ws.opened = true;
-  st.transport.sink.opened(st.conn, performance.now());
-  if (st.send !== undefined && st.ws === ws) for (const frame of st.send) ws.send(frame);
-}
-
-function onMessage(this: WebSocket, data: WebSocket.RawData): void {
-  const ws = this as WsSocket;
-  const st = ws.st;
-  if (st.ws === ws) st.transport.onFrame(st, ws, data, performance.now());
-}
-
-function onClose(this: WebSocket, code: number): void {
-  const ws = this as WsSocket;
-  const st = ws.st;
-  if (st.ws !== ws) return;
-  st.ws = undefined;
-  if (ws.opened) st.transport.sink.closed(st.conn, `ws-${code}`);
-  else st.transport.sink.error(st.conn, `ws-${code}`);
-}
-
-function onError(this: WebSocket, err: Error): void {
-  const ws = this as WsSocket;
-  const st = ws.st;
-  // After the upgrade an error is always followed by 'close', whose code says more; before it, the error is the cause.
-  if (st.ws !== ws || ws.opened) return;
-  st.ws = undefined;
-  st.transport.sink.error(st.conn, errorCode(err));
-}
-
-function onUnexpectedResponse(this: WebSocket, _req: ClientRequest, res: IncomingMessage): void {
-  const ws = this as WsSocket;
-  const st = ws.st;
-  if (st.ws === ws) {
-    st.ws = undefined;
-    st.transport.sink.error(st.conn, `http-${res.statusCode ?? 0}`, retryAfterMs(res.headers['retry-after']));
+  constructor(readonly st: WsConn) {
+    super();
   }
-  res.resume();
-  ws.terminate();
+
+  private live(): boolean {
+    return this.st.attempt === this;
+  }
+
+  upgraded(socket: Socket, head: Buffer): void {
+    this.handshake = undefined;
+    const s = socket as TaggedSocket;
+    s[kAttempt] = this;
+    s.on('data', onSocketData);
+    s.on('close', onSocketClose);
+    s.on('error', onSocketError);
+    s.on('timeout', onSocketTimeout);
+    this.socket = s;
+    if (!this.live()) return void s.destroy();
+    const st = this.st;
+    st.transport.sink.opened(st.conn, performance.now());
+    if (st.send !== undefined) for (const text of st.send) if (this.live()) this.sendText(text);
+    if (head.length > 0 && this.live()) this.chunk(head);
+  }
+
+  refused(code: string, retryMs?: number): void {
+    this.handshake = undefined;
+    if (!this.live()) return;
+    this.st.attempt = undefined;
+    this.st.transport.sink.error(this.st.conn, code, retryMs);
+  }
+
+  chunk(data: Buffer): void {
+    this.at = performance.now();
+    this.read(data, this);
+  }
+
+  reading(): boolean {
+    return this.live();
+  }
+
+  message(data: Buffer): void {
+    this.st.transport.onFrame(this.st, this, data, this.at);
+  }
+
+  ping(payload: Buffer): void {
+    this.socket!.write(clientFrame(OPCODE.pong, payload));
+  }
+
+  closeFrame(code: number, _reason: string): void {
+    // Answer the close (RFC 6455 5.5.1) and let the server end the TCP connection.
+    this.end(code === CLOSE.noStatus ? Buffer.alloc(0) : closePayload(code));
+    this.st.transport.ended(this.st, `ws-${code}`);
+  }
+
+  protocolError(code: number): void {
+    this.end(closePayload(code));
+    this.st.transport.ended(this.st, `ws-${code}`);
+  }
+
+  sendText(text: string): void {
+    this.socket!.write(clientFrame(OPCODE.text, Buffer.from(text)));
+  }
+
+  /**
+   * Sends a close frame with `payload` and half-closes; the socket is dropped if the server does not finish. A
+   * closing socket no longer holds the process (a worker exiting after its polite closes does not wait for them).
+   */
+  end(payload: Buffer): void {
+    const s = this.socket!;
+    s.end(clientFrame(OPCODE.close, payload));
+    s.setTimeout(CLOSE_WAIT_MS);
+    s.unref();
+  }
+}
+
+function onSocketData(this: TaggedSocket, data: Buffer): void {
+  const a = this[kAttempt]!;
+  if (a.st.attempt === a) a.chunk(data);
+}
+
+function onSocketClose(this: TaggedSocket): void {
+  const a = this[kAttempt]!;
+  if (a.st.attempt === a) a.st.transport.ended(a.st, `ws-${CLOSE.abnormal}`);
+}
+
+function onSocketError(): void {
+  // After the upgrade an error is always followed by 'close' (ws-1006): the close is what the swarm counts.
+}
+
+function onSocketTimeout(this: TaggedSocket): void {
+  // Only set while a close handshake is under way (WsAttempt.end).
+  this.destroy();
 }
 
 export class WsTransport implements Transport, ReadReceipts {
@@ -114,128 +174,125 @@ export class WsTransport implements Transport, ReadReceipts {
     if (st === undefined) {
       st = new WsConn(this, conn);
       this.conns.set(conn, st);
-    } else if (st.ws !== undefined) {
+    } else if (st.attempt !== undefined) {
       this.stop(st, 'aborted');
     }
     if (cursor !== undefined) st.cursor = cursor;
     st.send = target.send;
-    let ws: WsSocket;
+    const attempt = new WsAttempt(st);
+    let handshake: Handshake;
     try {
       const resume = resumeWith(target, cursor, 'query:cursor');
-      const req = subscribeRequest(target, '/ws', resume.query ? [resume.query] : [], 'ws');
+      const req = subscribeRequest(target, '/ws', resume.query ? [resume.query] : []);
       if (resume.header !== undefined) req.headers['last-event-id'] = resume.header;
-      ws = new WsSocket(req.origin + req.path, target.protocols ?? [], {
-        headers: req.headers,
+      handshake = new Handshake(attempt, req, {
+        protocols: target.protocols ?? [],
         localAddress: target.localAddress,
-        handshakeTimeout: this.connectTimeoutMs,
+        timeoutMs: this.connectTimeoutMs,
         rejectUnauthorized: !this.insecureTls,
-        // Compression would cost a zlib context per connection; notify serve does not ask for it.
-        perMessageDeflate: false,
-        followRedirects: false,
       });
     } catch {
       // A target that is not an http(s)/ws(s) URL: reported like any failed attempt rather than thrown into a timer.
       return this.sink.error(conn, 'bad-url');
     }
-    ws.st = st;
-    st.ws = ws;
-    ws.on('open', onOpen);
-    ws.on('message', onMessage);
-    ws.on('close', onClose);
-    ws.on('error', onError);
-    ws.on('unexpected-response', onUnexpectedResponse);
+    attempt.handshake = handshake;
+    st.attempt = attempt;
   }
 
   abort(conn: number): void {
     const st = this.conns.get(conn);
-    if (st?.ws !== undefined) this.stop(st, 'aborted');
+    if (st?.attempt !== undefined) this.stop(st, 'aborted');
   }
 
   close(conn: number): void {
     const st = this.conns.get(conn);
-    if (st?.ws !== undefined) this.stop(st, 'client-closed');
+    if (st?.attempt !== undefined) this.stop(st, 'client-closed');
   }
 
   cursor(conn: number): string | undefined {
     return this.conns.get(conn)?.cursor;
   }
 
+  /** The open socket of `conn`, or undefined. */
+  private openSocket(conn: number): Socket | undefined {
+    const s = this.conns.get(conn)?.attempt?.socket;
+    return s !== undefined && s.writable ? s : undefined;
+  }
+
   /** @public Pausable (the swarm's `slow` phase calls it through isPausable). */
   pause(conn: number): boolean {
-    const ws = this.conns.get(conn)?.ws;
-    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
-    ws.pause();
+    const s = this.openSocket(conn);
+    if (s === undefined) return false;
+    s.pause();
     return true;
   }
 
   /** @public Pausable. */
   resume(conn: number): void {
-    this.conns.get(conn)?.ws?.resume();
+    this.conns.get(conn)?.attempt?.socket?.resume();
   }
 
   /** Sends a read receipt (`{"type":"read","id"}`); false when the connection is not open. */
   markRead(conn: number, id: string): boolean {
-    const ws = this.conns.get(conn)?.ws;
-    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify({ type: EVENT.read, id }));
+    const attempt = this.conns.get(conn)?.attempt;
+    if (attempt === undefined || this.openSocket(conn) === undefined) return false;
+    attempt.sendText(JSON.stringify({ type: EVENT.read, id }));
     return true;
   }
 
   async dispose(): Promise<void> {
     const closing: Promise<void>[] = [];
     for (const st of this.conns.values()) {
-      const ws = st.ws;
-      st.ws = undefined;
-      if (ws === undefined || ws.readyState === WebSocket.CLOSED) continue;
-      closing.push(new Promise((resolve) => ws.once('close', () => resolve())));
-      ws.terminate();
+      const attempt = st.attempt;
+      st.attempt = undefined;
+      if (attempt === undefined) continue;
+      const s = attempt.socket;
+      if (s !== undefined) {
+        if (!s.closed) closing.push(new Promise((resolve) => s.once('close', () => resolve())));
+        s.destroy();
+      } else if (attempt.handshake !== undefined) closing.push(attempt.handshake.cancel());
     }
     this.conns.clear();
     await Promise.all(closing);
   }
 
-  /** One frame: the hot path. */
-  onFrame(st: WsConn, ws: WsSocket, data: WebSocket.RawData, at: number): void {
-    // binaryType stays 'nodebuffer', so a frame is one Buffer; the other RawData forms are read the same way.
-    const text = Buffer.isBuffer(data)
-      ? data.toString('utf8')
-      : Array.isArray(data)
-        ? Buffer.concat(data).toString('utf8')
-        : Buffer.from(data).toString('utf8');
+  /** One message, text or binary (read the same way, as ws@8's client was): the hot path. */
+  onFrame(st: WsConn, attempt: WsAttempt, data: Buffer, at: number): void {
+    const text = data.toString('utf8');
     if (this.generic !== undefined) {
-      st.decoding = ws;
+      st.decoding = attempt;
       this.generic.text(st, text, at);
       st.decoding = undefined;
       return;
     }
-    if (this.scanner !== undefined && this.probesOnly(st, ws, text, at)) return;
+    if (this.scanner !== undefined && this.probesOnly(st, attempt, text, at)) return;
     let m: unknown;
     try {
       m = JSON.parse(text);
     } catch {
-      return this.badFrame(st, ws);
+      return this.badFrame(st, attempt);
     }
-    if (!isObject(m)) return this.badFrame(st, ws);
+    if (!isObject(m)) return this.badFrame(st, attempt);
     const sink = this.sink;
     const cursor = typeof m.cursor === 'string' ? m.cursor : undefined;
     switch (m.type) {
       case EVENT.notification:
-        if (!isObject(m.notification)) return this.badFrame(st, ws);
+        if (!isObject(m.notification)) return this.badFrame(st, attempt);
         if (cursor !== undefined) st.cursor = cursor;
         sink.notification(st.conn, m.notification as ReceivedNotification, cursor, at);
         return;
       case EVENT.batch: {
         const list = m.notifications;
-        if (!Array.isArray(list)) return this.badFrame(st, ws);
+        if (!Array.isArray(list)) return this.badFrame(st, attempt);
         if (cursor !== undefined) st.cursor = cursor;
         const last = list.length - 1;
-        for (let i = 0; i <= last && st.ws === ws; i++) {
+        for (let i = 0; i <= last && st.attempt === attempt; i++) {
           sink.notification(st.conn, list[i] as ReceivedNotification, i === last ? cursor : undefined, at);
         }
         return;
       }
       case EVENT.init: {
-        if (cursor === undefined) return this.badFrame(st, ws);
+        if (cursor === undefined) return this.badFrame(st, attempt);
         st.cursor = cursor;
         sink.init(st.conn, cursor, unreadCount(m));
         return;
@@ -253,8 +310,14 @@ export class WsTransport implements Transport, ReadReceipts {
     }
   }
 
+  /** The attempt ended from the server's side or the network's (close frame, protocol error, dropped socket). */
+  ended(st: WsConn, cause: string): void {
+    st.attempt = undefined;
+    this.sink.closed(st.conn, cause);
+  }
+
   /** `probeOnly`: delivers a notification or batch frame by its probes alone; false when it must be parsed in full. */
-  private probesOnly(st: WsConn, ws: WsSocket, text: string, at: number): boolean {
+  private probesOnly(st: WsConn, attempt: WsAttempt, text: string, at: number): boolean {
     const scanner = this.scanner!;
     const found = scanner.wsFrame(text);
     if (found === undefined) return false;
@@ -265,24 +328,28 @@ export class WsTransport implements Transport, ReadReceipts {
       return true;
     }
     const last = found.length - 1;
-    for (let i = 0; i <= last && st.ws === ws; i++) {
+    for (let i = 0; i <= last && st.attempt === attempt; i++) {
       this.sink.notification(st.conn, { data: { probe: found[i] } }, i === last ? cursor : undefined, at);
     }
     return true;
   }
 
-  private badFrame(st: WsConn, ws: WsSocket): void {
-    st.ws = undefined;
-    ws.terminate();
+  private badFrame(st: WsConn, attempt: WsAttempt): void {
+    st.attempt = undefined;
+    attempt.socket?.destroy();
     this.sink.closed(st.conn, 'bad-event');
   }
 
   private stop(st: WsConn, cause: 'aborted' | 'client-closed'): void {
-    const ws = st.ws!;
-    st.ws = undefined;
-    if (cause === 'aborted') ws.terminate();
-    else ws.close(1000);
-    if (ws.opened) this.sink.closed(st.conn, cause);
-    else this.sink.error(st.conn, cause);
+    const attempt = st.attempt!;
+    st.attempt = undefined;
+    const s = attempt.socket;
+    if (s === undefined) {
+      void attempt.handshake?.cancel();
+      return this.sink.error(st.conn, cause);
+    }
+    if (cause === 'aborted' || !s.writable) s.destroy();
+    else attempt.end(closePayload(CLOSE.normal));
+    this.sink.closed(st.conn, cause);
   }
 }
