@@ -8,7 +8,7 @@ import { SignJWT } from 'jose';
 import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
 import type { LiveAudit } from '../metrics/snapshot.js';
-import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type PublishLog, type Window, type WindowCounts } from './audit.js';
+import { AuditTally, liveCounts, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type Window, type WindowCounts } from './audit.js';
 import { nowEpochMs } from '../protocol/probe.js';
 import { WorkerPhases } from './worker-phases.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, isPausable } from '../transports/transport.js';
@@ -352,30 +352,15 @@ export class SwarmWorker implements TransportSink {
     }
   }
 
-  /**
-   * The audit so far: every subscriber against the probes sent at least LIVE_AUDIT_GRACE_MS ago, by the same rules
-   * as the final one (which, after the drain, is exact).
-   */
+  /** The audit so far against the probes sent at least LIVE_AUDIT_GRACE_MS ago (see `liveCounts`). */
   private liveAudit(): LiveAudit {
-    const sum: LiveAudit = { expected: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
-    if (this.liveTimes.size === 0) return sum;
-    const cutoff = nowEpochMs() - LIVE_AUDIT_GRACE_MS;
-    const full = publishLogFromTimes(this.liveTimes, this.liveRefused);
-    const log: PublishLog = {
-      refused: (stream) => full.refused?.(stream) ?? [],
-      sentBefore: (stream, at) => full.sentBefore(stream, at),
-      final: (stream) => full.sentBefore(stream, cutoff),
-    };
-    for (const i of this.mine) {
-      for (const c of this.audits[i]!.finish(log)) {
-        sum.expected += c.expected;
-        sum.lost += c.lost;
-        sum.duplicated += c.duplicated;
-        sum.outOfOrder += c.outOfOrder;
-        sum.recovered += c.recovered;
-      }
-    }
-    return sum;
+    if (this.liveTimes.size === 0) return { expected: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
+    const log = publishLogFromTimes(this.liveTimes, this.liveRefused);
+    return liveCounts(
+      this.mine.map((i) => this.audits[i]!),
+      log,
+      nowEpochMs() - LIVE_AUDIT_GRACE_MS,
+    );
   }
 
   /** A scenario phase begins (see WorkerPhases). */
