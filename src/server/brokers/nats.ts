@@ -31,12 +31,12 @@ import {
 import { NotifyError } from '../../errors.js';
 import { BROADCAST, USER_ID, USER_STREAM_PREFIX } from '../../protocol/streams.js';
 import { HttpError } from '../http-error.js';
-import type { ReadReceipt } from '../read-store.js';
 import type * as B from './broker.js';
 import type { BrokerOptions, HistoryRead, PublishItem, StreamEvent } from './broker.js';
 import { NatsHistory } from './nats-history.js';
 import { NatsPeers } from './nats-peers.js';
 import { NatsReadStore } from './nats-reads.js';
+import { PeerSharingBroker } from './peer-sharing.js';
 import {
   decodeEvent,
   epochOf,
@@ -60,7 +60,7 @@ const MAX_HEADS = 100_000;
 /** How often the stream is checked for having been deleted and recreated (a new epoch). */
 const WATCH_MS = 2000;
 
-export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporting, B.ReadSharing, B.AudienceCounting {
+export class NatsBroker extends PeerSharingBroker implements B.Broker, B.ReadinessReporting, B.LossReporting, B.ReadSharing {
   readonly kind = 'nats';
   private nc: NatsConnection | undefined;
   private js!: JetStreamClient;
@@ -76,7 +76,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
   private readonly listeners: ((events: StreamEvent[]) => void)[] = [];
   private readonly lossListeners: ((loss: B.Loss) => void)[] = [];
   /** Read receipts and audience questions between instances. */
-  private readonly peers = new NatsPeers();
+  protected readonly peers = new NatsPeers();
   private store: NatsReadStore | undefined;
   private readonly heads = new Map<string, Head>();
   private history!: NatsHistory;
@@ -86,7 +86,9 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
   constructor(
     private readonly url: string,
     private readonly options: BrokerOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   async start(): Promise<void> {
     const servers = this.url.replace(/^nats:\/\//, '');
@@ -131,18 +133,6 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
   get reads(): NatsReadStore {
     if (!this.store) throw unavailable(new Error('not started'));
     return this.store;
-  }
-
-  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
-    this.peers.onRemoteRead(listener);
-  }
-
-  countLocal(count: (streams: string[]) => number[]): void {
-    this.peers.countLocal(count);
-  }
-
-  audience(streams: string[]): Promise<number[]> {
-    return this.peers.audience(streams);
   }
 
   onLost(listener: (loss: B.Loss) => void): void {

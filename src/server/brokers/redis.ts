@@ -12,9 +12,8 @@
  *   outage) from history; after a reconnect it reads each tracked stream's head and fills what was missed. What the
  *   window no longer holds, or an epoch change, is reported through `onLost` so those subscribers come back by cursor
  *   and get their `reset`.
- * - The window is exactly `--history` events per stream for reads (XADD trims with `MAXLEN ~`, which keeps a little
- *   more); `--history-bytes` is not enforced here: Redis holds the history. `notify:id:<id>` maps an id to its event
- *   for ID_TTL_S seconds (read receipts), so those keys are bounded by time.
+ * - History reads: redis-history.ts. `--history-bytes` is not enforced here: Redis holds the history.
+ *   `notify:id:<id>` maps an id to its event for ID_TTL_S seconds (read receipts), so those keys are bounded by time.
  * - Read marks and receipts, and the counts behind `delivered`, go between instances through redis-peers.ts.
  */
 import { randomBytes } from 'node:crypto';
@@ -23,17 +22,15 @@ import { Redis } from 'ioredis';
 import { NotifyError } from '../../errors.js';
 import type { Notification } from '../../protocol/notification.js';
 import { HttpError } from '../http-error.js';
-import type { ReadReceipt } from '../read-store.js';
 import type * as B from './broker.js';
-import { parseNotification, sortForDelivery, toEvents, type RedisEntry } from './redis-entries.js';
+import { PeerSharingBroker } from './peer-sharing.js';
+import { parseNotification, sortForDelivery } from './redis-entries.js';
+import { KEY_PREFIX, RedisHistory, seqKey } from './redis-history.js';
 import { RedisPeers } from './redis-peers.js';
 
-const P = 'notify:';
+const P = KEY_PREFIX;
 const EPOCH_KEY = `${P}epoch`;
 const LIVE_CHANNEL = `${P}live`;
-const seqKey = (stream: string): string => `${P}seq:${stream}`;
-const streamKey = (stream: string): string => `${P}stream:${stream}`;
-const idKey = (id: string): string => `${P}id:${id}`;
 /** How long an id -> event mapping lives (read receipts name events by id). */
 const ID_TTL_S = 7 * 24 * 3600;
 /** How long a publish waits for its own live message before resolving anyway (it is in history already). */
@@ -82,7 +79,7 @@ function randomTag(bytes: number): string {
   return randomBytes(bytes).toString('base64url').replace(/[-_]/g, 'x');
 }
 
-export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReporting, B.ReadSharing, B.AudienceCounting {
+export class RedisBroker extends PeerSharingBroker implements B.Broker, B.LossReporting, B.ReadinessReporting, B.ReadSharing {
   readonly kind = 'redis';
   private readonly client: Redis;
   private readonly sub: Redis;
@@ -105,18 +102,21 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
   private lastError: string | undefined;
   private epochTimer: NodeJS.Timeout | undefined;
   /** Read receipts and audience questions between instances. */
-  private readonly peers: RedisPeers;
+  protected readonly peers: RedisPeers;
+  private readonly history: RedisHistory;
 
   constructor(
     private readonly url: string,
     private readonly options: B.BrokerOptions,
   ) {
+    super();
     const common = { lazyConnect: true, retryStrategy: (times: number) => Math.min(times * 100, 1000), maxRetriesPerRequest: 0 };
     // Publishes fail at once while Redis is away (503) instead of queueing behind a connection that may not return.
     this.client = new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: 3000 });
     this.sub = new Redis(url, { ...common, autoResubscribe: false });
     this.client.defineCommand('notifyPublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
     this.peers = new RedisPeers(this.client, this.instance, unavailable);
+    this.history = new RedisHistory(this.client, options.history, unavailable);
     this.client.on('error', (err: Error) => (this.lastError = err.message));
     this.sub.on('error', () => undefined);
     this.sub.on('message', (channel: string, text: string) => {
@@ -211,53 +211,24 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
   }
 
   async readAfter(stream: string, after: number): Promise<B.HistoryRead> {
-    const [lastSeq, entries] = await this.read(async () => {
-      const r = await this.client
-        .multi()
-        .get(seqKey(stream))
-        .xrange(streamKey(stream), `(${Math.max(0, Math.floor(after))}-0`, '+')
-        .exec();
-      return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
-    });
+    const r = await this.history.readAfter(stream, after);
     // A subscriber starts from what a read said: live events of this stream from there on are new to this process.
-    if (!this.last.has(stream)) this.track(stream, lastSeq);
-    if (after > lastSeq) return { events: [], complete: false, lastSeq };
-    const floor = this.windowStart(lastSeq);
-    const events = toEvents(stream, entries).filter((ev) => ev.seq >= floor && ev.seq <= lastSeq);
-    // Seqs are distinct and in (after, lastSeq]: all there means none trimmed, outside the window or unreadable.
-    return { events, complete: events.length === lastSeq - after, lastSeq };
+    if (!this.last.has(stream)) this.track(stream, r.lastSeq);
+    return r;
   }
 
   async lastSeq(stream: string): Promise<number> {
-    const seq = await this.read(async () => Number(await this.client.get(seqKey(stream))) || 0);
+    const seq = await this.history.lastSeq(stream);
     if (!this.last.has(stream)) this.track(stream, seq);
     return seq;
   }
 
-  async recent(stream: string, limit: number): Promise<B.StreamEvent[]> {
-    const n = Math.max(0, Math.min(limit, this.options.history));
-    if (n === 0) return [];
-    const [lastSeq, entries] = await this.read(async () => {
-      const r = await this.client.multi().get(seqKey(stream)).xrevrange(streamKey(stream), '+', '-', 'COUNT', n).exec();
-      return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
-    });
-    const floor = this.windowStart(lastSeq);
-    return toEvents(stream, entries.reverse()).filter((ev) => ev.seq >= floor);
+  recent(stream: string, limit: number): Promise<B.StreamEvent[]> {
+    return this.history.recent(stream, limit);
   }
 
-  async find(id: string): Promise<B.StreamEvent | undefined> {
-    const where = await this.read(() => this.client.get(idKey(id)));
-    if (!where) return undefined;
-    const nl = where.lastIndexOf('\n');
-    const stream = where.slice(0, nl);
-    const seq = Number(where.slice(nl + 1));
-    if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
-    const [lastSeq, entries] = await this.read(async () => {
-      const r = await this.client.multi().get(seqKey(stream)).xrange(streamKey(stream), `${seq}-0`, `${seq}-0`).exec();
-      return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
-    });
-    const ev = toEvents(stream, entries)[0];
-    return ev && ev.seq >= this.windowStart(lastSeq) && ev.notification.id === id ? ev : undefined;
+  find(id: string): Promise<B.StreamEvent | undefined> {
+    return this.history.find(id);
   }
 
   onEvents(listener: (events: B.StreamEvent[]) => void): void {
@@ -272,18 +243,6 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
     return this.peers.reads;
   }
 
-  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
-    this.peers.onRemoteRead(listener);
-  }
-
-  countLocal(count: (streams: string[]) => number[]): void {
-    this.peers.countLocal(count);
-  }
-
-  audience(streams: string[]): Promise<number[]> {
-    return this.peers.audience(streams);
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     if (this.epochTimer) clearInterval(this.epochTimer);
@@ -292,19 +251,6 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
     // Not QUIT: while Redis is away it would wait for a reconnect that may never come.
     this.client.disconnect();
     this.sub.disconnect();
-  }
-
-  /** Oldest seq inside the window of a stream whose newest is `lastSeq`. */
-  private windowStart(lastSeq: number): number {
-    return lastSeq - this.options.history + 1;
-  }
-
-  private async read<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw unavailable(err);
-    }
   }
 
   private enqueue(task: () => Promise<void> | void): void {
