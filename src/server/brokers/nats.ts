@@ -109,7 +109,7 @@ export class NatsBroker extends PeerSharingBroker implements B.Broker, B.Readine
       await this.startLive(info.state.last_seq + 1);
       this.store = new NatsReadStore(this.js, unavailable, (r) => this.peers.announceRead(r));
       await this.store.start();
-      await this.peers.start(this.nc);
+      await this.peers.start(this.nc, this.js, this.jsm);
     } catch (err) {
       await this.nc.close();
       throw new NotifyError('E_BROKER_CONNECT', `the NATS broker at ${this.url} has no usable JetStream: ${(err as Error).message}`, {

@@ -29,10 +29,9 @@ export class RedisPeers {
     this.channels = [READS_CHANNEL, ASK_CHANNEL, answerChannel(instance)];
   }
 
-  /** A message on one of `channels`. */
+  /** A message on one of `channels` but READS_CHANNEL (the broker orders those with its live events). */
   onMessage(channel: string, text: string): void {
-    if (channel === READS_CHANNEL) this.reads.onMessage(text);
-    else if (channel === ASK_CHANNEL) {
+    if (channel === ASK_CHANNEL) {
       const a = this.poll.answer(text);
       if (a) this.client.publish(answerChannel(a.to), a.text).catch(() => undefined);
     } else this.poll.onAnswer(text);
