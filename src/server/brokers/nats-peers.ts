@@ -8,21 +8,11 @@
  * how many got a message, so the asker waits for as many answers as instances it heard from within GONE_MS.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  DeliverPolicy,
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-  type StreamInfo,
-  type Subscription,
-} from 'nats';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
 import { decodeRemoteRead, encodeRemoteRead, type ReadReceipt } from '../read-store.js';
 import { AudiencePoll } from './audience.js';
-import { isNotFound } from './nats-subjects.js';
+import type { Peers } from './peer-sharing.js';
+import { openStream } from './nats-subjects.js';
 
 const READS_SUBJECT = 'notify.reads';
 const READS_STREAM = 'NOTIFY_READS';
@@ -37,7 +27,7 @@ const GONE_MS = 3 * HELLO_MS;
 /** How long a closing instance waits for its goodbye to leave. */
 const BYE_FLUSH_MS = 500;
 
-export class NatsPeers {
+export class NatsPeers implements Peers {
   readonly instance = randomBytes(6).toString('hex');
   private readonly poll = new AudiencePoll(this.instance);
   private readonly readListeners: ((receipt: ReadReceipt) => void)[] = [];
@@ -54,7 +44,7 @@ export class NatsPeers {
     const on = (subject: string, handle: (text: string) => void): void => {
       this.subs.push(nc.subscribe(subject, { callback: (err, msg) => err || handle(this.decoder.decode(msg.data)) }));
     };
-    const info = await readsStream(jsm);
+    const info = await openStream(jsm, { name: READS_STREAM, subjects: [READS_SUBJECT], max_msgs: READS_KEPT });
     const consumer = await js.consumers.get(READS_STREAM, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: info.state.last_seq + 1 });
     this.reads = await consumer.consume({ callback: (m) => this.onRead(this.decoder.decode(m.data)) });
     on(HELLO_SUBJECT, (text) => this.onHello(text));
@@ -133,28 +123,5 @@ export class NatsPeers {
   private onRead(text: string): void {
     const receipt = decodeRemoteRead(text, this.instance);
     if (receipt) for (const l of this.readListeners) l(receipt);
-  }
-}
-
-/** The stream of receipts, created when missing (file storage: a restart of nats-server keeps it, and its seqs). */
-async function readsStream(jsm: JetStreamManager): Promise<StreamInfo> {
-  try {
-    return await jsm.streams.info(READS_STREAM);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
-  try {
-    return await jsm.streams.add({
-      name: READS_STREAM,
-      subjects: [READS_SUBJECT],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      max_msgs: READS_KEPT,
-      num_replicas: 1,
-    });
-  } catch {
-    // Another instance created it at the same moment.
-    return await jsm.streams.info(READS_STREAM);
   }
 }

@@ -18,10 +18,7 @@ import { performance } from 'node:perf_hooks';
 import {
   connect,
   DeliverPolicy,
-  DiscardPolicy,
   headers as natsHeaders,
-  RetentionPolicy,
-  StorageType,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -44,6 +41,7 @@ import {
   isoToAcceptedAt,
   isWrongLast,
   NATS_STREAM,
+  openStream,
   NATS_SUBJECTS,
   SEQ_HEADER,
   streamSubject,
@@ -144,27 +142,10 @@ export class NatsBroker extends PeerSharingBroker implements B.Broker, B.Readine
    * given different values share one limit, the last one started.
    */
   private async ensureStream(adjust: boolean): Promise<StreamInfo> {
-    try {
-      const info = await this.jsm.streams.info(NATS_STREAM);
-      if (!adjust || info.config.max_msgs_per_subject === this.options.history) return info;
-      return await this.jsm.streams.update(NATS_STREAM, { ...info.config, max_msgs_per_subject: this.options.history });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    try {
-      return await this.jsm.streams.add({
-        name: NATS_STREAM,
-        subjects: NATS_SUBJECTS,
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        discard: DiscardPolicy.Old,
-        max_msgs_per_subject: this.options.history,
-        num_replicas: 1,
-      });
-    } catch {
-      // Another instance created it at the same moment.
-      return await this.jsm.streams.info(NATS_STREAM);
-    }
+    const history = this.options.history;
+    const info = await openStream(this.jsm, { name: NATS_STREAM, subjects: NATS_SUBJECTS, max_msgs_per_subject: history });
+    if (!adjust || info.config.max_msgs_per_subject === history) return info;
+    return await this.jsm.streams.update(NATS_STREAM, { ...info.config, max_msgs_per_subject: history });
   }
 
   /** The live feed from stream sequence `from` on: every event any instance stored, in stream order. */

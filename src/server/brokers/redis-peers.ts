@@ -8,12 +8,13 @@ import type { Redis } from 'ioredis';
 import type { HttpError } from '../http-error.js';
 import type { ReadReceipt } from '../read-store.js';
 import { AudiencePoll } from './audience.js';
+import type { Peers } from './peer-sharing.js';
 import { READS_CHANNEL, RedisReadStore } from './redis-reads.js';
 
 const ASK_CHANNEL = 'notify:audience';
 const answerChannel = (instance: string): string => `notify:audience:${instance}`;
 
-export class RedisPeers {
+export class RedisPeers implements Peers {
   readonly reads: RedisReadStore;
   private readonly poll: AudiencePoll;
   /** The channels the broker's subscriber connection must hold for these. */
