@@ -3,7 +3,8 @@
 // grace cutoff) with --subs subscribers that already hold --probes settled probes each, before and after a change,
 // in one process. Each of --ticks rounds publishes --per-tick more probes, delivers them to every subscriber, then
 // times one tick of the "before" build and one of this build, alternating; medians per probe count. Both builds'
-// figures are checked equal on every tick (the audit must stay exact).
+// figures are checked equal on every tick (the audit must stay exact). Also the cost of a receipt in each build
+// (median per probe of the time to deliver it to every subscriber).
 // Usage: npm run build && node bench/audit-live.mjs --before /tmp/snap/dist [--subs 10000] [--probes 1000,5000,20000]
 import { pathToFileURL } from 'node:url';
 import { args, median } from './lib.mjs';
@@ -32,12 +33,18 @@ for (const probes of opt.probes.split(',').map(Number)) {
     audits[name] = Array.from({ length: opt.subs }, () => new m.SubscriberAudit(RUN, ['broadcast']));
     for (const a of audits[name]) a.opened(0);
   }
+  // Receipts cost a little more after (two compares keep the cached counts): timed per build, alternating.
+  const receiveNs = { before: [], after: [] };
   const deliver = (n) => {
     for (let k = 0; k < n; k++) {
       const seq = times.length + 1;
       times.push(seq);
       if (seq % 100 === 0) continue;
-      for (const list of Object.values(audits)) for (const a of list) a.receive(RUN, 'broadcast', seq, seq);
+      for (const name of seq % 2 === 0 ? ['before', 'after'] : ['after', 'before']) {
+        const start = process.hrtime.bigint();
+        for (const a of audits[name]) a.receive(RUN, 'broadcast', seq, seq);
+        receiveNs[name].push(Number(process.hrtime.bigint() - start) / opt.subs);
+      }
     }
   };
   deliver(probes);
@@ -57,7 +64,15 @@ for (const probes of opt.probes.split(',').map(Number)) {
   }
   const before = median(ms.before);
   const after = median(ms.after);
-  rows.push({ subs: opt.subs, probes, 'before ms/tick': before.toFixed(2), 'after ms/tick': after.toFixed(2), ratio: (after / before).toFixed(3) });
+  rows.push({
+    subs: opt.subs,
+    probes,
+    'before ms/tick': before.toFixed(2),
+    'after ms/tick': after.toFixed(2),
+    ratio: (after / before).toFixed(3),
+    'before ns/receipt': median(receiveNs.before).toFixed(1),
+    'after ns/receipt': median(receiveNs.after).toFixed(1),
+  });
 }
 const cpu = process.cpuUsage(cpu0);
 console.table(rows);
