@@ -6,10 +6,12 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { jwtVerify } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Probe } from '../src/protocol/probe.js';
 import type { ProbeItem, ProbePublisher } from '../src/publish/probe-publisher.js';
 import { createProbePublisher, type ProbePublisherOptions } from '../src/publish/probe-publishers.js';
+import { Publisher } from '../src/swarm/publisher.js';
 import { targetSchema, type TargetProfile } from '../src/targets/schema.js';
 import { freePort, type ChildServer } from './helpers/child-server.js';
 import { listenForTest, onCleanup, runCleanup, until } from './helpers/lifecycle.js';
@@ -33,6 +35,7 @@ async function freeze(proc: ChildServer): Promise<void> {
 }
 
 const RUN = 'r1';
+const SECRET = 'publish-side-secret-0123456789';
 
 /** A profile with `publish` as given (and `payload` when given); the subscribe block is not used here. */
 function profile(publish: Record<string, unknown>, payload?: string): TargetProfile {
@@ -115,6 +118,41 @@ describe('http publisher', () => {
       // An empty value (a --target-var left at its empty default) sends no header at all.
       expect(r.headers).not.toHaveProperty('x-publish-key');
     });
+  });
+
+  it('with --jwt-secret, {token} in a header is the HS256 JWT of the probe’s user; a broadcast probe has none', async () => {
+    const secret = SECRET;
+    const srv = await recorder(202);
+    const pub = publisher(profile({ http }), srv.base, { jwtSecret: secret });
+    expect(await pub.send(items(1, 'u1'))).toEqual(ok(1));
+    expect(await pub.send(items(1, 'u2'))).toEqual(ok(1));
+    expect(await pub.send(items(1))).toEqual(ok(1));
+    const subs = await Promise.all(
+      srv.received.slice(0, 2).map(async (r) => {
+        const [scheme, token] = String(r.headers.authorization).split(' ');
+        expect(scheme).toBe('Bearer');
+        const { payload, protectedHeader } = await jwtVerify(token!, new TextEncoder().encode(secret));
+        expect(protectedHeader.alg).toBe('HS256');
+        expect(payload.exp! - payload.iat!).toBe(24 * 3600);
+        return payload.sub;
+      }),
+    );
+    expect(subs).toEqual(['u1', 'u2']);
+    await expect(jwtVerify(String(srv.received[0]!.headers.authorization).slice(7), new TextEncoder().encode('another-secret-0123456789'))).rejects.toThrow(
+      /signature/,
+    );
+    expect(srv.received[2]!.headers).not.toHaveProperty('authorization');
+  });
+
+  it('the swarm’s Publisher given --jwt-secret sends each user probe with its user’s token', async () => {
+    const srv = await recorder(202);
+    const pub = new Publisher({ run: RUN, urls: [srv.base], target: profile({ http }), rate: 0, userRate: 20, users: 2, userPrefix: 'u', jwtSecret: SECRET });
+    onCleanup(() => pub.close());
+    expect(pub.burst(4, 'user')).toBe(4);
+    await pub.flushed(5000);
+    const key = new TextEncoder().encode(SECRET);
+    const subs = await Promise.all(srv.received.map(async (r) => (await jwtVerify(String(r.headers.authorization).slice('Bearer '.length), key)).payload.sub));
+    expect(subs.sort()).toEqual(['u1', 'u1', 'u2', 'u2']);
   });
 
   it('batch array: one request whose body is the array of bodies (a single item is sent alone)', async () => {

@@ -10,8 +10,9 @@ import { ensureBuilt, exitWithin, runNotify, type NotifyProcess } from './helper
 import { expectError, http, note, publishOk } from './helpers/http.js';
 import { onCleanup, runCleanup } from './helpers/lifecycle.js';
 import { restartableNats, startNats } from './helpers/nats.js';
-import { startRedis } from './helpers/redis.js';
+import { restartableRedis, startRedis } from './helpers/redis.js';
 import { openSse, type SseClient } from './helpers/sse-client.js';
+import { tcpGate } from './helpers/tcp-gate.js';
 
 beforeAll(ensureBuilt, 180_000);
 afterEach(runCleanup);
@@ -201,4 +202,42 @@ describe('nats broker: outage and epoch, seen from a gateway process', () => {
     expect(init.cursor.split('.')[0]).not.toBe(old.split('.')[0]);
     expect(init.unreadCount).toBe(0);
   }, 30_000);
+});
+
+const restartable: [string, () => Promise<{ url: string; port: number; start(): Promise<void>; stop(): Promise<void> }>][] = [
+  ['redis', restartableRedis],
+  ['nats', async () => ({ ...(await restartableNats()), port: 0 })],
+];
+
+describe.each(restartable)('%s broker: a read made while another instance is still away from the broker', (kind, startBroker) => {
+  it('reaches that instance’s tab once it is back, once; its own tab at once', async () => {
+    const broker = await startBroker();
+    const port = kind === 'redis' ? broker.port : Number(new URL(broker.url).port);
+    // B reaches the broker through a gate: the broker restarts, A is back first, B only once the gate opens.
+    const gate = await tcpGate(port);
+    const a = await serve(broker.url);
+    const b = await serve(`${kind}://127.0.0.1:${gate.port}`);
+    const onA = await tab(a, 'alice');
+    const onB = await tab(b, 'alice');
+    const [one] = (await publish(a, { user: 'alice', notification: note('one') })).ids;
+    for (const c of [onA, onB]) expect((await c.next('notification')).json.id).toBe(one);
+
+    gate.shut();
+    await broker.stop();
+    await readyzBecomes(b, 503, 10_000);
+    await broker.start();
+    await readyzBecomes(a, 200, 15_000);
+    const readAt = await markRead(a, 'alice', one!);
+    expect((await onA.next('read', { timeoutMs: 5000 })).json).toEqual({ id: one, readAt });
+    expect((await readyzBecomes(b, 503, 1000)).status).toBe('broker-unavailable'); // still away: it heard nothing
+
+    gate.open();
+    await readyzBecomes(b, 200, 15_000);
+    expect((await onB.next('read', { timeoutMs: 10_000 })).json).toEqual({ id: one, readAt });
+    // Once: a later event reaches B's tab with no second receipt before it.
+    const [two] = (await publish(a, { user: 'alice', notification: note('two') })).ids;
+    expect((await onB.next('notification', { timeoutMs: 10_000 })).json.id).toBe(two);
+    expect(onB.inbox.items.filter((e) => e.type === 'read')).toHaveLength(1);
+    expect(onA.inbox.items.filter((e) => e.type === 'read')).toHaveLength(1);
+  }, 60_000);
 });

@@ -6,14 +6,20 @@
 import { usageError } from '../errors.js';
 import { FIELD_PLACEHOLDERS, Template, type TemplateValues } from '../targets/template.js';
 import type { TargetProfile } from '../targets/schema.js';
+import { tokenMinter } from '../targets/token.js';
 import type { ProbeItem, ProbePublisher } from './probe-publisher.js';
 import { createHttpPublisher } from './http-template.js';
 import { createNatsPublisher } from './nats.js';
 import { createRedisPublisher } from './redis.js';
 
 export interface ProbePublisherOptions {
-  /** The bearer token of a user (`{token}`); undefined when the run has none. */
+  /**
+   * The bearer token of a user (`{token}`); undefined when the run has none. Without it, `jwtSecret` mints them: the
+   * user's own token, as its subscribers have it.
+   */
   token?: (user: string) => string | undefined;
+  /** `--jwt-secret`: `{token}` of a probe to a user is that user's HS256 JWT (targets/token.ts). */
+  jwtSecret?: string;
   /** Per request or command, ms. Default 30000. */
   timeoutMs?: number;
   /** HTTP: most sockets per origin. Default 32. */
@@ -40,7 +46,8 @@ export function createProbePublisher(profile: TargetProfile, base: string, optio
   }
   const values = messageValues(payload, options.payloadBytes ?? 0);
   const { http, redis, nats } = profile.publish;
-  if (http) return createHttpPublisher(http, base, values, options);
+  const token = options.token ?? (options.jwtSecret === undefined ? undefined : tokenMinter(options.jwtSecret));
+  if (http) return createHttpPublisher(http, base, values, { ...options, token });
   if (redis) return createRedisPublisher(redis, values, options);
   if (nats) return createNatsPublisher(nats, values, options);
   // Unreachable for a validated profile: the schema admits exactly one of them.

@@ -33,6 +33,7 @@
  *   the first open. Counted, never expected.
  * All figures are plain counts, summable across subscribers, workers and machines (`addCounts`, `AuditTally`).
  */
+import type { LiveAudit } from '../metrics/snapshot.js';
 import type { EventCounts } from '../metrics/summary.js';
 
 /**
@@ -95,10 +96,49 @@ export function toEventCounts(c: AuditCounts, published: number): EventCounts {
 /** How far a received seq may run ahead of the publisher's known progress (which may lag in another process). */
 const MAX_SEQ_AHEAD = 1_000_000;
 
+/**
+ * Set bits among the first `n` bits of a bitset, remembered at two points and kept up to date by `receive`: a count
+ * moves from a point to a nearby `n` by scanning only the words in between. The live audit asks each tick for the
+ * watermark (fixed after the first open) and for the head of the log (a little further on each tick), so with one
+ * point parked at each, a tick costs the probes sent since the last tick, not every probe of the run so far.
+ */
+class PrefixCounts {
+  /** Points (bit counts) and the set bits below each. */
+  lowN = 0;
+  lowCount = 0;
+  highN = 0;
+  highCount = 0;
+
+  /** Bit `index` was just set. */
+  set(index: number): void {
+    if (index < this.lowN) this.lowCount++;
+    if (index < this.highN) this.highCount++;
+  }
+
+  /** Set bits among the first `n` of `bits`, from the nearer point, which then moves to `n`. */
+  count(bits: Uint32Array, n: number): number {
+    if (n <= 0) return 0; // `early` asks from 0: that must not pull the point parked at the watermark away
+    if (Math.abs(n - this.lowN) <= Math.abs(n - this.highN)) {
+      this.lowCount = moveCount(bits, this.lowN, this.lowCount, n);
+      this.lowN = n;
+      return this.lowCount;
+    }
+    this.highCount = moveCount(bits, this.highN, this.highCount, n);
+    this.highN = n;
+    return this.highCount;
+  }
+}
+
+/** Set bits below `to`, given `known` set bits below `from`. */
+function moveCount(bits: Uint32Array, from: number, known: number, to: number): number {
+  return to >= from ? known + bitsIn(bits, from, to) : known - bitsIn(bits, to, from);
+}
+
 class StreamTrack {
   highest = 0;
   /** Bit i set = seq i+1 received. */
   bits = new Uint32Array(8);
+  readonly prefix = new PrefixCounts();
   duplicated = 0;
   outOfOrder = 0;
   recovered = 0;
@@ -114,19 +154,18 @@ function popcount32(x: number): number {
   return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
-/** Number of set bits among the first `n` bits. */
-function countBits(bits: Uint32Array, n: number): number {
-  const words = Math.min(bits.length, n >>> 5);
-  let total = 0;
-  for (let i = 0; i < words; i++) total += popcount32(bits[i]!);
-  const rest = n & 31;
-  if (rest !== 0 && words < bits.length) total += popcount32(bits[words]! & ((1 << rest) - 1));
+/** Set bits with index in [from, to) (bits past the end of the array are unset). */
+function bitsIn(bits: Uint32Array, from: number, to: number): number {
+  to = Math.min(to, bits.length * 32);
+  if (to <= from) return 0;
+  const first = from >>> 5;
+  const last = to >>> 5;
+  const head = ~((1 << (from & 31)) - 1);
+  if (first === last) return popcount32(bits[first]! & head & ((1 << (to & 31)) - 1));
+  let total = popcount32(bits[first]! & head);
+  for (let i = first + 1; i < last; i++) total += popcount32(bits[i]!);
+  if ((to & 31) !== 0) total += popcount32(bits[last]! & ((1 << (to & 31)) - 1));
   return total;
-}
-
-/** Set bits with index in [from, to). */
-function countRange(bits: Uint32Array, from: number, to: number): number {
-  return to <= from ? 0 : countBits(bits, to) - countBits(bits, from);
 }
 
 /**
@@ -220,6 +259,7 @@ export class SubscriberAudit {
       return Receipt.Duplicate;
     }
     tr.bits[word]! |= mask;
+    tr.prefix.set(index);
     let flags: number = Receipt.New;
     if (seq < tr.highest) {
       tr.outOfOrder++;
@@ -241,7 +281,7 @@ export class SubscriberAudit {
   finish(log: PublishLog): StreamAuditCounts[] {
     return this.tracks.map((tr) => ({
       stream: tr.stream,
-      ...settle(bitsReceived(tr.bits), this.firstOpenAt, tr.stream, log),
+      ...settle(trackReceived(tr), this.firstOpenAt, tr.stream, log),
       duplicated: tr.duplicated,
       outOfOrder: tr.outOfOrder,
       recovered: tr.recovered,
@@ -294,10 +334,16 @@ function watermark(firstOpenAt: number | null, stream: string, log: PublishLog):
 function owedIn(received: Received, lo: number, hi: number, refused: readonly number[]): { expected: number; delivered: number } {
   let expected = hi - lo;
   let delivered = received.count(lo, hi);
-  for (const seq of refused) {
-    if (seq <= lo || seq > hi) continue;
+  // Refused seqs are ascending: only those in (lo, hi] are looked at, so a tick does not walk the run's refusals.
+  let k = 0;
+  for (let top = refused.length; k < top;) {
+    const mid = (k + top) >>> 1;
+    if (refused[mid]! <= lo) k = mid + 1;
+    else top = mid;
+  }
+  for (; k < refused.length && refused[k]! <= hi; k++) {
     expected--;
-    if (received.has(seq)) delivered--;
+    if (received.has(refused[k]!)) delivered--;
   }
   return { expected, delivered };
 }
@@ -313,9 +359,11 @@ export function settle(received: Received, firstOpenAt: number | null, stream: s
   return { expected, delivered, lost: expected - delivered, early: received.count(0, w) };
 }
 
-function bitsReceived(bits: Uint32Array): Received {
+/** A stream's bitset as `Received`, counted through its cached prefix counts. */
+function trackReceived(tr: StreamTrack): Received {
+  const { bits, prefix } = tr;
   return {
-    count: (after, upTo) => countRange(bits, after, upTo),
+    count: (after, upTo) => (upTo <= after ? 0 : -prefix.count(bits, after) + prefix.count(bits, upTo)),
     has: (seq) => {
       const i = seq - 1;
       return i >>> 5 < bits.length && (bits[i >>> 5]! & (1 << (i & 31))) !== 0;
@@ -372,7 +420,7 @@ export function windowCounts(audit: SubscriberAudit, log: PublishLog, windows: r
     const final = log.final(tr.stream);
     const w = watermark(audit.firstOpened, tr.stream, log);
     const refused = log.refused?.(tr.stream) ?? [];
-    const received = bitsReceived(tr.bits);
+    const received = trackReceived(tr);
     windows.forEach(([from, to], k) => {
       const lo = Math.max(w, log.sentBefore(tr.stream, from));
       const hi = Math.min(final, log.sentBefore(tr.stream, to));
@@ -404,6 +452,30 @@ export function publishLogFromTimes(times: ReadonlyMap<string, ArrayLike<number>
       return lo;
     },
   };
+}
+
+/**
+ * The audit so far (a worker's tick): every subscriber against the probes of `log` sent before `cutoffMs`, by the
+ * same rules as `finish`, which, after the drain, is exact. With every probe sent before the cutoff it is the sum of
+ * `finish` over the subscribers.
+ */
+export function liveCounts(audits: Iterable<SubscriberAudit>, log: PublishLog, cutoffMs: number): LiveAudit {
+  const sum: LiveAudit = { expected: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
+  const upToCutoff: PublishLog = {
+    refused: (stream) => log.refused?.(stream) ?? [],
+    sentBefore: (stream, at) => log.sentBefore(stream, at),
+    final: (stream) => log.sentBefore(stream, cutoffMs),
+  };
+  for (const audit of audits) {
+    for (const c of audit.finish(upToCutoff)) {
+      sum.expected += c.expected;
+      sum.lost += c.lost;
+      sum.duplicated += c.duplicated;
+      sum.outOfOrder += c.outOfOrder;
+      sum.recovered += c.recovered;
+    }
+  }
+  return sum;
 }
 
 /** `user:42` -> `user`, `broadcast` -> `broadcast`: the default grouping of an `AuditTally`. */

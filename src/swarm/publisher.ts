@@ -39,6 +39,8 @@ export interface PublisherOptions {
   userPrefix: string;
   /** `--insecure-tls`: accept any certificate on https:// URLs. */
   insecureTls?: boolean;
+  /** `--jwt-secret`: a publish header's `{token}` is the HS256 JWT of the probe's user. */
+  jwtSecret?: string;
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
@@ -75,7 +77,13 @@ export class Publisher {
     // Brokers are one destination whatever the --url; HTTP publishes to each server the run publishes to.
     const bases = options.target.publish.http ? options.urls : options.urls.slice(0, 1);
     this.publishers = bases.map((base) =>
-      createProbePublisher(options.target, base, { connections: 32, timeoutMs: 30_000, payloadBytes: options.payloadBytes, insecureTls: options.insecureTls }),
+      createProbePublisher(options.target, base, {
+        connections: 32,
+        timeoutMs: 30_000,
+        payloadBytes: options.payloadBytes,
+        insecureTls: options.insecureTls,
+        jwtSecret: options.jwtSecret,
+      }),
     );
   }
 
@@ -187,6 +195,7 @@ export class Publisher {
       connections: 32,
       timeoutMs: 30_000,
       payloadBytes: this.options.payloadBytes,
+      jwtSecret: this.options.jwtSecret,
     }));
     const retried = await next.send(again);
     let r = 0;

@@ -2,21 +2,23 @@
  * One swarm worker: holds its share of the connections, opens them on the ramp schedule, reconnects them by the
  * chosen policy, aborts them in storms, and audits every probe it receives. It is the transports' sink; per
  * message it parses, looks up and records numbers, nothing else. Totals leave once a second as a tick.
+ * Where each connection subscribes: worker-targets.ts; the figures per transport and the live audit's log:
+ * worker-stats.ts; the figures per scenario phase: worker-phases.ts.
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { SignJWT } from 'jose';
-import { createTransport, probeOf, type ReceivedNotification, type SubscribeTarget, type Transport, type TransportSink } from '../transports/index.js';
+import { performance } from 'node:perf_hooks';
+import { createTransport, probeOf, type ReceivedNotification, type Transport, type TransportSink } from '../transports/index.js';
 import { createHistogram, type DurationHistogram } from '../metrics/histogram.js';
-import type { LiveAudit } from '../metrics/snapshot.js';
-import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type PublishLog, type Window, type WindowCounts } from './audit.js';
-import { nowEpochMs } from '../protocol/probe.js';
+import { AuditTally, publishLogFromTimes, Receipt, SubscriberAudit, windowCounts, type Window, type WindowCounts } from './audit.js';
+import { WorkerFaults, type FaultHost } from './worker-faults.js';
 import { WorkerPhases } from './worker-phases.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, isPausable } from '../transports/transport.js';
+import { ConnectionTargets } from './worker-targets.js';
+import { LiveLog, SelfCheck, TransportStats, transportParts } from './worker-stats.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../transports/transport.js';
 import { H2Sessions } from '../transports/h2-sessions.js';
 import { BROADCAST, userStream } from '../protocol/streams.js';
-import { genericSpec, subscribeRenderer } from '../targets/subscribe.js';
+import { genericSpec } from '../targets/subscribe.js';
 import { TRANSPORT_NAMES } from '../protocol/transports.js';
-import { LIVE_AUDIT_GRACE_MS, type StormPart, type TransportPart, type WorkerPlan, type WorkerRamped, type WorkerResult, type WorkerTick } from './messages.js';
+import type { WorkerPlan, WorkerRamped, WorkerResult, WorkerTick } from './messages.js';
 
 /** `performance.timeOrigin` read once: the getter is a native call (~20 ns), once per received message here. */
 const TIME_ORIGIN = performance.timeOrigin;
@@ -28,24 +30,6 @@ const enum State {
   Waiting = 3,
   Stopped = 4,
 }
-
-class TransportStats {
-  /** Latency of the whole run; `tickLatency` is added into it once a tick, so a receipt is recorded only once. */
-  readonly latency = createHistogram();
-  /** Latency since the last tick. */
-  readonly tickLatency = createHistogram();
-  readonly connect = createHistogram();
-  readonly reconnect = createHistogram();
-  target = 0;
-  open = 0;
-  peakOpen = 0;
-  failed = 0;
-  reconnects = 0;
-  readonly errors: Record<string, number> = {};
-}
-
-/** How long after a slow phase a cut still counts as its doing: the client reads the close only after the backlog. */
-const SLOW_GRACE_MS = 5000;
 
 const bump = (into: Record<string, number>, key: string) => void (into[key] = (into[key] ?? 0) + 1);
 
@@ -59,36 +43,23 @@ export class SwarmWorker implements TransportSink {
   private readonly firstSettled: Uint8Array;
   private settledCount = 0;
   private readonly failures: Uint16Array;
-  private readonly stormOf: Int16Array;
   private readonly audits: (SubscriberAudit | undefined)[];
-  private readonly targets: (SubscribeTarget | undefined)[];
-  /** Index into `plan.urls` of the server each connection subscribes to now (see `failOver`). */
-  private readonly urlOf: Uint16Array;
-  /** Per transport, the profile's subscribe block compiled for rendering a connection's target. */
-  private render: (ReturnType<typeof subscribeRenderer> | undefined)[] = [];
-  /** Tokens minted per user (--jwt-secret), reused when a connection's target is rendered again. */
-  private readonly tokens = new Map<string, string>();
+  /** Made at `start` (a profile that cannot render fails the start). */
+  private where!: ConnectionTargets;
+  private readonly liveLog = new LiveLog();
   private readonly kind: Uint8Array;
   private readonly transports: (Transport | undefined)[] = TRANSPORT_NAMES.map(() => undefined);
   private readonly stats = TRANSPORT_NAMES.map(() => new TransportStats());
-  private readonly storms: StormPart[] = [];
   private stopping = false;
   private readonly phases: WorkerPhases;
-  /** The publisher's send log as the main process hands it on each second, for the live audit. */
-  private readonly liveTimes = new Map<string, number[]>();
-  private readonly liveRefused = new Map<string, number[]>();
-  /** Connections the swarm itself is closing and re-opening at once (churn): their close is no error. */
-  private readonly churning: Uint8Array;
+  private readonly faults: WorkerFaults;
   // Per tick
   /** The tick's latency over all transports, summed from theirs at each tick. */
   private readonly tickLatency: DurationHistogram = createHistogram();
   private received = 0;
   private misrouted = 0;
   private tickErrors: Record<string, number> = {};
-  private readonly eld = monitorEventLoopDelay({ resolution: 10 });
-  private cpuPrev = process.cpuUsage();
-  private tickPrev = performance.now();
-  private readonly selfCheck = { eldP99Ms: 0, eldMaxMs: 0, cpuSum: 0, cpuMax: 0, ticks: 0 };
+  private readonly selfCheck = new SelfCheck((prev) => process.cpuUsage(prev));
   private timers: NodeJS.Timeout[] = [];
   /** `--http2`: the sessions this worker's SSE and long-poll subscribers share. */
   private readonly h2: H2Sessions | undefined;
@@ -104,31 +75,37 @@ export class SwarmWorker implements TransportSink {
     this.everOpened = new Uint8Array(n);
     this.firstSettled = new Uint8Array(n);
     this.failures = new Uint16Array(n);
-    this.stormOf = new Int16Array(n).fill(-1);
     this.audits = new Array<SubscriberAudit | undefined>(n);
-    this.targets = new Array<SubscribeTarget | undefined>(n);
-    this.urlOf = new Uint16Array(n);
     this.kind = Uint8Array.from(plan.transports);
     this.phases = new WorkerPhases(n);
     this.h2 = plan.http2 && new H2Sessions({ ...plan.http2, insecureTls: plan.insecureTls ?? false, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS });
-    this.churning = new Uint8Array(n);
+    this.faults = new WorkerFaults(n, this.faultHost(), this.phases);
     // The shard's connections (all of them without one), dealt round-robin over its workers.
     const step = plan.shard?.count ?? 1;
     for (let i = (plan.shard?.index ?? 1) - 1, k = 0; i < n; i += step, k++) if (k % plan.workers === plan.index) this.mine.push(i);
   }
 
+  /** What storms, churn and slow readers (worker-faults.ts) act through. */
+  private faultHost(): FaultHost {
+    return {
+      openNow: () => this.mine.filter((i) => this.state[i] === State.Open),
+      isOpen: (i) => this.state[i] === State.Open,
+      transportOf: (i) => this.transports[this.kind[i]!]!,
+      running: () => !this.stopping,
+      later: (fn, ms) => void this.timers.push(setTimeout(fn, ms)),
+      countError: (i, cause) => this.countError(i, cause),
+    };
+  }
+
   async start(): Promise<void> {
     const p = this.plan;
-    this.render = TRANSPORT_NAMES.map((name) => (p.target.subscribe[name] ? subscribeRenderer(p.target, name) : undefined));
+    this.where = new ConnectionTargets(p, this.kind);
     const streams = p.target.streams;
     for (const i of this.mine) {
-      const user = this.userOf(i);
-      if (p.jwtSecret && !this.tokens.has(user)) this.tokens.set(user, await mintToken(p.jwtSecret, user));
+      const user = this.where.userOf(i);
       const k = this.kind[i]!;
       const name = TRANSPORT_NAMES[k]!;
-      // Connections are spread over the --url list; each moves on along it when its server is lost.
-      this.urlOf[i] = i % p.urls.length;
-      this.targets[i] = this.targetOf(i);
+      this.where.place(i);
       const streamsOf = streams.map((s) => (s === 'user' ? userStream(user) : BROADCAST));
       this.audits[i] = new SubscriberAudit(p.run, streamsOf, p.target.subscribe[name]?.resume !== 'none');
       this.stats[k]!.target++;
@@ -141,36 +118,10 @@ export class SwarmWorker implements TransportSink {
         insecureTls: p.insecureTls,
       });
     }
-    this.eld.enable();
+    this.selfCheck.enable();
     this.timers.push(setInterval(() => this.tick(), 1000));
     if (this.mine.length === 0) this.send({ type: 'ramped', index: p.index });
     this.rampStep(0);
-  }
-
-  private userOf(i: number): string {
-    return `${this.plan.userPrefix}${(i % this.plan.users) + 1}`;
-  }
-
-  /** Where connection i subscribes: its current --url (`urlOf`) rendered through the target profile. */
-  private targetOf(i: number): SubscribeTarget {
-    const p = this.plan;
-    const user = this.userOf(i);
-    return {
-      ...this.render[this.kind[i]!]!({ base: p.urls[this.urlOf[i]!]!, user, token: this.tokens.get(user) }),
-      localAddress: p.localAddresses.length ? p.localAddresses[i % p.localAddresses.length] : undefined,
-    };
-  }
-
-  /**
-   * Connection i lost its server (an attempt failed, or the server ended or broke the stream; not the swarm's own
-   * abort or close): its next attempts, on the usual reconnect schedule, go to the next --url, round-robin, and resume
-   * there by cursor (gateways that share a broker share cursors, so nothing is lost when the history has it).
-   */
-  private failOver(i: number): void {
-    const n = this.plan.urls.length;
-    if (n < 2) return;
-    this.urlOf[i] = (this.urlOf[i]! + 1) % n;
-    this.targets[i] = this.targetOf(i);
   }
 
   /** Opens every connection whose ramp time has come, then sleeps until the next one is due. */
@@ -194,7 +145,7 @@ export class SwarmWorker implements TransportSink {
     this.state[i] = State.Connecting;
     this.attemptAt[i] = performance.now();
     const t = this.transports[this.kind[i]!]!;
-    t.open(i, this.targets[i]!, t.cursor(i));
+    t.open(i, this.where.of(i), t.cursor(i));
   }
 
   opened(i: number, at: number): void {
@@ -211,13 +162,7 @@ export class SwarmWorker implements TransportSink {
     this.everOpened[i] = 1;
     this.settled(i);
     this.failures[i] = 0;
-    const storm = this.stormOf[i]!;
-    if (storm >= 0) {
-      const st = this.storms[storm]!;
-      // From this connection's own abort: a storm spread over a window aborts its connections one by one.
-      st.backMs.push(at - this.lostAt[i]!);
-      this.stormOf[i] = -1;
-    }
+    this.faults.opened(i, at - this.lostAt[i]!);
   }
 
   init(): void {}
@@ -255,17 +200,16 @@ export class SwarmWorker implements TransportSink {
       this.state[i] = State.Stopped;
       return;
     }
-    const churned = this.churning[i] === 1 && cause === 'client-closed';
+    const churned = this.faults.churned(i, cause);
     this.phases.closed(i, cause, cause === 'aborted' || churned);
     this.state[i] = State.Waiting;
     if (churned) {
-      this.churning[i] = 0;
       setImmediate(() => this.open(i));
       return;
     }
     if (cause !== 'aborted') {
       this.countError(i, cause);
-      this.failOver(i);
+      this.where.failOver(i);
     }
     this.scheduleReconnect(i, retryMs);
   }
@@ -278,10 +222,9 @@ export class SwarmWorker implements TransportSink {
     this.stats[this.kind[i]!]!.failed++;
     this.settled(i);
     this.countError(i, code);
-    const storm = this.stormOf[i]!;
-    if (storm >= 0) bump(this.storms[storm]!.failures, code);
+    this.faults.failed(i, code);
     if (this.failures[i]! < 0xffff) this.failures[i]!++;
-    if (code !== 'aborted' && code !== 'client-closed') this.failOver(i);
+    if (code !== 'aborted' && code !== 'client-closed') this.where.failOver(i);
     this.state[i] = State.Waiting;
     this.scheduleReconnect(i, retryMs);
   }
@@ -311,71 +254,9 @@ export class SwarmWorker implements TransportSink {
     else setTimeout(() => this.open(i), delay);
   }
 
-  /** `share` of the open connections, picked at random. */
-  private pickOpen(share: number): number[] {
-    const open = this.mine.filter((i) => this.state[i] === State.Open);
-    const n = Math.round(open.length * share);
-    for (let k = 0; k < n; k++) {
-      const j = k + Math.floor(Math.random() * (open.length - k));
-      [open[k], open[j]] = [open[j]!, open[k]!];
-    }
-    return open.slice(0, n);
-  }
-
-  /** Aborts `share` of the open connections, at once or spread evenly over `overMs`. */
-  storm(index: number, share: number, overMs = 0): void {
-    const picked = this.pickOpen(share);
-    const st: StormPart = { aborted: picked.length, backMs: [], failures: {} };
-    this.storms[index] = st;
-    const abort = (i: number) => {
-      if (this.stopping || this.state[i] !== State.Open) return;
-      this.stormOf[i] = index;
-      this.transports[this.kind[i]!]!.abort(i);
-    };
-    picked.forEach((i, k) => {
-      if (overMs <= 0) abort(i);
-      else this.timers.push(setTimeout(() => abort(i), (overMs * k) / picked.length));
-    });
-  }
-
-  /** More of the publisher's send log (see `liveAudit`). */
+  /** More of the publisher's send log, for the live audit. */
   log(times: Record<string, number[]>, refused: Record<string, number[]>): void {
-    for (const [into, from] of [
-      [this.liveTimes, times],
-      [this.liveRefused, refused],
-    ] as const) {
-      for (const [stream, list] of Object.entries(from)) {
-        const have = into.get(stream);
-        if (have === undefined) into.set(stream, [...list]);
-        else for (const v of list) have.push(v);
-      }
-    }
-  }
-
-  /**
-   * The audit so far: every subscriber against the probes sent at least LIVE_AUDIT_GRACE_MS ago, by the same rules
-   * as the final one (which, after the drain, is exact).
-   */
-  private liveAudit(): LiveAudit {
-    const sum: LiveAudit = { expected: 0, lost: 0, duplicated: 0, outOfOrder: 0, recovered: 0 };
-    if (this.liveTimes.size === 0) return sum;
-    const cutoff = nowEpochMs() - LIVE_AUDIT_GRACE_MS;
-    const full = publishLogFromTimes(this.liveTimes, this.liveRefused);
-    const log: PublishLog = {
-      refused: (stream) => full.refused?.(stream) ?? [],
-      sentBefore: (stream, at) => full.sentBefore(stream, at),
-      final: (stream) => full.sentBefore(stream, cutoff),
-    };
-    for (const i of this.mine) {
-      for (const c of this.audits[i]!.finish(log)) {
-        sum.expected += c.expected;
-        sum.lost += c.lost;
-        sum.duplicated += c.duplicated;
-        sum.outOfOrder += c.outOfOrder;
-        sum.recovered += c.recovered;
-      }
-    }
-    return sum;
+    this.liveLog.append(times, refused);
   }
 
   /** A scenario phase begins (see WorkerPhases). */
@@ -383,61 +264,20 @@ export class SwarmWorker implements TransportSink {
     this.phases.begin(index);
   }
 
-  /** Closes one random open connection every 1/rate s for `durationMs`; each re-opens at once and resumes. */
-  churn(rate: number, durationMs: number): void {
-    if (rate <= 0) return;
-    const end = performance.now() + durationMs;
-    const step = () => {
-      if (this.stopping || performance.now() >= end) return;
-      const open = this.mine.filter((c) => this.state[c] === State.Open);
-      const pick = open[Math.floor(Math.random() * open.length)];
-      if (pick !== undefined) {
-        this.churning[pick] = 1;
-        this.transports[this.kind[pick]!]!.close(pick);
-      }
-      this.timers.push(setTimeout(step, 1000 / rate));
-    };
-    step();
+  storm(index: number, share: number, overMs = 0): void {
+    this.faults.storm(index, share, overMs);
   }
 
-  /** Stops reading `share` of the open connections for `durationMs` (transports that can pause), then reads again. */
+  churn(rate: number, durationMs: number): void {
+    this.faults.churn(rate, durationMs);
+  }
+
   slow(share: number, durationMs: number): void {
-    const phase = this.phases.current;
-    const paused: number[] = [];
-    for (const i of this.pickOpen(share)) {
-      const t = this.transports[this.kind[i]!]!;
-      if (isPausable(t) && t.pause(i)) {
-        paused.push(i);
-        this.phases.paused(i);
-      } else this.countError(i, 'cannot-pause');
-    }
-    this.timers.push(
-      setTimeout(() => {
-        for (const i of paused) {
-          const t = this.transports[this.kind[i]!]!;
-          if (isPausable(t)) t.resume(i);
-        }
-      }, durationMs),
-      // A cut shows only once the connection reads again (the close is behind what the server had written).
-      setTimeout(() => this.phases.settleSlow(phase), durationMs + SLOW_GRACE_MS),
-    );
+    this.faults.slow(share, durationMs);
   }
 
   private tick(): void {
-    const now = performance.now();
-    const cpu = process.cpuUsage(this.cpuPrev);
-    this.cpuPrev = process.cpuUsage();
-    const cpuShare = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.tickPrev);
-    this.tickPrev = now;
-    const eldP99Ms = this.eld.percentile(99) / 1e6;
-    const eldMaxMs = this.eld.max / 1e6;
-    this.eld.reset();
-    const sc = this.selfCheck;
-    sc.eldP99Ms = Math.max(sc.eldP99Ms, eldP99Ms);
-    sc.eldMaxMs = Math.max(sc.eldMaxMs, eldMaxMs);
-    sc.cpuSum += cpuShare;
-    sc.cpuMax = Math.max(sc.cpuMax, cpuShare);
-    sc.ticks++;
+    const { eldP99Ms, eldMaxMs, cpu } = this.selfCheck.sample();
     const tickLatency = this.tickLatency;
     for (const s of this.stats) {
       if (s.tickLatency.count === 0) continue;
@@ -465,13 +305,13 @@ export class SwarmWorker implements TransportSink {
       received: this.received,
       misrouted: this.misrouted,
       latency: this.tickLatency.encode(),
-      audit: this.liveAudit(),
+      audit: this.liveLog.audit(this.mine.map((i) => this.audits[i]!)),
       errors: this.tickErrors,
-      stormsAborted: this.storms.map((s) => s.aborted),
-      stormsBack: this.storms.map((s) => s.backMs.length),
+      stormsAborted: this.faults.storms.map((s) => s.aborted),
+      stormsBack: this.faults.storms.map((s) => s.backMs.length),
       eldP99Ms,
       eldMaxMs,
-      cpu: cpuShare,
+      cpu,
     });
     this.received = 0;
     this.misrouted = 0;
@@ -510,43 +350,16 @@ export class SwarmWorker implements TransportSink {
     }
     await Promise.all(this.transports.filter((t) => t !== undefined).map((t) => t.dispose()));
     this.h2?.dispose();
-    this.eld.disable();
-    const transports: WorkerResult['transports'] = {};
-    this.stats.forEach((s, k) => {
-      if (s.target === 0) return;
-      const part: TransportPart = {
-        audit: tallies[k]!.toJSON(),
-        latency: s.latency.encode(),
-        connect: s.connect.encode(),
-        reconnect: s.reconnect.encode(),
-        target: s.target,
-        peakOpen: s.peakOpen,
-        failed: s.failed,
-        reconnects: s.reconnects,
-        errors: s.errors,
-      };
-      transports[TRANSPORT_NAMES[k]!] = part;
-    });
-    const sc = this.selfCheck;
+    this.selfCheck.disable();
     return {
       type: 'result',
       index: this.plan.index,
-      transports,
-      storms: this.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
+      transports: transportParts(this.stats, tallies),
+      storms: this.faults.storms.map(({ aborted, backMs, failures }) => ({ aborted, backMs, failures })),
       phases: this.phases.parts(perPhase),
       ...(entries ? { ledger: entries } : {}),
       ...(this.h2 ? { http2Sessions: this.h2.opened } : {}),
-      selfCheck: {
-        eldP99Ms: sc.eldP99Ms,
-        eldMaxMs: sc.eldMaxMs,
-        cpuMean: sc.ticks ? sc.cpuSum / sc.ticks : 0,
-        cpuMax: sc.cpuMax,
-        rssBytes: process.memoryUsage().rss,
-      },
+      selfCheck: this.selfCheck.summary(process.memoryUsage().rss),
     };
   }
-}
-
-async function mintToken(secret: string, user: string): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt().setExpirationTime('24h').sign(new TextEncoder().encode(secret));
 }

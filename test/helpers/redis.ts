@@ -14,9 +14,11 @@ export interface RedisServer {
   readonly process: ChildServer;
 }
 
-/** Starts redis-server (on `port` when given, e.g. to restart one) and resolves once it answers PING. */
-export async function startRedis(port?: number): Promise<RedisServer> {
-  const dir = tempDir('redis');
+/**
+ * Starts redis-server (on `port` when given, e.g. to restart one) and resolves once it answers PING. In `dir` when
+ * given: a restart there loads the data a `SAVE` left (`restartableRedis`).
+ */
+export async function startRedis(port?: number, dir = tempDir('redis')): Promise<RedisServer> {
   // A free port can be taken before redis binds it: try again with another one (not when the port was asked for).
   for (let attempt = 1; ; attempt++) {
     const p = port ?? (await freePort());
@@ -30,6 +32,24 @@ export async function startRedis(port?: number): Promise<RedisServer> {
       if (port !== undefined || attempt >= 3 || !/Address already in use/i.test(proc.output)) throw err;
     }
   }
+}
+
+/** A redis-server that can be stopped and started again on its port with its data (SAVEd before it stops). */
+export async function restartableRedis(): Promise<{ url: string; port: number; start(): Promise<void>; stop(): Promise<void> }> {
+  const dir = tempDir('redis-restart');
+  let server = await startRedis(undefined, dir);
+  const { port, url } = server;
+  return {
+    url,
+    port,
+    start: async () => void (server = await startRedis(port, dir)),
+    stop: async () => {
+      const client = new Redis(url, { maxRetriesPerRequest: 0 });
+      await client.save();
+      client.disconnect();
+      await server.process.stop();
+    },
+  };
 }
 
 /** One PING on a connection of its own, no retries. */

@@ -4,7 +4,7 @@
  * creation time; and how a stored message reads back as a `StreamEvent`, with JetStream's errors sorted.
  */
 import { performance } from 'node:perf_hooks';
-import type { MsgHdrs, StreamInfo } from 'nats';
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type MsgHdrs, type StreamConfig, type StreamInfo } from 'nats';
 import type { Notification } from '../../protocol/notification.js';
 import { BROADCAST, USER_ID, USER_STREAM_PREFIX } from '../../protocol/streams.js';
 import { HttpError } from '../http-error.js';
@@ -70,6 +70,24 @@ export function isWrongLast(err: unknown): boolean {
 export function isNotFound(err: unknown): boolean {
   const e = err as { api_error?: { err_code?: number }; message?: string };
   return e.api_error?.err_code === 10037 || e.api_error?.err_code === 10059 || /not found/i.test(e.message ?? '');
+}
+
+/**
+ * A stream's info, the stream created when missing: file storage (a restart of nats-server keeps it and its
+ * sequences), the oldest messages going first past the limits in `config`. Another instance creating it at the same
+ * moment is fine.
+ */
+export async function openStream(jsm: JetStreamManager, config: Pick<StreamConfig, 'name' | 'subjects'> & Partial<StreamConfig>): Promise<StreamInfo> {
+  try {
+    return await jsm.streams.info(config.name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  try {
+    return await jsm.streams.add({ retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, num_replicas: 1, ...config });
+  } catch {
+    return await jsm.streams.info(config.name);
+  }
 }
 
 const decoder = new TextDecoder();

@@ -18,10 +18,7 @@ import { performance } from 'node:perf_hooks';
 import {
   connect,
   DeliverPolicy,
-  DiscardPolicy,
   headers as natsHeaders,
-  RetentionPolicy,
-  StorageType,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -31,12 +28,12 @@ import {
 import { NotifyError } from '../../errors.js';
 import { BROADCAST, USER_ID, USER_STREAM_PREFIX } from '../../protocol/streams.js';
 import { HttpError } from '../http-error.js';
-import type { ReadReceipt } from '../read-store.js';
 import type * as B from './broker.js';
 import type { BrokerOptions, HistoryRead, PublishItem, StreamEvent } from './broker.js';
 import { NatsHistory } from './nats-history.js';
 import { NatsPeers } from './nats-peers.js';
 import { NatsReadStore } from './nats-reads.js';
+import { PeerSharingBroker } from './peer-sharing.js';
 import {
   decodeEvent,
   epochOf,
@@ -44,6 +41,7 @@ import {
   isoToAcceptedAt,
   isWrongLast,
   NATS_STREAM,
+  openStream,
   NATS_SUBJECTS,
   SEQ_HEADER,
   streamSubject,
@@ -60,7 +58,7 @@ const MAX_HEADS = 100_000;
 /** How often the stream is checked for having been deleted and recreated (a new epoch). */
 const WATCH_MS = 2000;
 
-export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporting, B.ReadSharing, B.AudienceCounting {
+export class NatsBroker extends PeerSharingBroker implements B.Broker, B.ReadinessReporting, B.LossReporting, B.ReadSharing {
   readonly kind = 'nats';
   private nc: NatsConnection | undefined;
   private js!: JetStreamClient;
@@ -76,7 +74,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
   private readonly listeners: ((events: StreamEvent[]) => void)[] = [];
   private readonly lossListeners: ((loss: B.Loss) => void)[] = [];
   /** Read receipts and audience questions between instances. */
-  private readonly peers = new NatsPeers();
+  protected readonly peers = new NatsPeers();
   private store: NatsReadStore | undefined;
   private readonly heads = new Map<string, Head>();
   private history!: NatsHistory;
@@ -86,7 +84,9 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
   constructor(
     private readonly url: string,
     private readonly options: BrokerOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   async start(): Promise<void> {
     const servers = this.url.replace(/^nats:\/\//, '');
@@ -107,7 +107,7 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
       await this.startLive(info.state.last_seq + 1);
       this.store = new NatsReadStore(this.js, unavailable, (r) => this.peers.announceRead(r));
       await this.store.start();
-      await this.peers.start(this.nc);
+      await this.peers.start(this.nc, this.js, this.jsm);
     } catch (err) {
       await this.nc.close();
       throw new NotifyError('E_BROKER_CONNECT', `the NATS broker at ${this.url} has no usable JetStream: ${(err as Error).message}`, {
@@ -133,18 +133,6 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
     return this.store;
   }
 
-  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
-    this.peers.onRemoteRead(listener);
-  }
-
-  countLocal(count: (streams: string[]) => number[]): void {
-    this.peers.countLocal(count);
-  }
-
-  audience(streams: string[]): Promise<number[]> {
-    return this.peers.audience(streams);
-  }
-
   onLost(listener: (loss: B.Loss) => void): void {
     this.lossListeners.push(listener);
   }
@@ -154,27 +142,10 @@ export class NatsBroker implements B.Broker, B.ReadinessReporting, B.LossReporti
    * given different values share one limit, the last one started.
    */
   private async ensureStream(adjust: boolean): Promise<StreamInfo> {
-    try {
-      const info = await this.jsm.streams.info(NATS_STREAM);
-      if (!adjust || info.config.max_msgs_per_subject === this.options.history) return info;
-      return await this.jsm.streams.update(NATS_STREAM, { ...info.config, max_msgs_per_subject: this.options.history });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    try {
-      return await this.jsm.streams.add({
-        name: NATS_STREAM,
-        subjects: NATS_SUBJECTS,
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        discard: DiscardPolicy.Old,
-        max_msgs_per_subject: this.options.history,
-        num_replicas: 1,
-      });
-    } catch {
-      // Another instance created it at the same moment.
-      return await this.jsm.streams.info(NATS_STREAM);
-    }
+    const history = this.options.history;
+    const info = await openStream(this.jsm, { name: NATS_STREAM, subjects: NATS_SUBJECTS, max_msgs_per_subject: history });
+    if (!adjust || info.config.max_msgs_per_subject === history) return info;
+    return await this.jsm.streams.update(NATS_STREAM, { ...info.config, max_msgs_per_subject: history });
   }
 
   /** The live feed from stream sequence `from` on: every event any instance stored, in stream order. */

@@ -8,12 +8,13 @@ import type { Redis } from 'ioredis';
 import type { HttpError } from '../http-error.js';
 import type { ReadReceipt } from '../read-store.js';
 import { AudiencePoll } from './audience.js';
+import type { Peers } from './peer-sharing.js';
 import { READS_CHANNEL, RedisReadStore } from './redis-reads.js';
 
 const ASK_CHANNEL = 'notify:audience';
 const answerChannel = (instance: string): string => `notify:audience:${instance}`;
 
-export class RedisPeers {
+export class RedisPeers implements Peers {
   readonly reads: RedisReadStore;
   private readonly poll: AudiencePoll;
   /** The channels the broker's subscriber connection must hold for these. */
@@ -29,10 +30,9 @@ export class RedisPeers {
     this.channels = [READS_CHANNEL, ASK_CHANNEL, answerChannel(instance)];
   }
 
-  /** A message on one of `channels`. */
+  /** A message on one of `channels` but READS_CHANNEL (the broker orders those with its live events). */
   onMessage(channel: string, text: string): void {
-    if (channel === READS_CHANNEL) this.reads.onMessage(text);
-    else if (channel === ASK_CHANNEL) {
+    if (channel === ASK_CHANNEL) {
       const a = this.poll.answer(text);
       if (a) this.client.publish(answerChannel(a.to), a.text).catch(() => undefined);
     } else this.poll.onAnswer(text);

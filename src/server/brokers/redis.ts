@@ -1,10 +1,9 @@
 /**
  * Redis broker (`--broker redis://HOST:PORT[/DB]`): instances share seq numbers, history and epoch through Redis.
  *
- * - One Lua script per publish numbers every item (INCR `notify:seq:<stream>`), appends it to the Redis Stream
- *   `notify:stream:<stream>` under the explicit id `<seq>-0` (so XRANGE reads by seq), and PUBLISHes the whole
- *   publish on `notify:live`. Being one script, the publish is in history before it resolves (202), and every
- *   instance receives the live messages in exactly the order the seqs were given, whoever published.
+ * - One Lua script per publish (redis-history.ts) numbers every item, appends it to the stream's history and
+ *   PUBLISHes the whole publish on `notify:live`. Being one script, the publish is in history before it resolves
+ *   (202), and every instance receives the live messages in exactly the order the seqs were given, whoever published.
  * - Every instance, this one too, delivers live events from `notify:live` only: delivering its own publishes
  *   locally at once could overtake another instance's earlier seq on the same stream. `publish` resolves once its
  *   own events came back and were fanned out (so `delivered` is right), or after ECHO_WAIT_MS.
@@ -12,9 +11,7 @@
  *   outage) from history; after a reconnect it reads each tracked stream's head and fills what was missed. What the
  *   window no longer holds, or an epoch change, is reported through `onLost` so those subscribers come back by cursor
  *   and get their `reset`.
- * - The window is exactly `--history` events per stream for reads (XADD trims with `MAXLEN ~`, which keeps a little
- *   more); `--history-bytes` is not enforced here: Redis holds the history. `notify:id:<id>` maps an id to its event
- *   for ID_TTL_S seconds (read receipts), so those keys are bounded by time.
+ * - History reads: redis-history.ts too. `--history-bytes` is not enforced here: Redis holds the history.
  * - Read marks and receipts, and the counts behind `delivered`, go between instances through redis-peers.ts.
  */
 import { randomBytes } from 'node:crypto';
@@ -23,55 +20,19 @@ import { Redis } from 'ioredis';
 import { NotifyError } from '../../errors.js';
 import type { Notification } from '../../protocol/notification.js';
 import { HttpError } from '../http-error.js';
-import type { ReadReceipt } from '../read-store.js';
 import type * as B from './broker.js';
-import { parseNotification, sortForDelivery, toEvents, type RedisEntry } from './redis-entries.js';
+import { PeerSharingBroker } from './peer-sharing.js';
+import { parseNotification, sortForDelivery } from './redis-entries.js';
+import { EPOCH_KEY, LIVE_CHANNEL, RedisHistory, seqKey } from './redis-history.js';
 import { RedisPeers } from './redis-peers.js';
+import { READS_CHANNEL } from './redis-reads.js';
 
-const P = 'notify:';
-const EPOCH_KEY = `${P}epoch`;
-const LIVE_CHANNEL = `${P}live`;
-const seqKey = (stream: string): string => `${P}seq:${stream}`;
-const streamKey = (stream: string): string => `${P}stream:${stream}`;
-const idKey = (id: string): string => `${P}id:${id}`;
-/** How long an id -> event mapping lives (read receipts name events by id). */
-const ID_TTL_S = 7 * 24 * 3600;
 /** How long a publish waits for its own live message before resolving anyway (it is in history already). */
 const ECHO_WAIT_MS = 1000;
 /** Streams whose last delivered seq is remembered; past it the least recently used are forgotten. */
 const MAX_TRACKED = 200_000;
 /** How often the epoch is re-read (catches a FLUSHALL that no publish ran into). */
 const EPOCH_CHECK_MS = 2000;
-
-/**
- * KEYS[1] = epoch key; ARGV = epoch, maxlen, id ttl, then (stream, id, json) per item.
- * Returns the seqs, or an `EPOCH` error when the epoch in Redis is not the caller's (history lost meanwhile).
- * Times are microseconds from Redis' clock, made strictly increasing: they interleave streams on replay.
- */
-const PUBLISH_LUA = `
-local epoch = redis.call('GET', KEYS[1])
-if epoch ~= ARGV[1] then return redis.error_reply('EPOCH ' .. tostring(epoch)) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = tonumber(redis.call('GET', '${P}clock') or '0')
-if now <= last then now = last + 1 end
-local out, seqs = {}, {}
-for i = 4, #ARGV, 3 do
-  local stream, id, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local seq = redis.call('INCR', '${P}seq:' .. stream)
-  local ts = string.format('%.0f', now)
-  redis.call('XADD', '${P}stream:' .. stream, 'MAXLEN', '~', ARGV[2], seq .. '-0', 't', ts, 'j', json)
-  redis.call('SET', '${P}id:' .. id, stream .. '\\n' .. seq, 'EX', ARGV[3])
-  out[#out + 1] = { s = stream, q = seq, j = json }
-  seqs[#seqs + 1] = seq
-  now = now + 1
-end
-redis.call('SET', '${P}clock', string.format('%.0f', now - 1))
-redis.call('PUBLISH', '${LIVE_CHANNEL}', cjson.encode({ e = ARGV[1], v = out }))
-return seqs
-`;
-
-type PublishScript = (key: string, ...args: (string | number)[]) => Promise<number[]>;
 
 function unavailable(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
@@ -82,7 +43,7 @@ function randomTag(bytes: number): string {
   return randomBytes(bytes).toString('base64url').replace(/[-_]/g, 'x');
 }
 
-export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReporting, B.ReadSharing, B.AudienceCounting {
+export class RedisBroker extends PeerSharingBroker implements B.Broker, B.LossReporting, B.ReadinessReporting, B.ReadSharing {
   readonly kind = 'redis';
   private readonly client: Redis;
   private readonly sub: Redis;
@@ -105,22 +66,26 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
   private lastError: string | undefined;
   private epochTimer: NodeJS.Timeout | undefined;
   /** Read receipts and audience questions between instances. */
-  private readonly peers: RedisPeers;
+  protected readonly peers: RedisPeers;
+  private readonly history: RedisHistory;
 
   constructor(
     private readonly url: string,
-    private readonly options: B.BrokerOptions,
+    options: B.BrokerOptions,
   ) {
+    super();
     const common = { lazyConnect: true, retryStrategy: (times: number) => Math.min(times * 100, 1000), maxRetriesPerRequest: 0 };
     // Publishes fail at once while Redis is away (503) instead of queueing behind a connection that may not return.
     this.client = new Redis(url, { ...common, enableOfflineQueue: false, commandTimeout: 3000 });
     this.sub = new Redis(url, { ...common, autoResubscribe: false });
-    this.client.defineCommand('notifyPublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
     this.peers = new RedisPeers(this.client, this.instance, unavailable);
+    this.history = new RedisHistory(this.client, options.history, unavailable);
     this.client.on('error', (err: Error) => (this.lastError = err.message));
     this.sub.on('error', () => undefined);
     this.sub.on('message', (channel: string, text: string) => {
       if (channel === LIVE_CHANNEL) this.enqueue(() => this.onLive(text));
+      // Receipts keep their place behind live events and catch-ups, theirs included (RedisReadStore.catchUp).
+      else if (channel === READS_CHANNEL) this.enqueue(() => this.peers.reads.onMessage(text));
       else this.peers.onMessage(channel, text);
     });
     const lost = (): void => {
@@ -133,7 +98,12 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
     this.client.on('close', lost);
     // Every (re)connect: subscribe, then read what was published while away; live messages queue behind it.
     this.sub.on('ready', () => this.enqueue(() => this.resubscribe()));
-    this.client.on('ready', () => this.enqueue(() => (this.behind ? this.catchUp() : undefined)));
+    this.client.on('ready', () =>
+      this.enqueue(async () => {
+        if (this.behind) await this.catchUp();
+        if (this.subReady) await this.peers.reads.catchUp();
+      }),
+    );
   }
 
   async start(): Promise<void> {
@@ -168,13 +138,11 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
       const notification = { id: `${this.instance}-${(++this.nextId).toString(36)}`, ...item.notification } as Notification;
       return { stream: item.stream, notification, json: JSON.stringify(notification) };
     });
-    const run = (this.client as unknown as { notifyPublish: PublishScript }).notifyPublish.bind(this.client);
-    const items3 = prepared.flatMap((p) => [p.stream, p.notification.id, p.json]);
     let seqs: number[] | undefined;
     // A publish that finds a new epoch (Redis lost its data) learns it and goes into the new history, once.
     for (let attempt = 1; !seqs; attempt++) {
       try {
-        seqs = await run(EPOCH_KEY, this.epochId, this.options.history, ID_TTL_S, ...items3);
+        seqs = await this.history.append(this.epochId, prepared);
       } catch (err) {
         if (!/^EPOCH/.test((err as Error).message) || attempt > 1) throw unavailable(err);
         await this.checkEpoch();
@@ -211,53 +179,24 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
   }
 
   async readAfter(stream: string, after: number): Promise<B.HistoryRead> {
-    const [lastSeq, entries] = await this.read(async () => {
-      const r = await this.client
-        .multi()
-        .get(seqKey(stream))
-        .xrange(streamKey(stream), `(${Math.max(0, Math.floor(after))}-0`, '+')
-        .exec();
-      return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
-    });
+    const r = await this.history.readAfter(stream, after);
     // A subscriber starts from what a read said: live events of this stream from there on are new to this process.
-    if (!this.last.has(stream)) this.track(stream, lastSeq);
-    if (after > lastSeq) return { events: [], complete: false, lastSeq };
-    const floor = this.windowStart(lastSeq);
-    const events = toEvents(stream, entries).filter((ev) => ev.seq >= floor && ev.seq <= lastSeq);
-    // Seqs are distinct and in (after, lastSeq]: all there means none trimmed, outside the window or unreadable.
-    return { events, complete: events.length === lastSeq - after, lastSeq };
+    if (!this.last.has(stream)) this.track(stream, r.lastSeq);
+    return r;
   }
 
   async lastSeq(stream: string): Promise<number> {
-    const seq = await this.read(async () => Number(await this.client.get(seqKey(stream))) || 0);
+    const seq = await this.history.lastSeq(stream);
     if (!this.last.has(stream)) this.track(stream, seq);
     return seq;
   }
 
-  async recent(stream: string, limit: number): Promise<B.StreamEvent[]> {
-    const n = Math.max(0, Math.min(limit, this.options.history));
-    if (n === 0) return [];
-    const [lastSeq, entries] = await this.read(async () => {
-      const r = await this.client.multi().get(seqKey(stream)).xrevrange(streamKey(stream), '+', '-', 'COUNT', n).exec();
-      return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
-    });
-    const floor = this.windowStart(lastSeq);
-    return toEvents(stream, entries.reverse()).filter((ev) => ev.seq >= floor);
+  recent(stream: string, limit: number): Promise<B.StreamEvent[]> {
+    return this.history.recent(stream, limit);
   }
 
-  async find(id: string): Promise<B.StreamEvent | undefined> {
-    const where = await this.read(() => this.client.get(idKey(id)));
-    if (!where) return undefined;
-    const nl = where.lastIndexOf('\n');
-    const stream = where.slice(0, nl);
-    const seq = Number(where.slice(nl + 1));
-    if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
-    const [lastSeq, entries] = await this.read(async () => {
-      const r = await this.client.multi().get(seqKey(stream)).xrange(streamKey(stream), `${seq}-0`, `${seq}-0`).exec();
-      return [Number(r?.[0]?.[1] ?? 0) || 0, (r?.[1]?.[1] ?? []) as RedisEntry[]] as const;
-    });
-    const ev = toEvents(stream, entries)[0];
-    return ev && ev.seq >= this.windowStart(lastSeq) && ev.notification.id === id ? ev : undefined;
+  find(id: string): Promise<B.StreamEvent | undefined> {
+    return this.history.find(id);
   }
 
   onEvents(listener: (events: B.StreamEvent[]) => void): void {
@@ -272,18 +211,6 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
     return this.peers.reads;
   }
 
-  onRemoteRead(listener: (receipt: ReadReceipt) => void): void {
-    this.peers.onRemoteRead(listener);
-  }
-
-  countLocal(count: (streams: string[]) => number[]): void {
-    this.peers.countLocal(count);
-  }
-
-  audience(streams: string[]): Promise<number[]> {
-    return this.peers.audience(streams);
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     if (this.epochTimer) clearInterval(this.epochTimer);
@@ -292,19 +219,6 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
     // Not QUIT: while Redis is away it would wait for a reconnect that may never come.
     this.client.disconnect();
     this.sub.disconnect();
-  }
-
-  /** Oldest seq inside the window of a stream whose newest is `lastSeq`. */
-  private windowStart(lastSeq: number): number {
-    return lastSeq - this.options.history + 1;
-  }
-
-  private async read<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw unavailable(err);
-    }
   }
 
   private enqueue(task: () => Promise<void> | void): void {
@@ -404,6 +318,7 @@ export class RedisBroker implements B.Broker, B.LossReporting, B.ReadinessReport
     }
     this.subReady = true;
     if (this.epochId) await this.catchUp(); // at start there is nothing to catch up on
+    await this.peers.reads.catchUp(); // at start: only where the receipts' log is
   }
 
   /**
