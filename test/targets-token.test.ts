@@ -3,11 +3,17 @@
  * jwt` (in-process, port 0) takes it as that user and refuses one minted with another secret; and a swarm run with
  * --jwt-secret, whose subscribers carry their users' tokens, reaches every one of them.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jwtVerify } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BUILTIN_TARGETS } from '../src/targets/builtins.js';
 import { tokenMinter } from '../src/targets/token.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { http, note } from './helpers/http.js';
-import { runCleanup } from './helpers/lifecycle.js';
+import { listenForTest, onCleanup, runCleanup } from './helpers/lifecycle.js';
 import { openSse } from './helpers/sse-client.js';
 import { eventCounts, loadSwarm, scheduled, swarm, swarmConfig } from './helpers/swarm.js';
 
@@ -53,5 +59,57 @@ describe('{token}: the HS256 JWT of a user from --jwt-secret', () => {
     // Each subscriber every broadcast, and each user probe reaches the 3 subscribers of its user.
     expect(counts).toMatchObject({ expected: conns * scheduled(10, 1000) + 3 * scheduled(10, 1000), lost: 0, duplicated: 0 });
     expect(counts.delivered).toBe(counts.expected);
+  }, 30_000);
+
+  it('a swarm run with --jwt-secret sends each user probe with its user’s token in a publish header', async () => {
+    const gw = await startTestGateway({ auth: 'jwt', jwtSecret: SECRET });
+    // A real hop in front of the gateway's POST /publish: notes each request's Authorization and passes it on.
+    const seen: { authorization: string | undefined; user: string }[] = [];
+    const hop = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        seen.push({ authorization: req.headers.authorization, user: (JSON.parse(body) as { user: string }).user });
+        fetch(`${gw.url}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
+          async (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text()),
+          () => res.writeHead(502).end(),
+        );
+      });
+    });
+    const hopUrl = await listenForTest(hop);
+    const dir = mkdtempSync(join(tmpdir(), 'notify-token-'));
+    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+    // The built-in notify profile, publishing one request per probe through the hop with the user's token.
+    const notifyProfile = BUILTIN_TARGETS.get('notify')!;
+    const profile = notifyProfile
+      .replace('name: notify', 'name: notify-token')
+      .replace('url: "{base}/publish"', 'url: "{var.hop}/publish"')
+      .replace('headers: { X-Publish-Key: "{var.publishKey}" }', 'headers: { Authorization: "Bearer {token}" }')
+      .replace(/\n *# notify serve takes an array[^\n]*\n *batch: array/, '');
+    expect(profile).toContain('Bearer {token}" }\n    user:');
+    const file = join(dir, 'notify-token.yaml');
+    writeFileSync(file, profile);
+    const config = swarmConfig({
+      url: [gw.url],
+      target: file,
+      targetVar: [`hop=${hopUrl}`],
+      jwtSecret: SECRET,
+      conns: '10',
+      users: '5',
+      ramp: '200ms',
+      duration: '1s',
+      rate: '0/s',
+      userRate: '10/s',
+      drain: '1s',
+    });
+    const total = (await swarm(config)).outcome.summary.total;
+    expect(eventCounts(total)).toMatchObject({ expected: 2 * scheduled(10, 1000), lost: 0, duplicated: 0 });
+    expect(seen).toHaveLength(scheduled(10, 1000));
+    const key = new TextEncoder().encode(SECRET);
+    for (const { authorization, user } of seen) {
+      expect(authorization).toMatch(/^Bearer /);
+      expect((await jwtVerify(authorization!.slice('Bearer '.length), key)).payload.sub).toBe(user);
+    }
   }, 30_000);
 });

@@ -195,6 +195,7 @@ export class Publisher {
       connections: 32,
       timeoutMs: 30_000,
       payloadBytes: this.options.payloadBytes,
+      insecureTls: this.options.insecureTls,
       jwtSecret: this.options.jwtSecret,
     }));
     const retried = await next.send(again);

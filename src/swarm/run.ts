@@ -244,6 +244,7 @@ function publisherFor(config: SwarmConfig, urls: string[]): Publisher {
     users: config.users,
     userPrefix: config.userPrefix,
     insecureTls: config.insecureTls,
+    jwtSecret: config.jwtSecret,
   });
 }
 
