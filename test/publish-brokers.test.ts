@@ -150,6 +150,8 @@ describe('http publisher', () => {
     onCleanup(() => pub.close());
     expect(pub.burst(4, 'user')).toBe(4);
     await pub.flushed(5000);
+    // flushed() is when the queues have left; the requests may still be on their way.
+    await until(() => srv.received.length === 4, 'four user probes at the recorder', 5000);
     const key = new TextEncoder().encode(SECRET);
     const subs = await Promise.all(srv.received.map(async (r) => (await jwtVerify(String(r.headers.authorization).slice('Bearer '.length), key)).payload.sub));
     expect(subs.sort()).toEqual(['u1', 'u1', 'u2', 'u2']);
