@@ -94,20 +94,21 @@ export abstract class SseAttempt {
   }
 
   /**
-   * Body bytes received at `at`. The chunk is decoded before this returns and never kept (a cut UTF-8 character is
-   * copied), so it may be a view of a buffer the caller reuses.
+   * Body bytes (the first `n` of `chunk`) received at `at`. They are decoded before this returns and never kept (a
+   * cut UTF-8 character is copied), so `chunk` may be a buffer the caller reuses.
    */
-  data(chunk: Buffer, at: number): void {
+  data(chunk: Buffer, at: number, n = chunk.length): void {
     const st = this.st;
     if (st.attempt !== this) return;
     st.at = at;
     let buf = chunk;
     if (st.held !== undefined) {
-      buf = Buffer.concat([st.held, chunk]);
+      buf = Buffer.concat([st.held, chunk.subarray(0, n)]);
+      n = buf.length;
       st.held = undefined;
     }
-    const end = completeLength(buf);
-    if (end !== buf.length) st.held = Buffer.from(buf.subarray(end));
+    const end = completeLength(buf, n);
+    if (end !== n) st.held = Buffer.from(buf.subarray(end, n));
     st.feeding = this;
     st.parser.feed(buf.toString('utf8', 0, end));
     st.feeding = undefined;

@@ -34,12 +34,12 @@ const onread = { buffer: readBuffer, callback: onRead };
 function onRead(this: OwnedSocket, n: number, buf: Buffer): boolean {
   const attempt = this[kAttempt];
   if (attempt === undefined) return false;
-  attempt.read(buf.subarray(0, n));
+  attempt.read(buf, n);
   return !attempt.paused;
 }
 
 function onData(this: OwnedSocket, chunk: Buffer): void {
-  this[kAttempt]?.read(chunk);
+  this[kAttempt]?.read(chunk, chunk.length);
 }
 
 function onConnect(this: OwnedSocket): void {
@@ -105,30 +105,31 @@ export class SseSocketAttempt extends SseAttempt implements AttemptControl, Chun
     this.timer?.refresh();
   }
 
-  /** One read off the socket (a view that is only valid during the call). */
-  read(chunk: Buffer): void {
+  /** One read off the socket: the first `n` bytes of `chunk`, which is only valid during the call. */
+  read(chunk: Buffer, n: number): void {
     if (this.st.attempt !== this) return;
     if (!this.inBody) {
-      const rest = this.readHead(chunk);
+      const rest = this.readHead(chunk.subarray(0, n));
       if (rest === undefined || rest.length === 0 || this.st.attempt !== this) return;
       chunk = rest;
+      n = rest.length;
     }
     // After the head: body bytes that came with it are received once the stream is open.
     const at = performance.now();
     switch (this.framing) {
       case 'close':
-        return this.data(chunk, at);
+        return this.data(chunk, at, n);
       case 'length': {
-        const take = Math.min(this.left, chunk.length);
+        const take = Math.min(this.left, n);
         this.left -= take;
-        this.data(take === chunk.length ? chunk : chunk.subarray(0, take), at);
+        this.data(chunk, at, take);
         if (this.left === 0) this.end(this.cleanEnd());
         return;
       }
       case 'chunked': {
         const chunked = this.chunked!;
         this.at = at;
-        chunked.decode(chunk, this);
+        chunked.decode(n === chunk.length ? chunk : chunk.subarray(0, n), this);
         if (chunked.done) this.end(this.cleanEnd());
         else if (chunked.failed) this.end('bad-response');
         return;
