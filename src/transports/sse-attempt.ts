@@ -1,27 +1,27 @@
 /**
  * What the SSE transport's two ways of carrying a stream share: the per-connection state (cursor, retry, the
- * connection's eventsource-parser) and one request's protocol handling (status and content type, body bytes to
+ * connection's SSE parser) and one request's protocol handling (status and content type, body bytes to
  * events, how it ended). HTTP/1.1 attempts run on a socket of their own (sse-http1.ts); HTTP/2 ones on shared
  * sessions (sse.ts, h2-sessions.ts).
  */
-import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
 import { retryAfterMs, slug } from './codes.js';
 import type { Receiver } from './decode-generic.js';
+import { SseParser, type SseEvents } from './sse-parser.js';
 import type { TransportSink } from './transport.js';
 import { completeLength } from './utf8.js';
 
 /** What an attempt needs of its transport (SseTransport). */
 export interface SseHost {
   readonly sink: TransportSink;
-  onEvent(st: SseConn, ev: EventSourceMessage): void;
+  onEvent(st: SseConn, id: string | undefined, name: string | undefined, data: string): void;
   /** The server answered but not with a stream: drop the response, report the attempt failed. */
   refuse(st: SseConn, code: string, retryMs?: number): void;
   /** The attempt ended by itself: `closed` when it had opened, else `error`. */
   finish(st: SseConn, attempt: SseAttempt, cause: string): void;
 }
 
-/** Per-connection state; lives as long as the connection number is in use. */
-export class SseConn implements Receiver {
+/** Per-connection state; lives as long as the connection number is in use. It is its parser's sink. */
+export class SseConn implements Receiver, SseEvents {
   cursor: string | undefined;
   retryMs: number | undefined;
   /** The live attempt; callbacks of any other attempt are stale and ignored. */
@@ -33,28 +33,29 @@ export class SseConn implements Receiver {
   held: Buffer | undefined;
   /** Receive time of the chunk being parsed. */
   at = 0;
-  readonly parser: EventSourceParser;
+  readonly parser = new SseParser(this);
+
+  constructor(
+    readonly transport: SseHost,
+    readonly conn: number,
+  ) {}
 
   /** The decoder's view: events of the attempt being fed count only while it is the live one. */
   live(): boolean {
     return this.feeding !== undefined && this.attempt === this.feeding;
   }
 
-  constructor(
-    readonly transport: SseHost,
-    readonly conn: number,
-  ) {
-    // Two closures per connection, made once; the per-message path allocates none.
-    this.parser = createParser({
-      onEvent: (ev) => transport.onEvent(this, ev),
-      onRetry: (ms) => {
-        this.retryMs = ms;
-      },
-      // A line that is no SSE field (`event:`, `data:`, `id:`, `retry:`, a `:` comment) is not the protocol.
-      onError: (err) => {
-        if (err.type === 'unknown-field' && this.live()) transport.sink.unparsable?.(conn);
-      },
-    });
+  sseEvent(id: string | undefined, name: string | undefined, data: string): void {
+    this.transport.onEvent(this, id, name, data);
+  }
+
+  sseRetry(ms: number): void {
+    this.retryMs = ms;
+  }
+
+  /** A line that is no SSE field is not the protocol. */
+  sseUnknownField(): void {
+    if (this.live()) this.transport.sink.unparsable?.(this.conn);
   }
 
   /** A fresh attempt starts from a clean parser. */

@@ -2,10 +2,9 @@
  * SSE subscriber connections. HTTP/1.1 (the default, http:// and https://): a socket per connection, the HTTP
  * written and parsed by hand (sse-http1.ts), measured cheaper than undici's per-connection Client. `--http2`:
  * streams over shared sessions (h2-sessions.ts) through undici's dispatch interface. Either way the body bytes feed
- * one eventsource-parser per connection (sse-attempt.ts), whose events are dispatched here.
+ * one SSE parser per connection (sse-parser.ts, sse-attempt.ts), whose events are dispatched here.
  */
 import type { Dispatcher } from 'undici';
-import type { EventSourceMessage } from 'eventsource-parser';
 import { errorCode } from './codes.js';
 import { isObject, unreadCount } from './json.js';
 import { ProbeScanner } from './probe-scan.js';
@@ -116,38 +115,38 @@ export class SseTransport extends ConnTransport<SseConn> implements Transport, S
   }
 
   /** Event dispatch: the hot path. */
-  onEvent(st: SseConn, ev: EventSourceMessage): void {
+  onEvent(st: SseConn, id: string | undefined, name: string | undefined, data: string): void {
     const attempt = st.feeding;
     if (attempt === undefined || st.attempt !== attempt) return;
-    if (this.generic !== undefined) return this.generic.sse(st, ev.event, ev.data, ev.id, st.at);
-    if (this.scanner !== undefined && this.probesOnly(st, attempt, ev)) return;
+    if (this.generic !== undefined) return this.generic.sse(st, name, data, id, st.at);
+    if (this.scanner !== undefined && this.probesOnly(st, attempt, id, name, data)) return;
     const sink = this.sink;
     let body: unknown;
     try {
-      body = JSON.parse(ev.data);
+      body = JSON.parse(data);
     } catch {
-      if (SSE_EVENT_NAMES.has(ev.event ?? '')) this.badEvent(st, attempt);
+      if (SSE_EVENT_NAMES.has(name ?? '')) this.badEvent(st, attempt);
       // Unnamed events are where a server's stray text lands; other names are some other protocol's business.
-      else if (ev.event === undefined || ev.event === '' || ev.event === 'message') sink.unparsable?.(st.conn);
+      else if (name === undefined || name === '' || name === 'message') sink.unparsable?.(st.conn);
       return;
     }
-    if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
-    switch (ev.event) {
+    if (id !== undefined && id !== '') st.cursor = id;
+    switch (name) {
       case EVENT.notification:
         if (!isObject(body)) return this.badEvent(st, attempt);
-        sink.notification(st.conn, body as ReceivedNotification, ev.id, st.at);
+        sink.notification(st.conn, body as ReceivedNotification, id, st.at);
         return;
       case EVENT.batch: {
         if (!Array.isArray(body)) return this.badEvent(st, attempt);
         const last = body.length - 1;
         for (let i = 0; i <= last && st.attempt === attempt; i++) {
-          sink.notification(st.conn, body[i] as ReceivedNotification, i === last ? ev.id : undefined, st.at);
+          sink.notification(st.conn, body[i] as ReceivedNotification, i === last ? id : undefined, st.at);
         }
         return;
       }
       case EVENT.init: {
         if (!isObject(body)) return this.badEvent(st, attempt);
-        const cursor = typeof body.cursor === 'string' ? body.cursor : ev.id;
+        const cursor = typeof body.cursor === 'string' ? body.cursor : id;
         if (cursor === undefined) return this.badEvent(st, attempt);
         st.cursor = cursor;
         sink.init(st.conn, cursor, unreadCount(body));
@@ -171,21 +170,21 @@ export class SseTransport extends ConnTransport<SseConn> implements Transport, S
   }
 
   /** `probeOnly`: delivers a notification event by its probes alone; false when it must be parsed in full. */
-  private probesOnly(st: SseConn, attempt: SseAttempt, ev: EventSourceMessage): boolean {
-    if (ev.event === EVENT.notification) {
-      const probe = this.scanner!.notification(ev.data);
+  private probesOnly(st: SseConn, attempt: SseAttempt, id: string | undefined, name: string | undefined, data: string): boolean {
+    if (name === EVENT.notification) {
+      const probe = this.scanner!.notification(data);
       if (probe === undefined) return false;
-      if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
-      this.sink.notification(st.conn, { data: { probe } }, ev.id, st.at);
+      if (id !== undefined && id !== '') st.cursor = id;
+      this.sink.notification(st.conn, { data: { probe } }, id, st.at);
       return true;
     }
-    if (ev.event === EVENT.batch) {
-      const probes = this.scanner!.list(ev.data);
+    if (name === EVENT.batch) {
+      const probes = this.scanner!.list(data);
       if (probes === undefined) return false;
-      if (ev.id !== undefined && ev.id !== '') st.cursor = ev.id;
+      if (id !== undefined && id !== '') st.cursor = id;
       const last = probes.length - 1;
       for (let i = 0; i <= last && st.attempt === attempt; i++) {
-        this.sink.notification(st.conn, { data: { probe: probes[i] } }, i === last ? ev.id : undefined, st.at);
+        this.sink.notification(st.conn, { data: { probe: probes[i] } }, i === last ? id : undefined, st.at);
       }
       return true;
     }
