@@ -29,8 +29,6 @@ import { EVENT, SSE_EVENT_NAMES } from '../protocol/events.js';
 class SseH2Attempt extends SseAttempt implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    // Aborted before the stream started: there was nothing to abort then.
-    if (this.st.attempt !== this) controller.abort(new Error('aborted'));
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
@@ -228,7 +226,7 @@ export class SseTransport extends ConnTransport<SseConn> implements Transport, S
   protected stop(st: SseConn, cause: 'aborted' | 'client-closed'): void {
     const attempt = st.attempt!;
     st.attempt = undefined;
-    // Over HTTP/2 before the stream has started there is no controller yet; onRequestStart aborts it then.
+    // Both kinds have their controller from the start (h2-sessions calls onRequestStart within dispatch).
     attempt.controller?.abort(new Error(cause));
     if (attempt.opened) this.sink.closed(st.conn, cause, st.retryMs);
     else this.sink.error(st.conn, cause);
