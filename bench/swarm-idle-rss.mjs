@@ -5,17 +5,20 @@
 // connection and settle, then the worker's RSS (/proc VmRSS, sampled 3 times 1 s apart, the last kept) is read and
 // the swarm stopped. Marginal bytes per connection = (RSS at N2 - RSS at N1) / (N2 - N1): the worker's fixed costs
 // (code, base heap, young generation) cancel out; garbage not yet collected does not, so the figure is an upper
-// bound. Connections are spread over 127.0.0.20-23 as source addresses. The bins alternate within each rep.
+// bound. The swarm runs with NODE_OPTIONS=--max-semi-space-size=1 (--semi-space MB): V8's young generation
+// otherwise grows and shrinks by tens of MB with the allocation history, which swamps a few KB per connection (the
+// same ws code measured 4.9 and 16.6 KB/conn in one run without it). Connections are spread over 127.0.0.20-23 as
+// source addresses. The bins alternate within each rep.
 // Usage: npm run build && flock /tmp/notify-bench.lock node bench/swarm-idle-rss.mjs [--n1 2000] [--n2 6000]
-//        [--transports sse,ws] [--bin bin/notify.js[,other/bin/notify.js]] [--reps 1] [--settle 10]
+//        [--transports sse,ws] [--bin bin/notify.js[,other/bin/notify.js]] [--reps 1] [--settle 10] [--semi-space 1]
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { args, median, procStats, sleep, startServe } from './lib.mjs';
 
-const opt = args({ n1: 2000, n2: 6000, transports: 'sse,ws', bin: 'bin/notify.js', reps: 1, settle: 10 });
+const opt = args({ n1: 2000, n2: 6000, transports: 'sse,ws', bin: 'bin/notify.js', reps: 1, settle: 10, semiSpace: 1 });
 const bins = String(opt.bin).split(',');
 const { server, url } = await startServe(bins[0], ['--heartbeat', '300s']);
-console.error(`swarm-idle-rss: ${opt.n1} vs ${opt.n2} idle conns on ${url}, pid ${server.pid}`);
+console.error(`swarm-idle-rss: ${opt.n1} vs ${opt.n2} idle conns on ${url}, semi-space ${opt.semiSpace} MB, pid ${server.pid}`);
 
 const rows = [];
 for (let rep = 0; rep < opt.reps; rep++) {
@@ -71,7 +74,8 @@ async function idleArm(transport, conns, bin) {
     '--local-address',
     '127.0.0.20-127.0.0.23',
   ];
-  const swarm = spawn(process.execPath, swarmArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=${opt.semiSpace}`.trim() };
+  const swarm = spawn(process.execPath, swarmArgs, { stdio: ['ignore', 'ignore', 'pipe'], env });
   let open = 0;
   let log = '';
   swarm.stderr.on('data', (d) => {
