@@ -3,7 +3,7 @@
 // one pre-encoded frame (a notification with a probe, ~190 bytes) per message to N connections, one message per
 // read; each reader runs in a fresh process, so its CPU and RSS are its own:
 //   raw  net.Socket scanning Buffers for the blank line + JSON.parse + probe (the floor, shared/PERF-NOTES.md)
-//   sse  src/transports/sse.ts (undici dispatch + eventsource-parser)
+//   sse  src/transports/sse.ts (its own HTTP/1.1 reader on net.Socket, sse-http1.ts, + eventsource-parser)
 //   ws   src/transports/ws.ts (ws@8)
 //   sse-probe, ws-probe  the same with `probeOnly: true` (the probe read from the JSON text, as the swarm does)
 //   sse-generic, ws-generic  the same frames through the generic decoder (src/transports/decode-generic.ts: what a

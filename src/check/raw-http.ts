@@ -4,19 +4,15 @@
  * decompressed here, so a compressed stream is still read, and every piece keeps the time and index of the read
  * that brought it.
  */
-import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import type { Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { ChunkedDecoder } from './chunked.js';
+import { framingOf, openSocket, parseResponseHead, requestHead, type Framing, type ResponseHead } from '../transports/http1-wire.js';
 import { describeTlsError } from './tls.js';
 
-export interface Head {
-  status: number;
-  /** `1.1` or `1.0`. */
-  version: string;
-  /** Lower-cased names; repeated headers joined with ", ". */
-  headers: Record<string, string>;
+export { parseHeaderLines, type Framing } from '../transports/http1-wire.js';
+
+export interface Head extends ResponseHead {
   /** performance.now() when the head was complete. */
   at: number;
   /** The bytes of the head, CRLFs included. */
@@ -33,8 +29,6 @@ export interface BodyPiece {
   /** Bytes that read brought from the wire (framing and compression included). */
   wireBytes: number;
 }
-
-export type Framing = 'chunked' | 'length' | 'close';
 
 export interface RawRequest {
   url: URL;
@@ -58,43 +52,9 @@ export interface RawStream {
   close(): void;
 }
 
-function requestText(req: RawRequest): string {
-  const { url } = req;
-  const headers: Record<string, string> = { Host: url.host, ...(req.headers ?? {}) };
-  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
-  return `${req.method ?? 'GET'} ${url.pathname}${url.search} HTTP/1.1\r\n${lines.join('')}\r\n`;
-}
-
-export function openSocket(url: URL, insecureTls = false): Socket {
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (url.protocol === 'https:') {
-    // servername must not be an IP address (RFC 6066); the certificate is still checked against it.
-    const servername = isIP(host) ? undefined : host;
-    return tlsConnect({ host, port, servername, ALPNProtocols: ['http/1.1'], rejectUnauthorized: !insecureTls });
-  }
-  return netConnect({ host, port });
-}
-
-/** Header lines (`Name: value`) to a record keyed by lower-case name; repeated headers are joined with `, `. */
-export function parseHeaderLines(lines: readonly string[]): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const i = line.indexOf(':');
-    if (i <= 0) continue;
-    const k = line.slice(0, i).trim().toLowerCase();
-    const v = line.slice(i + 1).trim();
-    headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
-  }
-  return headers;
-}
-
 function parseHead(text: string, at: number): Head | undefined {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/(\d\.\d) (\d{3})/.exec(lines[0] ?? '');
-  if (!m) return undefined;
-  const headers = parseHeaderLines(lines.slice(1));
-  return { status: Number(m[2]), version: m[1]!, headers, at, bytes: Buffer.byteLength(text) + 4 };
+  const h = parseResponseHead(text);
+  return h && { ...h, at, bytes: Buffer.byteLength(text) + 4 };
 }
 
 function decompressor(encoding: string | undefined): Transform | undefined {
@@ -107,7 +67,7 @@ function decompressor(encoding: string | undefined): Transform | undefined {
 
 /** Opens the request and reads until `close()` or the server ends it. */
 export function openRaw(req: RawRequest): RawStream {
-  const socket = openSocket(req.url, req.insecureTls);
+  const socket = openSocket(req.url, { insecureTls: req.insecureTls });
   const openedAt = performance.now();
   const pieces: BodyPiece[] = [];
   const listeners: ((p: BodyPiece) => void)[] = [];
@@ -131,7 +91,7 @@ export function openRaw(req: RawRequest): RawStream {
   const onHead = (h: Head, rest: Buffer, at: number) => {
     head = h;
     clearTimeout(timer);
-    framing = /chunked/i.test(h.headers['transfer-encoding'] ?? '') ? 'chunked' : h.headers['content-length'] !== undefined ? 'length' : 'close';
+    framing = framingOf(h.headers);
     body = bodyReader(framing, h, emit);
     resolveHead(h);
     if (rest.length > 0) body(rest, at, reads++);
@@ -155,7 +115,7 @@ export function openRaw(req: RawRequest): RawStream {
       resolve({ at: performance.now(), error });
     });
   });
-  socket.once(req.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => socket.write(requestText(req)));
+  socket.once(req.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => socket.write(requestHead(req.method ?? 'GET', req.url, req.headers ?? {})));
   return {
     openedAt,
     head: headPromise,

@@ -1,7 +1,8 @@
 /**
- * One undici `Client` per connection, shared by the SSE and long-poll transports. A per-origin Pool would scan
- * all its busy clients on each dispatch, and an SSE stream keeps its client busy for good; a Client of our own
- * also makes `abort` exact (destroying it drops the one socket, even mid-connect).
+ * The connection table the SSE and long-poll transports share (`ConnTransport`), and the long-poll's one undici
+ * `Client` per connection. A per-origin Pool would scan all its busy clients on each dispatch; a Client of our own
+ * also makes `abort` exact (destroying it drops the one socket, even mid-connect). SSE over HTTP/1.1 has its own
+ * socket per connection (sse-http1.ts) and no Client.
  */
 import type { Client } from 'undici';
 
@@ -41,15 +42,18 @@ export async function destroyClients(holders: Iterable<ClientHolder>): Promise<v
   await Promise.all(closing);
 }
 
-/** Per-connection state of an undici-based transport: its client, its last cursor, the attempt in flight. */
-export interface UndiciConn extends ClientHolder {
+/** Per-connection state of a transport on `ConnTransport`: its last cursor and the attempt in flight. */
+export interface TransportConn {
   cursor: string | undefined;
   /** The attempt in flight; undefined when the connection is idle. Callbacks of any other attempt are stale. */
   attempt: unknown;
 }
 
+/** Per-connection state of an undici-based transport: a `TransportConn` with its client. */
+export interface UndiciConn extends TransportConn, ClientHolder {}
+
 /** The connection bookkeeping the SSE and long-poll transports share; each says how to stop an attempt. */
-export abstract class UndiciTransport<C extends UndiciConn> {
+export abstract class ConnTransport<C extends TransportConn> {
   protected readonly conns = new Map<number, C>();
 
   /** The connection's state for a new attempt: created on first use; an attempt still in flight is aborted first. */
@@ -67,6 +71,9 @@ export abstract class UndiciTransport<C extends UndiciConn> {
   /** Ends the attempt in flight and reports `cause`; `release` also drops the connection's client. */
   protected abstract stop(st: C, cause: 'aborted' | 'client-closed', release: boolean): void;
 
+  /** Detaches every attempt (so nothing more is reported) and drops what the connections hold: sockets, clients. */
+  protected abstract release(all: C[]): Promise<void>;
+
   abort(conn: number): void {
     const st = this.conns.get(conn);
     if (st?.attempt !== undefined) this.stop(st, 'aborted', false);
@@ -82,9 +89,16 @@ export abstract class UndiciTransport<C extends UndiciConn> {
   }
 
   async dispose(): Promise<void> {
-    for (const st of this.conns.values()) st.attempt = undefined;
     const all = [...this.conns.values()];
     this.conns.clear();
-    await destroyClients(all);
+    await this.release(all);
+  }
+}
+
+/** A `ConnTransport` whose connections each hold an undici Client (long-poll). */
+export abstract class UndiciTransport<C extends UndiciConn> extends ConnTransport<C> {
+  protected release(all: C[]): Promise<void> {
+    for (const st of all) st.attempt = undefined;
+    return destroyClients(all);
   }
 }

@@ -4,9 +4,8 @@
  * TextDecoder per connection, and the common case (chunk ends on ASCII) costs one comparison.
  */
 
-/** Length of the longest prefix of `buf` that does not end inside a UTF-8 sequence. */
-export function completeLength(buf: Uint8Array): number {
-  const n = buf.length;
+/** Length of the longest prefix of `buf` (of its first `n` bytes) that does not end inside a UTF-8 sequence. */
+export function completeLength(buf: Uint8Array, n = buf.length): number {
   if (n === 0 || buf[n - 1]! < 0x80) return n;
   // Walk back over at most 3 continuation bytes to the lead byte of the last sequence.
   let i = n - 1;
