@@ -21,12 +21,12 @@
 //        [--prof DIR] (CPU profiles of the swarm's processes, the workers inheriting the flag through fork, into DIR)
 // Needs nginx (Debian nginx-light) and libnginx-mod-nchan.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, median, procStats, sleep } from './lib.mjs';
+import { args, median, sleep, treeRss } from './lib.mjs';
 
 const opt = args({ conns: 2000, rate: 20, short: 5, long: 20, rounds: 3, tools: 'artillery,swarm', bin: 'bin/notify.js', prof: '' });
 const TOOLS = opt.tools.split(',');
@@ -254,22 +254,6 @@ function established(serverPort) {
     if (cols[3] === '01' && `${cols[1]} `.endsWith(hex)) n++;
   }
   return n;
-}
-
-function children(pid) {
-  const out = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-    if (c) out.push(...c.split(' ').map(Number));
-  }
-  return out;
-}
-
-/** RSS of every process under `pid` (itself excluded). */
-function treeRss(pid) {
-  let sum = 0;
-  for (const c of children(pid)) sum += procStats(c).rss + treeRss(c);
-  return sum;
 }
 
 // nginx + nchan, as bench/nchan-vs-notify.mjs starts them (the minimum of it).

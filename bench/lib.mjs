@@ -1,6 +1,6 @@
 // Shared bits of the bench scripts: process CPU/RSS from /proc, percentiles, argument parsing.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ on Linux
 
@@ -13,6 +13,23 @@ export function procStats(pid) {
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)[1]) * 1024;
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)[1]) * 1024;
   return { cpu, rss, hwm };
+}
+
+/** The pids of `pid`'s children, from every thread's /proc children list. */
+export function childPids(pid) {
+  const out = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    if (c) out.push(...c.split(' ').map(Number));
+  }
+  return out;
+}
+
+/** RSS bytes of every process under `pid` (itself excluded). */
+export function treeRss(pid) {
+  let sum = 0;
+  for (const c of childPids(pid)) sum += procStats(c).rss + treeRss(c);
+  return sum;
 }
 
 export function percentile(sorted, p) {

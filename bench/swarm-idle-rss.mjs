@@ -12,8 +12,7 @@
 // Usage: npm run build && flock /tmp/notify-bench.lock node bench/swarm-idle-rss.mjs [--n1 2000] [--n2 6000]
 //        [--transports sse,ws] [--bin bin/notify.js[,other/bin/notify.js]] [--reps 1] [--settle 10] [--semi-space 1]
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
-import { args, median, procStats, sleep, startServe } from './lib.mjs';
+import { args, childPids, median, procStats, sleep, startServe } from './lib.mjs';
 
 const opt = args({ n1: 2000, n2: 6000, transports: 'sse,ws', bin: 'bin/notify.js', reps: 1, settle: 10, semiSpace: 1 });
 const bins = String(opt.bin).split(',');
@@ -88,7 +87,7 @@ async function idleArm(transport, conns, bin) {
   if (open < conns) console.error(`  only ${open}/${conns} open: ${log.slice(-400)}`);
   await sleep(opt.settle * 1000);
   let rss = 0;
-  const pids = workers(swarm.pid);
+  const pids = childPids(swarm.pid);
   for (let i = 0; i < 3; i++) {
     rss = pids.reduce((sum, pid) => sum + procStats(pid).rss, 0);
     await sleep(1000);
@@ -107,13 +106,4 @@ async function idleArm(transport, conns, bin) {
   }
   await sleep(1000);
   return { open, rss };
-}
-
-function workers(pid) {
-  const out = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-    if (c) out.push(...c.split(' ').map(Number));
-  }
-  return out;
 }

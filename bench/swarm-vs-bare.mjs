@@ -16,9 +16,9 @@
 // Usage: npm run build && flock /tmp/notify-bench.lock node bench/swarm-vs-bare.mjs [--conns 2000] [--rate 20]
 //        [--short 10] [--long 30] [--transports sse,ws] [--bin bin/notify.js[,other/bin/notify.js]] [--reps 1]
 import { fork, spawn } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { args, median, procStats, sleep, startServe } from './lib.mjs';
+import { args, childPids, median, procStats, sleep, startServe, treeRss } from './lib.mjs';
 
 const opt = args({ conns: 2000, rate: 20, short: 10, long: 30, transports: 'sse,ws', bin: 'bin/notify.js', reps: 1 });
 const TICKS = 100;
@@ -171,30 +171,8 @@ function next(child, type) {
   );
 }
 
-function children(pid) {
-  const out = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-    if (c) out.push(...c.split(' ').map(Number));
-  }
-  return out;
-}
-
 /** RSS of the swarm's main process (the sh's child). */
 function rssOfMain(shPid) {
-  const [main] = children(shPid);
+  const [main] = childPids(shPid);
   return main ? procStats(main).rss : 0;
-}
-
-/** RSS of every process under shPid (the sh itself excluded). */
-function treeRss(shPid) {
-  let sum = 0;
-  const walk = (pid) => {
-    for (const c of children(pid)) {
-      sum += procStats(c).rss;
-      walk(c);
-    }
-  };
-  walk(shPid);
-  return sum;
 }
