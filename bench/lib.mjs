@@ -89,3 +89,10 @@ export async function drainTimeWait(max = 10_000, limitMs = 90_000) {
   }
   return tw;
 }
+
+/** User and system CPU seconds of a process, apart (/proc/PID/stat): the kernel's share is mostly the write path. */
+export function procCpuSplit(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / TICKS, sys: Number(fields[12]) / TICKS };
+}

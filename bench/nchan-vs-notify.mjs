@@ -22,7 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, drainTimeWait, median, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
+import { args, drainTimeWait, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
 
 const opt = args({
   rounds: 3,
@@ -204,15 +204,17 @@ function workersOf(pid) {
 
 function serverStats(pids) {
   let cpu = 0;
+  let sys = 0;
   let hwm = 0;
   const hwmEach = [];
   for (const pid of pids) {
     const s = procStats(pid);
     cpu += s.cpu;
+    sys += procCpuSplit(pid).sys;
     hwm += s.hwm;
     hwmEach.push(s.hwm);
   }
-  return { cpu, hwm, hwmEach };
+  return { cpu, sys, hwm, hwmEach };
 }
 
 const seconds = (d) => Number(/^(\d+(?:\.\d+)?)s$/.exec(d)?.[1] ?? NaN);
@@ -289,6 +291,7 @@ async function round(kind, n) {
       p99: t.latency.p99,
       serverCpuS: cpu,
       serverUsPerDelivery: (cpu / t.events.delivered) * 1e6,
+      serverSysShare: (after.sys - before.sys) / cpu,
       serverPeakRssMB: after.hwm / 1048576,
       serverPeakRssEachMB: after.hwmEach.map((b) => b / 1048576),
       swarmCpuS: swarmCpu,
@@ -378,6 +381,7 @@ const COLS = [
   ['duplicated', 'dup', 0],
   ['serverCpuS', 'srv cpu s', 2],
   ['serverUsPerDelivery', 'srv us/deliv', 2],
+  ['serverSysShare', 'srv sys share', 2],
   ['serverPeakRssMB', 'srv peak MB', 1],
   ['p50', 'p50 ms', 2],
   ['p99', 'p99 ms', 2],
