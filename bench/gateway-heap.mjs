@@ -9,14 +9,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { args, procStats, sleep } from './lib.mjs';
 
 const opt = args({ transport: 'sse', idle: 2000, bin: 'bin/notify.js', top: 40, serveArgs: '' });
 const dir = mkdtempSync(join(tmpdir(), 'notify-gw-heap-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-const argv = ['--heapsnapshot-signal=SIGUSR2', opt.bin, 'serve', '--port', '0', '--log-level', 'warn', ...opt.serveArgs.split(' ').filter(Boolean)];
+const argv = ['--heapsnapshot-signal=SIGUSR2', resolve(opt.bin), 'serve', '--port', '0', '--log-level', 'warn', ...opt.serveArgs.split(' ').filter(Boolean)];
 const server = spawn(process.execPath, argv, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
 const url = await new Promise((resolve, reject) => {
   let text = '';
