@@ -83,3 +83,33 @@ export function startServe(bin, args = []) {
     server.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
   });
 }
+
+/** Sockets in TIME_WAIT on this host (the `tw` of /proc/net/sockstat); NaN where there is no such file. */
+export function timeWaitSockets() {
+  try {
+    return Number(/^TCP:.*\btw (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Waits (up to `limitMs`) until at most `max` sockets are in TIME_WAIT, so that a round's connects find free ephemeral
+ * ports (32768-60999 by default) instead of failing with EADDRNOTAVAIL. Resolves with the count it stopped at.
+ */
+export async function drainTimeWait(max = 10_000, limitMs = 90_000) {
+  const deadline = Date.now() + limitMs;
+  let tw = timeWaitSockets();
+  while (tw > max && Date.now() < deadline) {
+    await sleep(1000);
+    tw = timeWaitSockets();
+  }
+  return tw;
+}
+
+/** User and system CPU seconds of a process, apart (/proc/PID/stat): the kernel's share is mostly the write path. */
+export function procCpuSplit(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / TICKS, sys: Number(fields[12]) / TICKS };
+}

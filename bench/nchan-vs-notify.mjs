@@ -22,7 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, median, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
+import { args, drainTimeWait, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
 
 const opt = args({
   rounds: 3,
@@ -204,15 +204,17 @@ function workersOf(pid) {
 
 function serverStats(pids) {
   let cpu = 0;
+  let sys = 0;
   let hwm = 0;
   const hwmEach = [];
   for (const pid of pids) {
     const s = procStats(pid);
     cpu += s.cpu;
+    sys += procCpuSplit(pid).sys;
     hwm += s.hwm;
     hwmEach.push(s.hwm);
   }
-  return { cpu, hwm, hwmEach };
+  return { cpu, sys, hwm, hwmEach };
 }
 
 const seconds = (d) => Number(/^(\d+(?:\.\d+)?)s$/.exec(d)?.[1] ?? NaN);
@@ -236,8 +238,21 @@ async function swarm(kind, url, out) {
   return { code, result: JSON.parse(readFileSync(out, 'utf8')), stderr: err, argv };
 }
 
+/**
+ * Before every round: the closes of the round before may have left tens of thousands of sockets in TIME_WAIT, each
+ * holding an ephemeral port, and a round that starts then fails its connects with EADDRNOTAVAIL. The idle rounds
+ * avoid most of it (the server closes first, see idleRound); this waits out what is left, anyone's.
+ */
+async function settleTimeWait() {
+  const tw = await drainTimeWait(TIME_WAIT_MAX);
+  if (tw > TIME_WAIT_MAX) throw new Error(`${tw} sockets still in TIME_WAIT after 90 s: connects would fail with EADDRNOTAVAIL`);
+}
+/** Ephemeral ports 32768-60999: room for a round of 10,000 connections plus the publisher's beside what is waiting. */
+const TIME_WAIT_MAX = 12_000;
+
 /** nchan, or a notify serve build with its extra flags: `{entry, pids(), url}`. */
 async function startServer(kind, n) {
+  await settleTimeWait();
   if (kind === 'nchan') return startNchan(n);
   const { server: proc, url } = await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]);
   return { entry: track(proc), pids: () => [proc.pid], url };
@@ -276,6 +291,7 @@ async function round(kind, n) {
       p99: t.latency.p99,
       serverCpuS: cpu,
       serverUsPerDelivery: (cpu / t.events.delivered) * 1e6,
+      serverSysShare: (after.sys - before.sys) / cpu,
       serverPeakRssMB: after.hwm / 1048576,
       serverPeakRssEachMB: after.hwmEach.map((b) => b / 1048576),
       swarmCpuS: swarmCpu,
@@ -327,8 +343,12 @@ async function idleRound(kind, n) {
     const after = rss();
     return { kind, round: n, beforeMB: before / 1048576, afterMB: after / 1048576, kbPerConn: (after - before) / 1024 / opt.idle };
   } finally {
-    for (const s of sockets) s.destroy();
+    // The server closes first, so the TIME_WAIT of every connection is on its side (on its one listening port), not
+    // on N of the client's ephemeral ports, which the next round needs. The client closes on the server's FIN.
+    for (const s of sockets) s.once('end', () => s.destroy());
     await stop(server.entry);
+    await Promise.race([Promise.all(sockets.map((s) => (s.destroyed ? undefined : new Promise((r) => s.once('close', r))))), sleep(5000)]);
+    for (const s of sockets) s.destroy();
   }
 }
 
@@ -361,6 +381,7 @@ const COLS = [
   ['duplicated', 'dup', 0],
   ['serverCpuS', 'srv cpu s', 2],
   ['serverUsPerDelivery', 'srv us/deliv', 2],
+  ['serverSysShare', 'srv sys share', 2],
   ['serverPeakRssMB', 'srv peak MB', 1],
   ['p50', 'p50 ms', 2],
   ['p99', 'p99 ms', 2],

@@ -1,10 +1,49 @@
-/** `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`. */
+/**
+ * `GET /ws`: WebSocket subscriptions (ws library). JSON text frames; the client may send `{"type":"read","id"}`.
+ * A live notification, the hot path, does not go through ws's Sender: its frame is built here in one Buffer (the part
+ * after the cursor encoded once per event and shared by every subscriber) and written straight to the socket, as
+ * SSE does. Before/after figures: BENCHMARKS.md.
+ */
 import type { Socket } from 'node:net';
-import type { RawData, WebSocket } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import { EVENT, SLOW_CONSUMER_REASON, WS_CLOSE, WS_FRAME_HEAD } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
 import { SLOW_CUT_GRACE_MS } from './sse.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
+
+const NOTIFICATION_HEAD = Buffer.from(WS_FRAME_HEAD.notification);
+/** `","notification":<json>}`: the part of an event's frame after the cursor, encoded once and shared. */
+const frameTail = new WeakMap<StreamEvent, Buffer>();
+function sharedTail(ev: StreamEvent): Buffer {
+  let b = frameTail.get(ev);
+  if (b === undefined) frameTail.set(ev, (b = Buffer.from(`","notification":${ev.json}}`)));
+  return b;
+}
+
+/**
+ * The notification as one unmasked, final text frame (RFC 6455 section 5.2: a server's frames are not masked), the
+ * bytes ws.send would write as a header and a payload: 0x81, the payload length (7 bits, or 126 + 16 bits, or
+ * 127 + 64 bits), the payload. The cursor is ASCII.
+ */
+function notificationFrame(cursor: string, tail: Buffer): Buffer {
+  const length = NOTIFICATION_HEAD.length + cursor.length + tail.length;
+  const at = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(at + length);
+  frame[0] = 0x81;
+  if (at === 2) frame[1] = length;
+  else if (at === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(0, 2);
+    frame.writeUInt32BE(length, 6);
+  }
+  NOTIFICATION_HEAD.copy(frame, at);
+  frame.write(cursor, at + NOTIFICATION_HEAD.length, 'latin1');
+  tail.copy(frame, at + NOTIFICATION_HEAD.length + cursor.length);
+  return frame;
+}
 
 export class WsSubscriber extends Subscriber {
   readonly transport = 'ws' as const;
@@ -37,8 +76,14 @@ export class WsSubscriber extends Subscriber {
     this.emit(text);
   }
 
+  /**
+   * A string is a message for ws to frame; a Buffer is a frame built here, written to the socket directly. That is
+   * safe between ws's own frames because ws (without permessage-deflate) writes each frame to the socket at once.
+   * Not once ws is closing: no data frame may follow a close frame (ws.send drops it then too).
+   */
   protected override writeNow(frame: string | Buffer): void {
-    this.ws.send(frame);
+    if (typeof frame === 'string') this.ws.send(frame);
+    else if (this.ws.readyState === WebSocket.OPEN) this.socket!.write(frame);
   }
 
   protected override socketBuffered(): number {
@@ -72,7 +117,7 @@ export class WsSubscriber extends Subscriber {
   }
 
   sendOne(ev: StreamEvent, cursor: string): void {
-    this.send(`${WS_FRAME_HEAD.notification}${cursor}","notification":${ev.json}}`);
+    this.emit(notificationFrame(cursor, sharedTail(ev)));
   }
 
   sendBatch(events: StreamEvent[], cursor: string): void {
