@@ -83,14 +83,17 @@ export interface TransportSink {
   /**
    * An open stream ended. `cause`: 'server-closed' (clean end), 'ECONNRESET' and other socket codes,
    * 'ws-<close code>', 'http-<status>' (poll), 'close-<reason>' (SSE `close` event, e.g. 'close-slow-consumer'),
-   * 'idle-timeout', 'bad-event' (unparsable event; the transport dropped the connection), 'aborted', 'client-closed'.
+   * 'idle-timeout', 'bad-event' (unparsable event; the transport dropped the connection), 'bad-response' (SSE over
+   * HTTP/1.1: broken chunked framing), 'aborted', 'client-closed'.
    * `retryMs`: the server's advice (SSE `retry:`, `Retry-After`) when it gave one.
    */
   closed(conn: number, cause: string, retryMs?: number): void;
   /**
    * An attempt failed before the stream opened: 'ECONNREFUSED' and other socket codes, 'http-<status>',
-   * 'timeout' (connect or response head), 'bad-content-type', 'socket-closed', 'bad-url', 'aborted', 'client-closed'.
-   * `retryMs` from `Retry-After` (503).
+   * 'timeout' (connect or response head), 'bad-content-type', 'socket-closed', 'bad-url', 'bad-header' (a target
+   * header with CR/LF or a bad name), 'bad-response' (SSE over HTTP/1.1: not HTTP/1.x, a head over 64 KB, a bad
+   * Content-Length), 'bad-handshake' (WS: wrong accept key, Upgrade, extension or subprotocol), 'aborted',
+   * 'client-closed'. `retryMs` from `Retry-After` (503).
    */
   error(conn: number, code: string, retryMs?: number): void;
 }
