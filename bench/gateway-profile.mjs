@@ -9,17 +9,11 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { args, procStats } from './lib.mjs';
+import { args, GATEWAY_LOAD, procStats } from './lib.mjs';
 
 const opt = args({
   transport: 'sse',
-  conns: 2000,
-  users: 200,
-  ramp: '5s',
-  duration: '15s',
-  rate: '20/s',
-  userRate: '100/s',
-  drain: '2s',
+  ...GATEWAY_LOAD,
   bin: 'bin/notify.js',
   top: 40,
   serveArgs: '',

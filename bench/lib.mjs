@@ -32,6 +32,9 @@ export function treeRss(pid) {
   return sum;
 }
 
+/** The load bench/nchan-vs-notify puts on each server, and bench/gateway-profile profiles the gateway under. */
+export const GATEWAY_LOAD = { conns: 2000, users: 200, ramp: '5s', duration: '15s', rate: '20/s', userRate: '100/s', drain: '2s' };
+
 export function percentile(sorted, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];

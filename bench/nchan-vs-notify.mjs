@@ -22,17 +22,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, drainTimeWait, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
+import { args, drainTimeWait, GATEWAY_LOAD, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
 
 const opt = args({
   rounds: 3,
-  conns: 2000,
-  users: 200,
-  ramp: '5s',
-  duration: '15s',
-  rate: '20/s',
-  userRate: '100/s',
-  drain: '2s',
+  ...GATEWAY_LOAD,
   transport: 'sse',
   servers: 'nchan,notify',
   keep: '',
