@@ -8,6 +8,7 @@
  * connection, so `live()` is checked before each further probe of one message.
  */
 import { findProbes, findProbesInText, type Found } from './probe-find.js';
+import { ProbeScanner } from './probe-scan.js';
 import type { TransportSink } from './transport.js';
 
 /** What a transport's connection state offers the decoder. */
@@ -36,6 +37,7 @@ export class GenericDecoder {
   private readonly events: Set<string> | undefined;
   /** Reused for every message (single-threaded). */
   private readonly found: Found = { probes: [], ids: [] };
+  private readonly scanner = new ProbeScanner();
 
   constructor(
     private readonly sink: TransportSink,
@@ -49,6 +51,8 @@ export class GenericDecoder {
     const name = event === undefined || event === '' ? 'message' : event;
     if (this.events !== undefined && !this.events.has(name)) return;
     if (id !== undefined && id !== '') r.cursor = id;
+    const fast = this.scan(data);
+    if (fast !== undefined) return this.emit(r, fast, id, at);
     const found = findProbesInText(data, this.reset());
     if (found === undefined) {
       // Named by the profile as a notification event, yet not JSON: the profile or the server is wrong; say so.
@@ -74,6 +78,13 @@ export class GenericDecoder {
       body = text.slice(m[0].length);
     }
     if (body.length === 0) return;
+    // The swarm's own payload as published: its probe and id read from the text (scan), with nothing left to find.
+    const fast = id !== undefined || !body.includes('"cursor":') ? this.scan(body) : undefined;
+    if (fast !== undefined) {
+      id ??= fast.ids[0];
+      if (id !== undefined) r.cursor = id;
+      return this.emit(r, fast, id, at);
+    }
     let value: unknown;
     try {
       value = JSON.parse(body);
@@ -101,6 +112,28 @@ export class GenericDecoder {
     if (id !== undefined) r.cursor = id;
     if (found.probes.length === 0) return this.sink.notification(r.conn, {}, id, at);
     this.emit(r, found, id, at);
+  }
+
+  /**
+   * What findProbes(JSON.parse(text)) finds, read without parsing, when that is certain; else undefined (parse in
+   * full). ProbeScanner certifies the text is valid JSON of one notification object whose `data.probe` is a probe,
+   * with no escapes, so a `"key":` in the text is a key. What else findProbes would see: the root as a probe itself
+   * (only with a `run` key of its own: a second `"run":`), and the notification's id (the root's, or `data`'s when it
+   * has one). The id is read only as the root's first member, a string; an `"id":` anywhere else is not certain.
+   */
+  private scan(text: string): Found | undefined {
+    const probe = this.scanner.notification(text);
+    if (probe === undefined || text.indexOf('"run":') !== text.lastIndexOf('"run":')) return undefined;
+    const at = text.indexOf('"id":');
+    let id: string | undefined;
+    if (at !== -1) {
+      if (at !== 1 || text.charCodeAt(6) !== 34 || text.indexOf('"id":', 6) !== -1) return undefined;
+      id = text.slice(7, text.indexOf('"', 7));
+    }
+    const found = this.reset();
+    found.probes.push(probe);
+    found.ids.push(id);
+    return found;
   }
 
   private reset(): Found {
