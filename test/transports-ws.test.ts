@@ -1,5 +1,6 @@
 /** WebSocket transport against a fake ws server that sends the frames of docs/protocol.md. */
-import net, { type AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -59,6 +60,33 @@ const EXPECTED = [
   { kind: 'notification', id: 'E-5', cursor: 'E.3.4' },
   { kind: 'read', id: 'E-2', readAt: '2026-11-21T12:00:01.000Z' },
 ];
+
+/** A server frame (FIN unless `more`) of `opcode` (1 text, 0 continuation) carrying `text`, shorter than 64 KB. */
+function rawFrame(opcode: number, text: string, more = false): Buffer {
+  const payload = Buffer.from(text);
+  const head = payload.length < 126 ? Buffer.from([0, payload.length]) : Buffer.from([0, 126, payload.length >> 8, payload.length & 0xff]);
+  head[0] = (more ? 0 : 0x80) | opcode;
+  return Buffer.concat([head, payload]);
+}
+
+/** A server that answers the upgrade by hand and gives each accepted socket to `onSocket`, in connection order. */
+async function rawServer(onSocket: (socket: Socket, index: number) => void): Promise<{ url: string; server: net.Server }> {
+  let n = 0;
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    socket.once('data', (head) => {
+      const key = /sec-websocket-key: *(\S+)/i.exec(head.toString('latin1'))![1]!;
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      onSocket(socket, n++);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let sink: RecordingSink;
 let ws: WsTransport;
@@ -201,6 +229,44 @@ describe('ws transport', () => {
     expect(pongs).toEqual(['hb-1']);
     expect(seen[0]!.headers['sec-websocket-protocol']).toBe('a,b');
     wss.close();
+  });
+
+  it('keeps nothing of a read past it: a frame split across reads and fragments survive other sockets reading in between', async () => {
+    // Plain sockets share one read buffer; between the two halves of connection 1's frames, connection 2's reads
+    // overwrite it. Each piece is written after the other socket's, apart in time, so they arrive as separate reads.
+    const text = (seq: number) =>
+      JSON.stringify({ ...FRAMES[1], notification: { ...note(`E-${seq}`), data: { probe: { run: 'r', stream: 'broadcast', seq, t: 2.5 } } } });
+    const sockets: Socket[] = [];
+    const { url, server } = await rawServer((socket) => sockets.push(socket));
+    ws.open(1, { url });
+    await sink.waitFor(() => sink.of(1).some((e) => e.kind === 'opened'), 'open 1');
+    ws.open(2, { url });
+    await sink.waitFor(() => sink.of(2).some((e) => e.kind === 'opened'), 'open 2');
+    const [one, two] = sockets as [Socket, Socket];
+    // A frame in three reads (the middle one is kept as it came), then a fragment that is a whole read of its own.
+    const split = rawFrame(1, text(1));
+    const second = text(2);
+    const steps: [Socket, Buffer][] = [
+      [one, split.subarray(0, 40)],
+      [two, rawFrame(1, text(7))],
+      [one, split.subarray(40, 100)],
+      [two, rawFrame(1, text(8))],
+      [one, split.subarray(100)],
+      [one, rawFrame(1, second.slice(0, 50), true)],
+      [two, rawFrame(1, text(9))],
+      [one, rawFrame(0, second.slice(50))],
+    ];
+    for (const [socket, bytes] of steps) {
+      socket.write(bytes);
+      await tick(30);
+    }
+    await sink.waitFor(() => sink.notifications(1).length === 2 && sink.notifications(2).length === 3, 'every message');
+    expect(sink.notifications(1).map((e) => [e.n.id, e.n.data])).toEqual([
+      ['E-1', { probe: { run: 'r', stream: 'broadcast', seq: 1, t: 2.5 } }],
+      ['E-2', { probe: { run: 'r', stream: 'broadcast', seq: 2, t: 2.5 } }],
+    ]);
+    expect(sink.notifications(2).map((e) => e.n.id)).toEqual(['E-7', 'E-8', 'E-9']);
+    server.close();
   });
 
   it('refuses a 101 that breaks the handshake (wrong accept key) as bad-handshake', async () => {

@@ -51,7 +51,7 @@ export class FrameReader {
     let buf = chunk;
     if (this.held !== undefined) {
       this.heldBytes += chunk.length;
-      this.held.push(chunk);
+      this.held.push(Buffer.from(chunk)); // a copy: the chunk may be a read buffer that is reused
       if (this.heldBytes < this.need) return;
       buf = Buffer.concat(this.held, this.heldBytes);
       this.held = undefined;
@@ -107,7 +107,7 @@ export class FrameReader {
       case OPCODE.binary:
         if (this.fragments !== undefined) return this.fail(h, CLOSE.protocolError);
         if (fin) return this.deliver(payload, opcode === OPCODE.binary, h);
-        this.fragments = [payload];
+        this.fragments = [Buffer.from(payload)]; // copies, as `held`: kept past the read
         this.fragmentBytes = payload.length;
         this.fragmentBinary = opcode === OPCODE.binary;
         return true;
@@ -116,7 +116,7 @@ export class FrameReader {
         if (parts === undefined) return this.fail(h, CLOSE.protocolError);
         this.fragmentBytes += payload.length;
         if (this.fragmentBytes > this.maxPayload) return this.fail(h, CLOSE.tooBig);
-        parts.push(payload);
+        parts.push(fin ? payload : Buffer.from(payload));
         if (!fin) return true;
         this.fragments = undefined;
         return this.deliver(Buffer.concat(parts, this.fragmentBytes), this.fragmentBinary, h);

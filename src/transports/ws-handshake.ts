@@ -1,24 +1,40 @@
 /**
- * The client's opening handshake (RFC 6455 4.1) over node:http's upgrade: node parses the 101 response and hands
- * over the socket, already detached from the request, which is then dropped (nothing of HTTP stays on an open
- * connection). Checks what ws@8's client checks: the accept key, the Upgrade header, no extension we did not ask
- * for, a subprotocol among those offered.
+ * The client's opening handshake (RFC 6455 4.1), written and read by hand on a socket of the connection's own (as
+ * sse-http1.ts does for SSE), and the socket's reads after it. Checks what ws@8's client checks: the accept key, the
+ * Upgrade header, no extension we did not ask for, a subprotocol among those offered.
+ * Plain TCP sockets read through `onread` into one buffer all of them share (reads are handled one at a time; what
+ * a reader keeps past a read, it copies), which skips the stream machinery and a Buffer per read: on the swarm's WS
+ * path that machinery cost more per message than the audit (BENCHMARKS.md, "swarm WS CPU per message"). TLS sockets
+ * emit 'data'. The socket's handlers are functions shared by all sockets, which find their reader through a symbol.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
-import https from 'node:https';
-import net, { type Socket } from 'node:net';
-import tls from 'node:tls';
+import type { Socket } from 'node:net';
 import { errorCode, retryAfterMs } from './codes.js';
+import { openSocket, parseResponseHead, requestHead, type ResponseHead } from './http1-wire.js';
 import type { SubscribeRequest } from './target-url.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
+/** A response head larger than this is not a server we can talk to. */
+const MAX_HEAD = 64 * 1024;
+
+/** Who reads a socket: the handshake until the 101, then its owner. */
+export interface SocketReader {
+  /**
+   * The first `n` bytes of `buf`, which is only valid during the call (plain sockets share one read buffer: copy
+   * what must outlive it). False stops reading (a paused socket; `socket.resume()` starts it again).
+   */
+  socketRead(buf: Buffer, n: number): boolean;
+}
+
 /** Who waits for the handshake's outcome: exactly one call, unless `cancel()` came first. */
-export interface HandshakeOwner {
-  /** 101 and valid: the socket is ours, `head` holds bytes already read past the response head. */
+export interface HandshakeOwner extends SocketReader {
+  /**
+   * 101 and valid: the socket is ours and its reads go to `socketRead` from now on; `head` holds bytes read past
+   * the response head (a view valid only during the call).
+   */
   upgraded(socket: Socket, head: Buffer): void;
-  /** 'http-<status>', 'timeout', 'bad-handshake', or a socket error code (errorCode). */
+  /** 'http-<status>', 'timeout', 'bad-handshake', 'bad-response', or a socket error code (errorCode). */
   refused(code: string, retryMs?: number): void;
 }
 
@@ -26,38 +42,61 @@ export interface HandshakeOptions {
   /** Subprotocols to offer (`Sec-WebSocket-Protocol`); the server must pick one of them, or none when empty. */
   protocols: string[];
   localAddress?: string;
-  /** Connect plus response head, ms (an idle timeout on the socket, as ws's `handshakeTimeout`). */
+  /** Connect, then the response head, each at most this long (ms), as node:http's `timeout` was. */
   timeoutMs: number;
   rejectUnauthorized: boolean;
 }
 
-const kHandshake = Symbol('notify.ws.handshake');
-type TaggedRequest = ClientRequest & { [kHandshake]?: Handshake };
+const kReader = Symbol('notify.ws.reader');
+type ReadSocket = Socket & { [kReader]?: SocketReader };
 
-type ConnectOptions = net.NetConnectOpts & tls.ConnectionOptions & { path?: string; socketPath?: string; host?: string };
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
+const onread = { buffer: readBuffer, callback: onRead };
 
-// http.request would pass the request's `path` to net.connect, which reads it as an IPC path (ws does the same).
-function netConnect(options: ConnectOptions): Socket {
-  return net.connect({ ...options, path: options.socketPath } as net.NetConnectOpts);
+function onRead(this: ReadSocket, n: number, buf: Buffer): boolean {
+  const reader = this[kReader];
+  return reader !== undefined && reader.socketRead(buf, n);
 }
 
-function tlsConnect(options: ConnectOptions): Socket {
-  const host = options.host ?? '';
-  return tls.connect({ ...options, path: undefined, servername: options.servername ?? (net.isIP(host) ? '' : host) });
+function onData(this: ReadSocket, chunk: Buffer): void {
+  if (this[kReader]?.socketRead(chunk, chunk.length) === false) this.pause();
 }
 
-export class Handshake {
-  private req: TaggedRequest | undefined;
+function onConnect(this: ReadSocket): void {
+  (this[kReader] as Handshake | undefined)?.connected();
+}
+
+function onError(this: ReadSocket, err: Error): void {
+  (this[kReader] as Handshake | undefined)?.refuse(errorCode(err));
+}
+
+function onClose(this: ReadSocket): void {
+  // Closed before the response head without an error of its own: what node:http called "socket hang up".
+  (this[kReader] as Handshake | undefined)?.refuse('ECONNRESET');
+}
+
+function onTimeout(h: Handshake): void {
+  h.refuse('timeout');
+}
+
+export class Handshake implements SocketReader {
+  private socket: ReadSocket | undefined;
   private readonly accept: string;
+  private timer: NodeJS.Timeout | undefined;
+  /** The response head so far (a copy: reads may be views of the shared buffer). */
+  private head: Buffer | undefined;
 
+  /** Connects and sends the upgrade request; throws on a URL that is not http(s)/ws(s) or a header that is bad. */
   constructor(
     private readonly owner: HandshakeOwner,
     r: SubscribeRequest,
     private readonly options: HandshakeOptions,
   ) {
-    const url = new URL(r.origin + r.path);
-    const secure = url.protocol === 'https:' || url.protocol === 'wss:';
-    if (!secure && url.protocol !== 'http:' && url.protocol !== 'ws:') throw new Error(`not a WebSocket URL: ${url.href}`);
+    const given = new URL(r.origin + r.path);
+    const secure = given.protocol === 'https:' || given.protocol === 'wss:';
+    if (!secure && given.protocol !== 'http:' && given.protocol !== 'ws:') throw new Error(`not a WebSocket URL: ${given.href}`);
+    // openSocket and requestHead speak http(s): the same host, port and path.
+    const url = new URL(given.href.replace(/^ws/, 'http'));
     const key = randomBytes(16).toString('base64');
     this.accept = createHash('sha1')
       .update(key + GUID)
@@ -70,60 +109,88 @@ export class Handshake {
       'sec-websocket-key': key,
     };
     if (options.protocols.length > 0) headers['sec-websocket-protocol'] = options.protocols.join(',');
-    const req: TaggedRequest = (secure ? https : http).request({
-      host: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
-      port: url.port || (secure ? 443 : 80),
-      path: url.pathname + url.search,
-      headers,
+    const request = requestHead('GET', url, headers);
+    const socket: ReadSocket = openSocket(url, {
       localAddress: options.localAddress,
-      timeout: options.timeoutMs,
-      rejectUnauthorized: options.rejectUnauthorized,
-      createConnection: (secure ? tlsConnect : netConnect) as unknown as http.RequestOptions['createConnection'],
+      insecureTls: !options.rejectUnauthorized,
+      onread: secure ? undefined : onread,
     });
-    req[kHandshake] = this;
-    req.on('upgrade', onUpgrade);
-    req.on('response', onResponse);
-    req.on('error', onError);
-    req.on('timeout', onTimeout);
-    req.end();
-    this.req = req;
+    socket[kReader] = this;
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    if (secure) socket.on('data', onData);
+    socket.once(secure ? 'secureConnect' : 'connect', onConnect);
+    socket.write(request);
+    this.socket = socket;
+    this.timer = setTimeout(onTimeout, options.timeoutMs, this);
   }
 
-  /** Stops the attempt without telling the owner; resolves once the request has closed. */
+  /** Connected: the response head has its own timeoutMs from now. */
+  connected(): void {
+    this.timer?.refresh();
+  }
+
+  /** Stops the attempt without telling the owner; resolves once the socket has closed. */
   cancel(): Promise<void> {
-    const req = this.req;
-    this.req = undefined;
-    if (req === undefined || req.closed) return Promise.resolve();
-    const closed = new Promise<void>((resolve) => req.once('close', () => resolve()));
-    req.destroy();
+    const socket = this.drop();
+    if (socket === undefined || socket.closed) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.destroy();
     return closed;
   }
 
-  /** The request is done with, one way or the other; false when it was cancelled before. */
-  private settle(req: TaggedRequest): boolean {
-    if (this.req !== req) return false;
-    this.req = undefined;
-    return true;
-  }
-
-  refuse(req: TaggedRequest, code: string, retryMs?: number): void {
-    if (!this.settle(req)) return;
-    req.destroy();
+  /** Fails the attempt with `code` (once; nothing after the upgrade or a cancel). */
+  refuse(code: string, retryMs?: number): void {
+    const socket = this.drop();
+    if (socket === undefined) return;
+    socket.destroy();
     this.owner.refused(code, retryMs);
   }
 
-  upgrade(req: TaggedRequest, res: IncomingMessage, socket: Socket, head: Buffer): void {
-    if (!this.settle(req)) return void socket.destroy();
-    if (!this.valid(res)) {
-      socket.destroy();
-      return this.owner.refused('bad-handshake');
+  /** Collects the response head; once complete, hands the socket over (or refuses). */
+  socketRead(buf: Buffer, n: number): boolean {
+    const chunk = buf.subarray(0, n);
+    const all = this.head === undefined ? chunk : Buffer.concat([this.head, chunk]);
+    const end = all.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (all.length > MAX_HEAD) this.refuse('bad-response');
+      else this.head = all === chunk ? Buffer.from(chunk) : all;
+      return true;
     }
-    socket.setTimeout(0);
+    this.head = undefined;
+    const head = parseResponseHead(all.toString('latin1', 0, end));
+    const rest = all.subarray(end + 4);
+    // An interim answer (100 Continue, 103 Early Hints) comes before the real one.
+    if (head !== undefined && head.status >= 100 && head.status < 200 && head.status !== 101) {
+      return rest.length > 0 ? this.socketRead(rest, rest.length) : true;
+    }
+    if (head === undefined || head.status !== 101 || !this.valid(head)) {
+      if (head === undefined) this.refuse('bad-response');
+      else if (head.status !== 101) this.refuse(`http-${head.status}`, retryAfterMs(head.headers['retry-after']));
+      else this.refuse('bad-handshake');
+      return false;
+    }
+    const socket = this.drop()!;
+    socket.off('error', onError);
+    socket.off('close', onClose);
     socket.setNoDelay(true);
-    this.owner.upgraded(socket, head);
+    socket[kReader] = this.owner;
+    this.owner.upgraded(socket, rest);
+    return true;
   }
 
-  private valid(res: IncomingMessage): boolean {
+  /** Detaches from the socket (once): the timer stops, and the socket's events no longer reach this handshake. */
+  private drop(): ReadSocket | undefined {
+    const socket = this.socket;
+    if (socket === undefined) return undefined;
+    this.socket = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (socket[kReader] === this) socket[kReader] = undefined;
+    return socket;
+  }
+
+  private valid(res: ResponseHead): boolean {
     const h = res.headers;
     if (h['sec-websocket-accept'] !== this.accept) return false;
     if (typeof h.upgrade !== 'string' || h.upgrade.toLowerCase() !== 'websocket') return false;
@@ -132,21 +199,4 @@ export class Handshake {
     if (chosen === undefined) return this.options.protocols.length === 0;
     return this.options.protocols.includes(chosen);
   }
-}
-
-function onUpgrade(this: TaggedRequest, res: IncomingMessage, socket: Socket, head: Buffer): void {
-  this[kHandshake]!.upgrade(this, res, socket, head);
-}
-
-function onResponse(this: TaggedRequest, res: IncomingMessage): void {
-  res.resume();
-  this[kHandshake]!.refuse(this, `http-${res.statusCode ?? 0}`, retryAfterMs(res.headers['retry-after']));
-}
-
-function onError(this: TaggedRequest, err: Error): void {
-  this[kHandshake]!.refuse(this, errorCode(err));
-}
-
-function onTimeout(this: TaggedRequest): void {
-  this[kHandshake]!.refuse(this, 'timeout');
 }

@@ -1,8 +1,9 @@
 /**
- * WebSocket subscriber connections: the opening handshake through node:http's upgrade (ws-handshake.ts), then the
- * socket read directly with ws-frames.ts's reader. Profiled on ws@8 (BENCHMARKS.md, "swarm WS receive path"), the
- * client's Receiver stream and its per-frame events cost more than everything the swarm does with a message; this
- * path is one 'data' listener per socket and a loop over the chunk. Listeners are shared functions that find their
+ * WebSocket subscriber connections: the opening handshake by hand on a socket of the attempt's own (ws-handshake.ts),
+ * then each read of that socket cut into frames by ws-frames.ts's reader. Profiled on ws@8 (BENCHMARKS.md, "swarm WS
+ * receive path"), the client's Receiver stream and its per-frame events cost more than everything the swarm does
+ * with a message; this path is a loop over each read, which plain sockets make into one buffer shared by all of them
+ * (`onread`: no Buffer, stream layer or 'data' event per read). Listeners are shared functions that find their
  * attempt through the socket, so a connection costs a socket, one attempt and one small state object, no closures.
  */
 import type { Socket } from 'node:net';
@@ -54,6 +55,8 @@ class WsAttempt extends FrameReader implements FrameHandler, HandshakeOwner {
   socket: TaggedSocket | undefined;
   /** Receive time of the chunk being read. */
   at = 0;
+  /** Paused by the swarm's `slow` phase: reads stop until `resume`. */
+  paused = false;
 
   constructor(readonly st: WsConn) {
     super();
@@ -67,7 +70,6 @@ class WsAttempt extends FrameReader implements FrameHandler, HandshakeOwner {
     this.handshake = undefined;
     const s = socket as TaggedSocket;
     s[kAttempt] = this;
-    s.on('data', onSocketData);
     s.on('close', onSocketClose);
     s.on('error', onSocketError);
     s.on('timeout', onSocketTimeout);
@@ -89,6 +91,13 @@ class WsAttempt extends FrameReader implements FrameHandler, HandshakeOwner {
   chunk(data: Buffer): void {
     this.at = performance.now();
     this.read(data, this);
+  }
+
+  /** A read after the upgrade: the frames of the first `n` bytes of `buf`, a view valid only during the call. */
+  socketRead(buf: Buffer, n: number): boolean {
+    if (this.st.attempt !== this) return false;
+    this.chunk(n === buf.length ? buf : buf.subarray(0, n));
+    return !this.paused;
   }
 
   reading(): boolean {
@@ -128,11 +137,6 @@ class WsAttempt extends FrameReader implements FrameHandler, HandshakeOwner {
     s.setTimeout(CLOSE_WAIT_MS);
     s.unref();
   }
-}
-
-function onSocketData(this: TaggedSocket, data: Buffer): void {
-  const a = this[kAttempt]!;
-  if (a.st.attempt === a) a.chunk(data);
 }
 
 function onSocketClose(this: TaggedSocket): void {
@@ -223,13 +227,17 @@ export class WsTransport implements Transport, ReadReceipts {
   pause(conn: number): boolean {
     const s = this.openSocket(conn);
     if (s === undefined) return false;
+    this.conns.get(conn)!.attempt!.paused = true;
     s.pause();
     return true;
   }
 
   /** @public Pausable. */
   resume(conn: number): void {
-    this.conns.get(conn)?.attempt?.socket?.resume();
+    const attempt = this.conns.get(conn)?.attempt;
+    if (attempt?.socket === undefined || !attempt.paused) return;
+    attempt.paused = false;
+    attempt.socket.resume();
   }
 
   /** Sends a read receipt (`{"type":"read","id"}`); false when the connection is not open. */
