@@ -70,12 +70,15 @@ export function reapedChildrenCpu() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts `node <bin> serve <args>` (on a free port unless args has --port) and resolves with the child and its URL
- * once it says where it listens.
+ * Starts `node [nodeArgs] <bin> serve <args>` (on a free port unless args has --port; `env` added to this process's)
+ * and resolves with the child and its URL once it says where it listens.
  */
-export function startServe(bin, args = []) {
+export function startServe(bin, args = [], { nodeArgs = [], env = {} } = {}) {
   const port = args.includes('--port') ? [] : ['--port', '0'];
-  const server = spawn(process.execPath, [bin, 'serve', ...port, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(process.execPath, [...nodeArgs, bin, 'serve', ...port, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   return new Promise((resolve, reject) => {
     let text = '';
     server.stderr.on('data', (d) => {
@@ -115,4 +118,14 @@ export function procCpuSplit(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) / TICKS, sys: Number(fields[12]) / TICKS };
+}
+
+/**
+ * A process's memory from /proc/PID/smaps_rollup (bytes): Rss, Anonymous (heap, V8's pages, malloc arenas, thread
+ * stacks: what connections grow), Private_Dirty.
+ */
+export function smapsRollup(pid) {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('Rss'), anonymous: kb('Anonymous'), privateDirty: kb('Private_Dirty') };
 }

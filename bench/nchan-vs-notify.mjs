@@ -10,19 +10,25 @@
 // Usage: npm run build && node bench/nchan-vs-notify.mjs [--rounds 3] [--conns 2000] [--users 200] [--ramp 5s]
 //        [--duration 15s] [--rate 20/s] [--user-rate 100/s] [--drain 2s] [--transport sse] [--bin bin/notify.js]
 //        [--servers nchan,notify] (the order within a round; one of them alone to try a setup; notify@BIN is notify
-//        from another build, notify+--batch=5ms one with extra serve flags, so before/after alternate in one run)
+//        from another build, notify+--batch=5ms one with extra serve flags, notify+node:--max-semi-space-size=1 one
+//        with a node flag, notify+env:MALLOC_ARENA_MAX=2 one with an environment variable (parts combine:
+//        notify@BIN+env:A=1+--batch=5ms), so before/after alternate in one run)
 //        [--keep DIR] (copy each round's result file there, e.g. to look into a round with lost > 0)
 //        [--workers 0] (the swarm's worker processes; 2 at 10,000 connections) [--serve-args '--batch 5ms']
-//        [--idle N] (instead of a swarm: N idle subscribers of --transport opened by this process, each reading its
-//        stream; per round the marginal RSS per idle connection = (server RSS with N connected, settled) - (RSS
-//        before)) / N, summed over nginx's processes)
+//        [--idle N[,N2...]] (instead of a swarm: idle subscribers of --transport opened by this process, each reading
+//        its stream, nothing published; one server process per round holds first N, then N2, ... (opened on top),
+//        its memory read 2 s after each step: per idle connection, at each N (X(N) - X(0)) / N, and the slope
+//        (X(N2) - X(N)) / (N2 - N), which leaves out what grows once whatever the count (V8's new space, code,
+//        arenas); X is VmRSS and smaps_rollup's Anonymous (summed over nginx's processes), and for notify the V8
+//        heap from its /metrics: live JS heap, V8 slack (committed - used) and native (Anonymous - V8 committed))
 // Needs nginx (Debian nginx-light) and ngx_nchan_module.so (libnginx-mod-nchan); `ulimit -n` of ~5,000 or more.
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, drainTimeWait, GATEWAY_LOAD, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, startServe } from './lib.mjs';
+import { args, drainTimeWait, GATEWAY_LOAD, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, smapsRollup, startServe } from './lib.mjs';
 
 const opt = args({
   rounds: 3,
@@ -33,25 +39,40 @@ const opt = args({
   bin: 'bin/notify.js',
   workers: 0,
   serveArgs: '',
-  idle: 0,
+  idle: '0',
 });
 const SERVERS = opt.servers.split(',');
-/** `notify@path/to/notify.js` is notify serve from another build (before/after in one run); `notify+--batch=5ms` one with more serve flags. */
-const binOf = (kind) => (kind.startsWith('notify@') ? kind.slice(7) : opt.bin);
-const serveArgsOf = (kind) =>
-  [
-    ...opt.serveArgs.split(' '),
-    ...(kind.startsWith('notify+')
-      ? kind
-          .slice(7)
-          .split('+')
-          .flatMap((a) => a.split('='))
-      : []),
-  ].filter(Boolean);
+/**
+ * A server kind: `nchan`, or `notify[@BIN][+PART]...`: notify@path/to/notify.js is notify serve from another build
+ * (before/after in one run); each PART adds a serve flag (`+--batch=5ms`), a node flag for the serve process
+ * (`+node:--max-semi-space-size=1`) or an environment variable (`+env:MALLOC_ARENA_MAX=2`).
+ */
+function parseKind(kind) {
+  const [head, ...parts] = kind.split('+');
+  const serve = [];
+  const nodeArgs = [];
+  const env = {};
+  for (const p of parts) {
+    if (p.startsWith('node:')) nodeArgs.push(p.slice(5));
+    else if (p.startsWith('env:')) {
+      const [k, ...v] = p.slice(4).split('=');
+      env[k] = v.join('=');
+    } else serve.push(...p.split('='));
+  }
+  return { bin: head.startsWith('notify@') ? head.slice(7) : opt.bin, serve, nodeArgs, env };
+}
+const binOf = (kind) => parseKind(kind).bin;
+const serveArgsOf = (kind) => [...opt.serveArgs.split(' '), ...parseKind(kind).serve].filter(Boolean);
+/** `--idle 2000,8000`: the connection counts one idle round holds in turn (ascending). */
+const IDLE = String(opt.idle)
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0)
+  .sort((a, b) => a - b);
 const cmd =
   `node bench/nchan-vs-notify.mjs --rounds ${opt.rounds} --conns ${opt.conns} --users ${opt.users} --ramp ${opt.ramp} --duration ${opt.duration}` +
   ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}` +
-  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${opt.idle ? ` --idle ${opt.idle}` : ''}`;
+  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${IDLE.length ? ` --idle ${opt.idle}` : ''}`;
 const NCHAN_CONF = resolve('docs/nchan.conf');
 const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_nchan_module.so', '/usr/share/nginx/modules/ngx_nchan_module.so'];
 
@@ -128,7 +149,7 @@ function nginxConf(dir, port) {
   // As root, nginx's workers would switch to `nobody`, who cannot write to this 0700 temp dir.
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   // One worker holds every subscriber (plus the publisher's connections): room for 4x the swarm's connections.
-  const conns = Math.max(4096, opt.conns * 4);
+  const conns = Math.max(4096, opt.conns * 4, (IDLE.at(-1) ?? 0) + 1024);
   return `load_module ${nchanModule()};
 ${user}worker_processes 1;
 worker_rlimit_nofile ${conns + 1024};
@@ -248,7 +269,8 @@ const TIME_WAIT_MAX = 12_000;
 async function startServer(kind, n) {
   await settleTimeWait();
   if (kind === 'nchan') return startNchan(n);
-  const { server: proc, url } = await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)]);
+  const { nodeArgs, env } = parseKind(kind);
+  const { server: proc, url } = await startServe(binOf(kind), ['--log-level', 'warn', ...serveArgsOf(kind)], { nodeArgs, env });
   return { entry: track(proc), pids: () => [proc.pid], url };
 }
 
@@ -321,21 +343,60 @@ function idleSubscriber(kind, url, u, sockets) {
   });
 }
 
+/** The V8 heap figures notify serve's /metrics exposes (prom-client's default metrics), in bytes; {} for nchan. */
+async function v8Heap(kind, url) {
+  if (kind === 'nchan') return {};
+  const text = await new Promise((res, rej) => {
+    http
+      .get(`${url}/metrics`, { agent: false }, (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (d) => (body += d));
+        r.on('end', () => res(body));
+      })
+      .once('error', rej);
+  });
+  const metric = (name) => Number(new RegExp(`^notify_${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  const out = {
+    heapTotal: metric('nodejs_heap_size_total_bytes'),
+    heapUsed: metric('nodejs_heap_size_used_bytes'),
+    external: metric('nodejs_external_memory_bytes'),
+  };
+  for (const m of text.matchAll(/^notify_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)/gm)) out[`space:${m[1]}`] = Number(m[2]);
+  return out;
+}
+
+/** Server memory now: VmRSS and smaps_rollup's Anonymous summed over its processes, and notify's V8 heap figures. */
+async function memory(kind, server) {
+  const pids = server.pids();
+  const mem = { rss: 0, anonymous: 0 };
+  for (const pid of pids) {
+    mem.rss += procStats(pid).rss;
+    mem.anonymous += smapsRollup(pid).anonymous;
+  }
+  return { ...mem, ...(await v8Heap(kind, server.url)) };
+}
+
+/**
+ * One server process: its memory with no subscriber, then with IDLE[0] idle subscribers, then (more opened) with
+ * IDLE[1], ..., each read 2 s after the last one connected.
+ */
 async function idleRound(kind, n) {
   const server = await startServer(kind, n);
   const sockets = [];
-  const rss = () => server.pids().reduce((a, pid) => a + procStats(pid).rss, 0);
   try {
     await sleep(500);
-    const before = rss();
-    for (let i = 0; i < opt.idle; i += 200) {
-      const batch = [];
-      for (let j = i; j < Math.min(opt.idle, i + 200); j++) batch.push(idleSubscriber(kind, server.url, j % opt.users, sockets));
-      await Promise.all(batch);
+    const samples = [{ conns: 0, ...(await memory(kind, server)) }];
+    for (const target of IDLE) {
+      for (let i = sockets.length; i < target; i += 200) {
+        const batch = [];
+        for (let j = i; j < Math.min(target, i + 200); j++) batch.push(idleSubscriber(kind, server.url, j % opt.users, sockets));
+        await Promise.all(batch);
+      }
+      await sleep(2000);
+      samples.push({ conns: target, ...(await memory(kind, server)) });
     }
-    await sleep(2000);
-    const after = rss();
-    return { kind, round: n, beforeMB: before / 1048576, afterMB: after / 1048576, kbPerConn: (after - before) / 1024 / opt.idle };
+    return { kind, round: n, samples };
   } finally {
     // The server closes first, so the TIME_WAIT of every connection is on its side (on its one listening port), not
     // on N of the client's ephemeral ports, which the next round needs. The client closes on the server's FIN.
@@ -346,25 +407,79 @@ async function idleRound(kind, n) {
   }
 }
 
-if (opt.idle) {
+/**
+ * The parts of a memory sample that connections grow: `rss`; `anonymous` of it; and for notify the anonymous bytes
+ * split into the live JS heap (`heapUsed`), V8's committed pages above it (`v8Slack` = heapTotal - heapUsed) and
+ * everything outside V8's heap (`native` = anonymous - heapTotal: libuv/node handles, malloc arenas, Buffers).
+ */
+const PARTS = {
+  rss: (m) => m.rss,
+  anonymous: (m) => m.anonymous,
+  heapUsed: (m) => m.heapUsed,
+  v8Slack: (m) => m.heapTotal - m.heapUsed,
+  native: (m) => m.anonymous - m.heapTotal,
+  external: (m) => m.external,
+};
+const KB = 1024;
+/** Per connection (KB): from no subscriber to each N (`at N`), and between consecutive Ns (`slope N1-N2`). */
+function perConn(samples, part) {
+  const x = samples.map((m) => PARTS[part](m));
+  const out = {};
+  for (let i = 1; i < samples.length; i++) out[`at ${samples[i].conns}`] = (x[i] - x[0]) / KB / samples[i].conns;
+  for (let i = 2; i < samples.length; i++)
+    out[`slope ${samples[i - 1].conns}-${samples[i].conns}`] = (x[i] - x[i - 1]) / KB / (samples[i].conns - samples[i - 1].conns);
+  return out;
+}
+
+if (IDLE.length) {
   console.error(`nchan-vs-notify (idle): ${opt.rounds} rounds each, alternating; ${cmd}`);
   const rows = [];
+  const mb = (v) => (Number.isFinite(v) ? (v / 1048576).toFixed(1) : '-');
   try {
     for (let n = 1; n <= opt.rounds; n++)
       for (const kind of SERVERS) {
         const r = await idleRound(kind, n);
         rows.push(r);
+        const rss = perConn(r.samples, 'rss');
         console.error(
-          `round ${n} ${kind.padEnd(6)}: RSS ${r.beforeMB.toFixed(1)} -> ${r.afterMB.toFixed(1)} MB with ${opt.idle} idle = ${r.kbPerConn.toFixed(2)} KB/conn`,
+          `round ${n} ${kind}: ` +
+            r.samples
+              .map(
+                (m) =>
+                  `${m.conns}: RSS ${mb(m.rss)} anon ${mb(m.anonymous)}${kind === 'nchan' ? '' : ` heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} ext ${mb(m.external)}`} MB`,
+              )
+              .join('; ') +
+            ` => RSS KB/conn ${Object.entries(rss)
+              .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+              .join(', ')}`,
         );
+        const spaces = Object.keys(r.samples[0]).filter((k) => k.startsWith('space:'));
+        if (spaces.length)
+          console.error(
+            `  V8 spaces (committed MB, ${r.samples.map((m) => m.conns).join(' / ')} conns): ${spaces.map((k) => `${k.slice(6)} ${r.samples.map((m) => mb(m[k])).join('/')}`).join(', ')}`,
+          );
       }
   } finally {
     killAll();
   }
   console.log(`command: ${cmd}`);
-  const med = Object.fromEntries(SERVERS.map((k) => [k, median(rows.filter((r) => r.kind === k).map((r) => r.kbPerConn))]));
-  for (const k of SERVERS) console.log(`${k.padEnd(8)} median marginal RSS per idle ${opt.transport} connection: ${med[k].toFixed(2)} KB`);
-  for (const k of SERVERS.slice(1)) console.log(`${k}/${SERVERS[0]} ${(med[k] / med[SERVERS[0]]).toFixed(2)}`);
+  console.log(`medians of ${opt.rounds} rounds, KB per idle ${opt.transport} connection (at N: (X(N) - X(0)) / N; slope: (X(N2) - X(N1)) / (N2 - N1))`);
+  const cols = Object.keys(perConn(rows[0].samples, 'rss'));
+  console.log(`${'server'.padEnd(44)}${'part'.padEnd(11)}${cols.map((c) => c.padStart(17)).join('')}`);
+  const med = {};
+  for (const kind of SERVERS) {
+    const mine = rows.filter((r) => r.kind === kind);
+    for (const part of kind === 'nchan' ? ['rss', 'anonymous'] : Object.keys(PARTS)) {
+      const each = mine.map((r) => perConn(r.samples, part));
+      const m = Object.fromEntries(cols.map((c) => [c, median(each.map((e) => e[c]))]));
+      if (part === 'rss') med[kind] = m;
+      console.log(`${kind.slice(-43).padEnd(44)}${part.padEnd(11)}${cols.map((c) => m[c].toFixed(2).padStart(17)).join('')}`);
+    }
+  }
+  for (const k of SERVERS.slice(1))
+    console.log(
+      `${`${k.slice(-30)}/${SERVERS[0].slice(-12)}`.padEnd(44)}${'rss'.padEnd(11)}${cols.map((c) => (med[k][c] / med[SERVERS[0]][c]).toFixed(2).padStart(17)).join('')}`,
+    );
   process.exit(0);
 }
 

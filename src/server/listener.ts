@@ -50,10 +50,15 @@ export function createListener(config: ServeConfig, onRequest: RequestListener, 
   const http1Options = { connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) };
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
+  // One function for every socket, and `on` rather than `once` ('close' comes once): no closure and no once-wrapper
+  // held per connection for its life.
+  function untrack(this: Socket) {
+    sockets.delete(this);
+  }
   const track = (socket: Socket) => {
     events.connection();
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.on('close', untrack);
   };
   const trackSessions = (h2: NodeJS.EventEmitter) =>
     h2.on('session', (session: Http2Session) => {
