@@ -14,7 +14,15 @@ import type { SubscribeRequest } from './target-url.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
+/** `Sec-WebSocket-Accept` for `key` (RFC 6455 4.2.2): what the server answers and the client checks. */
+export function acceptKey(key: string): string {
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
+}
+
 /** Who waits for the handshake's outcome: exactly one call, unless `cancel()` came first. */
+
 export interface HandshakeOwner {
   /** 101 and valid: the socket is ours, `head` holds bytes already read past the response head. */
   upgraded(socket: Socket, head: Buffer): void;
@@ -59,9 +67,7 @@ export class Handshake {
     const secure = url.protocol === 'https:' || url.protocol === 'wss:';
     if (!secure && url.protocol !== 'http:' && url.protocol !== 'ws:') throw new Error(`not a WebSocket URL: ${url.href}`);
     const key = randomBytes(16).toString('base64');
-    this.accept = createHash('sha1')
-      .update(key + GUID)
-      .digest('base64');
+    this.accept = acceptKey(key);
     const headers: Record<string, string> = {
       ...r.headers,
       connection: 'Upgrade',
