@@ -7,13 +7,14 @@
 import { createRequire } from 'node:module';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
 import { WS_MAX_PAYLOAD } from '../src/server/ws.js';
 import { CLOSE, closePayload, FrameReader, OPCODE, type FrameHandler } from '../src/transports/ws-frames.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { metricValue, publishEach, scrape } from './helpers/http.js';
 import { onCleanup, runCleanup, until } from './helpers/lifecycle.js';
-import { openWs, type WsClient } from './helpers/ws-client.js';
+import { refused } from './helpers/refusal.js';
+import { openWs, WsClient } from './helpers/ws-client.js';
 
 afterEach(runCleanup);
 
@@ -142,6 +143,33 @@ describe('WS gateway: frames from a ws client', () => {
     c.ws.send(text.slice(5, 20), { fin: false });
     c.ws.send(text.slice(20), { fin: true });
     expect(await c.next('read')).toMatchObject({ type: 'read', id: b });
+  });
+
+  it('reads frames that came in the same packet as the upgrade request (the head)', async () => {
+    const gw = await startTestGateway();
+    const socket = connect(gw.port, '127.0.0.1');
+    onCleanup(() => void socket.destroy());
+    const request =
+      'GET /ws?user=h HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    socket.write(Buffer.concat([Buffer.from(request), wsFrame(OPCODE.text, 'not json')]));
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    await until(() => got.includes('E_JSON'), 'the error frame answering the frame sent with the request');
+    // RFC 6455 4.2.2's own example key and accept value.
+    expect(got).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n[^]*Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/);
+  });
+
+  it('answers the first subprotocol offered, as ws did, and refuses a malformed list as JSON 400', async () => {
+    const gw = await startTestGateway();
+    const ws = new WebSocket(`${gw.wsUrl}/ws?user=s`, ['notify.v1', 'other']);
+    onCleanup(() => ws.terminate());
+    const c = new WsClient(ws);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    expect(ws.protocol).toBe('notify.v1');
+    expect((await c.next('init')).type).toBe('init');
+    const refusal = await refused(openWs(`${gw.wsUrl}/ws?user=s`, { headers: { 'Sec-WebSocket-Protocol': 'a,,b' } }));
+    expect([refusal.status, refusal.body?.error?.code]).toEqual([400, 'E_HANDSHAKE']);
   });
 
   it('answers a ping with a pong carrying the same payload', async () => {
