@@ -29,9 +29,9 @@ function sharedTail(ev: StreamEvent): Buffer {
 }
 
 /**
- * The notification as one unmasked, final text frame (RFC 6455 section 5.2: a server's frames are not masked), the
- * bytes ws.send would write as a header and a payload: 0x81, the payload length (7 bits, or 126 + 16 bits, or
- * 127 + 64 bits), the payload. The cursor is ASCII.
+ * The notification as one unmasked, final text frame (RFC 6455 section 5.2: a server's frames are not masked), framed
+ * as serverFrame frames (0x81, the payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits, the payload) but
+ * copied from the shared parts without building the payload first. The cursor is ASCII.
  */
 function notificationFrame(cursor: string, tail: Buffer): Buffer {
   const length = NOTIFICATION_HEAD.length + cursor.length + tail.length;
