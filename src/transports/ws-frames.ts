@@ -67,6 +67,9 @@ export class FrameReader {
       this.held = undefined;
     }
     const end = buf.length;
+    // Read once per chunk, not per frame: the client side's loop stays as it was.
+    const masked = this.masked;
+    const maskBit = masked ? 0x80 : 0;
     let at = 0;
     while (end - at >= 2) {
       const b0 = buf[at]!;
@@ -85,12 +88,12 @@ export class FrameReader {
         off = at + 10;
       }
       // A server's frames are never masked, a client's always are; no extension was negotiated, so RSV1-3 are 0.
-      if ((b1 & 0x80) !== (this.masked ? 0x80 : 0) || (b0 & 0x70) !== 0) return h.protocolError(CLOSE.protocolError);
+      if ((b1 & 0x80) !== maskBit || (b0 & 0x70) !== 0) return h.protocolError(CLOSE.protocolError);
       if (len > this.maxPayload) return h.protocolError(CLOSE.tooBig);
-      if (this.masked) off += 4;
+      if (masked) off += 4;
       if (end - off < len) return this.hold(buf, at, off - at + len);
       at = off + len;
-      if (this.masked) unmask(buf, off - 4, off, at);
+      if (masked) unmask(buf, off - 4, off, at);
       if (!this.frame(b0, buf.subarray(off, at), h) || !h.reading()) return;
     }
     if (at < end) this.hold(buf, at, 2);
