@@ -68,8 +68,8 @@ export class FrameReader {
     }
     const end = buf.length;
     // Read once per chunk, not per frame: the client side's loop stays as it was.
-    const masked = this.masked;
-    const maskBit = masked ? 0x80 : 0;
+    const maskBit = this.masked ? 0x80 : 0;
+    const keyBytes = maskBit >>> 5;
     let at = 0;
     while (end - at >= 2) {
       const b0 = buf[at]!;
@@ -90,10 +90,10 @@ export class FrameReader {
       // A server's frames are never masked, a client's always are; no extension was negotiated, so RSV1-3 are 0.
       if ((b1 & 0x80) !== maskBit || (b0 & 0x70) !== 0) return h.protocolError(CLOSE.protocolError);
       if (len > this.maxPayload) return h.protocolError(CLOSE.tooBig);
-      if (masked) off += 4;
+      off += keyBytes;
       if (end - off < len) return this.hold(buf, at, off - at + len);
       at = off + len;
-      if (masked) unmask(buf, off - 4, off, at);
+      if (keyBytes !== 0) unmask(buf, off - 4, off, at);
       if (!this.frame(b0, buf.subarray(off, at), h) || !h.reading()) return;
     }
     if (at < end) this.hold(buf, at, 2);
