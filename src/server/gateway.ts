@@ -6,7 +6,6 @@
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
 import type { ServeConfig } from './config.js';
 import type { Broker } from './brokers/broker.js';
 import { createContext, type GatewayContext } from './context.js';
@@ -56,8 +55,7 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
     },
   );
   const { server } = listener;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  const onUpgrade = upgradeListener(wss, wsAdmission(ctx));
+  const onUpgrade = upgradeListener(wsAdmission(ctx));
   // Requests Node's own parser refuses: the same JSON errors as every other refusal, with the status that fits.
   const onClientError = (err: NodeJS.ErrnoException, socket: Duplex) => {
     const httpErr = parserError(err);
@@ -87,8 +85,8 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
       listener.closeIdle();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceMs).unref());
       await Promise.race([closed, grace]);
+      // WebSocket connections included: the listener tracks every socket.
       listener.closeAll();
-      for (const ws of wss.clients) ws.terminate();
       await broker.close();
     })();
     return shuttingDown;
@@ -100,19 +98,21 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
 /** Admission of a WebSocket upgrade, and the subscriber it opens (read receipts sent by the client included). */
 function wsAdmission(ctx: GatewayContext): UpgradeHandler {
   const { hub, history, metrics, log } = ctx;
+  // One for every connection (a closure per connection would be kept for its life).
+  const onRead = (from: WsSubscriber, id: string) => {
+    history.markRead(from.user, id).then(
+      (readAt) => {
+        hub.sendRead(from.user!, id, readAt, from);
+        from.sendRead(id, readAt);
+      },
+      (err: unknown) => from.sendError(err instanceof HttpError ? err.code : 'E_INTERNAL', (err as Error).message),
+    );
+  };
   return {
     async admit(req, url) {
       const { identity, given } = await ctx.admit('ws', req, url, queryCursor(url));
-      return (ws) => {
-        const sub = new WsSubscriber(identity.user, ctx.subOptions, ws, (from, id) => {
-          history.markRead(from.user, id).then(
-            (readAt) => {
-              hub.sendRead(from.user!, id, readAt, from);
-              from.sendRead(id, readAt);
-            },
-            (err: unknown) => from.sendError(err instanceof HttpError ? err.code : 'E_INTERNAL', (err as Error).message),
-          );
-        });
+      return (socket, head) => {
+        const sub = new WsSubscriber(identity.user, ctx.subOptions, socket, head, onRead);
         void ctx.started(sub, startSubscription(ctx.deps, sub, given));
       };
     },

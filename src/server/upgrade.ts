@@ -1,19 +1,38 @@
 /**
  * WebSocket upgrade requests. They arrive as a raw socket, outside the HTTP route table, so everything a route gets
  * for free is done here: the target must parse, the handshake headers are checked before any work (so a bad one is
- * a JSON 4xx like every other refusal, not ws's plain-text answer), and a peer that resets the socket while it is
- * being refused or admitted is an expected event, not a crash.
+ * a JSON 4xx like every other refusal), and a peer that resets the socket while it is being refused or admitted is
+ * an expected event, not a crash. An admitted one is answered 101 here (RFC 6455 4.2.2, as ws answered it: no
+ * extension, the first subprotocol offered) and its socket handed to ws.ts.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { WebSocket, WebSocketServer } from 'ws';
+import { acceptKey } from '../transports/ws-handshake.js';
 import { HttpError, refuseSocket } from './http-error.js';
 import { parseTarget } from './request.js';
 
 /** RFC 6455 section 4.1: a base64-encoded 16-byte nonce. */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
-function checkHandshake(req: IncomingMessage): void {
+/** RFC 7230 token characters: a subprotocol name. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+/** `Sec-WebSocket-Protocol`: tokens separated by commas, optional blanks around them (ws's subprotocol.parse). */
+const PROTOCOLS = new RegExp(`^${TOKEN}[ \\t]*(?:,[ \\t]*${TOKEN}[ \\t]*)*$`);
+
+/**
+ * The subprotocol to answer: ws (without handleProtocols) chose the first one offered, and the gateway speaks one
+ * protocol whatever the name. A malformed or repeated list is refused as ws refused it.
+ */
+function chooseProtocol(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const names = PROTOCOLS.test(header) ? header.split(',').map((n) => n.trim()) : [];
+  if (names.length === 0 || new Set(names).size !== names.length) throw new HttpError(400, 'E_HANDSHAKE', 'invalid Sec-WebSocket-Protocol header');
+  return names[0];
+}
+
+/** Checks the handshake; returns the subprotocol to answer with, if any. */
+function checkHandshake(req: IncomingMessage): string | undefined {
   if (req.method !== 'GET') throw new HttpError(405, 'E_METHOD', `a WebSocket upgrade must be GET (got ${req.method})`, { Allow: 'GET' });
   const upgrade = req.headers.upgrade ?? '';
   if (upgrade.toLowerCase() !== 'websocket')
@@ -24,11 +43,21 @@ function checkHandshake(req: IncomingMessage): void {
   if (version !== '13' && version !== '8') {
     throw new HttpError(400, 'E_HANDSHAKE', `Sec-WebSocket-Version must be 13 (got "${(version ?? '').slice(0, 20)}")`, { 'Sec-WebSocket-Version': '13, 8' });
   }
+  return chooseProtocol(req.headers['sec-websocket-protocol']);
+}
+
+/** The 101 answer (RFC 6455 4.2.2). */
+function switchingProtocols(key: string, protocol: string | undefined): string {
+  return (
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
+    (protocol === undefined ? '' : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+    '\r\n'
+  );
 }
 
 export interface UpgradeHandler {
   /** Admission of an upgrade to `/ws`: throws an HttpError to refuse. Returns what `open` needs. */
-  admit(req: IncomingMessage, url: URL): Promise<(ws: WebSocket) => void>;
+  admit(req: IncomingMessage, url: URL): Promise<(socket: Socket, head: Buffer) => void>;
   /** Every refusal, for the error metrics. */
   refused(err: HttpError): void;
   /** An exception that is not an HttpError: logged, answered 500. */
@@ -39,30 +68,30 @@ function destroySelf(this: Duplex): void {
   this.destroy();
 }
 
-/** Wires `server.on('upgrade')` for `/ws` to the ws server through `handler`. */
-export function upgradeListener(wss: WebSocketServer, handler: UpgradeHandler) {
+/** Wires `server.on('upgrade')` for `/ws` through `handler`. */
+export function upgradeListener(handler: UpgradeHandler) {
   const refuse = (socket: Duplex, err: unknown, req: IncomingMessage) => {
     if (!(err instanceof HttpError)) handler.failed(err, req);
     const httpErr = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', 'internal error');
     handler.refused(httpErr);
     refuseSocket(socket, httpErr);
   };
-  // What ws itself still refuses after our checks (e.g. a malformed Sec-WebSocket-Protocol) is answered the same way.
-  wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => refuse(socket, new HttpError(400, 'E_HANDSHAKE', err.message), req));
 
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    // Until ws takes the socket over, nobody else listens for its errors: a reset would be an uncaught exception.
-    // A module-level function, not a closure: this listener stays for the socket's life, and a closure here would
-    // keep the request (its headers, ~0.7 KB) alive with it.
+    // Nobody else listens for the socket's errors (ws.ts relies on this one too): a reset would be an uncaught
+    // exception. A module-level function, not a closure: this listener stays for the socket's life, and a closure
+    // here would keep the request (its headers, ~0.7 KB) alive with it.
     socket.on('error', destroySelf);
     (async () => {
       const url = parseTarget(req.url);
       if (url.pathname !== '/ws') throw new HttpError(404, 'E_NOT_FOUND', `no WebSocket endpoint at ${url.pathname}`);
-      checkHandshake(req);
+      const protocol = checkHandshake(req);
       const open = await handler.admit(req, url);
-      // The peer may have gone while it was being admitted (a token being verified, say): nothing to open then.
-      if (socket.destroyed || !socket.writable) return;
-      wss.handleUpgrade(req, socket, head, open);
+      // The peer may have gone (or half-closed) while it was being admitted (a token being verified, say): nothing to
+      // open then.
+      if (socket.destroyed || !socket.writable || !socket.readable) return void socket.destroy();
+      socket.write(switchingProtocols(req.headers['sec-websocket-key']!, protocol));
+      open(socket as Socket, head);
     })().catch((err: unknown) => refuse(socket, err, req));
   };
 }

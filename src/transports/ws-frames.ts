@@ -1,8 +1,9 @@
 /**
- * RFC 6455 framing for the client side of a subscriber: reading the server's frames (unmasked, no extensions) and
- * writing our own (masked). ws.ts keeps one `FrameReader` per connection attempt and reads each socket chunk with
- * it; the frames of a chunk are cut as views of it (`subarray`), so a message costs no copy unless it was split
- * across reads or fragmented. A profile of the swarm on ws@8 put its Receiver (a Writable stream per connection,
+ * RFC 6455 framing, both sides: the swarm's client reads the server's frames (unmasked, no extensions) and writes its
+ * own (masked); the gateway (src/server/ws.ts) reads its clients' masked frames with the same reader, unmasked in
+ * place. ws.ts keeps one `FrameReader` per connection attempt and reads each socket chunk with it; the frames of a
+ * chunk are cut as views of it (`subarray`), so a message costs no copy unless it was split across reads or
+ * fragmented. A profile of the swarm on ws@8 put its Receiver (a Writable stream per connection,
  * events per frame and per message) at ~60% of the receive path; this reader is a loop over the chunk.
  */
 import { isUtf8 } from 'node:buffer';
@@ -21,9 +22,11 @@ export interface FrameHandler {
   /** A whole message (fragments joined); text messages are valid UTF-8. */
   message(data: Buffer, binary: boolean): void;
   ping(payload: Buffer): void;
-  /** The server's close frame: its code (1005 when it gave none) and reason. */
+  /** A pong (the client side ignores them; the gateway's heartbeat waits for one). */
+  pong?(payload: Buffer): void;
+  /** The peer's close frame: its code (1005 when it gave none) and reason. */
   closeFrame(code: number, reason: string): void;
-  /** The server broke the protocol; the connection must close with `code`. */
+  /** The peer broke the protocol; the connection must close with `code`. */
   protocolError(code: number): void;
   /** False once a handler call ended the connection: the rest of the chunk is dropped. */
   reading(): boolean;
@@ -44,7 +47,14 @@ export class FrameReader {
   private fragmentBytes = 0;
   private fragmentBinary = false;
 
-  constructor(private readonly maxPayload = DEFAULT_MAX_PAYLOAD) {}
+  /**
+   * `masked`: the server side, reading a client's frames, which must be masked (RFC 6455 5.1: an unmasked one is a
+   * protocol error, 1002); the client side reads a server's, which must not be.
+   */
+  constructor(
+    private readonly maxPayload = DEFAULT_MAX_PAYLOAD,
+    private readonly masked = false,
+  ) {}
 
   /** Reads every complete frame of `chunk` (after what earlier reads left) into `h`. */
   read(chunk: Buffer, h: FrameHandler): void {
@@ -57,6 +67,9 @@ export class FrameReader {
       this.held = undefined;
     }
     const end = buf.length;
+    // Read once per chunk, not per frame: the client side's loop stays as it was.
+    const maskBit = this.masked ? 0x80 : 0;
+    const keyBytes = maskBit >>> 5;
     let at = 0;
     while (end - at >= 2) {
       const b0 = buf[at]!;
@@ -74,11 +87,13 @@ export class FrameReader {
         len = high > 0x1fffff ? Infinity : high * 0x1_0000_0000 + buf.readUInt32BE(at + 6);
         off = at + 10;
       }
-      // Server frames are never masked; no extension was negotiated, so RSV1-3 are 0.
-      if ((b1 & 0x80) !== 0 || (b0 & 0x70) !== 0) return h.protocolError(CLOSE.protocolError);
+      // A server's frames are never masked, a client's always are; no extension was negotiated, so RSV1-3 are 0.
+      if ((b1 & 0x80) !== maskBit || (b0 & 0x70) !== 0) return h.protocolError(CLOSE.protocolError);
       if (len > this.maxPayload) return h.protocolError(CLOSE.tooBig);
+      off += keyBytes;
       if (end - off < len) return this.hold(buf, at, off - at + len);
       at = off + len;
+      if (keyBytes !== 0) unmask(buf, off - 4, off, at);
       if (!this.frame(b0, buf.subarray(off, at), h) || !h.reading()) return;
     }
     if (at < end) this.hold(buf, at, 2);
@@ -136,7 +151,10 @@ export class FrameReader {
       h.ping(payload);
       return true;
     }
-    if (opcode === OPCODE.pong) return true;
+    if (opcode === OPCODE.pong) {
+      h.pong?.(payload);
+      return true;
+    }
     if (payload.length === 0) {
       h.closeFrame(CLOSE.noStatus, '');
       return false;
@@ -160,6 +178,24 @@ export class FrameReader {
     h.protocolError(code);
     return false;
   }
+}
+
+/** XORs `buf[from, to)` with the 4-byte key at `key` (RFC 6455 5.3), in place: the chunk is this reader's to change. */
+function unmask(buf: Buffer, key: number, from: number, to: number): void {
+  const k0 = buf[key]!;
+  const k1 = buf[key + 1]!;
+  const k2 = buf[key + 2]!;
+  const k3 = buf[key + 3]!;
+  let i = from;
+  for (; i + 3 < to; i += 4) {
+    buf[i] ^= k0;
+    buf[i + 1] ^= k1;
+    buf[i + 2] ^= k2;
+    buf[i + 3] ^= k3;
+  }
+  if (i < to) buf[i++] ^= k0;
+  if (i < to) buf[i++] ^= k1;
+  if (i < to) buf[i] ^= k2;
 }
 
 /** Masking keys come from one random pool, refilled when used up (crypto per frame would cost more than the frame). */
@@ -196,5 +232,28 @@ export function closePayload(code: number, reason = ''): Buffer {
   const out = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
   out.writeUInt16BE(code, 0);
   out.write(reason, 2);
+  return out;
+}
+
+/**
+ * A server frame (FIN set, unmasked as RFC 6455 5.1 requires) carrying `payload`, a string written as UTF-8 straight
+ * into the frame (one allocation, no intermediate Buffer).
+ */
+export function serverFrame(opcode: number, payload: Buffer | string): Buffer {
+  const len = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  const head = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
+  const out = Buffer.allocUnsafe(head + len);
+  out[0] = 0x80 | opcode;
+  if (head === 2) out[1] = len;
+  else if (head === 4) {
+    out[1] = 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(Math.floor(len / 0x1_0000_0000), 2);
+    out.writeUInt32BE(len >>> 0, 6);
+  }
+  if (typeof payload === 'string') out.write(payload, head, 'utf8');
+  else payload.copy(out, head);
   return out;
 }

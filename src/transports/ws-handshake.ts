@@ -15,6 +15,13 @@ import type { SubscribeRequest } from './target-url.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
+/** `Sec-WebSocket-Accept` for `key` (RFC 6455 4.2.2): what the server answers and the client checks. */
+export function acceptKey(key: string): string {
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
+}
+
 /** A response head larger than this is not a server we can talk to. */
 const MAX_HEAD = 64 * 1024;
 
@@ -98,9 +105,7 @@ export class Handshake implements SocketReader {
     // openSocket and requestHead speak http(s): the same host, port and path.
     const url = new URL(given.href.replace(/^ws/, 'http'));
     const key = randomBytes(16).toString('base64');
-    this.accept = createHash('sha1')
-      .update(key + GUID)
-      .digest('base64');
+    this.accept = acceptKey(key);
     const headers: Record<string, string> = {
       ...r.headers,
       connection: 'Upgrade',
