@@ -25,7 +25,6 @@ interface WriteReq {
 interface StreamWrapBinding {
   WriteWrap: new () => WriteReq;
   streamBaseState: Int32Array;
-  kBytesWritten: number;
   kLastWriteWasAsync: number;
 }
 interface NodeSocket extends Socket {
@@ -47,7 +46,7 @@ function streamWrap(): StreamWrapBinding | undefined {
   try {
     const b = process.binding?.('stream_wrap') as Partial<StreamWrapBinding> | undefined;
     if (typeof b?.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array)) return undefined;
-    if (typeof b.kBytesWritten !== 'number' || typeof b.kLastWriteWasAsync !== 'number') return undefined;
+    if (typeof b.kLastWriteWasAsync !== 'number') return undefined;
     return b as StreamWrapBinding;
   } catch {
     return undefined;
@@ -94,18 +93,17 @@ export class SocketWriter {
     const req = (spare ??= new native.WriteWrap());
     req.handle = handle;
     const err = handle.writeBuffer(req, data);
-    const state = native.streamBaseState;
-    const written = state[native.kBytesWritten]!;
     s._unrefTimer();
     if (err !== 0) {
       req.handle = null;
       s.destroy(writeError(err));
-    } else if (state[native.kLastWriteWasAsync]) {
+    } else if (native.streamBaseState[native.kLastWriteWasAsync]) {
       // C++ holds this request until the kernel has taken the rest, but not the Buffer: the request keeps it alive
       // (as Node's handleWriteReq does).
       spare = undefined;
       req.buffer = data;
-      this.inFlight = data.length - written;
+      // Counted whole until done, as the Writable counts a chunk until its callback.
+      this.inFlight = data.length;
       req.oncomplete = (status) => this.completed(status);
     } else {
       req.handle = null;
