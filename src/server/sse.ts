@@ -8,7 +8,6 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EVENT, SLOW_CONSUMER_REASON } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
-import { SocketWriter } from './socket-write.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
 
 const HEARTBEAT = ':hb\n\n';
@@ -39,8 +38,6 @@ export class SseSubscriber extends Subscriber {
    * `detach`), writes go straight to it and its close ends the subscription.
    */
   private readonly socket: Socket | undefined;
-  /** Writes to `socket` (see socket-write.ts: the handle directly while nothing is queued). */
-  private readonly writer: SocketWriter | undefined;
   /** The HTTP/1.1 socket, corked around grouped writes; undefined over HTTP/2. */
   private readonly corkable: Socket | undefined;
   /** The response, while the stream goes through it (HTTP/2, or a socket shared with a pipelined response). */
@@ -65,7 +62,6 @@ export class SseSubscriber extends Subscriber {
     // everything goes through res.
     if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength && detach(socket, res)) {
       this.socket = socket;
-      this.writer = new SocketWriter(socket);
       socket.on('error', () => socket.destroy());
       // A client that half-closes is done reading as far as a stream is concerned.
       socket.once('end', () => socket.end());
@@ -84,17 +80,15 @@ export class SseSubscriber extends Subscriber {
   }
 
   protected override writeNow(frame: string | Buffer): void {
-    if (this.writer) this.writer.write(frame);
-    else this.res!.write(frame);
+    (this.socket ?? this.res!).write(frame);
   }
 
   protected override socketBuffered(): number {
-    return this.writer ? this.writer.buffered : this.res!.writableLength;
+    return (this.socket ?? this.res!).writableLength;
   }
 
   protected override onceDrained(fn: () => void): void {
-    if (this.writer) this.writer.onceDrained(fn);
-    else this.res!.once('drain', fn);
+    (this.socket ?? this.res!).once('drain', fn);
   }
 
   protected override corkableSocket(): Socket | undefined {
