@@ -4,14 +4,32 @@
 // connection. The client reads with raw sockets (the cheapest reader, see shared/PERF-NOTES.md) so the server is
 // what is measured. Usage: npm run build && node bench/serve-fanout.mjs [--conns 2000] [--events 100] [--rate 20]
 // [--bin path/to/notify.js] (another build, to compare before/after in one session)
+// [--node-args '--single-threaded-gc'] (node/V8 flags for the server process, e.g. ones NODE_OPTIONS refuses)
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { args, percentile, procStats, sleep, startServe } from './lib.mjs';
 
-const opt = args({ conns: 2000, events: 100, rate: 20, batch: '0ms', port: 0, bin: 'bin/notify.js' });
-const cmd = `node bench/serve-fanout.mjs --conns ${opt.conns} --events ${opt.events} --rate ${opt.rate} --batch ${opt.batch} --bin ${opt.bin}`;
+const opt = args({ conns: 2000, events: 100, rate: 20, batch: '0ms', port: 0, bin: 'bin/notify.js', nodeArgs: '' });
+const cmd =
+  `node bench/serve-fanout.mjs --conns ${opt.conns} --events ${opt.events} --rate ${opt.rate} --batch ${opt.batch} --bin ${opt.bin}` +
+  (opt.nodeArgs ? ` --node-args '${opt.nodeArgs}'` : '');
 
-const { server, url } = await startServe(opt.bin, ['--port', String(opt.port), '--batch', opt.batch, '--log-level', 'warn', '--unread-limit', '0']);
+const serveArgs = ['--port', String(opt.port), '--batch', opt.batch, '--log-level', 'warn', '--unread-limit', '0'];
+const { server, url } = opt.nodeArgs ? await startWith(opt.nodeArgs.split(' ').filter(Boolean)) : await startServe(opt.bin, serveArgs);
+/** startServe (lib.mjs) with node flags before the script. */
+function startWith(nodeArgs) {
+  const child = spawn(process.execPath, [...nodeArgs, opt.bin, 'serve', ...serveArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    child.stderr.on('data', (d) => {
+      text += d;
+      const m = /listening on (https?:\/\/\S+)/.exec(text);
+      if (m) resolve({ server: child, url: m[1] });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)));
+  });
+}
 const { hostname, port } = new URL(url);
 const base = procStats(server.pid);
 
