@@ -102,10 +102,6 @@ export default defineConfig(
     files: ['src/swarm/embedded.ts'],
     rules: processOnly(['execPath'], 'the embedded server is this same Node binary, forked'),
   },
-  {
-    files: ['src/server/socket-write.ts'],
-    rules: processOnly(['binding'], "the direct socket write needs Node's stream_wrap binding (WriteWrap, streamBaseState)"),
-  },
 
   // Tests: the cap and the `any` discipline do not pay here (describe blocks are long; JSON bodies are `any`).
   {
