@@ -62,10 +62,11 @@ export class SseSubscriber extends Subscriber {
     // everything goes through res.
     if (!h2 && (socket as Socket & { _httpMessage?: unknown })._httpMessage === res && res.writableLength === socket.writableLength && detach(socket, res)) {
       this.socket = socket;
-      socket.on('error', () => socket.destroy());
+      // Module-level listeners and `on` ('end' and 'close' come once): no closure or once-wrapper per connection.
+      socket.on('error', destroySocket);
       // A client that half-closes is done reading as far as a stream is concerned.
-      socket.once('end', () => socket.end());
-      socket.once('close', () => this.finish('client'));
+      socket.on('end', endSocket);
+      socket.on('close', () => this.finish('client'));
       return;
     }
     this.res = res;
@@ -147,6 +148,14 @@ export class SseSubscriber extends Subscriber {
     (this.socket ?? this.res!).end(SLOW_CLOSE);
     setTimeout(() => socket?.destroy(), SLOW_CUT_GRACE_MS).unref();
   }
+}
+
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
+function endSocket(this: Socket): void {
+  this.end();
 }
 
 /** node:http's listeners on a connection it parses, by name (Node 20's lib/_http_server.js). */
