@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import { EVENT, SLOW_CONSUMER_REASON, WS_CLOSE, WS_FRAME_HEAD } from '../protocol/events.js';
-import { CLOSE, closePayload, FrameReader, OPCODE, serverFrame, type FrameHandler } from '../transports/ws-frames.js';
+import { CLOSE, closePayload, frameHeadSize, FrameReader, OPCODE, serverFrame, writeFrameHead, type FrameHandler } from '../transports/ws-frames.js';
 import type { StreamEvent } from './brokers/broker.js';
 import { SLOW_CUT_GRACE_MS } from './sse.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
@@ -30,23 +30,13 @@ function sharedTail(ev: StreamEvent): Buffer {
 
 /**
  * The notification as one unmasked, final text frame (RFC 6455 section 5.2: a server's frames are not masked), framed
- * as serverFrame frames (0x81, the payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits, the payload) but
- * copied from the shared parts without building the payload first. The cursor is ASCII.
+ * as serverFrame frames but copied from the shared parts without building the payload first. The cursor is ASCII.
  */
 function notificationFrame(cursor: string, tail: Buffer): Buffer {
   const length = NOTIFICATION_HEAD.length + cursor.length + tail.length;
-  const at = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const at = frameHeadSize(length);
   const frame = Buffer.allocUnsafe(at + length);
-  frame[0] = 0x81;
-  if (at === 2) frame[1] = length;
-  else if (at === 4) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(0, 2);
-    frame.writeUInt32BE(length, 6);
-  }
+  writeFrameHead(frame, OPCODE.text, length, 0);
   NOTIFICATION_HEAD.copy(frame, at);
   frame.write(cursor, at + NOTIFICATION_HEAD.length, 'latin1');
   tail.copy(frame, at + NOTIFICATION_HEAD.length + cursor.length);

@@ -202,21 +202,34 @@ function unmask(buf: Buffer, key: number, from: number, to: number): void {
 const maskPool = Buffer.alloc(4096);
 let maskAt = maskPool.length;
 
-/** A client frame (FIN set, masked as RFC 6455 5.3 requires) carrying `payload`. */
-export function clientFrame(opcode: number, payload: Buffer): Buffer {
-  const len = payload.length;
-  const head = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
-  const out = Buffer.allocUnsafe(head + 4 + len);
+/** Bytes of a frame's head before the masking key, for a payload of `len` bytes (7-bit, 16-bit or 64-bit length). */
+export function frameHeadSize(len: number): 2 | 4 | 10 {
+  return len < 126 ? 2 : len < 0x10000 ? 4 : 10;
+}
+
+/**
+ * Writes a final frame's head at the start of `out`: FIN + `opcode`, then the mask bit (`mask`: 0x80 for a client's
+ * frame, 0 for a server's) with the payload length in frameHeadSize(len) bytes (RFC 6455 5.2).
+ */
+export function writeFrameHead(out: Buffer, opcode: number, len: number, mask: 0 | 0x80): void {
   out[0] = 0x80 | opcode;
-  if (head === 2) out[1] = 0x80 | len;
-  else if (head === 4) {
-    out[1] = 0x80 | 126;
+  if (len < 126) out[1] = mask | len;
+  else if (len < 0x10000) {
+    out[1] = mask | 126;
     out.writeUInt16BE(len, 2);
   } else {
-    out[1] = 0x80 | 127;
+    out[1] = mask | 127;
     out.writeUInt32BE(Math.floor(len / 0x1_0000_0000), 2);
     out.writeUInt32BE(len >>> 0, 6);
   }
+}
+
+/** A client frame (FIN set, masked as RFC 6455 5.3 requires) carrying `payload`. */
+export function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const len = payload.length;
+  const head = frameHeadSize(len);
+  const out = Buffer.allocUnsafe(head + 4 + len);
+  writeFrameHead(out, opcode, len, 0x80);
   if (maskAt + 4 > maskPool.length) {
     randomFillSync(maskPool);
     maskAt = 0;
@@ -241,18 +254,9 @@ export function closePayload(code: number, reason = ''): Buffer {
  */
 export function serverFrame(opcode: number, payload: Buffer | string): Buffer {
   const len = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-  const head = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
+  const head = frameHeadSize(len);
   const out = Buffer.allocUnsafe(head + len);
-  out[0] = 0x80 | opcode;
-  if (head === 2) out[1] = len;
-  else if (head === 4) {
-    out[1] = 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(len / 0x1_0000_0000), 2);
-    out.writeUInt32BE(len >>> 0, 6);
-  }
+  writeFrameHead(out, opcode, len, 0);
   if (typeof payload === 'string') out.write(payload, head, 'utf8');
   else payload.copy(out, head);
   return out;
