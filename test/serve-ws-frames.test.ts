@@ -9,7 +9,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { WS_MAX_PAYLOAD } from '../src/server/ws.js';
-import { CLOSE, closePayload, FrameReader, OPCODE, type FrameHandler } from '../src/transports/ws-frames.js';
+import { CLOSE, closePayload, FrameReader, OPCODE } from '../src/transports/ws-frames.js';
+import { FrameLog } from './helpers/frame-log.js';
 import { startTestGateway } from './helpers/gateway.js';
 import { metricValue, publishEach, scrape } from './helpers/http.js';
 import { onCleanup, runCleanup, until } from './helpers/lifecycle.js';
@@ -34,34 +35,9 @@ function wsFrame(opcode: number, payload: Buffer | string, { fin = true, mask = 
   return Buffer.concat(Sender.frame(data, { fin, opcode, mask, readOnly: false, rsv1: false }));
 }
 
-class Handler implements FrameHandler {
-  readonly log: unknown[] = [];
-  open = true;
-  message(data: Buffer, binary: boolean): void {
-    this.log.push(binary ? { binary: [...data] } : data.toString('utf8'));
-  }
-  ping(payload: Buffer): void {
-    this.log.push({ ping: payload.toString() });
-  }
-  pong(payload: Buffer): void {
-    this.log.push({ pong: payload.toString() });
-  }
-  closeFrame(code: number, reason: string): void {
-    this.open = false;
-    this.log.push({ close: code, reason });
-  }
-  protocolError(code: number): void {
-    this.open = false;
-    this.log.push({ error: code });
-  }
-  reading(): boolean {
-    return this.open;
-  }
-}
-
 /** Reads `chunks` on the server side; each chunk is copied first, as the reader unmasks in place. */
 function serverRead(chunks: Buffer[], maxPayload = WS_MAX_PAYLOAD): unknown[] {
-  const h = new Handler();
+  const h = new FrameLog();
   const r = new FrameReader(maxPayload, true);
   for (const c of chunks) r.read(Buffer.from(c), h);
   return h.log;
