@@ -154,8 +154,9 @@ function destroySocket(this: Socket): void {
   this.destroy();
 }
 
+/** Unless ours is already ended (a shutdown or a slow-consumer cut): end() again would build an error (~15 us). */
 function endSocket(this: Socket): void {
-  this.end();
+  if (!this.writableEnded) this.end();
 }
 
 /** node:http's listeners on a connection it parses, by name (Node 20's lib/_http_server.js). */
