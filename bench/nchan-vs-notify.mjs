@@ -4,7 +4,8 @@
 // (nchan, notify, nchan, notify, ...), a fresh server per round (nchan's shared memory keeps messages, notify its
 // history). Per round: server CPU-seconds over the whole swarm run (nginx: master + workers; notify serve: its pid,
 // from /proc), server peak RSS (VmHWM, summed over nginx's processes), deliveries (the result's
-// summary.total.events.delivered), server CPU us per delivery, latency p50/p99, lost, duplicated, and the swarm's own
+// summary.total.events.delivered), server CPU us per delivery, the same over the publishing window alone ("pub
+// us/deliv": the ramp's connection set-up and the drain left out), latency p50/p99, lost, duplicated, and the swarm's own
 // CPU-seconds (the swarm child and its workers, once reaped: this process's cutime + cstime across the run). Prints
 // every round, then the medians per server and the ratio notify/nchan.
 // Usage: npm run build && node bench/nchan-vs-notify.mjs [--rounds 3] [--conns 2000] [--users 200] [--ramp 5s]
@@ -274,6 +275,33 @@ async function startServer(kind, n) {
   return { entry: track(proc), pids: () => [proc.pid], url };
 }
 
+const CPU_SAMPLE_MS = 250;
+
+/** The server's CPU-seconds at wall time `at`, interpolated between the samples around it. */
+function cpuAt(samples, at) {
+  const i = samples.findIndex((x) => x.at >= at);
+  if (i <= 0) return NaN;
+  const a = samples[i - 1];
+  const b = samples[i];
+  return a.cpu + ((b.cpu - a.cpu) * (at - a.at)) / Math.max(1, b.at - a.at);
+}
+
+/**
+ * CPU per delivery over the publishing window only, the whole seconds after the ramp up to the end of --duration
+ * (the swarm's timeline: its second t covers (t - 1, t] since its start, t0 = startedAt + 300 ms, src/swarm/run.ts):
+ * the server's CPU between those instants over the deliveries the timeline counts in those seconds. Connection set-up
+ * (the ramp) and the drain are left out, so this is the steady fan-out's cost; the whole-run figure counts both.
+ */
+function publishingWindow(result, samples) {
+  const t0 = Date.parse(result.startedAt) + 300;
+  const from = Math.ceil(seconds(opt.ramp)) + 1;
+  const to = Math.floor(seconds(opt.ramp) + seconds(opt.duration));
+  const points = result.timeline.filter((p) => p.t >= from && p.t <= to);
+  const delivered = points.reduce((a, p) => a + p.delivered, 0);
+  const cpu = cpuAt(samples, t0 + to * 1000) - cpuAt(samples, t0 + (from - 1) * 1000);
+  return { pubCpuS: cpu, pubUsPerDelivery: delivered > 0 ? (cpu / delivered) * 1e6 : NaN };
+}
+
 async function round(kind, n) {
   const server = await startServer(kind, n);
   try {
@@ -281,7 +309,16 @@ async function round(kind, n) {
     const before = serverStats(pids);
     const swarmCpu0 = reapedChildrenCpu();
     const out = join(work, `${kind.replace(/[^A-Za-z0-9]+/g, '_')}-${n}.json`);
-    const run = await swarm(kind, server.url, out);
+    // The server's CPU through the run, for its share in the publishing window alone (see publishingWindow).
+    const samples = [];
+    const sample = () => samples.push({ at: Date.now(), cpu: serverStats(pids).cpu });
+    const sampler = setInterval(sample, CPU_SAMPLE_MS);
+    let run;
+    try {
+      run = await swarm(kind, server.url, out);
+    } finally {
+      clearInterval(sampler);
+    }
     if (opt.keep) {
       mkdirSync(opt.keep, { recursive: true });
       copyFileSync(out, join(opt.keep, `${kind.replace(/[^A-Za-z0-9]+/g, '_')}-${n}.json`));
@@ -307,6 +344,7 @@ async function round(kind, n) {
       p99: t.latency.p99,
       serverCpuS: cpu,
       serverUsPerDelivery: (cpu / t.events.delivered) * 1e6,
+      ...publishingWindow(run.result, samples),
       serverSysShare: (after.sys - before.sys) / cpu,
       serverPeakRssMB: after.hwm / 1048576,
       serverPeakRssEachMB: after.hwmEach.map((b) => b / 1048576),
@@ -490,6 +528,7 @@ const COLS = [
   ['duplicated', 'dup', 0],
   ['serverCpuS', 'srv cpu s', 2],
   ['serverUsPerDelivery', 'srv us/deliv', 2],
+  ['pubUsPerDelivery', 'pub us/deliv', 2],
   ['serverSysShare', 'srv sys share', 2],
   ['serverPeakRssMB', 'srv peak MB', 1],
   ['p50', 'p50 ms', 2],
@@ -525,7 +564,7 @@ try {
       if (r.problems.length) extra.push(`problems ${JSON.stringify(r.problems)}`);
       console.error(
         `round ${n} ${kind.padEnd(6)} exit ${r.exit}: delivered ${r.delivered}/${r.expected} lost ${r.lost} dup ${r.duplicated} server ${f(r.serverCpuS)} s` +
-          ` = ${f(r.serverUsPerDelivery)} us/delivery, peak ${f(r.serverPeakRssMB, 1)} MB, p50/p99 ${f(r.p50)}/${f(r.p99)} ms, swarm ${f(r.swarmCpuS)} s` +
+          ` = ${f(r.serverUsPerDelivery)} us/delivery (${f(r.pubUsPerDelivery)} in the publishing window), peak ${f(r.serverPeakRssMB, 1)} MB, p50/p99 ${f(r.p50)}/${f(r.p99)} ms, swarm ${f(r.swarmCpuS)} s` +
           ` (${r.swarmWorkers} workers); ${extra.filter(Boolean).join('; ')}`,
       );
     }
