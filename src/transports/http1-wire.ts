@@ -79,6 +79,39 @@ export function parseResponseHead(text: string): ResponseHead | undefined {
   return { status: Number(m[2]), version: m[1]!, headers: parseHeaderLines(lines.slice(1)) };
 }
 
+/** A response head larger than this is not a server we can talk to. */
+const MAX_HEAD = 64 * 1024;
+
+/** What a read gave a ResponseHeadReader: the final head and the bytes after it, more to wait for, or a refusal. */
+export type HeadRead = { head: ResponseHead; rest: Buffer } | 'more' | 'bad-response';
+
+/**
+ * Gathers a response head across reads, skipping interim answers (100 Continue, 103 Early Hints). Reads may be views
+ * of a buffer shared by many sockets: what is kept between reads is a copy; `rest` is a view of the last read.
+ */
+export class ResponseHeadReader {
+  private held: Buffer | undefined;
+
+  /** `upgrade`: a 101 is the answer (a WebSocket handshake), not an interim one. */
+  constructor(private readonly upgrade = false) {}
+
+  read(chunk: Buffer): HeadRead {
+    const buf = this.held === undefined ? chunk : Buffer.concat([this.held, chunk]);
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (buf.length > MAX_HEAD) return 'bad-response';
+      this.held = buf === chunk ? Buffer.from(chunk) : buf;
+      return 'more';
+    }
+    this.held = undefined;
+    const head = parseResponseHead(buf.toString('latin1', 0, end));
+    if (head === undefined) return 'bad-response';
+    const rest = buf.subarray(end + 4);
+    if (head.status >= 100 && head.status < 200 && !(this.upgrade && head.status === 101)) return rest.length > 0 ? this.read(rest) : 'more';
+    return { head, rest };
+  }
+}
+
 /** How a response body ends: a 0-size chunk, after Content-Length bytes, or when the server closes. */
 export type Framing = 'chunked' | 'length' | 'close';
 

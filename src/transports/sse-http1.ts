@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import { errorCode } from './codes.js';
 import { ChunkedDecoder, type ChunkSink } from './http1-chunked.js';
-import { framingOf, openSocket, parseResponseHead, type Framing } from './http1-wire.js';
+import { framingOf, openSocket, ResponseHeadReader, type Framing } from './http1-wire.js';
 import { SseAttempt, type AttemptControl, type SseConn } from './sse-attempt.js';
 
 export interface Http1Timeouts {
@@ -21,9 +21,6 @@ export interface Http1Timeouts {
   idleTimeoutMs: number;
   insecureTls: boolean;
 }
-
-/** A response head larger than this is not a server we can talk to. */
-const MAX_HEAD = 64 * 1024;
 
 const kAttempt = Symbol('notify.sse.attempt');
 type OwnedSocket = Socket & { [kAttempt]?: SseSocketAttempt };
@@ -66,8 +63,8 @@ export class SseSocketAttempt extends SseAttempt implements AttemptControl, Chun
   paused = false;
   private readonly socket: OwnedSocket;
   private timer: NodeJS.Timeout | undefined;
-  /** The response head so far (a copy: reads may be views of the shared buffer). */
-  private head: Buffer | undefined;
+  /** The response head, until the body starts (`inBody`). */
+  private readonly head = new ResponseHeadReader();
   private inBody = false;
   private framing: Framing = 'close';
   /** Content-Length framing: body bytes still to come. */
@@ -144,19 +141,10 @@ export class SseSocketAttempt extends SseAttempt implements AttemptControl, Chun
 
   /** Collects the head; once complete, opens (or refuses) and returns the body bytes that came with it. */
   private readHead(chunk: Buffer): Buffer | undefined {
-    const buf = this.head === undefined ? chunk : Buffer.concat([this.head, chunk]);
-    const end = buf.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (buf.length > MAX_HEAD) this.end('bad-response');
-      else this.head = buf === chunk ? Buffer.from(chunk) : buf;
-      return undefined;
-    }
-    this.head = undefined;
-    const head = parseResponseHead(buf.toString('latin1', 0, end));
-    if (head === undefined) return void this.end('bad-response');
-    const rest = buf.subarray(end + 4);
-    // An interim answer (100 Continue, 103 Early Hints) comes before the real one.
-    if (head.status >= 100 && head.status < 200) return rest.length > 0 ? this.readHead(rest) : undefined;
+    const got = this.head.read(chunk);
+    if (got === 'more') return undefined;
+    if (got === 'bad-response') return void this.end('bad-response');
+    const { head, rest } = got;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.start(head.status, head.headers);

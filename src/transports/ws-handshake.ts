@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { errorCode, retryAfterMs } from './codes.js';
-import { openSocket, parseResponseHead, requestHead, type ResponseHead } from './http1-wire.js';
+import { openSocket, requestHead, ResponseHeadReader, type ResponseHead } from './http1-wire.js';
 import type { SubscribeRequest } from './target-url.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -21,9 +21,6 @@ export function acceptKey(key: string): string {
     .update(key + GUID)
     .digest('base64');
 }
-
-/** A response head larger than this is not a server we can talk to. */
-const MAX_HEAD = 64 * 1024;
 
 /** Who reads a socket: the handshake until the 101, then its owner. */
 export interface SocketReader {
@@ -90,8 +87,8 @@ export class Handshake implements SocketReader {
   private socket: ReadSocket | undefined;
   private readonly accept: string;
   private timer: NodeJS.Timeout | undefined;
-  /** The response head so far (a copy: reads may be views of the shared buffer). */
-  private head: Buffer | undefined;
+  /** The 101 being read (an upgrade: 101 is the answer, not an interim one). */
+  private readonly head = new ResponseHeadReader(true);
 
   /** Connects and sends the upgrade request; throws on a URL that is not http(s)/ws(s) or a header that is bad. */
   constructor(
@@ -154,24 +151,15 @@ export class Handshake implements SocketReader {
 
   /** Collects the response head; once complete, hands the socket over (or refuses). */
   socketRead(buf: Buffer, n: number): boolean {
-    const chunk = buf.subarray(0, n);
-    const all = this.head === undefined ? chunk : Buffer.concat([this.head, chunk]);
-    const end = all.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (all.length > MAX_HEAD) this.refuse('bad-response');
-      else this.head = all === chunk ? Buffer.from(chunk) : all;
-      return true;
+    const got = this.head.read(buf.subarray(0, n));
+    if (got === 'more') return true;
+    if (got === 'bad-response') {
+      this.refuse('bad-response');
+      return false;
     }
-    this.head = undefined;
-    const head = parseResponseHead(all.toString('latin1', 0, end));
-    const rest = all.subarray(end + 4);
-    // An interim answer (100 Continue, 103 Early Hints) comes before the real one.
-    if (head !== undefined && head.status >= 100 && head.status < 200 && head.status !== 101) {
-      return rest.length > 0 ? this.socketRead(rest, rest.length) : true;
-    }
-    if (head === undefined || head.status !== 101 || !this.valid(head)) {
-      if (head === undefined) this.refuse('bad-response');
-      else if (head.status !== 101) this.refuse(`http-${head.status}`, retryAfterMs(head.headers['retry-after']));
+    const { head, rest } = got;
+    if (head.status !== 101 || !this.valid(head)) {
+      if (head.status !== 101) this.refuse(`http-${head.status}`, retryAfterMs(head.headers['retry-after']));
       else this.refuse('bad-handshake');
       return false;
     }
