@@ -6,7 +6,7 @@
 //        [--duration 15s] [--rate 20/s] [--user-rate 100/s] [--drain 2s] [--bin bin/notify.js] [--top 40]
 //        [--serve-args ''] [--keep DIR] (keep the .cpuprofile, e.g. for Chrome DevTools)
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { args, GATEWAY_LOAD, procStats } from './lib.mjs';
@@ -47,7 +47,10 @@ await new Promise((r) => server.once('exit', r));
 
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
 if (!file) throw new Error('no .cpuprofile written (did the server exit normally?)');
-if (opt.keep) copyFileSync(join(dir, file), join(opt.keep, `gateway-${opt.transport}.cpuprofile`));
+if (opt.keep) {
+  mkdirSync(opt.keep, { recursive: true });
+  copyFileSync(join(dir, file), join(opt.keep, `gateway-${opt.transport}.cpuprofile`));
+}
 const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
 
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));

@@ -5,7 +5,8 @@
 // history). Per round: server CPU-seconds over the whole swarm run (nginx: master + workers; notify serve: its pid,
 // from /proc), server peak RSS (VmHWM, summed over nginx's processes), deliveries (the result's
 // summary.total.events.delivered), server CPU us per delivery, the same over the publishing window alone ("pub
-// us/deliv": the ramp's connection set-up and the drain left out), latency p50/p99, lost, duplicated, and the swarm's own
+// us/deliv": the ramp's connection set-up and the drain left out; "ramp cpu s" and "tail cpu s" are the server CPU
+// before and after that window), latency p50/p99, lost, duplicated, and the swarm's own
 // CPU-seconds (the swarm child and its workers, once reaped: this process's cutime + cstime across the run). Prints
 // every round, then the medians per server and the ratio notify/nchan.
 // Usage: npm run build && node bench/nchan-vs-notify.mjs [--rounds 3] [--conns 2000] [--users 200] [--ramp 5s]
@@ -298,8 +299,16 @@ function publishingWindow(result, samples) {
   const to = Math.floor(seconds(opt.ramp) + seconds(opt.duration));
   const points = result.timeline.filter((p) => p.t >= from && p.t <= to);
   const delivered = points.reduce((a, p) => a + p.delivered, 0);
-  const cpu = cpuAt(samples, t0 + to * 1000) - cpuAt(samples, t0 + (from - 1) * 1000);
-  return { pubCpuS: cpu, pubUsPerDelivery: delivered > 0 ? (cpu / delivered) * 1e6 : NaN };
+  const start = cpuAt(samples, t0 + (from - 1) * 1000);
+  const end = cpuAt(samples, t0 + to * 1000);
+  const cpu = end - start;
+  return {
+    pubCpuS: cpu,
+    pubUsPerDelivery: delivered > 0 ? (cpu / delivered) * 1e6 : NaN,
+    // Before the window (start-up of the swarm, the ramp's connection set-ups) and after it (drain, closes).
+    rampCpuS: start - samples[0].cpu,
+    tailCpuS: samples.at(-1).cpu - end,
+  };
 }
 
 async function round(kind, n) {
@@ -312,12 +321,14 @@ async function round(kind, n) {
     // The server's CPU through the run, for its share in the publishing window alone (see publishingWindow).
     const samples = [];
     const sample = () => samples.push({ at: Date.now(), cpu: serverStats(pids).cpu });
+    sample();
     const sampler = setInterval(sample, CPU_SAMPLE_MS);
     let run;
     try {
       run = await swarm(kind, server.url, out);
     } finally {
       clearInterval(sampler);
+      sample();
     }
     if (opt.keep) {
       mkdirSync(opt.keep, { recursive: true });
@@ -529,6 +540,9 @@ const COLS = [
   ['serverCpuS', 'srv cpu s', 2],
   ['serverUsPerDelivery', 'srv us/deliv', 2],
   ['pubUsPerDelivery', 'pub us/deliv', 2],
+  ['rampCpuS', 'ramp cpu s', 2],
+  ['pubCpuS', 'pub cpu s', 2],
+  ['tailCpuS', 'tail cpu s', 2],
   ['serverSysShare', 'srv sys share', 2],
   ['serverPeakRssMB', 'srv peak MB', 1],
   ['p50', 'p50 ms', 2],
