@@ -2,7 +2,7 @@
  * What every part of the gateway shares: the broker, hub, history, auth and metrics, the subscriber options, and the
  * admission checks every subscribe endpoint (SSE, long-poll, WebSocket upgrade) runs before it opens anything.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ServeConfig } from './config.js';
 import type { TransportName } from '../protocol/transports.js';
 import { createBroker } from './brokers/index.js';
@@ -39,7 +39,7 @@ export interface GatewayContext {
   /** True once shutdown began: new subscriptions are refused. */
   draining: boolean;
   /** Checks shared by every subscribe endpoint; returns who is asking and from where to resume. */
-  admit(transport: TransportName, req: IncomingMessage, url: URL, cursorText: string | undefined): Promise<Admission>;
+  admit(transport: TransportName, req: { headers: IncomingHttpHeaders }, url: URL, cursorText: string | undefined): Promise<Admission>;
   /** Runs a subscription's start; one that fails is logged and told to come back. */
   started(sub: Subscriber, start: Promise<void>): Promise<void>;
 }

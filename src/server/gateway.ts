@@ -12,8 +12,10 @@ import { createContext, type GatewayContext } from './context.js';
 import { HttpError, refuseSocket, sendError } from './http-error.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
+import { asksUpgrade, type FrontDoorHandler } from './front-door.js';
 import { createListener } from './listener.js';
-import { queryCursor, requestHandler } from './routes.js';
+import { parseTarget } from './request.js';
+import { openSse, queryCursor, requestHandler } from './routes.js';
 import { startSubscription } from './subscribe.js';
 import { upgradeListener, type UpgradeHandler } from './upgrade.js';
 import { WsSubscriber } from './ws.js';
@@ -35,15 +37,33 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
   const ctx = await createContext(config, log);
   const { hub, metrics, broker } = ctx;
   const handle = requestHandler(ctx);
+  /** A route's failure: an HttpError as it says, anything else logged and answered 500. */
+  const failure = (err: unknown, url: string | undefined): HttpError => {
+    const httpErr = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', 'internal error');
+    if (!(err instanceof HttpError)) log.error('request failed', { url, error: (err as Error).stack });
+    metrics.httpErrors.inc({ code: httpErr.code });
+    return httpErr;
+  };
+  const onUpgrade = upgradeListener(wsAdmission(ctx));
+  // Subscribe requests the front door read whole (front-door.ts) skip node:http; its own refusals close the
+  // connection (`Connection: close`), as those of upgrade requests always did.
+  const front: FrontDoorHandler = (req, socket, rest) => {
+    const q = req.url.indexOf('?');
+    const path = q < 0 ? req.url : req.url.slice(0, q);
+    if (asksUpgrade(req)) {
+      if (path !== '/ws') return false;
+      onUpgrade(req, socket, rest);
+      return true;
+    }
+    // Bytes past the head would be a pipelined request: node:http's to answer in turn.
+    if (path !== '/events' || rest.length > 0 || req.headers.upgrade !== undefined) return false;
+    (async () => openSse(ctx, req, parseTarget(req.url), socket))().catch((err: unknown) => refuseSocket(socket, failure(err, req.url)));
+    return true;
+  };
   const listener = createListener(
     config,
     (req, res) => {
-      handle(req, res).catch((err: unknown) => {
-        const httpErr = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', 'internal error');
-        if (!(err instanceof HttpError)) log.error('request failed', { url: req.url, error: (err as Error).stack });
-        metrics.httpErrors.inc({ code: httpErr.code });
-        sendError(res, httpErr);
-      });
+      handle(req, res).catch((err: unknown) => sendError(res, failure(err, req.url)));
     },
     {
       connection: () => metrics.tcpConnections.inc(),
@@ -53,9 +73,9 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
       },
       sessionClosed: (open) => metrics.http2SessionsOpen.set(open),
     },
+    front,
   );
   const { server } = listener;
-  const onUpgrade = upgradeListener(wsAdmission(ctx));
   // Requests Node's own parser refuses: the same JSON errors as every other refusal, with the status that fits.
   const onClientError = (err: NodeJS.ErrnoException, socket: Duplex) => {
     const httpErr = parserError(err);

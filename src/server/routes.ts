@@ -3,7 +3,8 @@
  * notification list and read receipts, metrics and probes. `handleRequest` answers one request or throws an
  * HttpError for the caller to send.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { isReadinessReporting } from './brokers/broker.js';
 import type { GatewayContext } from './context.js';
 import { DEMO_PAGE } from './demo-page.js';
@@ -87,18 +88,24 @@ function routeTable(ctx: GatewayContext): Record<string, Methods> {
 
 function subscribeRoutes(ctx: GatewayContext): Methods {
   return {
-    async GET(req, res, url) {
-      const { identity, given } = await ctx.admit('sse', req, url, sseCursor(req, url));
-      if (gone(res)) return;
-      const sub = new SseSubscriber(identity.user, ctx.subOptions, res, ctx.config.retryMs);
-      await ctx.started(sub, startSubscription(ctx.deps, sub, given));
-    },
+    GET: (req, res, url) => openSse(ctx, req, url, res),
     // Same checks, the stream's headers, no stream: a HEAD holds no subscription.
     async HEAD(req, res, url) {
       await ctx.admit('sse', req, url, sseCursor(req, url));
       res.writeHead(200, SSE_HEADERS).end();
     },
   };
+}
+
+/**
+ * `GET /events`: admission, then the stream, on node:http's response or on the raw socket of a request the front door
+ * took (front-door.ts).
+ */
+export async function openSse(ctx: GatewayContext, req: { headers: IncomingHttpHeaders }, url: URL, out: ServerResponse | Socket): Promise<void> {
+  const { identity, given } = await ctx.admit('sse', req, url, sseCursor(req, url));
+  if (out instanceof Socket ? out.destroyed || !out.writable : gone(out)) return;
+  const sub = new SseSubscriber(identity.user, ctx.subOptions, out, ctx.config.retryMs);
+  await ctx.started(sub, startSubscription(ctx.deps, sub, given));
 }
 
 function pollRoutes(ctx: GatewayContext): Methods {
@@ -131,7 +138,7 @@ function allowed(methods: Methods): string {
   return names.join(', ');
 }
 
-function sseCursor(req: IncomingMessage, url: URL): string | undefined {
+function sseCursor(req: { headers: IncomingHttpHeaders }, url: URL): string | undefined {
   const q = url.searchParams;
   return (req.headers['last-event-id'] as string | undefined) || q.get('lastEventId') || q.get('cursor') || undefined;
 }

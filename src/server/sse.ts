@@ -5,9 +5,10 @@
  * Before/after figures: BENCHMARKS.md.
  */
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { EVENT, SLOW_CONSUMER_REASON } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
+import { writeHeld } from './held-write.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
 
 const HEARTBEAT = ':hb\n\n';
@@ -31,6 +32,23 @@ export const SSE_HEADERS = {
   'Access-Control-Allow-Origin': '*',
 };
 
+/** The head on a front-door socket (front-door.ts), as node:http wrote it: SSE_HEADERS, Date, `Connection: close`. */
+const RAW_HEAD_FIELDS = Object.entries(SSE_HEADERS)
+  .map(([k, v]) => `${k}: ${v}\r\n`)
+  .join('');
+let dateSecond = -1;
+let dateText = '';
+/** The Date header's value, made once a second (node:http caches its own the same way). */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
 export class SseSubscriber extends Subscriber {
   readonly transport = 'sse' as const;
   /**
@@ -43,8 +61,23 @@ export class SseSubscriber extends Subscriber {
   /** The response, while the stream goes through it (HTTP/2, or a socket shared with a pipelined response). */
   private readonly res: ServerResponse | undefined;
 
-  constructor(user: string | undefined, options: SubscriberOptions, res: ServerResponse, retryMs: number) {
+  /**
+   * `res`: node:http's response; or the raw socket of a request the front door took (front-door.ts), which already
+   * has an 'error' listener that destroys it.
+   */
+  constructor(user: string | undefined, options: SubscriberOptions, res: ServerResponse | Socket, retryMs: number) {
     super(user, options);
+    if (res instanceof Socket) {
+      this.socket = this.corkable = res;
+      res.setNoDelay(true);
+      res.setKeepAlive(true, 30_000);
+      res.on('end', endSocket);
+      res.on('close', () => this.finish('client'));
+      writeHeld(res, `HTTP/1.1 200 OK\r\n${RAW_HEAD_FIELDS}Date: ${httpDate()}\r\nConnection: close\r\n\r\nretry: ${retryMs}\n\n`);
+      // What a client sends on a stream is not looked at; read so that its end and close are seen.
+      res.resume();
+      return;
+    }
     // No Content-Length and no chunking: the body is the stream, delimited by the connection's close.
     res.useChunkedEncodingByDefault = false;
     res.writeHead(200, SSE_HEADERS);

@@ -9,8 +9,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { acceptKey } from '../transports/ws-handshake.js';
+import { writeHeld } from './held-write.js';
 import { HttpError, refuseSocket } from './http-error.js';
 import { parseTarget } from './request.js';
+
+/** What is read of an upgrade request: node:http's IncomingMessage, or a head the front door read (front-door.ts). */
+export type UpgradeRequest = Pick<IncomingMessage, 'method' | 'url' | 'headers'>;
 
 /** RFC 6455 section 4.1: a base64-encoded 16-byte nonce. */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
@@ -32,7 +36,7 @@ function chooseProtocol(header: string | undefined): string | undefined {
 }
 
 /** Checks the handshake; returns the subprotocol to answer with, if any. */
-function checkHandshake(req: IncomingMessage): string | undefined {
+function checkHandshake(req: UpgradeRequest): string | undefined {
   if (req.method !== 'GET') throw new HttpError(405, 'E_METHOD', `a WebSocket upgrade must be GET (got ${req.method})`, { Allow: 'GET' });
   const upgrade = req.headers.upgrade ?? '';
   if (upgrade.toLowerCase() !== 'websocket')
@@ -57,11 +61,11 @@ function switchingProtocols(key: string, protocol: string | undefined): string {
 
 export interface UpgradeHandler {
   /** Admission of an upgrade to `/ws`: throws an HttpError to refuse. Returns what `open` needs. */
-  admit(req: IncomingMessage, url: URL): Promise<(socket: Socket, head: Buffer) => void>;
+  admit(req: UpgradeRequest, url: URL): Promise<(socket: Socket, head: Buffer) => void>;
   /** Every refusal, for the error metrics. */
   refused(err: HttpError): void;
   /** An exception that is not an HttpError: logged, answered 500. */
-  failed(err: unknown, req: IncomingMessage): void;
+  failed(err: unknown, req: UpgradeRequest): void;
 }
 
 function destroySelf(this: Duplex): void {
@@ -70,14 +74,14 @@ function destroySelf(this: Duplex): void {
 
 /** Wires `server.on('upgrade')` for `/ws` through `handler`. */
 export function upgradeListener(handler: UpgradeHandler) {
-  const refuse = (socket: Duplex, err: unknown, req: IncomingMessage) => {
+  const refuse = (socket: Duplex, err: unknown, req: UpgradeRequest) => {
     if (!(err instanceof HttpError)) handler.failed(err, req);
     const httpErr = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', 'internal error');
     handler.refused(httpErr);
     refuseSocket(socket, httpErr);
   };
 
-  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  return (req: UpgradeRequest, socket: Duplex, head: Buffer): void => {
     // Nobody else listens for the socket's errors (ws.ts relies on this one too): a reset would be an uncaught
     // exception. A module-level function, not a closure: this listener stays for the socket's life, and a closure
     // here would keep the request (its headers, ~0.7 KB) alive with it.
@@ -90,7 +94,7 @@ export function upgradeListener(handler: UpgradeHandler) {
       // The peer may have gone (or half-closed) while it was being admitted (a token being verified, say): nothing to
       // open then.
       if (socket.destroyed || !socket.writable || !socket.readable) return void socket.destroy();
-      socket.write(switchingProtocols(req.headers['sec-websocket-key']!, protocol));
+      writeHeld(socket, switchingProtocols(req.headers['sec-websocket-key']!, protocol));
       open(socket as Socket, head);
     })().catch((err: unknown) => refuse(socket, err, req));
   };
