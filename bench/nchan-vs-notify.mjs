@@ -23,6 +23,8 @@
 //        (X(N2) - X(N)) / (N2 - N), which leaves out what grows once whatever the count (V8's new space, code,
 //        arenas); X is VmRSS and smaps_rollup's Anonymous (summed over nginx's processes), and for notify the V8
 //        heap from its /metrics: live JS heap, V8 slack (committed - used) and native (Anonymous - V8 committed))
+//        [--idle-rate 0] (with --idle: open them at N/s, as a swarm's ramp does; 0: in bursts of 200), and the server's
+//        CPU per connection opened at each step (first connect to last head)
 // Needs nginx (Debian nginx-light) and ngx_nchan_module.so (libnginx-mod-nchan); `ulimit -n` of ~5,000 or more.
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +44,7 @@ const opt = args({
   workers: 0,
   serveArgs: '',
   idle: '0',
+  idleRate: '0',
 });
 const SERVERS = opt.servers.split(',');
 /**
@@ -65,6 +68,9 @@ function parseKind(kind) {
 }
 const binOf = (kind) => parseKind(kind).bin;
 const serveArgsOf = (kind) => [...opt.serveArgs.split(' '), ...parseKind(kind).serve].filter(Boolean);
+/** `--idle-rate 400/s`: idle subscribers opened at that steady rate; 0 (default): in bursts of 200. */
+const IDLE_RATE = String(opt.idleRate) === '0' ? 0 : Number(/^(\d+)\/s$/.exec(String(opt.idleRate))?.[1] ?? NaN);
+if (!Number.isFinite(IDLE_RATE)) throw new Error(`--idle-rate must be N/s (got ${opt.idleRate})`);
 /** `--idle 2000,8000`: the connection counts one idle round holds in turn (ascending). */
 const IDLE = String(opt.idle)
   .split(',')
@@ -74,7 +80,7 @@ const IDLE = String(opt.idle)
 const cmd =
   `node bench/nchan-vs-notify.mjs --rounds ${opt.rounds} --conns ${opt.conns} --users ${opt.users} --ramp ${opt.ramp} --duration ${opt.duration}` +
   ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}` +
-  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${IDLE.length ? ` --idle ${opt.idle}` : ''}`;
+  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${IDLE.length ? ` --idle ${opt.idle}${IDLE_RATE > 0 ? ` --idle-rate ${opt.idleRate}` : ''}` : ''}`;
 const NCHAN_CONF = resolve('docs/nchan.conf');
 const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_nchan_module.so', '/usr/share/nginx/modules/ngx_nchan_module.so'];
 
@@ -436,14 +442,29 @@ async function idleRound(kind, n) {
   try {
     await sleep(500);
     const samples = [{ conns: 0, ...(await memory(kind, server)) }];
+    const pids = server.pids();
     for (const target of IDLE) {
-      for (let i = sockets.length; i < target; i += 200) {
-        const batch = [];
-        for (let j = i; j < Math.min(target, i + 200); j++) batch.push(idleSubscriber(kind, server.url, j % opt.users, sockets));
-        await Promise.all(batch);
+      const cpu0 = serverStats(pids).cpu;
+      const opened = [];
+      if (IDLE_RATE > 0) {
+        // A steady arrival, as a swarm's ramp: a tenth of a second's share every 10 ms.
+        for (let i = sockets.length; i < target;) {
+          for (const end = Math.min(target, i + Math.max(1, Math.round(IDLE_RATE / 100))); i < end; i++)
+            opened.push(idleSubscriber(kind, server.url, i % opt.users, sockets));
+          await sleep(10);
+        }
+        await Promise.all(opened);
+      } else {
+        for (let i = sockets.length; i < target; i += 200) {
+          const batch = [];
+          for (let j = i; j < Math.min(target, i + 200); j++) batch.push(idleSubscriber(kind, server.url, j % opt.users, sockets));
+          await Promise.all(batch);
+        }
       }
+      // The server's CPU for the connections of this step, from the first connect to the last head.
+      const openCpuS = serverStats(pids).cpu - cpu0;
       await sleep(2000);
-      samples.push({ conns: target, ...(await memory(kind, server)) });
+      samples.push({ conns: target, openCpuS, ...(await memory(kind, server)) });
     }
     return { kind, round: n, samples };
   } finally {
@@ -528,6 +549,21 @@ if (IDLE.length) {
   for (const k of SERVERS.slice(1))
     console.log(
       `${`${k.slice(-30)}/${SERVERS[0].slice(-12)}`.padEnd(44)}${'rss'.padEnd(11)}${cols.map((c) => (med[k][c] / med[SERVERS[0]][c]).toFixed(2).padStart(17)).join('')}`,
+    );
+  const steps = rows[0].samples.slice(1).map((m, i) => `${i === 0 ? 0 : IDLE[i - 1]}-${m.conns}`);
+  console.log(
+    `\nmedians of ${opt.rounds} rounds, server CPU us per connection opened (first connect to last head, ${IDLE_RATE > 0 ? `${IDLE_RATE}/s` : 'bursts of 200'})`,
+  );
+  console.log(`${'server'.padEnd(44)}${steps.map((c) => c.padStart(17)).join('')}`);
+  const openUs = {};
+  for (const kind of SERVERS) {
+    const mine = rows.filter((r) => r.kind === kind);
+    openUs[kind] = steps.map((_, i) => median(mine.map((r) => (r.samples[i + 1].openCpuS / (r.samples[i + 1].conns - r.samples[i].conns)) * 1e6)));
+    console.log(`${kind.slice(-43).padEnd(44)}${openUs[kind].map((v) => v.toFixed(1).padStart(17)).join('')}`);
+  }
+  for (const k of SERVERS.slice(1))
+    console.log(
+      `${`${k.slice(-30)}/${SERVERS[0].slice(-12)}`.padEnd(44)}${openUs[k].map((v, i) => (v / openUs[SERVERS[0]][i]).toFixed(2).padStart(17)).join('')}`,
     );
   process.exit(0);
 }
