@@ -3,6 +3,7 @@
  * Receive, resume by Last-Event-ID / ?lastEventId=, per-user isolation, batching, slow consumers, heartbeats,
  * resets, the unread snapshot and read receipts.
  */
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { floodUntilClosed, http, metricValue, note, publishEach, publishOk, scrape } from './helpers/http.js';
@@ -300,6 +301,36 @@ describe('SSE: heartbeat', () => {
     // Heartbeats do not disturb events.
     await publishEach(gw.url, { user: 'h' }, ['after hb']);
     expect((await c.next('notification')).json.title).toBe('after hb');
+  });
+});
+
+describe('SSE: heartbeats spread over the interval', () => {
+  it('a hub of many streams writes their heartbeats in turns, each stream still one per interval', async () => {
+    // 1.5 s cut into turns of 100 ms; 30 streams opened together, so one turn would write to all of them at once.
+    const gw = await startTestGateway({ heartbeat: '1500ms' });
+    const beats: number[][] = [];
+    const sockets = Array.from({ length: 30 }, (_, i) => {
+      const at: number[] = [];
+      beats.push(at);
+      const socket = connect({ host: '127.0.0.1', port: gw.port });
+      socket.on('data', (c: Buffer) => {
+        for (const _ of c.toString('latin1').matchAll(/:hb\n\n/g)) at.push(Date.now());
+      });
+      socket.once('connect', () => socket.write(`GET /events?user=spread${i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+      return socket;
+    });
+    try {
+      const deadline = Date.now() + 6000;
+      while (beats.some((b) => b.length < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(beats.map((b) => b.length >= 2)).toEqual(beats.map(() => true));
+      const firsts = beats.map((b) => b[0]!);
+      // Round-robin slots: 30 streams over 15 turns, so their first heartbeats span most of an interval.
+      expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThan(700);
+      // And each stream's own heartbeats are an interval apart.
+      for (const b of beats) expect(Math.abs(b[1]! - b[0]! - 1500)).toBeLessThan(400);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
   });
 });
 

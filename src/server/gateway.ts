@@ -10,7 +10,7 @@ import type { ServeConfig } from './config.js';
 import type { Broker } from './brokers/broker.js';
 import { createContext, type GatewayContext } from './context.js';
 import { HttpError, refuseSocket, sendError } from './http-error.js';
-import type { Hub } from './hub.js';
+import { HEARTBEAT_TURNS, type Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { asksUpgrade, type FrontDoorHandler } from './front-door.js';
 import { createListener } from './listener.js';
@@ -85,7 +85,7 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
   };
   for (const h1 of listener.http1) h1.on('upgrade', onUpgrade).on('clientError', onClientError);
 
-  const heartbeat = setInterval(() => hub.heartbeat(), config.heartbeatMs);
+  const heartbeat = setInterval(() => hub.heartbeat(), config.heartbeatMs / HEARTBEAT_TURNS);
   heartbeat.unref();
   await listen(server, config.port, config.host).catch(async (err: unknown) => {
     clearInterval(heartbeat);
