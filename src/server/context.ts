@@ -16,7 +16,7 @@ import { HttpError } from './http-error.js';
 import { Hub } from './hub.js';
 import { GatewayMetrics } from './metrics.js';
 import { MemoryReadStore } from './read-store.js';
-import type { SubscribeDeps } from './subscribe.js';
+import { SET_UP, type SubscribeDeps } from './subscribe.js';
 import type { Subscriber, SubscriberOptions } from './subscriber.js';
 import type { Logger } from '../util/log.js';
 
@@ -119,11 +119,14 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
       }
       return ctx.auth.identify(req.headers, url.searchParams).then((identity) => admitted(identity, cursorText));
     },
+    // A subscription already set up (the synchronous path) has nothing that could fail left.
     started: (sub, start) =>
-      start.catch((err: unknown) => {
-        log.error('subscription failed', { transport: sub.transport, error: (err as Error).message });
-        sub.shutdown(config.retryMs);
-      }),
+      start === SET_UP
+        ? start
+        : start.catch((err: unknown) => {
+            log.error('subscription failed', { transport: sub.transport, error: (err as Error).message });
+            sub.shutdown(config.retryMs);
+          }),
   };
   return ctx;
 }

@@ -17,7 +17,8 @@ export interface SubscribeDeps {
   unreadLimit: number;
 }
 
-const DONE = Promise.resolve();
+/** What startSubscription returns for a subscription it set up before returning: nothing left to wait for. */
+export const SET_UP = Promise.resolve();
 
 /**
  * Resolves once the subscription is live (or ended); rejects when its set-up failed (it has left the hub then). A fresh
@@ -40,7 +41,7 @@ export function startSubscription(deps: SubscribeDeps, sub: Subscriber, given: {
     deps.hub.remove(sub);
     return Promise.reject(err as Error);
   }
-  return DONE;
+  return SET_UP;
 }
 
 async function startAsync(deps: SubscribeDeps, sub: Subscriber, given: { text: string; cursor: Cursor } | undefined): Promise<void> {
