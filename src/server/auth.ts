@@ -16,6 +16,11 @@ export interface Identity {
 
 export interface Authenticator {
   identify(headers: IncomingHttpHeaders, query: URLSearchParams): Promise<Identity>;
+  /**
+   * `identify` at once (its answer, or its error thrown) when that needs no asynchronous check (`--auth none`);
+   * undefined when it does (a token to verify): then call `identify`.
+   */
+  identifyNow(headers: IncomingHttpHeaders, query: URLSearchParams): Identity | undefined;
   checkPublishKey(headers: IncomingHttpHeaders): void;
 }
 
@@ -23,11 +28,12 @@ export function createAuthenticator(opts: { auth: 'none' | 'jwt'; jwtSecret?: st
   const secret = opts.jwtSecret ? new TextEncoder().encode(opts.jwtSecret) : undefined;
   const publishKey = opts.publishKey ? Buffer.from(opts.publishKey) : undefined;
 
+  function identifyNow(_headers: IncomingHttpHeaders, query: URLSearchParams): Identity | undefined {
+    return opts.auth === 'none' ? { user: askedUser(query) } : undefined;
+  }
+
   async function identify(headers: IncomingHttpHeaders, query: URLSearchParams): Promise<Identity> {
-    const asked = query.get('user') ?? undefined;
-    if (asked !== undefined && !USER_ID.test(asked)) {
-      throw new HttpError(400, 'E_USER', `user must be ${USER_ID_RULE} (got "${asked.slice(0, 50)}")`);
-    }
+    const asked = askedUser(query);
     if (opts.auth === 'none') return { user: asked };
     const token = bearer(headers) ?? query.get('token') ?? undefined;
     if (!token) throw new HttpError(401, 'E_AUTH', 'missing token: send Authorization: Bearer <jwt> or ?token=<jwt>');
@@ -58,7 +64,16 @@ export function createAuthenticator(opts: { auth: 'none' | 'jwt'; jwtSecret?: st
     }
   }
 
-  return { identify, checkPublishKey };
+  return { identify, identifyNow, checkPublishKey };
+}
+
+/** `?user=`, checked. */
+function askedUser(query: URLSearchParams): string | undefined {
+  const asked = query.get('user') ?? undefined;
+  if (asked !== undefined && !USER_ID.test(asked)) {
+    throw new HttpError(400, 'E_USER', `user must be ${USER_ID_RULE} (got "${asked.slice(0, 50)}")`);
+  }
+  return asked;
 }
 
 function bearer(headers: IncomingHttpHeaders): string | undefined {

@@ -16,7 +16,7 @@ import { HttpError } from './http-error.js';
 import { Hub } from './hub.js';
 import { GatewayMetrics } from './metrics.js';
 import { MemoryReadStore } from './read-store.js';
-import type { SubscribeDeps } from './subscribe.js';
+import { SET_UP, type SubscribeDeps } from './subscribe.js';
 import type { Subscriber, SubscriberOptions } from './subscriber.js';
 import type { Logger } from '../util/log.js';
 
@@ -86,6 +86,16 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
     },
   };
 
+  /** The rest of an admission, once the identity is known: the cursor, then --max-conns. */
+  function admitted(identity: Identity, cursorText: string | undefined): Admission {
+    const given = givenCursor(cursorText);
+    if (config.maxConns > 0 && hub.size >= config.maxConns) {
+      metrics.connectionsRejected.inc({ reason: 'max_conns' });
+      throw new HttpError(503, 'E_MAX_CONNS', `server is at --max-conns ${config.maxConns}`, { 'Retry-After': '5' });
+    }
+    return { identity, given };
+  }
+
   const ctx: GatewayContext = {
     config,
     log,
@@ -97,27 +107,34 @@ export async function createContext(config: ServeConfig, log: Logger): Promise<G
     deps: { hub, history, metrics, unreadLimit: config.unreadLimit },
     subOptions,
     draining: false,
-    async admit(transport, req, url, cursorText) {
-      if (!enabled.has(transport)) throw new HttpError(404, 'E_TRANSPORT_DISABLED', `${transport} is not enabled on this server (--transports)`);
-      if (ctx.draining) throw new HttpError(503, 'E_DRAINING', 'server is shutting down; come back with your cursor', { 'Retry-After': '2' });
-      const identity = await ctx.auth.identify(req.headers, url.searchParams);
-      let given: Admission['given'];
-      if (cursorText) {
-        const cursor = parseCursor(cursorText);
-        if (!cursor) throw new HttpError(400, 'E_CURSOR', `invalid cursor "${cursorText.slice(0, 80)}": expected <epoch>.<userSeq>.<broadcastSeq>`);
-        given = { text: cursorText, cursor };
+    // Not an async function: without a token to verify, the whole admission is one synchronous run (no await).
+    admit(transport, req, url, cursorText) {
+      try {
+        if (!enabled.has(transport)) throw new HttpError(404, 'E_TRANSPORT_DISABLED', `${transport} is not enabled on this server (--transports)`);
+        if (ctx.draining) throw new HttpError(503, 'E_DRAINING', 'server is shutting down; come back with your cursor', { 'Retry-After': '2' });
+        const identity = ctx.auth.identifyNow(req.headers, url.searchParams);
+        if (identity !== undefined) return Promise.resolve(admitted(identity, cursorText));
+      } catch (err) {
+        return Promise.reject(err as Error);
       }
-      if (config.maxConns > 0 && hub.size >= config.maxConns) {
-        metrics.connectionsRejected.inc({ reason: 'max_conns' });
-        throw new HttpError(503, 'E_MAX_CONNS', `server is at --max-conns ${config.maxConns}`, { 'Retry-After': '5' });
-      }
-      return { identity, given };
+      return ctx.auth.identify(req.headers, url.searchParams).then((identity) => admitted(identity, cursorText));
     },
+    // A subscription already set up (the synchronous path) has nothing that could fail left.
     started: (sub, start) =>
-      start.catch((err: unknown) => {
-        log.error('subscription failed', { transport: sub.transport, error: (err as Error).message });
-        sub.shutdown(config.retryMs);
-      }),
+      start === SET_UP
+        ? start
+        : start.catch((err: unknown) => {
+            log.error('subscription failed', { transport: sub.transport, error: (err as Error).message });
+            sub.shutdown(config.retryMs);
+          }),
   };
   return ctx;
+}
+
+/** The cursor an admission resumes from, checked; undefined when none was given. */
+function givenCursor(cursorText: string | undefined): Admission['given'] {
+  if (!cursorText) return undefined;
+  const cursor = parseCursor(cursorText);
+  if (!cursor) throw new HttpError(400, 'E_CURSOR', `invalid cursor "${cursorText.slice(0, 80)}": expected <epoch>.<userSeq>.<broadcastSeq>`);
+  return { text: cursorText, cursor };
 }

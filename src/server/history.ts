@@ -6,18 +6,52 @@ import type { Cursor } from '../protocol/cursor.js';
 import type { ResetReason } from '../protocol/events.js';
 import type { Notification } from '../protocol/notification.js';
 import { BROADCAST, subscriberStreams, userStream } from '../protocol/streams.js';
-import type { Broker, StreamEvent } from './brokers/broker.js';
-import type { ReadStore } from './read-store.js';
+import { isSyncHistory, type Broker, type StreamEvent, type SyncHistory } from './brokers/broker.js';
+import { MemoryReadStore, type ReadStore } from './read-store.js';
 import { HttpError } from './http-error.js';
 
 export type ReplayResult = { ok: true; events: StreamEvent[] } | { ok: false; reason: ResetReason };
 
+const newestFirst = (a: StreamEvent, b: StreamEvent) => b.acceptedAt - a.acceptedAt;
+const idOf = (ev: StreamEvent) => ev.notification.id;
+
 export class History {
+  /** Set when the broker and the read store both answer at once (memory): then `headNow` and `snapshotNow` serve. */
+  private readonly now: { broker: SyncHistory; reads: MemoryReadStore } | undefined;
+
   constructor(
     private readonly broker: Broker,
     private readonly reads: ReadStore,
     private readonly window: number,
-  ) {}
+  ) {
+    this.now = isSyncHistory(broker) && reads instanceof MemoryReadStore ? { broker, reads } : undefined;
+  }
+
+  /** True when `headNow` and `snapshotNow` may be used: the same answers as `head` and `snapshot`, without a promise. */
+  get sync(): boolean {
+    return this.now !== undefined;
+  }
+
+  /** `head`, answered at once (only when `sync`). */
+  headNow(user: string | undefined): Cursor {
+    const broker = this.now!.broker;
+    return { epoch: this.broker.epoch(), user: user === undefined ? 0 : broker.lastSeqNow(userStream(user)), broadcast: broker.lastSeqNow(BROADCAST) };
+  }
+
+  /** `snapshot`, answered at once (only when `sync`). */
+  snapshotNow(user: string | undefined, limit: number): { unread: Notification[]; unreadCount: number } {
+    const { broker, reads } = this.now!;
+    const b = broker.recentNow(BROADCAST, this.window);
+    const events = (user === undefined ? b : broker.recentNow(userStream(user), this.window).concat(b)).sort(newestFirst);
+    let marks: Map<string, string> | undefined;
+    if (user !== undefined) {
+      const found = reads.marksNow(user, events.map(idOf));
+      marks = found.readAt;
+      this.pruneIfPast(user, found.total);
+    }
+    const { notifications, unreadCount } = compose(events, marks, true);
+    return { unread: notifications.slice(0, limit), unreadCount };
+  }
 
   /** Heads of the subscriber's streams: the cursor of "now". */
   async head(user: string | undefined): Promise<Cursor> {
@@ -49,25 +83,14 @@ export class History {
   /** The user's notifications in the history window, newest first, with readAt filled in. */
   async list(user: string | undefined, unreadOnly: boolean): Promise<{ notifications: Notification[]; unreadCount: number }> {
     const recent = await Promise.all(subscriberStreams(user).map((s) => this.broker.recent(s, this.window)));
-    const events = recent.flat().sort((a, b) => b.acceptedAt - a.acceptedAt);
+    const events = recent.flat().sort(newestFirst);
     let marks: Map<string, string> | undefined;
     if (user !== undefined) {
-      const found = await this.reads.marks(
-        user,
-        events.map((ev) => ev.notification.id),
-      );
+      const found = await this.reads.marks(user, events.map(idOf));
       marks = found.readAt;
       this.pruneIfPast(user, found.total);
     }
-    const notifications: Notification[] = [];
-    let unreadCount = 0;
-    for (const ev of events) {
-      const readAt = marks?.get(ev.notification.id);
-      if (readAt === undefined) unreadCount++;
-      else if (unreadOnly) continue;
-      notifications.push(readAt === undefined ? ev.notification : { ...ev.notification, readAt });
-    }
-    return { notifications, unreadCount };
+    return compose(events, marks, unreadOnly);
   }
 
   async snapshot(user: string | undefined, limit: number): Promise<{ unread: Notification[]; unreadCount: number }> {
@@ -99,4 +122,17 @@ export class History {
     for (const s of subscriberStreams(user)) for (const ev of await this.broker.recent(s, this.window)) live.add(ev.notification.id);
     await this.reads.prune(user, (id) => live.has(id));
   }
+}
+
+/** The notifications of `events` (newest first) with readAt filled in from `marks`, and how many are unread. */
+function compose(events: StreamEvent[], marks: Map<string, string> | undefined, unreadOnly: boolean): { notifications: Notification[]; unreadCount: number } {
+  const notifications: Notification[] = [];
+  let unreadCount = 0;
+  for (const ev of events) {
+    const readAt = marks?.get(ev.notification.id);
+    if (readAt === undefined) unreadCount++;
+    else if (unreadOnly) continue;
+    notifications.push(readAt === undefined ? ev.notification : { ...ev.notification, readAt });
+  }
+  return { notifications, unreadCount };
 }

@@ -3,7 +3,7 @@
  * Hot-path counts are plain numbers added up per fan-out and pushed to prom-client once per fan-out, not per write.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ServeTransport } from '../protocol/transports.js';
+import { SERVE_TRANSPORTS, TRANSPORT_INDEX, type ServeTransport } from '../protocol/transports.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -20,6 +20,8 @@ export class GatewayMetrics {
   readonly tcpConnections: Counter;
   readonly http2Sessions: Counter;
   readonly http2SessionsOpen: Gauge;
+  /** Subscriptions opened per transport (SERVE_TRANSPORTS order) since connectionsOpened last took them. */
+  private readonly openedSince = [0, 0, 0];
 
   constructor(openConnections: () => Record<ServeTransport, number>, bufferedBytes: () => number = () => 0) {
     const registers = [this.registry];
@@ -33,7 +35,21 @@ export class GatewayMetrics {
         for (const [transport, n] of Object.entries(openConnections())) this.set({ transport }, n);
       },
     });
-    this.connectionsOpened = new Counter({ name: 'notify_connections_opened_total', help: 'Subscriptions opened', labelNames: ['transport'], registers });
+    const openedSince = this.openedSince;
+    // Counted as plain numbers per subscription (`opened`), handed to prom-client when it is read.
+    this.connectionsOpened = new Counter({
+      name: 'notify_connections_opened_total',
+      help: 'Subscriptions opened',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        for (let i = 0; i < openedSince.length; i++) {
+          if (openedSince[i] === 0) continue;
+          this.inc({ transport: SERVE_TRANSPORTS[i]! }, openedSince[i]);
+          openedSince[i] = 0;
+        }
+      },
+    });
     this.connectionsRejected = new Counter({
       name: 'notify_connections_rejected_total',
       help: 'Subscriptions refused (max_conns, draining, auth)',
@@ -80,5 +96,10 @@ export class GatewayMetrics {
     this.tcpConnections = new Counter({ name: 'notify_tcp_connections_total', help: 'TCP connections accepted (any HTTP version)', registers });
     this.http2Sessions = new Counter({ name: 'notify_http2_sessions_total', help: 'HTTP/2 sessions begun (TLS h2 or h2c)', registers });
     this.http2SessionsOpen = new Gauge({ name: 'notify_http2_sessions', help: 'HTTP/2 sessions open now', registers });
+  }
+
+  /** A subscription opened (notify_connections_opened_total). */
+  opened(transport: ServeTransport): void {
+    this.openedSince[TRANSPORT_INDEX[transport]]!++;
   }
 }

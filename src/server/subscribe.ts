@@ -4,6 +4,7 @@
  * "no gap, no duplicate" hold when events are published during the set-up.
  */
 import type { Cursor } from '../protocol/cursor.js';
+import type { Notification } from '../protocol/notification.js';
 import type { History } from './history.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -16,10 +17,37 @@ export interface SubscribeDeps {
   unreadLimit: number;
 }
 
-export async function startSubscription(deps: SubscribeDeps, sub: Subscriber, given: { text: string; cursor: Cursor } | undefined): Promise<void> {
+/** What startSubscription returns for a subscription it set up before returning: nothing left to wait for. */
+export const SET_UP = Promise.resolve();
+
+/**
+ * Resolves once the subscription is live (or ended); rejects when its set-up failed (it has left the hub then). A fresh
+ * subscription over a history that answers at once (memory) is set up before this returns, with no await at all.
+ */
+export function startSubscription(deps: SubscribeDeps, sub: Subscriber, given: { text: string; cursor: Cursor } | undefined): Promise<void> {
+  if (given !== undefined || !deps.history.sync) return startAsync(deps, sub, given);
+  deps.hub.add(sub);
+  deps.metrics.opened(sub.transport);
+  try {
+    // Nothing can be published between joining the hub and this snapshot: it is all one synchronous run.
+    const { history, unreadLimit } = deps;
+    const head = history.headNow(sub.user);
+    const snap = history.snapshotNow(sub.user, unreadLimit);
+    if (!sub.closed) {
+      init(sub, head, snap);
+      if (!sub.closed) sub.goLive();
+    }
+  } catch (err) {
+    deps.hub.remove(sub);
+    return Promise.reject(err as Error);
+  }
+  return SET_UP;
+}
+
+async function startAsync(deps: SubscribeDeps, sub: Subscriber, given: { text: string; cursor: Cursor } | undefined): Promise<void> {
   const { hub, metrics } = deps;
   hub.add(sub);
-  metrics.connectionsOpened.inc({ transport: sub.transport });
+  metrics.opened(sub.transport);
   try {
     if (given) {
       if (await replay(deps, sub, given)) return;
@@ -66,6 +94,10 @@ async function replay(deps: SubscribeDeps, sub: Subscriber, given: { text: strin
 async function sendInit(deps: SubscribeDeps, sub: Subscriber): Promise<void> {
   const [head, snap] = await Promise.all([deps.history.head(sub.user), deps.history.snapshot(sub.user, deps.unreadLimit)]);
   if (sub.closed) return;
+  init(sub, head, snap);
+}
+
+function init(sub: Subscriber, head: Cursor, snap: { unread: Notification[]; unreadCount: number }): void {
   sub.setPosition(head);
   sub.catchUp(() => sub.sendInit({ cursor: sub.cursor, unread: snap.unread, unreadCount: snap.unreadCount }));
 }

@@ -19,6 +19,8 @@ import type { BufferBudget } from './buffer-budget.js';
 const SOCKET_HIGH_WATER = 64 * 1024;
 /** How often a replay that filled the connection looks whether the client has read enough to send the next page. */
 const REPLAY_POLL_MS = 20;
+/** A subscription being set up that has no live event queued yet: one shared empty list, never added to. */
+const NOTHING_QUEUED: StreamEvent[] = [];
 
 export interface SubscriberOptions {
   batchMs: number;
@@ -45,11 +47,12 @@ export abstract class Subscriber {
   userSeq = 0;
   broadcastSeq = 0;
   closed = false;
-  /** Live events that arrived before the subscription went live; undefined once live. */
-  private queued: StreamEvent[] | undefined = [];
+  /** Live events that arrived before the subscription went live (NOTHING_QUEUED until the first); undefined once live. */
+  private queued: StreamEvent[] | undefined = NOTHING_QUEUED;
   /** Between two replay pages: live events are not queued, the next page reads them from the history. */
   private skipping = false;
-  private batch: StreamEvent[] = [];
+  /** Events waiting for the --batch timer; allocated by the first (most connections never batch). */
+  private batch: StreamEvent[] | undefined;
   private batchTimer: NodeJS.Timeout | undefined;
   /** > 0 while writes are grouped (cork): the send buffer is checked once they have been flushed, not per write. */
   private corked = 0;
@@ -84,12 +87,13 @@ export abstract class Subscriber {
     if (this.closed) return false;
     if (this.queued) {
       if (this.skipping) return false;
-      this.queued.push(ev);
+      if (this.queued === NOTHING_QUEUED) this.queued = [ev];
+      else this.queued.push(ev);
       return true;
     }
     if (!this.advance(ev)) return false;
     if (this.options.batchMs > 0) {
-      this.batch.push(ev);
+      (this.batch ??= []).push(ev);
       this.batchTimer ??= setTimeout(() => this.flushBatch(), this.options.batchMs);
     } else {
       this.sendOne(ev, this.cursor);
@@ -147,7 +151,7 @@ export abstract class Subscriber {
    */
   skipLive(): void {
     if (!this.queued) return;
-    this.queued = [];
+    this.queued = NOTHING_QUEUED;
     this.skipping = true;
   }
 
@@ -194,8 +198,8 @@ export abstract class Subscriber {
   private flushBatch(): void {
     this.batchTimer = undefined;
     const events = this.batch;
-    this.batch = [];
-    if (events.length && !this.closed) this.sendBatch(events, this.cursor);
+    this.batch = undefined;
+    if (events !== undefined && events.length && !this.closed) this.sendBatch(events, this.cursor);
   }
 
   /** Marks closed and tells the owner once. Transports call it from their close paths. */

@@ -103,6 +103,20 @@ export interface AudienceCounting {
   audience(streams: string[]): Promise<number[]>;
 }
 
+/**
+ * Optional capability: a broker whose history lives in this process and answers at once (memory). The same answers as
+ * `lastSeq` and `recent`, without a promise: a fresh subscription is then set up in one go, with no await between
+ * joining the hub and its snapshot (nothing can be published in between, so nothing needs queuing either).
+ */
+export interface SyncHistory {
+  lastSeqNow(stream: string): number;
+  recentNow(stream: string, limit: number): StreamEvent[];
+}
+
+export function isSyncHistory(broker: Broker): broker is Broker & SyncHistory {
+  return typeof (broker as Partial<SyncHistory>).recentNow === 'function' && typeof (broker as Partial<SyncHistory>).lastSeqNow === 'function';
+}
+
 export function isLossReporting(broker: Broker): broker is Broker & LossReporting {
   return typeof (broker as Partial<LossReporting>).onLost === 'function';
 }

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Broker, BrokerOptions, HistoryRead, PublishItem, StreamEvent } from './broker.js';
+import type { Broker, BrokerOptions, HistoryRead, PublishItem, StreamEvent, SyncHistory } from './broker.js';
 
 /** What one stored event costs, roughly: its JSON text, the parsed notification beside it, the bookkeeping. */
 export function eventCost(ev: StreamEvent): number {
@@ -62,7 +62,7 @@ class Ring {
   }
 }
 
-export class MemoryBroker implements Broker {
+export class MemoryBroker implements Broker, SyncHistory {
   readonly kind = 'memory';
   private readonly streams = new Map<string, Ring>();
   /** Last seq of streams freed when their history emptied: a stream that comes back goes on from there. */
@@ -171,10 +171,18 @@ export class MemoryBroker implements Broker {
   }
 
   async lastSeq(stream: string): Promise<number> {
+    return this.lastSeqNow(stream);
+  }
+
+  lastSeqNow(stream: string): number {
     return this.streams.get(stream)?.last ?? this.freed.get(stream) ?? 0;
   }
 
   async recent(stream: string, limit: number): Promise<StreamEvent[]> {
+    return this.recentNow(stream, limit);
+  }
+
+  recentNow(stream: string, limit: number): StreamEvent[] {
     const ring = this.streams.get(stream);
     if (!ring) return [];
     const out: StreamEvent[] = [];
