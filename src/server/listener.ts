@@ -179,7 +179,8 @@ function plainListener(
     this.unshift(head);
     handOver(this, h1);
   }
-  const server = createNetServer((socket) => {
+  // The options node:http gives its own listener: the connections it is handed behave as if it had accepted them.
+  const server = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     track(socket);
     waiting.set(socket, Date.now());
     // Until a server owns it, a reset must not reach the process as an unhandled 'error'.
