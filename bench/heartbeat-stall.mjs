@@ -10,7 +10,7 @@
 //        [--bin bin/notify.js]
 import http from 'node:http';
 import net from 'node:net';
-import { args, median, sleep, startServe } from './lib.mjs';
+import { args, getText, median, sleep, startServe } from './lib.mjs';
 
 const opt = args({ conns: 10000, heartbeat: '2s', window: '8s', rounds: 3, servers: 'notify', bin: 'bin/notify.js' });
 const SERVERS = opt.servers.split(',');
@@ -20,18 +20,7 @@ const cmd =
   `node bench/heartbeat-stall.mjs --conns ${opt.conns} --heartbeat ${opt.heartbeat} --window ${opt.window} --rounds ${opt.rounds}` +
   ` --servers ${opt.servers} --bin ${opt.bin}`;
 
-function metrics(url) {
-  return new Promise((res, rej) => {
-    http
-      .get(`${url}/metrics`, { agent: false }, (r) => {
-        let body = '';
-        r.setEncoding('utf8');
-        r.on('data', (d) => (body += d));
-        r.on('end', () => res(body));
-      })
-      .once('error', rej);
-  });
-}
+const metrics = (url) => getText(`${url}/metrics`);
 const metric = (text, name) => Number(new RegExp(`^notify_${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
 
 /** A subscriber reading `/events?user=u`; resolves once the head has come. `onData` sees every chunk. */

@@ -1,6 +1,7 @@
 // Shared bits of the bench scripts: process CPU/RSS from /proc, percentiles, argument parsing.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 
 const TICKS = 100; // USER_HZ on Linux
 
@@ -128,4 +129,18 @@ export function smapsRollup(pid) {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
   return { rss: kb('Rss'), anonymous: kb('Anonymous'), privateDirty: kb('Private_Dirty') };
+}
+
+/** The body of `GET url` as text (a fresh connection, no keep-alive), e.g. a server's /metrics. */
+export function getText(url) {
+  return new Promise((res, rej) => {
+    http
+      .get(url, { agent: false }, (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (d) => (body += d));
+        r.on('end', () => res(body));
+      })
+      .once('error', rej);
+  });
 }

@@ -28,11 +28,10 @@
 // Needs nginx (Debian nginx-light) and ngx_nchan_module.so (libnginx-mod-nchan); `ulimit -n` of ~5,000 or more.
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { args, drainTimeWait, GATEWAY_LOAD, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, smapsRollup, startServe } from './lib.mjs';
+import { args, drainTimeWait, GATEWAY_LOAD, getText, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, smapsRollup, startServe } from './lib.mjs';
 
 const opt = args({
   rounds: 3,
@@ -401,16 +400,7 @@ function idleSubscriber(kind, url, u, sockets) {
 /** The V8 heap figures notify serve's /metrics exposes (prom-client's default metrics), in bytes; {} for nchan. */
 async function v8Heap(kind, url) {
   if (kind === 'nchan') return {};
-  const text = await new Promise((res, rej) => {
-    http
-      .get(`${url}/metrics`, { agent: false }, (r) => {
-        let body = '';
-        r.setEncoding('utf8');
-        r.on('data', (d) => (body += d));
-        r.on('end', () => res(body));
-      })
-      .once('error', rej);
-  });
+  const text = await getText(`${url}/metrics`);
   const metric = (name) => Number(new RegExp(`^notify_${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
   const out = {
     heapTotal: metric('nodejs_heap_size_total_bytes'),
