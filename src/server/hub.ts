@@ -7,7 +7,7 @@
  *
  * Heartbeats go out in HEARTBEAT_TURNS turns per --heartbeat, each to the subscribers of one slot (given round-robin
  * as they join): every subscriber still hears one per interval, and a large hub does not write them all at once, a
- * stall of ~10 us per connection that delays every notification published behind it.
+ * stall of ~12-25 us per connection (bench/heartbeat-stall.mjs) that delays every notification published behind it.
  */
 import { performance } from 'node:perf_hooks';
 import { BROADCAST, USER_STREAM_PREFIX } from '../protocol/streams.js';
