@@ -41,16 +41,11 @@ export class History {
   /** `snapshot`, answered at once (only when `sync`). */
   snapshotNow(user: string | undefined, limit: number): { unread: Notification[]; unreadCount: number } {
     const { broker, reads } = this.now!;
-    const b = broker.recentNow(BROADCAST, this.window);
-    const events = (user === undefined ? b : broker.recentNow(userStream(user), this.window).concat(b)).sort(newestFirst);
-    let marks: Map<string, string> | undefined;
-    if (user !== undefined) {
-      const found = reads.marksNow(user, events.map(idOf));
-      marks = found.readAt;
-      this.pruneIfPast(user, found.total);
-    }
-    const { notifications, unreadCount } = compose(events, marks, true);
-    return { unread: notifications.slice(0, limit), unreadCount };
+    const events = subscriberStreams(user)
+      .flatMap((s) => broker.recentNow(s, this.window))
+      .sort(newestFirst);
+    const found = user === undefined ? undefined : reads.marksNow(user, events.map(idOf));
+    return unreadOf(this.withMarks(user, events, found, true), limit);
   }
 
   /** Heads of the subscriber's streams: the cursor of "now". */
@@ -84,18 +79,23 @@ export class History {
   async list(user: string | undefined, unreadOnly: boolean): Promise<{ notifications: Notification[]; unreadCount: number }> {
     const recent = await Promise.all(subscriberStreams(user).map((s) => this.broker.recent(s, this.window)));
     const events = recent.flat().sort(newestFirst);
-    let marks: Map<string, string> | undefined;
-    if (user !== undefined) {
-      const found = await this.reads.marks(user, events.map(idOf));
-      marks = found.readAt;
-      this.pruneIfPast(user, found.total);
-    }
-    return compose(events, marks, unreadOnly);
+    const found = user === undefined ? undefined : await this.reads.marks(user, events.map(idOf));
+    return this.withMarks(user, events, found, unreadOnly);
   }
 
   async snapshot(user: string | undefined, limit: number): Promise<{ unread: Notification[]; unreadCount: number }> {
-    const { notifications, unreadCount } = await this.list(user, true);
-    return { unread: notifications.slice(0, limit), unreadCount };
+    return unreadOf(await this.list(user, true), limit);
+  }
+
+  /** `events` (newest first) with readAt filled in from the user's marks found for them, which are pruned if past. */
+  private withMarks(
+    user: string | undefined,
+    events: StreamEvent[],
+    found: { readAt: Map<string, string>; total: number } | undefined,
+    unreadOnly: boolean,
+  ): { notifications: Notification[]; unreadCount: number } {
+    if (user !== undefined && found !== undefined) this.pruneIfPast(user, found.total);
+    return compose(events, found?.readAt, unreadOnly);
   }
 
   /** Marks a notification read for the user; 404 outside the window, 403 for another user's notification. */
@@ -135,4 +135,9 @@ function compose(events: StreamEvent[], marks: Map<string, string> | undefined, 
     notifications.push(readAt === undefined ? ev.notification : { ...ev.notification, readAt });
   }
   return { notifications, unreadCount };
+}
+
+/** A snapshot: the first `limit` unread notifications of a list, and how many there are. */
+function unreadOf(list: { notifications: Notification[]; unreadCount: number }, limit: number): { unread: Notification[]; unreadCount: number } {
+  return { unread: list.notifications.slice(0, limit), unreadCount: list.unreadCount };
 }
