@@ -25,12 +25,18 @@
 //        heap from its /metrics: live JS heap, V8 slack (committed - used) and native (Anonymous - V8 committed))
 //        [--idle-rate 0] (with --idle: open them at N/s, as a swarm's ramp does; 0: in bursts of 200), and the server's
 //        CPU per connection opened at each step (first connect to last head)
+//        [--publish N] (instead of a swarm: no subscriber; the server idles for --idle-for, then takes 200 publishes
+//        to warm up and N more at --rate (a swarm's mix: every sixth a broadcast, the rest to one of --users users;
+//        nchan: POST /pub/broadcast or /pub/user/<u>, notify: POST /publish with a one-request array), each over the
+//        keep-alive connections of one undici Pool as the swarm's publisher sends them; prints the server's CPU per
+//        second idle and per publish) [--idle-for 5s]
 // Needs nginx (Debian nginx-light) and ngx_nchan_module.so (libnginx-mod-nchan); `ulimit -n` of ~5,000 or more.
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Pool } from 'undici';
 import { args, drainTimeWait, GATEWAY_LOAD, getText, median, procCpuSplit, procStats, reapedChildrenCpu, sleep, smapsRollup, startServe } from './lib.mjs';
 
 const opt = args({
@@ -44,6 +50,8 @@ const opt = args({
   serveArgs: '',
   idle: '0',
   idleRate: '0',
+  publish: 0,
+  idleFor: '5s',
 });
 const SERVERS = opt.servers.split(',');
 /**
@@ -79,7 +87,8 @@ const IDLE = String(opt.idle)
 const cmd =
   `node bench/nchan-vs-notify.mjs --rounds ${opt.rounds} --conns ${opt.conns} --users ${opt.users} --ramp ${opt.ramp} --duration ${opt.duration}` +
   ` --rate ${opt.rate} --user-rate ${opt.userRate} --drain ${opt.drain} --transport ${opt.transport} --servers ${opt.servers} --bin ${opt.bin}${opt.keep ? ` --keep ${opt.keep}` : ''}` +
-  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${IDLE.length ? ` --idle ${opt.idle}${IDLE_RATE > 0 ? ` --idle-rate ${opt.idleRate}` : ''}` : ''}`;
+  `${opt.workers ? ` --workers ${opt.workers}` : ''}${opt.serveArgs ? ` --serve-args '${opt.serveArgs}'` : ''}${IDLE.length ? ` --idle ${opt.idle}${IDLE_RATE > 0 ? ` --idle-rate ${opt.idleRate}` : ''}` : ''}` +
+  `${opt.publish ? ` --publish ${opt.publish} --idle-for ${opt.idleFor}` : ''}`;
 const NCHAN_CONF = resolve('docs/nchan.conf');
 const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_nchan_module.so', '/usr/share/nginx/modules/ngx_nchan_module.so'];
 
@@ -554,6 +563,98 @@ if (IDLE.length) {
   for (const k of SERVERS.slice(1))
     console.log(
       `${`${k.slice(-30)}/${SERVERS[0].slice(-12)}`.padEnd(44)}${openUs[k].map((v, i) => (v / openUs[SERVERS[0]][i]).toFixed(2).padStart(17)).join('')}`,
+    );
+  process.exit(0);
+}
+
+/** Per second, as `--rate 120/s` says. */
+const perSecond = (rate) => {
+  const n = Number(/^(\d+(?:\.\d+)?)\/s$/.exec(String(rate))?.[1] ?? NaN);
+  if (!(n > 0)) throw new Error(`--rate must be N/s (got ${rate})`);
+  return n;
+};
+
+/** Publish number `i` of a `--publish` round to `kind`, over `pool`; rejects unless the server took it. */
+async function publishOne(kind, pool, i) {
+  const user = `u${i % opt.users}`;
+  const broadcast = i % 6 === 0;
+  const probe = `{"run":"bench","seq":${i},"t":${Date.now()}}`;
+  const request =
+    kind === 'nchan'
+      ? {
+          path: broadcast ? '/pub/broadcast' : `/pub/user/${user}`,
+          body: `{"id":"bench-${i}","type":"system","title":"swarm probe","body":"","data":{"probe":${probe}},"createdAt":"${new Date().toISOString()}"}`,
+        }
+      : {
+          path: '/publish',
+          body: `[{${broadcast ? '"broadcast":true' : `"user":"${user}"`},"notification":{"type":"system","title":"swarm probe","body":"","data":{"probe":${probe}}}}]`,
+        };
+  const res = await pool.request({ method: 'POST', headers: { 'content-type': 'application/json' }, ...request });
+  await res.body.text();
+  if (res.statusCode >= 300) throw new Error(`${kind}: POST ${request.path} answered ${res.statusCode}`);
+}
+
+/** One `--publish` round: the server's CPU per second while idle, then per publish at --rate (see the usage). */
+async function publishRound(kind, n) {
+  const server = await startServer(kind, n);
+  const pool = new Pool(server.url, { connections: 32 });
+  try {
+    const pids = server.pids();
+    const cpu = () => serverStats(pids).cpu;
+    await sleep(1000);
+    const idle0 = cpu();
+    await sleep(seconds(opt.idleFor) * 1000);
+    const idleCpuMsPerS = ((cpu() - idle0) * 1000) / seconds(opt.idleFor);
+    for (let i = 0; i < 200; i++) await publishOne(kind, pool, i);
+    await sleep(300);
+    const rate = perSecond(opt.rate);
+    const cpu0 = cpu();
+    const t0 = Date.now();
+    const sent = [];
+    for (let i = 0; i < opt.publish; i++) {
+      const wait = t0 + (i * 1000) / rate - Date.now();
+      if (wait > 0) await sleep(wait);
+      sent.push(publishOne(kind, pool, 200 + i));
+    }
+    await Promise.all(sent);
+    const wallS = (Date.now() - t0) / 1000;
+    await sleep(300);
+    const cpuS = cpu() - cpu0;
+    return { kind, round: n, idleCpuMsPerS, cpuS, usPerPublish: (cpuS / opt.publish) * 1e6, achievedRate: opt.publish / wallS };
+  } finally {
+    await pool.close();
+    await stop(server.entry);
+  }
+}
+
+if (opt.publish > 0) {
+  console.error(`nchan-vs-notify (publish): ${opt.rounds} rounds each, alternating; ${cmd}`);
+  const rows = [];
+  try {
+    for (let n = 1; n <= opt.rounds; n++)
+      for (const kind of SERVERS) {
+        const r = await publishRound(kind, n);
+        rows.push(r);
+        console.error(
+          `round ${n} ${kind}: idle ${r.idleCpuMsPerS.toFixed(1)} ms CPU/s; ${opt.publish} publishes at ${r.achievedRate.toFixed(0)}/s: ` +
+            `${r.cpuS.toFixed(2)} s = ${r.usPerPublish.toFixed(0)} us per publish`,
+        );
+      }
+  } finally {
+    killAll();
+  }
+  console.log(`command: ${cmd}`);
+  console.log(`\nmedians of ${opt.rounds} rounds`);
+  console.log(`${'server'.padEnd(44)}${'idle ms CPU/s'.padStart(15)}${'us/publish'.padStart(12)}`);
+  const med = {};
+  for (const kind of SERVERS) {
+    const mine = rows.filter((r) => r.kind === kind);
+    med[kind] = { idle: median(mine.map((r) => r.idleCpuMsPerS)), pub: median(mine.map((r) => r.usPerPublish)) };
+    console.log(`${kind.slice(-43).padEnd(44)}${med[kind].idle.toFixed(1).padStart(15)}${med[kind].pub.toFixed(0).padStart(12)}`);
+  }
+  for (const k of SERVERS.slice(1))
+    console.log(
+      `${`${k.slice(-30)}/${SERVERS[0].slice(-12)}`.padEnd(44)}${(med[k].idle / med[SERVERS[0]].idle).toFixed(2).padStart(15)}${(med[k].pub / med[SERVERS[0]].pub).toFixed(2).padStart(12)}`,
     );
   process.exit(0);
 }
