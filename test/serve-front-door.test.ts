@@ -23,13 +23,29 @@ describe('readHead', () => {
       url: '/events?user=42',
       headers: { host: '127.0.0.1:8080', accept: 'text/event-stream', 'last-event-id': 'e.1.2' },
       httpVersionMajor: 1,
+      contentLength: 0,
     });
     expect(got?.rest.toString()).toBe('xy');
   });
 
+  it('reads a POST with a Content-Length, the body left in what follows', () => {
+    const got = head('POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: Keep-Alive\r\n\r\n{"a"');
+    expect(got?.req).toMatchObject({ method: 'POST', url: '/publish', contentLength: 12 });
+    expect(got?.req.headers).toMatchObject({ 'content-type': 'application/json', connection: 'Keep-Alive' });
+    expect(got?.rest.toString()).toBe('{"a"');
+  });
+
   it.each([
     ['a head cut short', 'GET /events HTTP/1.1\r\nHost: x\r\n'],
-    ['another method', 'POST /events HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['another method', 'PUT /events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n'],
+    ['a POST without Content-Length', 'POST /publish HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a POST with a chunked body', 'POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'],
+    ['a POST with a Content-Length that is not digits', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n'],
+    ['a POST with a 10-digit Content-Length', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n'],
+    ['a POST with two Content-Lengths', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n'],
+    ['a POST asking to close', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n'],
+    ['a POST expecting 100-continue', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n'],
+    ['a POST asking for an upgrade', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nUpgrade: h2c\r\n\r\n'],
     ['HEAD', 'HEAD /events HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['HTTP/1.0', 'GET /events HTTP/1.0\r\nHost: x\r\n\r\n'],
     ['an absolute-form target', 'GET http://x/events HTTP/1.1\r\nHost: x\r\n\r\n'],

@@ -13,9 +13,11 @@ import { HttpError, refuseSocket, sendError } from './http-error.js';
 import { HEARTBEAT_TURNS, type Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { asksUpgrade, type FrontDoorHandler } from './front-door.js';
-import { createListener } from './listener.js';
-import { parseTarget } from './request.js';
-import { openSse, queryCursor, requestHandler } from './routes.js';
+import { createListener, KEEP_ALIVE_MS } from './listener.js';
+import { publishBody } from './publish.js';
+import { publishDoor, type PublishDoor } from './publish-door.js';
+import { parseTarget, requireJsonBody } from './request.js';
+import { CORS, openSse, queryCursor, requestHandler } from './routes.js';
 import { startSubscription } from './subscribe.js';
 import { upgradeListener, type UpgradeHandler } from './upgrade.js';
 import { WsSubscriber } from './ws.js';
@@ -45,9 +47,11 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
     return httpErr;
   };
   const onUpgrade = upgradeListener(wsAdmission(ctx));
+  const publishes = publishRoute(ctx, failure);
   // Subscribe requests the front door read whole (front-door.ts) skip node:http; its own refusals close the
   // connection (`Connection: close`), as those of upgrade requests always did.
-  const front: FrontDoorHandler = (req, socket, rest) => {
+  const front: FrontDoorHandler = (req, socket, rest, toHttp) => {
+    if (req.method === 'POST') return publishes.take(req, socket, rest, toHttp);
     const q = req.url.indexOf('?');
     const path = q < 0 ? req.url : req.url.slice(0, q);
     if (asksUpgrade(req)) {
@@ -103,6 +107,7 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
       const closed = listener.close();
       hub.shutdown(config.retryMs);
       listener.closeIdle();
+      publishes.closeIdle();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceMs).unref());
       await Promise.race([closed, grace]);
       // WebSocket connections included: the listener tracks every socket.
@@ -114,6 +119,33 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
 
   return { url: `${listener.scheme}://${host}:${port}`, port, hub, metrics, broker, shutdown };
 }
+
+/** `POST /publish` for the publishes the front door reads (publish-door.ts): the route's checks and answers. */
+function publishRoute(ctx: GatewayContext, failure: (err: unknown, url: string) => HttpError): PublishDoor {
+  const { config, broker, hub, metrics } = ctx;
+  return publishDoor({
+    path: '/publish',
+    maxBody: config.maxBody,
+    keepAliveMs: KEEP_ALIVE_MS,
+    requestTimeoutMs: config.requestTimeoutMs,
+    answer: async (req, body) => {
+      try {
+        ctx.auth.checkPublishKey(req.headers);
+        requireJsonBody(req.headers);
+        return { status: 202, body: await publishBody(body, { broker, hub, metrics, maxBody: config.maxBody }), headers: CORS };
+      } catch (err) {
+        return answerOf(failure(err, req.url));
+      }
+    },
+    refused: (err) => {
+      const e = parserError(err);
+      metrics.httpErrors.inc({ code: e.code });
+      return answerOf(e);
+    },
+  });
+}
+
+const answerOf = (e: HttpError) => ({ status: e.status, body: { error: { code: e.code, message: e.message } }, headers: e.headers });
 
 /** Admission of a WebSocket upgrade, and the subscriber it opens (read receipts sent by the client included). */
 function wsAdmission(ctx: GatewayContext): UpgradeHandler {

@@ -13,15 +13,27 @@ export class HttpError extends Error {
   }
 }
 
+/** The headers of every JSON answer, written by node:http or on a raw socket. */
+function jsonHeaders(text: string, headers: Record<string, string>): Record<string, string | number> {
+  return { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', ...headers };
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
-    'Cache-Control': 'no-store',
-    ...headers,
-  });
+  res.writeHead(status, jsonHeaders(text, headers));
   res.end(text);
+}
+
+/**
+ * The head of a JSON answer (`text`) written on a raw socket, as node:http writes sendJson's: the same fields, then
+ * its Date and Connection, and with `keepAliveMs` (the connection stays open) its Keep-Alive; without, `close`.
+ */
+export function jsonHead(status: number, text: string, headers: Record<string, string>, keepAliveMs?: number): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
+  for (const [name, value] of Object.entries(jsonHeaders(text, headers))) head += `${name}: ${value}\r\n`;
+  head += `Date: ${new Date().toUTCString()}\r\n`;
+  head += keepAliveMs === undefined ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n`;
+  return `${head}\r\n`;
 }
 
 export function sendError(res: ServerResponse, err: HttpError): void {
@@ -35,13 +47,7 @@ export function sendError(res: ServerResponse, err: HttpError): void {
 /** The bytes of a refusal written on a raw socket (WebSocket upgrade requests have no ServerResponse). */
 export function rawErrorResponse(err: HttpError): string {
   const body = JSON.stringify({ error: { code: err.code, message: err.message } });
-  const extra = Object.entries(err.headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
-  return (
-    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extra}\r\n${body}`
-  );
+  return jsonHead(err.status, body, err.headers) + body;
 }
 
 /**

@@ -44,6 +44,9 @@ export interface HttpListener {
   closeAll(): void;
 }
 
+/** How long an idle keep-alive connection is kept (node:http's keepAliveTimeout, and the front door's publishers'). */
+export const KEEP_ALIVE_MS = 65_000;
+
 /** The connection preface an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -84,7 +87,7 @@ export function createListener(config: ServeConfig, onRequest: RequestListener, 
     });
   const timeouts = (s: Http1Server | NodeJS.EventEmitter) => {
     const t = s as Http1Server;
-    t.keepAliveTimeout = 65_000;
+    t.keepAliveTimeout = KEEP_ALIVE_MS;
     // Headers or a body that never finish are answered 408 instead of holding the socket for Node's 60 s / 300 s.
     t.headersTimeout = config.headersTimeoutMs;
     t.requestTimeout = config.requestTimeoutMs;
@@ -161,6 +164,11 @@ function plainListener(
     socket.removeListener('error', destroyEarly);
     to.emit('connection', socket);
   };
+  /** A connection the front door served until now, and the bytes it read and did not answer, to node:http. */
+  const toHttp = (socket: Socket, unread: Buffer) => {
+    if (unread.length > 0) socket.unshift(unread);
+    handOver(socket, h1);
+  };
   function onFirstBytes(this: Socket) {
     const head = this.read() as Buffer | null;
     // Nothing yet (or the peer left): the next bytes are looked at, or the close forgets the socket.
@@ -174,7 +182,7 @@ function plainListener(
       return;
     }
     const got = front === undefined ? undefined : readHead(head);
-    if (got !== undefined && front!(got.req, this, got.rest)) return;
+    if (got !== undefined && front!(got.req, this, got.rest, (unread) => toHttp(this, unread))) return;
     // node:http reads what is buffered first, then the rest as it comes.
     this.unshift(head);
     handOver(this, h1);

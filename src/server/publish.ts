@@ -14,12 +14,20 @@ export interface PublishResult {
   delivered: number;
 }
 
-export async function handlePublish(
-  req: IncomingMessage,
-  deps: { broker: Broker; hub: Hub; metrics: GatewayMetrics; maxBody: number },
-): Promise<PublishResult> {
+export interface PublishDeps {
+  broker: Broker;
+  hub: Hub;
+  metrics: GatewayMetrics;
+  maxBody: number;
+}
+
+export async function handlePublish(req: IncomingMessage, deps: PublishDeps): Promise<PublishResult> {
   requireJsonBody(req.headers);
-  const body = await readBody(req, deps.maxBody);
+  return publishBody(await readBody(req, deps.maxBody), deps);
+}
+
+/** The body of a `POST /publish` whose headers were checked, however it was read (node:http or the front door). */
+export async function publishBody(body: Buffer, deps: PublishDeps): Promise<PublishResult> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -49,7 +57,7 @@ export async function handlePublish(
  * subscriptions of each event's stream on every instance, each counted by its instance right after the events were
  * stored (an instance that does not answer in time is not counted; if none can be asked, this instance's own).
  */
-async function countDelivered(events: StreamEvent[], deps: { broker: Broker; hub: Hub }): Promise<number> {
+async function countDelivered(events: StreamEvent[], deps: PublishDeps): Promise<number> {
   const local = (): number => events.reduce((n, ev) => n + (ev.delivered ?? deps.hub.audience(ev.stream)), 0);
   if (!isAudienceCounting(deps.broker)) return local();
   try {
