@@ -17,7 +17,7 @@ import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from './helpers/cli.js';
-import { abbreviate, deliveredIds, fcParams, fenceAt, printable, publishSentinel, spawnGateway, type SpawnedGateway } from './helpers/fuzz.js';
+import { abbreviate, deliveredIds, deliveredNotes, fcParams, fenceAt, printable, publishSentinel, spawnGateway, type SpawnedGateway } from './helpers/fuzz.js';
 import { http } from './helpers/http.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { contractBreach, rawExchange, type RawResponse } from './helpers/raw-http.js';
@@ -57,7 +57,13 @@ async function survives(what: string, send: () => Promise<void>): Promise<void> 
   await send();
   await gw.expectAlive(what);
   const to = await fence();
-  expect(delivered().slice(from, to - 1), `events the watcher got during ${what}`).toEqual([]);
+  // Fences aside: under load, fences this case did not publish have come in between its own (a run fast-check stopped
+  // at its time limit goes on in the background, which is the likely source), and a fence says nothing about input.
+  const got = deliveredNotes(watcher).slice(from, to - 1);
+  expect(
+    got.filter((n) => n.title !== 'fence').map((n) => n.id),
+    `events the watcher got during ${what}`,
+  ).toEqual([]);
   mark = to;
 }
 

@@ -90,11 +90,16 @@ export function printable<T extends object>(value: T, show: (v: T) => string): T
   return value;
 }
 
+/** The notifications (id and title) an SSE watcher got so far, single and batched, in order. */
+export function deliveredNotes(watcher: SseClient): { id: string; title: string }[] {
+  return watcher.inbox.items.flatMap((e) =>
+    (e.type === 'notification' ? [e.json] : e.type === 'notifications:batch' ? e.json : []).map((n: any) => ({ id: n.id as string, title: n.title as string })),
+  );
+}
+
 /** Ids of the notifications an SSE watcher got so far, single and batched, in order. */
 export function deliveredIds(watcher: SseClient): string[] {
-  return watcher.inbox.items.flatMap((e) =>
-    e.type === 'notification' ? [e.json.id as string] : e.type === 'notifications:batch' ? e.json.map((n: any) => n.id as string) : [],
-  );
+  return deliveredNotes(watcher).map((n) => n.id);
 }
 
 /** Publishes a sentinel to u1 and waits for the watcher (of u1) to get it; returns how many events it had by then. */
