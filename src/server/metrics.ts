@@ -5,6 +5,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { SERVE_TRANSPORTS, TRANSPORT_INDEX, type ServeTransport } from '../protocol/transports.js';
 
+/**
+ * How often the event-loop delay (`notify_nodejs_eventloop_lag_*`) is sampled. prom-client's default, 10 ms, wakes
+ * the loop 100 times a second: 10-14 ms of CPU a second for a gateway with nothing to do, 2 ms at 100 ms
+ * (BENCHMARKS.md, "publish door"). A loop held up for longer than this still delays the sample due meanwhile.
+ */
+const LOOP_DELAY_SAMPLE_MS = 100;
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly connectionsOpened: Counter<'transport'>;
@@ -25,7 +32,7 @@ export class GatewayMetrics {
 
   constructor(openConnections: () => Record<ServeTransport, number>, bufferedBytes: () => number = () => 0) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'notify_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'notify_', eventLoopMonitoringPrecision: LOOP_DELAY_SAMPLE_MS });
     new Gauge({
       name: 'notify_connections',
       help: 'Live subscriber connections (held long-polls included)',
