@@ -14,6 +14,7 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { http } from './helpers/http.js';
 import { runCleanup } from './helpers/lifecycle.js';
 import { buildRequest } from './helpers/raw-http.js';
+import { startRedis } from './helpers/redis.js';
 
 interface Answer {
   status: number;
@@ -225,6 +226,27 @@ describe('publishes on the raw socket', () => {
     expect([p.status, q.status]).toEqual([202, 202]);
     await c.closedWithin(1000);
     expect(await titles(gw, 'pd6')).toEqual(['p', 'q']);
+  });
+});
+
+// Over Redis the publish is answered after the publisher's EOF has been read, when node:http can no longer be handed
+// the connection; over the memory broker before it.
+describe.each([
+  ['memory', async () => 'memory'],
+  ['redis', async () => (await startRedis()).url],
+])('a publisher that half-closes after a request the door cannot take (%s broker)', (_kind, broker) => {
+  afterAll(runCleanup);
+
+  it('gets its publish answered, then 400 for what followed, and the close', async () => {
+    const gw = await startTestGateway({ broker: await broker() });
+    const c = new RawConnection(gw.port);
+    c.send(Buffer.concat([publish('pd9', 'kept'), Buffer.from('GET /healthz HTTP/1.1\r\nHo')]));
+    c.socket.end();
+    const [kept, cut] = [await c.next(), await c.next()];
+    expect([kept.status, cut.status]).toEqual([202, 400]);
+    expect(JSON.parse(cut.body)).toMatchObject({ error: { code: 'E_BAD_REQUEST' } });
+    await c.closedWithin(1000);
+    expect(await titles(gw, 'pd9')).toEqual(['kept']);
   });
 });
 

@@ -77,6 +77,8 @@ class PublishConnection {
   /** An answer is being made: what comes meanwhile waits in `pending`, so answers go out in order. */
   private busy = false;
   private closing = false;
+  /** The publisher half-closed: node:http can no longer be handed the connection (its bytes cannot be put back). */
+  private ended = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly onData = (chunk: Buffer) => {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -86,6 +88,7 @@ class PublishConnection {
   /** The publisher is done sending: what it sent is answered (a body cut short as node:http does), then it closes. */
   private readonly onEnd = () => {
     this.closing = true;
+    this.ended = true;
     if (this.idle()) this.socket.end();
     else if (!this.busy && this.req !== undefined) this.refuse(nodeError('HPE_INVALID_EOF_STATE', 'the body ended early'));
   };
@@ -124,7 +127,11 @@ class PublishConnection {
           return;
         }
         const got = readHead(this.pending);
-        if (got === undefined || !serves(this.options, got.req)) return this.handOver();
+        if (got === undefined || !serves(this.options, got.req)) {
+          // After its EOF: answered as node:http answers a request cut by one (a whole request of another kind too).
+          if (this.ended) return this.refuse(nodeError('HPE_INVALID_EOF_STATE', 'the request ended early'));
+          return this.handOver();
+        }
         this.req = got.req;
         this.pending = got.rest;
       }
@@ -166,6 +173,7 @@ class PublishConnection {
 
   /** The awaited body will not come whole: answered as node:http answers the same, and the connection closed. */
   private refuse(err: NodeJS.ErrnoException): void {
+    this.arm(0);
     this.req = undefined;
     this.pending = EMPTY;
     this.closing = true;
