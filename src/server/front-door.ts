@@ -13,7 +13,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 
-/** What the subscribe routes read of a request, in node:http's shape (header names in lower case). */
+/** What the routes served at the front door read of a request, in node:http's shape (header names in lower case). */
 export interface RawRequest {
   readonly method: 'GET' | 'POST';
   /** The request-target as sent, e.g. `/events?user=42`. */
