@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { ZodError } from 'zod';
 import { BROADCAST, userStream } from '../protocol/streams.js';
-import { publishRequestSchema, type ValidPublishRequest } from './publish-schema.js';
+import { publishRequestSchema, quickPublishRequest, type ValidPublishRequest } from './publish-schema.js';
 import { isAudienceCounting, type Broker, type PublishItem, type StreamEvent } from './brokers/broker.js';
 import { HttpError, readBody } from './http-error.js';
 import { requireJsonBody } from './request.js';
@@ -39,6 +39,8 @@ export async function publishBody(body: Buffer, deps: PublishDeps): Promise<Publ
   if (list.length > 10_000) throw new HttpError(413, 'E_TOO_LARGE', `batch of ${list.length} requests; the limit is 10000`);
   const items: PublishItem[] = [];
   list.forEach((raw, i) => {
+    const quick = quickPublishRequest(raw);
+    if (quick !== undefined) return void items.push(...toItems(quick));
     const r = publishRequestSchema.safeParse(raw);
     if (!r.success) throw new HttpError(400, 'E_INVALID', describe(r.error, Array.isArray(parsed) ? `[${i}]` : ''));
     items.push(...toItems(r.data));
