@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { ServeConfig } from './config.js';
 import type { Broker } from './brokers/broker.js';
 import { createContext, type GatewayContext } from './context.js';
-import { HttpError, refuseSocket, sendError } from './http-error.js';
+import { errorBody, HttpError, refuseSocket, sendError } from './http-error.js';
 import { HEARTBEAT_TURNS, type Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { asksUpgrade, type FrontDoorHandler } from './front-door.js';
@@ -145,7 +145,7 @@ function publishRoute(ctx: GatewayContext, failure: (err: unknown, url: string) 
   });
 }
 
-const answerOf = (e: HttpError) => ({ status: e.status, body: { error: { code: e.code, message: e.message } }, headers: e.headers });
+const answerOf = (e: HttpError) => ({ status: e.status, body: errorBody(e), headers: e.headers });
 
 /** Admission of a WebSocket upgrade, and the subscriber it opens (read receipts sent by the client included). */
 function wsAdmission(ctx: GatewayContext): UpgradeHandler {

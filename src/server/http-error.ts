@@ -1,4 +1,4 @@
-/** Errors the gateway answers with: an HTTP status and `{error: {code, message}}`. */
+/** Errors the gateway answers with (an HTTP status and `{error: {code, message}}`), and the JSON answers and heads it writes. */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
@@ -11,6 +11,24 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** `{error: {code, message}}`: the body of every refusal, however it is written. */
+export function errorBody(err: HttpError): { error: { code: string; message: string } } {
+  return { error: { code: err.code, message: err.message } };
+}
+
+let dateSecond = -1;
+let dateText = '';
+/** The Date header's value for heads written on raw sockets, made once a second (node:http caches its own so). */
+export function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
 }
 
 /** The headers of every JSON answer, written by node:http or on a raw socket. */
@@ -31,7 +49,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function jsonHead(status: number, text: string, headers: Record<string, string>, keepAliveMs?: number): string {
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(jsonHeaders(text, headers))) head += `${name}: ${value}\r\n`;
-  head += `Date: ${new Date().toUTCString()}\r\n`;
+  head += `Date: ${httpDate()}\r\n`;
   head += keepAliveMs === undefined ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n`;
   return `${head}\r\n`;
 }
@@ -41,12 +59,12 @@ export function sendError(res: ServerResponse, err: HttpError): void {
     res.destroy();
     return;
   }
-  sendJson(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
+  sendJson(res, err.status, errorBody(err), err.headers);
 }
 
 /** The bytes of a refusal written on a raw socket (WebSocket upgrade requests have no ServerResponse). */
 export function rawErrorResponse(err: HttpError): string {
-  const body = JSON.stringify({ error: { code: err.code, message: err.message } });
+  const body = JSON.stringify(errorBody(err));
   return jsonHead(err.status, body, err.headers) + body;
 }
 

@@ -9,6 +9,7 @@ import { Socket } from 'node:net';
 import { EVENT, SLOW_CONSUMER_REASON } from '../protocol/events.js';
 import type { StreamEvent } from './brokers/broker.js';
 import { writeHeld } from './held-write.js';
+import { httpDate } from './http-error.js';
 import { Subscriber, type InitPayload, type SubscriberOptions } from './subscriber.js';
 
 const HEARTBEAT = ':hb\n\n';
@@ -36,18 +37,6 @@ export const SSE_HEADERS = {
 const RAW_HEAD_FIELDS = Object.entries(SSE_HEADERS)
   .map(([k, v]) => `${k}: ${v}\r\n`)
   .join('');
-let dateSecond = -1;
-let dateText = '';
-/** The Date header's value, made once a second (node:http caches its own the same way). */
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
-}
 
 export class SseSubscriber extends Subscriber {
   readonly transport = 'sse' as const;
