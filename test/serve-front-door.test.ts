@@ -21,6 +21,7 @@ describe('readHead', () => {
     expect(got?.req).toEqual({
       method: 'GET',
       url: '/events?user=42',
+      path: '/events',
       headers: { host: '127.0.0.1:8080', accept: 'text/event-stream', 'last-event-id': 'e.1.2' },
       httpVersionMajor: 1,
       contentLength: 0,
@@ -30,7 +31,7 @@ describe('readHead', () => {
 
   it('reads a POST with a Content-Length, the body left in what follows', () => {
     const got = head('POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: Keep-Alive\r\n\r\n{"a"');
-    expect(got?.req).toMatchObject({ method: 'POST', url: '/publish', contentLength: 12 });
+    expect(got?.req).toMatchObject({ method: 'POST', url: '/publish', path: '/publish', contentLength: 12 });
     expect(got?.req.headers).toMatchObject({ 'content-type': 'application/json', connection: 'Keep-Alive' });
     expect(got?.rest.toString()).toBe('{"a"');
   });

@@ -18,6 +18,8 @@ export interface RawRequest {
   readonly method: 'GET' | 'POST';
   /** The request-target as sent, e.g. `/events?user=42`. */
   readonly url: string;
+  /** Its path, before any `?`, e.g. `/events`. */
+  readonly path: string;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersionMajor: 1;
   /** Bytes of the body that follow the head (a POST's Content-Length; 0 for a GET). */
@@ -79,7 +81,10 @@ export function readHead(chunk: Buffer): { req: RawRequest; rest: Buffer } | und
     if (headers.connection !== undefined && !KEEP_ALIVE.test(headers.connection)) return undefined;
     contentLength = Number(length);
   }
-  return { req: { method, url: line[2]!, headers, httpVersionMajor: 1, contentLength }, rest: chunk.subarray(end + 4) };
+  const url = line[2]!;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  return { req: { method, url, path, headers, httpVersionMajor: 1, contentLength }, rest: chunk.subarray(end + 4) };
 }
 
 /** True when the request asks for an upgrade as node:http would see one (`Connection: upgrade` and `Upgrade`). */

@@ -52,15 +52,13 @@ export async function startGateway(config: ServeConfig, log: Logger): Promise<Ga
   // connection (`Connection: close`), as those of upgrade requests always did.
   const front: FrontDoorHandler = (req, socket, rest, toHttp) => {
     if (req.method === 'POST') return publishes.take(req, socket, rest, toHttp);
-    const q = req.url.indexOf('?');
-    const path = q < 0 ? req.url : req.url.slice(0, q);
     if (asksUpgrade(req)) {
-      if (path !== '/ws') return false;
+      if (req.path !== '/ws') return false;
       onUpgrade(req, socket, rest);
       return true;
     }
     // Bytes past the head would be a pipelined request: node:http's to answer in turn.
-    if (path !== '/events' || rest.length > 0 || req.headers.upgrade !== undefined) return false;
+    if (req.path !== '/events' || rest.length > 0 || req.headers.upgrade !== undefined) return false;
     (async () => openSse(ctx, req, parseTarget(req.url), socket))().catch((err: unknown) => refuseSocket(socket, failure(err, req.url)));
     return true;
   };

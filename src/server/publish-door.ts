@@ -65,8 +65,7 @@ export function publishDoor(options: PublishDoorOptions): PublishDoor {
 }
 
 function serves(options: PublishDoorOptions, req: RawRequest): boolean {
-  const q = req.url.indexOf('?');
-  return req.method === 'POST' && (q < 0 ? req.url : req.url.slice(0, q)) === options.path && req.contentLength <= options.maxBody;
+  return req.method === 'POST' && req.path === options.path && req.contentLength <= options.maxBody;
 }
 
 class PublishConnection {
