@@ -17,17 +17,22 @@ export function jsonDepth(value: unknown, limit: number): number {
   return deepest;
 }
 
+/** The longest each string field of a notification may be (UTF-16 units; a title has at least one), the schema's and quickPublishRequest's. */
+const MAX_LENGTH = { title: 1000, body: 60_000, actorId: 200, entityType: 200, entityId: 200, actionUrl: 2000, imageUrl: 2000 } as const;
+/** The most users one publish request may name. */
+const MAX_USERS = 10_000;
+
 /** What a publisher may send: everything but the fields the server owns. */
 export const notificationInputSchema = z
   .object({
     type: z.enum(NOTIFICATION_TYPES),
-    title: z.string().min(1).max(1000),
-    body: z.string().max(60_000).default(''),
-    actorId: z.string().max(200).optional(),
-    entityType: z.string().max(200).optional(),
-    entityId: z.string().max(200).optional(),
-    actionUrl: z.string().max(2000).optional(),
-    imageUrl: z.string().max(2000).optional(),
+    title: z.string().min(1).max(MAX_LENGTH.title),
+    body: z.string().max(MAX_LENGTH.body).default(''),
+    actorId: z.string().max(MAX_LENGTH.actorId).optional(),
+    entityType: z.string().max(MAX_LENGTH.entityType).optional(),
+    entityId: z.string().max(MAX_LENGTH.entityId).optional(),
+    actionUrl: z.string().max(MAX_LENGTH.actionUrl).optional(),
+    imageUrl: z.string().max(MAX_LENGTH.imageUrl).optional(),
     data: z
       .record(z.unknown())
       .refine((d) => jsonDepth(d, MAX_DATA_DEPTH) <= MAX_DATA_DEPTH, { message: `nested deeper than ${MAX_DATA_DEPTH} levels` })
@@ -45,7 +50,7 @@ const userId = z
 export const publishRequestSchema = z
   .object({
     user: userId.optional(),
-    users: z.array(userId).min(1).max(10_000).optional(),
+    users: z.array(userId).min(1).max(MAX_USERS).optional(),
     broadcast: z.literal(true).optional(),
     notification: notificationInputSchema,
   })
@@ -66,9 +71,10 @@ export type ValidPublishRequest = z.infer<typeof publishRequestSchema>;
 const _accepts: (r: PublishRequest) => z.input<typeof publishRequestSchema> = (r) => r;
 void _accepts;
 
-const STRING_FIELDS: Record<string, number> = { actorId: 200, entityType: 200, entityId: 200, actionUrl: 2000, imageUrl: 2000 };
-/** The notification's fields in the schema's order, the order zod's output has them in. */
-const NOTIFICATION_ORDER = ['type', 'title', 'body', 'actorId', 'entityType', 'entityId', 'actionUrl', 'imageUrl', 'data'] as const;
+/** The optional string fields, with their limits. */
+const OPTIONAL_STRINGS = Object.entries(MAX_LENGTH).filter(([key]) => key !== 'title' && key !== 'body');
+/** The notification's fields in the schema's order, the order zod's output has them in; createdAt is zod's alone. */
+const NOTIFICATION_ORDER: readonly string[] = Object.keys(notificationInputSchema.shape).filter((key) => key !== 'createdAt');
 const TYPES: ReadonlySet<unknown> = new Set(NOTIFICATION_TYPES);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -94,7 +100,7 @@ export function quickPublishRequest(raw: unknown): ValidPublishRequest | undefin
       if ((out.user = quickUserId(v)) === undefined) return undefined;
       targets++;
     } else if (key === 'users') {
-      if (!Array.isArray(v) || v.length === 0 || v.length > 10_000) return undefined;
+      if (!Array.isArray(v) || v.length === 0 || v.length > MAX_USERS) return undefined;
       const ids = v.map(quickUserId);
       if (ids.includes(undefined)) return undefined;
       out.users = ids;
@@ -107,10 +113,10 @@ export function quickPublishRequest(raw: unknown): ValidPublishRequest | undefin
   }
   const n = raw.notification;
   if (targets !== 1 || !isRecord(n)) return undefined;
-  for (const key in n) if (!(NOTIFICATION_ORDER as readonly string[]).includes(key)) return undefined;
-  if (!TYPES.has(n.type) || typeof n.title !== 'string' || n.title.length < 1 || n.title.length > 1000) return undefined;
-  if (n.body !== undefined && (typeof n.body !== 'string' || n.body.length > 60_000)) return undefined;
-  for (const [key, max] of Object.entries(STRING_FIELDS)) {
+  for (const key in n) if (!NOTIFICATION_ORDER.includes(key)) return undefined;
+  if (!TYPES.has(n.type) || typeof n.title !== 'string' || n.title.length < 1 || n.title.length > MAX_LENGTH.title) return undefined;
+  if (n.body !== undefined && (typeof n.body !== 'string' || n.body.length > MAX_LENGTH.body)) return undefined;
+  for (const [key, max] of OPTIONAL_STRINGS) {
     const v = n[key];
     if (key in n && (typeof v !== 'string' || v.length > max)) return undefined;
   }
